@@ -1,0 +1,110 @@
+// Package certs loads TLS certificates and keys from files and describes
+// them: whether the key matches, which names they cover, when they expire.
+// config checks them at load, smtpd serves them, health watches them, so a
+// certificate problem is found before mail gets stuck behind it (seed 003).
+package certs
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+)
+
+// Info describes a certificate for people: what `sluice test connect` and
+// health findings print.
+type Info struct {
+	Subject     string
+	Issuer      string
+	DNSNames    []string
+	IPs         []string
+	NotBefore   time.Time
+	NotAfter    time.Time
+	SHA256      string // fingerprint of the DER, hex
+	SelfSigned  bool
+	ChainLength int
+}
+
+// Describe summarises the leaf of a chain.
+func Describe(chain []*x509.Certificate) Info {
+	if len(chain) == 0 {
+		return Info{}
+	}
+	c := chain[0]
+	sum := sha256.Sum256(c.Raw)
+	info := Info{
+		Subject:     c.Subject.String(),
+		Issuer:      c.Issuer.String(),
+		DNSNames:    c.DNSNames,
+		NotBefore:   c.NotBefore,
+		NotAfter:    c.NotAfter,
+		SHA256:      hex.EncodeToString(sum[:]),
+		SelfSigned:  c.CheckSignatureFrom(c) == nil && c.Subject.String() == c.Issuer.String(),
+		ChainLength: len(chain),
+	}
+	for _, ip := range c.IPAddresses {
+		info.IPs = append(info.IPs, ip.String())
+	}
+	return info
+}
+
+// Covers reports whether the certificate is valid for host name or IP.
+func Covers(c *x509.Certificate, host string) bool { return c.VerifyHostname(host) == nil }
+
+// Load reads a PEM certificate chain and its private key and checks that
+// they belong together. Errors say which file is at fault and how.
+func Load(certFile, keyFile string) (*tls.Certificate, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fileError("certificate", certFile, err)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fileError("key", keyFile, err)
+	}
+	if !hasPEM(certPEM, "CERTIFICATE") {
+		return nil, fmt.Errorf("certificate file %s has no PEM \"CERTIFICATE\" block; give the certificate chain in PEM form", certFile)
+	}
+	if !hasPEM(keyPEM, "PRIVATE KEY") {
+		return nil, fmt.Errorf("key file %s has no PEM private key block; give the unencrypted private key in PEM form", keyFile)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		if strings.Contains(err.Error(), "does not match") {
+			return nil, fmt.Errorf("key %s does not belong to certificate %s; give the key that was generated with this certificate", keyFile, certFile)
+		}
+		return nil, fmt.Errorf("certificate %s / key %s: %v", certFile, keyFile, err)
+	}
+	return &pair, nil
+}
+
+// fileError phrases a read failure as what to do about it.
+func fileError(what, path string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s file %s does not exist; check the path", what, path)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%s file %s cannot be read by this process (permission denied); grant read access to the user Sluice runs as", what, path)
+	}
+	return fmt.Errorf("%s file %s cannot be read: %v", what, path, err)
+}
+
+func hasPEM(data []byte, typ string) bool {
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return false
+		}
+		if strings.Contains(b.Type, typ) {
+			return true
+		}
+	}
+}

@@ -1,0 +1,296 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
+)
+
+// scalar is implemented by value types that parse and check themselves
+// (CIDR, Size, Duration, ...). The error text says what to write instead.
+type scalar interface {
+	setScalar(s string) error
+}
+
+// decoder turns a YAML AST into config structs. It is our own rather than
+// go-yaml's Unmarshal because a strict decoder stops at the first problem,
+// and `sluice config check` must list every problem with its line.
+type decoder struct {
+	file    string
+	errs    Errors
+	lines   map[string]int // key path → line, for checks after decoding
+	anchors map[string]ast.Node
+}
+
+func newDecoder(file string) *decoder {
+	return &decoder{file: file, lines: map[string]int{}, anchors: map[string]ast.Node{}}
+}
+
+// parse reads YAML text into dst, a pointer to a struct.
+func (d *decoder) parse(src []byte, dst any) {
+	f, err := parser.ParseBytes(src, 0)
+	if err != nil {
+		d.errs = append(d.errs, syntaxError(d.file, err))
+		return
+	}
+	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
+		return
+	}
+	if len(f.Docs) > 1 {
+		d.errorf(f.Docs[1].Body, "", "the file has more than one YAML document; keep one")
+	}
+	d.decode(f.Docs[0].Body, reflect.ValueOf(dst).Elem(), "")
+}
+
+func (d *decoder) errorf(n ast.Node, path, format string, args ...any) {
+	d.errs = append(d.errs, Error{File: d.file, Line: line(n), Key: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func line(n ast.Node) int {
+	if n == nil || n.GetToken() == nil {
+		return 0
+	}
+	return n.GetToken().Position.Line
+}
+
+// resolve unwraps anchors, aliases and tags so decode sees plain nodes.
+func (d *decoder) resolve(n ast.Node) ast.Node {
+	for {
+		switch v := n.(type) {
+		case *ast.AnchorNode:
+			if name, ok := v.Name.(*ast.StringNode); ok {
+				d.anchors[name.Value] = v.Value
+			}
+			n = v.Value
+		case *ast.AliasNode:
+			target, ok := d.anchors[v.Value.String()]
+			if !ok {
+				return v
+			}
+			n = target
+		case *ast.TagNode:
+			n = v.Value
+		default:
+			return n
+		}
+	}
+}
+
+var scalarType = reflect.TypeFor[scalar]()
+
+func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
+	n = d.resolve(n)
+	if _, ok := n.(*ast.AliasNode); ok {
+		d.errorf(n, path, "unknown alias %s; define the anchor before using it", n.String())
+		return
+	}
+	if _, isNull := n.(*ast.NullNode); isNull || n == nil {
+		return // an empty value keeps the default
+	}
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		v = v.Elem()
+	}
+	if v.Addr().Type().Implements(scalarType) {
+		s, ok := scalarText(n)
+		if !ok {
+			d.errorf(n, path, "expected a single value, found %s", kindName(n))
+			return
+		}
+		if err := v.Addr().Interface().(scalar).setScalar(s); err != nil {
+			d.errorf(n, path, "%v", err)
+		}
+		return
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		d.decodeStruct(n, v, path)
+	case reflect.Slice:
+		d.decodeSlice(n, v, path)
+	case reflect.String:
+		s, ok := scalarText(n)
+		if !ok {
+			d.errorf(n, path, "expected a text value, found %s", kindName(n))
+			return
+		}
+		v.SetString(s)
+	case reflect.Bool:
+		b, ok := n.(*ast.BoolNode)
+		if !ok {
+			d.errorf(n, path, "expected true or false, found %q", n.String())
+			return
+		}
+		v.SetBool(b.Value)
+	case reflect.Int, reflect.Int64:
+		s, ok := scalarText(n)
+		i, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 10, 64)
+		if !ok || err != nil || i < 0 {
+			d.errorf(n, path, "expected a whole number of 0 or more, found %q", n.String())
+			return
+		}
+		v.SetInt(i)
+	default:
+		panic(fmt.Sprintf("config: no decoder for %s at %s", v.Type(), path))
+	}
+}
+
+func (d *decoder) decodeStruct(n ast.Node, v reflect.Value, path string) {
+	var pairs []*ast.MappingValueNode
+	switch m := n.(type) {
+	case *ast.MappingNode:
+		pairs = m.Values
+	case *ast.MappingValueNode:
+		pairs = []*ast.MappingValueNode{m}
+	default:
+		d.errorf(n, path, "expected a mapping of keys to values, found %s", kindName(n))
+		return
+	}
+	fields := yamlFields(v.Type())
+	for _, p := range pairs {
+		key := p.Key.String()
+		if _, merge := p.Key.(*ast.MergeKeyNode); merge {
+			d.errorf(p.Key, path, "merge keys (<<) are not supported; repeat the keys")
+			continue
+		}
+		sub := join(path, key)
+		idx, ok := fields[key]
+		if !ok {
+			d.errorf(p.Key, sub, "unknown key %q%s", key, suggest(key, fields))
+			continue
+		}
+		d.lines[sub] = line(p.Key)
+		d.decode(p.Value, v.Field(idx), sub)
+	}
+}
+
+func (d *decoder) decodeSlice(n ast.Node, v reflect.Value, path string) {
+	seq, ok := n.(*ast.SequenceNode)
+	if !ok {
+		// A single value where a list is expected is a list of one: admins
+		// write `bindings: 0.0.0.0:25` as often as `[0.0.0.0:25]`.
+		if _, isScalar := n.(ast.ScalarNode); isScalar {
+			seq = &ast.SequenceNode{BaseNode: &ast.BaseNode{}, Values: []ast.Node{n}}
+		} else {
+			d.errorf(n, path, "expected a list, found %s", kindName(n))
+			return
+		}
+	}
+	out := reflect.MakeSlice(v.Type(), len(seq.Values), len(seq.Values))
+	for i, item := range seq.Values {
+		sub := fmt.Sprintf("%s[%d]", path, i)
+		d.lines[sub] = line(item)
+		d.decode(item, out.Index(i), sub)
+	}
+	v.Set(out)
+}
+
+// scalarText returns the text of a scalar node as written, so that
+// `min_version: 1.2` reads as "1.2", not as a float.
+func scalarText(n ast.Node) (string, bool) {
+	switch s := n.(type) {
+	case *ast.StringNode:
+		return s.Value, true
+	case *ast.LiteralNode:
+		return s.Value.Value, true
+	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.InfinityNode, *ast.NanNode:
+		return s.GetToken().Value, true
+	}
+	return "", false
+}
+
+func kindName(n ast.Node) string {
+	switch n.(type) {
+	case *ast.MappingNode, *ast.MappingValueNode:
+		return "a mapping"
+	case *ast.SequenceNode:
+		return "a list"
+	case *ast.NullNode:
+		return "nothing"
+	}
+	return fmt.Sprintf("%q", n.String())
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// yamlFields maps yaml tag names to field indexes.
+func yamlFields(t reflect.Type) map[string]int {
+	m := map[string]int{}
+	for i := 0; i < t.NumField(); i++ {
+		tag := t.Field(i).Tag.Get("yaml")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		m[tag] = i
+	}
+	return m
+}
+
+// suggest names the closest known key, for typos like "remote_ip_range".
+func suggest(key string, fields map[string]int) string {
+	best, bestD := "", 4
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+		if dist := editDistance(key, k); dist < bestD {
+			best, bestD = k, dist
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf("; did you mean %q?", best)
+	}
+	sort.Strings(names)
+	return "; known keys here: " + strings.Join(names, ", ")
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// syntaxError turns a go-yaml parse error into one Error with its line.
+func syntaxError(file string, err error) Error {
+	type positioned interface{ GetToken() *token.Token }
+	e := Error{File: file, Msg: "YAML syntax: " + err.Error()}
+	if p, ok := err.(positioned); ok && p.GetToken() != nil {
+		e.Line = p.GetToken().Position.Line
+		e.Msg = "YAML syntax: " + firstLine(err)
+	}
+	return e
+}
+
+func firstLine(err error) string {
+	type messager interface{ GetMessage() string }
+	if m, ok := err.(messager); ok {
+		return m.GetMessage()
+	}
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}

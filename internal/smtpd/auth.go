@@ -1,0 +1,147 @@
+package smtpd
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/policy"
+	"github.com/sluice-relay/sluice/internal/reply"
+	"github.com/sluice-relay/sluice/internal/userdb"
+)
+
+// errAuthCancelled: the client answered a challenge with "*" (RFC 4954 §4).
+var errAuthCancelled = errors.New("cancelled")
+
+// auth runs AUTH PLAIN (RFC 4616) or AUTH LOGIN, with or without an initial
+// response. .NET's SmtpClient (SharePoint, Send-MailMessage) speaks only
+// LOGIN and sends the user name after the first challenge; Python's smtplib
+// sends it on the AUTH line.
+func (s *session) auth(arg string) bool {
+	mech, initial, hasInitial := strings.Cut(strings.TrimSpace(arg), " ")
+	mech = strings.ToUpper(mech)
+	if err := policy.Auth(&s.policy, mech); err != nil {
+		return s.reply(err.(reply.Reply))
+	}
+	ip := s.remote.Addr()
+	if s.srv.authFails.count(ip, time.Now()) >= s.rc.Limits.MaxAuthFailures {
+		s.log.Warn("AUTH refused: too many failures from this client", "mech", mech)
+		return s.reply(reply.AuthTooManyFails)
+	}
+	var user, pass string
+	var err error
+	switch mech {
+	case "PLAIN":
+		user, pass, err = s.authPlain(initial, hasInitial)
+	case "LOGIN":
+		user, pass, err = s.authLogin(initial, hasInitial)
+	}
+	switch {
+	case errors.Is(err, errAuthCancelled):
+		return s.reply(reply.AuthCancelled)
+	case errors.Is(err, errBadBase64):
+		return s.reply(reply.AuthBadBase64)
+	case errors.Is(err, errLineTooLong):
+		return s.reply(reply.LineTooLong)
+	case err != nil:
+		s.ioError(err)
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	u, err := s.snap.users.Authenticate(ctx, user, pass)
+	if err != nil {
+		if !errors.Is(err, userdb.ErrInvalid) {
+			s.log.Error("AUTH could not be checked", "user", user, "mech", mech, "err", err)
+			return s.reply(reply.AuthTempFail)
+		}
+		n := s.srv.authFails.add(ip, time.Now())
+		s.log.Warn("AUTH failed", "user", user, "mech", mech, "failures", n)
+		if n >= s.rc.Limits.MaxAuthFailures {
+			return s.failAfter(reply.AuthTooManyFails, s.rc.Limits.Tarpit.D())
+		}
+		// Always delayed, also for clients that are otherwise trusted: a
+		// wrong password must be slow to guess.
+		return s.failAfter(reply.AuthInvalid, s.rc.Limits.Tarpit.D())
+	}
+	s.srv.authFails.reset(ip)
+	s.policy.User = u
+	s.log.Info("AUTH succeeded", "user", u.Name, "mech", mech)
+	return s.reply(reply.AuthOK)
+}
+
+var errBadBase64 = errors.New("bad base64")
+
+// authPlain reads "authzid NUL authcid NUL passwd". An authorization
+// identity other than the login itself is refused: users act as themselves.
+func (s *session) authPlain(initial string, hasInitial bool) (string, string, error) {
+	if !hasInitial {
+		var err error
+		if initial, err = s.challenge(""); err != nil {
+			return "", "", err
+		}
+	}
+	b, err := decode64(initial)
+	if err != nil {
+		return "", "", err
+	}
+	f := bytes.Split(b, []byte{0})
+	if len(f) != 3 {
+		return "", "", nil // fails as invalid credentials
+	}
+	if len(f[0]) > 0 && !bytes.Equal(f[0], f[1]) {
+		return "", "", nil
+	}
+	return string(f[1]), string(f[2]), nil
+}
+
+// authLogin asks "Username:" (unless given on the AUTH line), then
+// "Password:".
+func (s *session) authLogin(initial string, hasInitial bool) (string, string, error) {
+	var err error
+	if !hasInitial {
+		if initial, err = s.challenge("Username:"); err != nil {
+			return "", "", err
+		}
+	}
+	user, err := decode64(initial)
+	if err != nil {
+		return "", "", err
+	}
+	resp, err := s.challenge("Password:")
+	if err != nil {
+		return "", "", err
+	}
+	pass, err := decode64(resp)
+	if err != nil {
+		return "", "", err
+	}
+	return string(user), string(pass), nil
+}
+
+// challenge sends a 334 with the base64 text and reads the client's line.
+func (s *session) challenge(text string) (string, error) {
+	s.send(reply.Reply{Code: 334, Text: base64.StdEncoding.EncodeToString([]byte(text))})
+	line, err := s.readLine(maxAuthLine)
+	if err != nil {
+		return "", err
+	}
+	if line == "*" {
+		return "", errAuthCancelled
+	}
+	return line, nil
+}
+
+func decode64(s string) ([]byte, error) {
+	if s == "=" {
+		return nil, nil // RFC 4954 §4: "=" is an empty initial response
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return nil, errBadBase64
+	}
+	return b, nil
+}

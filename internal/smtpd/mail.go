@@ -1,0 +1,164 @@
+package smtpd
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/policy"
+	"github.com/sluice-relay/sluice/internal/reply"
+)
+
+// mail starts a transaction: MAIL FROM:<path> [params] (RFC 5321 §4.1.1.2).
+func (s *session) mail(arg string) bool {
+	switch {
+	case s.helo == "":
+		return s.reply(reply.NeedHelo)
+	case s.tx != nil:
+		return s.reply(reply.NestedMail)
+	}
+	rest, ok := cutPrefixFold(arg, "FROM:")
+	if !ok {
+		return s.reply(reply.SyntaxParams.With("write MAIL FROM:<address>"))
+	}
+	from, params, err := mail.ParsePath(rest, true, true)
+	if err != nil {
+		return s.reply(reply.BadAddress.Withf("Invalid sender address: %v", err))
+	}
+	tx := &transaction{env: mail.Envelope{From: from, Body: mail.Body7Bit}}
+	var size int64
+	for _, p := range strings.Fields(params) {
+		key, val, _ := strings.Cut(p, "=")
+		switch strings.ToUpper(key) {
+		case "SIZE": // RFC 1870
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err != nil || n < 0 {
+				return s.reply(reply.SyntaxParams.With("SIZE must be a number of octets"))
+			}
+			size = n
+		case "BODY": // RFC 6152
+			switch strings.ToUpper(val) {
+			case "7BIT":
+			case "8BITMIME":
+				tx.env.Body = mail.Body8BitMIME
+			default:
+				return s.reply(reply.ParamNotImpl.With("BODY must be 7BIT or 8BITMIME"))
+			}
+		case "SMTPUTF8": // RFC 6531
+			tx.env.SMTPUTF8 = true
+		case "RET": // RFC 3461 §4.3
+			switch r := mail.Ret(strings.ToUpper(val)); r {
+			case mail.RetFull, mail.RetHeaders:
+				tx.env.Ret = r
+			default:
+				return s.reply(reply.SyntaxParams.With("RET must be FULL or HDRS"))
+			}
+		case "ENVID": // RFC 3461 §4.4
+			if val == "" || len(val) > 100 {
+				return s.reply(reply.SyntaxParams.With("ENVID must be 1 to 100 characters"))
+			}
+			tx.env.EnvID = val
+		case "AUTH": // RFC 4954 §5: accepted; trust comes from our own AUTH
+		default:
+			return s.reply(reply.ParamNotImpl.Withf("MAIL FROM parameter %s is not supported", key))
+		}
+	}
+	if !from.IsASCII() && !tx.env.SMTPUTF8 {
+		return s.reply(reply.SMTPUTF8Needed)
+	}
+	if err := policy.Mail(s.cfg, &s.policy, from, size); err != nil {
+		r := err.(reply.Reply)
+		s.log.Info("sender refused", "from", from.String(), "user", s.user(), "reply", r.Error())
+		return s.reply(r)
+	}
+	s.tx, s.junk = tx, 0
+	return s.reply(reply.SenderOK)
+}
+
+// rcpt adds a recipient: RCPT TO:<path> [params] (RFC 5321 §4.1.1.3).
+func (s *session) rcpt(arg string) bool {
+	if s.tx == nil {
+		return s.reply(reply.NeedMail)
+	}
+	rest, ok := cutPrefixFold(arg, "TO:")
+	if !ok {
+		return s.reply(reply.SyntaxParams.With("write RCPT TO:<address>"))
+	}
+	to, params, err := mail.ParsePath(rest, false, true)
+	if err != nil {
+		return s.reply(reply.BadAddress.Withf("Invalid recipient address: %v", err))
+	}
+	rc := mail.Recipient{Addr: to}
+	for _, p := range strings.Fields(params) {
+		key, val, _ := strings.Cut(p, "=")
+		switch strings.ToUpper(key) {
+		case "NOTIFY": // RFC 3461 §4.1
+			n, ok := parseNotify(val)
+			if !ok {
+				return s.reply(reply.SyntaxParams.With("NOTIFY must be NEVER, or any of SUCCESS, FAILURE, DELAY"))
+			}
+			rc.Notify = n
+		case "ORCPT": // RFC 3461 §4.2
+			if !strings.Contains(val, ";") || len(val) > 500 {
+				return s.reply(reply.SyntaxParams.With("ORCPT must be addr-type;address"))
+			}
+			rc.ORcpt = val
+		default:
+			return s.reply(reply.ParamNotImpl.Withf("RCPT TO parameter %s is not supported", key))
+		}
+	}
+	if !to.IsASCII() && !s.tx.env.SMTPUTF8 {
+		return s.reply(reply.SMTPUTF8Needed)
+	}
+	for _, have := range s.tx.env.Rcpts {
+		if have.Addr == to {
+			return s.reply(reply.RecipientOK) // a duplicate gets one copy
+		}
+	}
+	if err := policy.Rcpt(s.cfg, &s.policy, to, len(s.tx.env.Rcpts)); err != nil {
+		r := err.(reply.Reply)
+		s.log.Info("recipient refused", "from", s.tx.env.From.String(), "to", to.String(), "user", s.user(), "reply", r.Error())
+		return s.reply(r)
+	}
+	s.tx.env.Rcpts = append(s.tx.env.Rcpts, rc)
+	return s.reply(reply.RecipientOK)
+}
+
+func parseNotify(v string) (mail.Notify, bool) {
+	var n mail.Notify
+	for _, w := range strings.Split(strings.ToUpper(v), ",") {
+		switch w {
+		case "NEVER":
+			n |= mail.NotifyNever
+		case "SUCCESS":
+			n |= mail.NotifySuccess
+		case "FAILURE":
+			n |= mail.NotifyFailure
+		case "DELAY":
+			n |= mail.NotifyDelay
+		default:
+			return 0, false
+		}
+	}
+	if n&mail.NotifyNever != 0 && n != mail.NotifyNever {
+		return 0, false // RFC 3461 §4.1: NEVER stands alone
+	}
+	return n, true
+}
+
+// cutPrefixFold removes prefix from s ignoring case, and the spaces some
+// clients put after the colon.
+func cutPrefixFold(s, prefix string) (string, bool) {
+	s = strings.TrimLeft(s, " ")
+	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+		return "", false
+	}
+	return strings.TrimLeft(s[len(prefix):], " "), true
+}
+
+func (s *session) user() string {
+	if s.policy.User == nil {
+		return ""
+	}
+	return s.policy.User.Name
+}
