@@ -163,7 +163,13 @@ func (d *decoder) decodeStruct(n ast.Node, v reflect.Value, path string) {
 		sub := join(path, key)
 		idx, ok := fields[key]
 		if !ok {
-			d.errorf(p.Key, sub, "unknown key %q%s", key, suggest(key, fields))
+			near, hint := suggest(key, fields)
+			d.errorf(p.Key, sub, "unknown key %q%s", key, hint)
+			if near != "" {
+				// Checks would now call the intended key missing; the
+				// misspelling is the one problem to report.
+				d.errs[len(d.errs)-1].covers = join(path, near)
+			}
 			continue
 		}
 		d.lines[sub] = line(p.Key)
@@ -238,9 +244,10 @@ func yamlFields(t reflect.Type) map[string]int {
 	return m
 }
 
-// suggest names the closest known key, for typos like "remote_ip_range".
-func suggest(key string, fields map[string]int) string {
-	best, bestD := "", 4
+// suggest names the closest known key, for typos like "remote_ip_range",
+// or lists the known keys when none is close.
+func suggest(key string, fields map[string]int) (string, string) {
+	best, bestD := "", max(3, len(key)/3+1)
 	names := make([]string, 0, len(fields))
 	for k := range fields {
 		names = append(names, k)
@@ -249,10 +256,10 @@ func suggest(key string, fields map[string]int) string {
 		}
 	}
 	if best != "" {
-		return fmt.Sprintf("; did you mean %q?", best)
+		return best, fmt.Sprintf("; did you mean %q?", best)
 	}
 	sort.Strings(names)
-	return "; known keys here: " + strings.Join(names, ", ")
+	return "", "; known keys here: " + strings.Join(names, ", ")
 }
 
 func editDistance(a, b string) int {

@@ -12,6 +12,8 @@ type Error struct {
 	Line int    // 1-based, 0 when the problem has no single place
 	Key  string // key path, "receive_connectors[1].remote_ip_ranges[0]"
 	Msg  string // what is wrong and what to write instead
+
+	covers string // a misspelt key's intended path, whose checks it makes moot
 }
 
 func (e Error) Error() string {

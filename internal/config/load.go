@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 //go:embed default.yaml
@@ -41,18 +42,43 @@ func Parse(file string, src []byte) (*Config, error) {
 	d := newDecoder(name)
 	c := &Config{File: file, Source: src}
 	d.parse(src, c)
-	if len(d.errs) > 0 {
-		// Decoding problems make later checks misleading (a key that was
-		// misspelt looks missing); report those first and alone.
-		return nil, d.errs.sorted()
+	decodeErrs := len(d.errs)
+	if decodeErrs > 0 && c.ReceiveConnectors == nil && d.errs[0].Key == "" {
+		return nil, d.errs // a syntax error: there is nothing to check
 	}
 	ck := &checker{d: d, c: c, base: baseDir(file)}
 	ck.applyDefaults()
 	ck.check()
 	if len(d.errs) > 0 {
-		return nil, d.errs.sorted()
+		return nil, dropCascades(d.errs, decodeErrs).sorted()
 	}
 	return c, nil
+}
+
+// dropCascades removes check errors about a key whose value could not be
+// decoded (or a key inside or around it): the decoding error already says
+// what is wrong there, and a check of the zero value left behind would
+// only confuse.
+func dropCascades(errs Errors, decoded int) Errors {
+	out := errs[:decoded:decoded]
+	for _, e := range errs[decoded:] {
+		related := false
+		for _, d := range errs[:decoded] {
+			if within(e.Key, d.Key) || within(d.Key, e.Key) || d.covers != "" && within(e.Key, d.covers) {
+				related = true
+				break
+			}
+		}
+		if !related {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// within reports whether key path a is b or inside it.
+func within(a, b string) bool {
+	return a == b || len(a) > len(b) && strings.HasPrefix(a, b) && (a[len(b)] == '.' || a[len(b)] == '[')
 }
 
 func baseDir(file string) string {

@@ -12,7 +12,8 @@ import (
 // ID names one accepted message in logs, the queue, tracking and the
 // Received header. 16 characters of base32hex: 48 bits of Unix
 // milliseconds, a 16-bit process counter and 16 random bits, so IDs sort by
-// time of acceptance and never repeat within a process.
+// time of acceptance and cannot repeat within a process below 65536
+// messages per millisecond.
 type ID string
 
 var (

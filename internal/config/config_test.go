@@ -1,0 +1,123 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestGolden loads every testdata/config/*.yaml and compares what
+// `sluice config check` would print with the .golden file beside it.
+func TestGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/config/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no test configs")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			got := "OK\n"
+			if _, err := Load(f); err != nil {
+				got = err.Error() + "\n"
+			}
+			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
+			if *update {
+				os.WriteFile(golden, []byte(got), 0o644)
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("config check output differs from %s:\n--- got\n%s--- want\n%s", golden, got, want)
+			}
+		})
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	_, err := Load("testdata/config/nope.yaml")
+	if err == nil || !strings.Contains(err.Error(), "testdata/config/nope.yaml: cannot read config: no such file or directory") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestDefault(t *testing.T) {
+	cfg, err := LoadDefault()
+	if err != nil {
+		t.Fatalf("the embedded default does not load: %v", err)
+	}
+	rc := cfg.ReceiveConnectors[0]
+	if got := rc.Bindings[0].String(); got != "127.0.0.1:2525" {
+		t.Errorf("default binding %s, want 127.0.0.1:2525 (the README quickstart says so)", got)
+	}
+	if rc.Limits != defaultLimits {
+		t.Errorf("default limits %+v, want Exchange's %+v", rc.Limits, defaultLimits)
+	}
+	if !filepath.IsAbs(cfg.Delivery.DropDirectory) || !strings.HasSuffix(cfg.Delivery.DropDirectory, filepath.Join("sluice-data", "drop")) {
+		t.Errorf("drop directory %q, want an absolute path ending in sluice-data/drop", cfg.Delivery.DropDirectory)
+	}
+}
+
+func TestExchangeDefaults(t *testing.T) {
+	want := map[string]any{
+		"max message size 36 MB":    defaultLimits.MaxMessageSize == 36<<20,
+		"200 recipients":            defaultLimits.MaxRecipients == 200,
+		"20 connections per IP":     defaultLimits.MaxConnectionsPerIP == 20,
+		"tarpit 5 s":                defaultLimits.Tarpit.D().Seconds() == 5,
+		"max header size 256 KB":    defaultLimits.MaxHeaderSize == 256<<10,
+		"5000 connections":          defaultLimits.MaxConnections == 5000,
+		"5 minutes idle (RFC 5321)": defaultLimits.IdleTimeout.D().Minutes() == 5,
+		"10 minutes for DATA":       defaultLimits.DataTimeout.D().Minutes() == 10,
+	}
+	for name, ok := range want {
+		if ok != true {
+			t.Errorf("default limit: %s does not hold", name)
+		}
+	}
+}
+
+func TestValues(t *testing.T) {
+	sizes := map[string]Size{"36MB": 36 << 20, "512kb": 512 << 10, "1 GB": 1 << 30, "1000": 1000, "10B": 10}
+	for in, want := range sizes {
+		var s Size
+		if err := s.setScalar(in); err != nil || s != want {
+			t.Errorf("Size %q = %d, %v; want %d", in, s, err, want)
+		}
+	}
+	for _, bad := range []string{"", "MB", "-1MB", "1.5MB", "99999999999999999999"} {
+		var s Size
+		if err := s.setScalar(bad); err == nil {
+			t.Errorf("Size %q accepted", bad)
+		}
+	}
+	var d Duration
+	if err := d.setScalar("2d"); err != nil || d.D().Hours() != 48 {
+		t.Errorf("Duration 2d = %v, %v", d, err)
+	}
+	var c CIDR
+	if err := c.setScalar("::ffff:10.0.0.1"); err != nil || c.String() != "10.0.0.1/32" {
+		t.Errorf("CIDR of a mapped address = %v, %v; want 10.0.0.1/32", c, err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/config/*.yaml")
+	for _, file := range files {
+		b, _ := os.ReadFile(file)
+		f.Add(b)
+	}
+	f.Add(Default())
+	f.Fuzz(func(t *testing.T, src []byte) {
+		cfg, err := Parse("fuzz.yaml", src)
+		if err == nil && cfg == nil {
+			t.Fatal("nil config without error")
+		}
+		if err != nil && err.Error() == "" {
+			t.Fatal("error without text")
+		}
+	})
+}
