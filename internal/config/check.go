@@ -126,11 +126,16 @@ func (k *checker) applyDefaults() {
 			u.Permissions = []Permission{PermRelay}
 		}
 	}
-	if c.Delivery.DropDirectory == "" {
-		c.Delivery.DropDirectory = "drop"
+	for i := range c.SendConnectors {
+		k.sendDefaults(&c.SendConnectors[i], fmt.Sprintf("send_connectors[%d]", i))
 	}
-	if !filepath.IsAbs(c.Delivery.DropDirectory) {
-		c.Delivery.DropDirectory = filepath.Join(c.Node.DataDir, c.Delivery.DropDirectory)
+	if c.Queue.MinFreeSpace == 0 && !k.set("queue.min_free_space") {
+		c.Queue.MinFreeSpace = 100 << 20
+	}
+	for i := range c.Node.DNSServers {
+		if c.Node.DNSServers[i].Port == 0 {
+			c.Node.DNSServers[i].Port = 53
+		}
 	}
 }
 
@@ -183,6 +188,8 @@ func (k *checker) check() {
 	k.checkConnectors()
 	k.checkBindings()
 	k.checkUsers()
+	k.checkSendConnectors()
+	k.checkSecrets()
 	if !mail.ValidDomain(k.c.Node.Hostname) {
 		k.errorf("node.hostname", "%q is not a host name; give this machine's fully qualified name, e.g. relay.contoso.com", k.c.Node.Hostname)
 	}

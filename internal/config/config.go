@@ -6,6 +6,7 @@ package config
 
 import (
 	"crypto/tls"
+	"github.com/sluice-relay/sluice/internal/secret"
 	"net/netip"
 )
 
@@ -16,12 +17,16 @@ type Config struct {
 	AcceptedDomains   []AcceptedDomain   `yaml:"accepted_domains"`
 	ReceiveConnectors []ReceiveConnector `yaml:"receive_connectors"`
 	Users             []User             `yaml:"users"`
-	Delivery          Delivery           `yaml:"delivery"`
+	SendConnectors    []SendConnector    `yaml:"send_connectors"`
+	Queue             Queue              `yaml:"queue"`
+	Secrets           Secrets            `yaml:"secrets"`
 
 	// File is the path the config was read from, "" for the embedded default.
 	File string `yaml:"-"`
 	// Source is the text it was read from, kept to compare farm nodes.
 	Source []byte `yaml:"-"`
+
+	key *secret.Key
 }
 
 // Node is what is particular to this Sluice instance.
@@ -32,6 +37,9 @@ type Node struct {
 	// DataDir holds the queue, logs and delivered files. Relative paths are
 	// relative to the config file. Default: ./sluice-data.
 	DataDir string `yaml:"data_dir"`
+	// DNSServers are the resolvers for MX lookups ("10.0.0.2:53"). Default:
+	// the system's.
+	DNSServers []HostPort `yaml:"dns_servers"`
 }
 
 // Log configures the operational log (stderr).
@@ -119,15 +127,6 @@ type User struct {
 	// Permissions the user holds once authenticated, on top of the
 	// connector's. Default: [relay].
 	Permissions []Permission `yaml:"permissions"`
-}
-
-// Delivery configures where accepted mail goes until send connectors
-// exist (issue 4): a directory of .eml files.
-type Delivery struct {
-	// DropDirectory receives one .eml file per accepted message, with
-	// X-Sender and X-Receiver headers first as in Exchange's drop directory.
-	// Relative to node.data_dir. Default: "drop".
-	DropDirectory string `yaml:"drop_directory"`
 }
 
 // TLSConfig returns the connector's server TLS configuration, nil when it

@@ -57,8 +57,12 @@ func TestDefault(t *testing.T) {
 	if rc.Limits != defaultLimits {
 		t.Errorf("default limits %+v, want Exchange's %+v", rc.Limits, defaultLimits)
 	}
-	if !filepath.IsAbs(cfg.Delivery.DropDirectory) || !strings.HasSuffix(cfg.Delivery.DropDirectory, filepath.Join("sluice-data", "drop")) {
-		t.Errorf("drop directory %q, want an absolute path ending in sluice-data/drop", cfg.Delivery.DropDirectory)
+	sc := cfg.SendConnector("example.net")
+	if sc == nil || sc.Delivery != DeliveryDirectory {
+		t.Fatalf("the default does not deliver everything to a directory: %+v", sc)
+	}
+	if !filepath.IsAbs(sc.Directory) || !strings.HasSuffix(sc.Directory, filepath.Join("sluice-data", "drop")) {
+		t.Errorf("drop directory %q, want an absolute path ending in sluice-data/drop", sc.Directory)
 	}
 }
 

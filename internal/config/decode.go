@@ -102,7 +102,11 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 	if v.Addr().Type().Implements(scalarType) {
 		s, ok := scalarText(n)
 		if !ok {
-			d.errorf(n, path, "expected a single value, found %s", kindName(n))
+			hint := ""
+			if _, isMap := n.(*ast.MappingValueNode); isMap {
+				hint = `; inside { } or [ ] write an address:port in quotes, e.g. "10.0.0.1:25"`
+			}
+			d.errorf(n, path, "expected a single value, found %s%s", kindName(n), hint)
 			return
 		}
 		if err := v.Addr().Interface().(scalar).setScalar(s); err != nil {

@@ -1,0 +1,87 @@
+package config
+
+import (
+	"fmt"
+
+	"github.com/sluice-relay/sluice/internal/secret"
+)
+
+// Secrets says where this node's application credential key is. Every node
+// of a farm must hold the same key; the config names its id so a node with
+// another key is found at load, not when mail piles up.
+type Secrets struct {
+	// KeyFile holds the key (a passphrase). Default: $SLUICE_CREDENTIAL_KEY.
+	KeyFile string `yaml:"key_file"`
+	// KeyID is the id of the key the config's secrets were encrypted with
+	// (sluice secret encrypt prints it).
+	KeyID string `yaml:"key_id"`
+}
+
+// Secret is a password, client secret or token in the config: plain text,
+// or enc:v1:... made by `sluice secret encrypt`, decrypted at load.
+type Secret struct {
+	Raw   string // as written
+	value secret.Value
+}
+
+func (s *Secret) setScalar(v string) error {
+	s.Raw = v
+	return nil
+}
+
+// Value is the secret, decrypted.
+func (s Secret) Value() secret.Value { return s.value }
+
+// Encrypted reports whether the config holds the secret encrypted.
+func (s Secret) Encrypted() bool { return secret.IsEncrypted(s.Raw) }
+
+// IsZero reports whether no secret is set.
+func (s Secret) IsZero() bool { return s.Raw == "" }
+
+// Key returns the node's application credential key, nil if none.
+func (c *Config) Key() *secret.Key { return c.key }
+
+// checkSecrets loads the node's key and decrypts every secret, saying
+// plainly when this node holds a different key than the config expects.
+func (k *checker) checkSecrets() {
+	c := k.c
+	c.Secrets.KeyFile = k.abs(c.Secrets.KeyFile)
+	key, err := secret.LoadKey(c.Secrets.KeyFile)
+	if err != nil {
+		k.errorf("secrets.key_file", "%v", err)
+	}
+	c.key = key
+	if c.Secrets.KeyID != "" {
+		switch {
+		case key == nil && err == nil:
+			k.errorf("secrets.key_id", "the config's secrets need key %s, but this node has no application credential key; set secrets.key_file or $%s", c.Secrets.KeyID, secret.EnvKey)
+		case key != nil && key.ID() != c.Secrets.KeyID:
+			k.errorf("secrets.key_id", "this node's application credential key is %s, but the config's secrets were encrypted with key %s: this node cannot retrieve the upstream credentials; install the same key on every node", key.ID(), c.Secrets.KeyID)
+		}
+	}
+	for i := range c.SendConnectors {
+		sc := &c.SendConnectors[i]
+		p := fmt.Sprintf("send_connectors[%d].auth", i)
+		k.openSecret(&sc.Auth.Password, p+".password", key)
+		k.openSecret(&sc.Auth.OAuth2.ClientSecret, p+".oauth2.client_secret", key)
+		k.openSecret(&sc.Auth.OAuth2.RefreshToken, p+".oauth2.refresh_token", key)
+	}
+}
+
+func (k *checker) openSecret(s *Secret, path string, key *secret.Key) {
+	if !s.Encrypted() {
+		s.value = secret.New(s.Raw)
+		return
+	}
+	if key == nil {
+		id, _ := secret.KeyID(s.Raw)
+		k.errorf(path, "is encrypted with key %s, but this node has no application credential key; set secrets.key_file or $%s", id, secret.EnvKey)
+		return
+	}
+	v, err := key.Decrypt(s.Raw)
+	if err != nil {
+		k.errorf(path, "cannot be decrypted: %v", err)
+		return
+	}
+	s.value = secret.New(v)
+}
