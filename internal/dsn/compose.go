@@ -1,0 +1,312 @@
+package dsn
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"mime"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/emersion/go-message"
+	gomail "github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/sluice-relay/sluice/internal/mail"
+)
+
+// Compose writes r as a complete RFC 5322 message with CRLF line endings,
+// ready to be queued from <> to r.From: a multipart/report (RFC 6522) with
+// the explanation, the message/delivery-status fields (RFC 3464) and the
+// original or its header section. now is the Date; newID names the notice
+// (Message-ID <newID()@ReportingMTA>, and the MIME boundary), so tests get
+// the same bytes every time.
+func Compose(r *Report, now time.Time, newID func() string) ([]byte, error) {
+	switch {
+	case r == nil || len(r.Recipients) == 0:
+		return nil, ErrNoRcpts
+	case r.From.IsNull():
+		return nil, ErrNullSender
+	case strings.TrimSpace(r.ReportingMTA) == "":
+		return nil, ErrNoReporter
+	}
+	orig := crlf(r.Original)
+	head := headerSection(orig)
+	attach := head
+	if r.Return == mail.RetFull {
+		attach = orig
+	}
+	global := r.UTF8 || needsGlobal(r, head)
+	info := readOriginal(head, global)
+
+	text := explanation(r, info, now)
+	status, err := deliveryStatus(r, global)
+	if err != nil {
+		return nil, err
+	}
+	id := newID()
+	fqdn := clean(strings.TrimSpace(r.ReportingMTA), false)
+	boundary := chooseBoundary(id, []byte(text), status, attach)
+
+	top := [][2]string{
+		{"From", "Mail Delivery System <MAILER-DAEMON@" + fqdn + ">"},
+		{"To", "<" + clean(string(r.From), global) + ">"},
+		{"Subject", encodeWord(subject(r.kind(), info.subject))},
+		{"Date", formatDate(now)},
+		{"Message-ID", "<" + clean(id, false) + "@" + fqdn + ">"},
+	}
+	if info.messageID != "" {
+		// RFC 5322 §3.6.4, so mail clients thread the notice with the original.
+		top = append(top, [2]string{"In-Reply-To", info.messageID}, [2]string{"References", info.messageID})
+	}
+	top = append(top,
+		[2]string{"Auto-Submitted", "auto-replied"}, // RFC 3834 §5: no vacation replies to this
+		[2]string{"MIME-Version", "1.0"},
+		[2]string{"Content-Type", `multipart/report; report-type=delivery-status; boundary="` + boundary + `"`},
+	)
+
+	var buf bytes.Buffer
+	h, err := header(top)
+	if err != nil {
+		return nil, err
+	}
+	w, err := message.CreateWriter(&buf, h)
+	if err != nil {
+		return nil, fmt.Errorf("dsn: %w", err)
+	}
+	if err := writePart(w, [][2]string{
+		{"Content-Type", "text/plain; charset=utf-8"},
+		{"Content-Transfer-Encoding", textEncoding(text, global)},
+		{"Content-Description", "Notification"},
+	}, []byte(text)); err != nil {
+		return nil, err
+	}
+	dsType := "message/delivery-status"
+	if global {
+		dsType = "message/global-delivery-status" // RFC 6533 §6.1
+	}
+	if err := writePart(w, [][2]string{
+		{"Content-Type", dsType},
+		{"Content-Transfer-Encoding", bitness(status)},
+		{"Content-Description", "Delivery report"},
+	}, status); err != nil {
+		return nil, err
+	}
+	if len(attach) > 0 {
+		typ, desc := originalType(r.Return == mail.RetFull, global)
+		if err := writePart(w, [][2]string{
+			{"Content-Type", typ},
+			{"Content-Transfer-Encoding", bitness(attach)},
+			{"Content-Description", desc},
+		}, attach); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("dsn: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// subject follows Exchange's "Undeliverable: <subject>", which users and
+// their mail rules know.
+func subject(k kind, orig string) string {
+	orig = orSomething(orig, "(no subject)")
+	switch k {
+	case kindFailure:
+		return "Undeliverable: " + orig
+	case kindDelay:
+		return "Delivery delayed: " + orig
+	}
+	return "Delivered: " + orig
+}
+
+// originalType is the third part's type and description (RFC 6522 §3,
+// RFC 6533 §6.3 and §6.4 for UTF-8 originals).
+func originalType(full, global bool) (string, string) {
+	switch {
+	case full && global:
+		return "message/global", "Original message"
+	case full:
+		return "message/rfc822", "Original message"
+	case global:
+		return "message/global-headers", "Original message header"
+	}
+	return "text/rfc822-headers", "Original message header"
+}
+
+// needsGlobal reports whether anything that goes into the notice is not
+// ASCII, so the RFC 6533 types must carry it.
+func needsGlobal(r *Report, head []byte) bool {
+	if !r.From.IsASCII() || !isASCII(head) {
+		return true
+	}
+	for _, rc := range r.Recipients {
+		if !rc.Final.IsASCII() {
+			return true
+		}
+	}
+	return false
+}
+
+// header builds a go-message header with the fields in the order given
+// (go-message keeps fields last-added-first).
+func header(fields [][2]string) (message.Header, error) {
+	var h message.Header
+	for i := len(fields) - 1; i >= 0; i-- {
+		f, err := field(fields[i][0], fields[i][1])
+		if err != nil {
+			return h, err
+		}
+		h.AddRaw(f)
+	}
+	return h, nil
+}
+
+func writePart(w *message.Writer, fields [][2]string, body []byte) error {
+	h, err := header(fields)
+	if err != nil {
+		return err
+	}
+	pw, err := w.CreatePart(h)
+	if err != nil {
+		return fmt.Errorf("dsn: %w", err)
+	}
+	if _, err := pw.Write(body); err != nil {
+		return fmt.Errorf("dsn: %w", err)
+	}
+	if err := pw.Close(); err != nil {
+		return fmt.Errorf("dsn: %w", err)
+	}
+	return nil
+}
+
+// textEncoding: 7bit when the explanation is ASCII, 8bit when the notice
+// is UTF-8 anyway (SMTPUTF8 implies 8BITMIME, RFC 6531 §3.1), else
+// quoted-printable so a 7-bit path carries it.
+func textEncoding(s string, global bool) string {
+	switch {
+	case isASCII([]byte(s)):
+		return "7bit"
+	case global && utf8.ValidString(s):
+		return "8bit"
+	}
+	return "quoted-printable"
+}
+
+// bitness is the identity encoding that describes b (RFC 2045 §6.2):
+// message/* parts may not be encoded further (RFC 2046 §5.2.1).
+func bitness(b []byte) string {
+	if isASCII(b) {
+		return "7bit"
+	}
+	return "8bit"
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// encodeWord encodes a non-ASCII Subject as RFC 2047 words, which every
+// reader understands, even on a notice that could carry raw UTF-8.
+func encodeWord(s string) string {
+	s = strings.Join(strings.Fields(clean(s, true)), " ")
+	return mime.QEncoding.Encode("utf-8", s)
+}
+
+// chooseBoundary derives the boundary from the notice's id, so output is
+// stable, and lengthens it until no part contains it (RFC 2046 §5.1.1).
+func chooseBoundary(id string, parts ...[]byte) string {
+	var b strings.Builder
+	b.WriteString("sluice-dsn-")
+	for _, c := range []byte(id) {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' {
+			b.WriteByte(c)
+		}
+		if b.Len() >= 60 {
+			break
+		}
+	}
+	base := b.String()
+	for n := 0; ; n++ {
+		cand := base
+		if n > 0 {
+			cand = fmt.Sprintf("%s-%d", base, n)
+		}
+		clash := false
+		for _, p := range parts {
+			if bytes.Contains(p, []byte("--"+cand)) {
+				clash = true
+				break
+			}
+		}
+		if !clash {
+			return cand
+		}
+	}
+}
+
+// crlf returns b with every line ending CRLF: bare LF and bare CR become
+// CRLF, as the DATA reader does for what it accepts.
+func crlf(b []byte) []byte {
+	if !bytes.ContainsAny(b, "\r\n") {
+		return b
+	}
+	out := make([]byte, 0, len(b)+len(b)/32)
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '\r' && i+1 < len(b) && b[i+1] == '\n':
+			out = append(out, '\r', '\n')
+			i++
+		case c == '\r' || c == '\n':
+			out = append(out, '\r', '\n')
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// headerSection returns the header fields of msg (CRLF line endings), up
+// to and without the blank line that ends them. A message that is all
+// header gets a final CRLF if it lacks one.
+func headerSection(msg []byte) []byte {
+	if len(msg) == 0 || bytes.HasPrefix(msg, []byte("\r\n")) {
+		return nil
+	}
+	if i := bytes.Index(msg, []byte("\r\n\r\n")); i >= 0 {
+		return msg[:i+2]
+	}
+	if !bytes.HasSuffix(msg, []byte("\r\n")) {
+		return append(msg[:len(msg):len(msg)], '\r', '\n')
+	}
+	return msg
+}
+
+// readOriginal reads the Subject and Message-ID of the original, as far as
+// its header section parses.
+func readOriginal(head []byte, global bool) original {
+	var o original
+	if len(head) == 0 {
+		return o
+	}
+	th, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(append(head[:len(head):len(head)], '\r', '\n'))))
+	h := gomail.Header{Header: message.Header{Header: th}}
+	if s, err := h.Text("Subject"); err == nil {
+		o.subject = strings.Join(strings.Fields(clean(s, true)), " ")
+	} else {
+		o.subject = strings.Join(strings.Fields(clean(h.Get("Subject"), true)), " ")
+	}
+	// A UTF-8 Message-ID (RFC 6532 §3.2) may only go into a UTF-8 notice.
+	if id, err := h.MessageID(); err == nil && id != "" && (global || isASCII([]byte(id))) &&
+		utf8.ValidString(id) && !strings.ContainsAny(id, "<> \t") {
+		o.messageID = "<" + clean(id, true) + ">"
+	}
+	return o
+}

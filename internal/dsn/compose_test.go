@@ -1,0 +1,461 @@
+package dsn
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/mail"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+// now is when every test notice is written; fixedID names it.
+var now = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+
+func fixedID() string { return "06h0po0e3c004v9a" }
+
+const (
+	origID  = mail.ID("06h0pn8q1c00i3f2")
+	origMsg = "Received: from app01.contoso.com (app01.contoso.com [10.0.0.20])\r\n" +
+		"\tby relay.contoso.com (Sluice) with ESMTPS id 06h0pn8q1c00i3f2; Sun, 01 Mar 2026 10:00:00 +0000\r\n" +
+		"From: ERP System <erp@contoso.com>\r\n" +
+		"To: carol@fabrikam.example\r\n" +
+		"Subject: Invoice 2026-0042\r\n" +
+		"Date: Sun, 01 Mar 2026 10:00:00 +0000\r\n" +
+		"Message-ID: <invoice-2026-0042@erp.contoso.com>\r\n" +
+		"MIME-Version: 1.0\r\n" +
+		"Content-Type: text/plain; charset=us-ascii\r\n" +
+		"\r\n" +
+		"Please find the invoice below.\r\n" +
+		"-- \r\n" +
+		"Contoso accounts\r\n"
+)
+
+// report returns a failure of one recipient that the tests vary.
+func report() *Report {
+	return &Report{
+		ReportingMTA: "relay.contoso.com",
+		ArrivalDate:  now.Add(-24 * time.Hour),
+		MessageID:    origID,
+		From:         "erp@contoso.com",
+		Recipients: []Recipient{{
+			Final:       "carol@fabrikam.example",
+			Original:    "rfc822;carol@fabrikam.example",
+			Action:      ActionFailed,
+			Status:      [3]int{5, 1, 1},
+			RemoteMTA:   "mx.fabrikam.example [192.0.2.25]",
+			Diagnostic:  "550 5.1.1 <carol@fabrikam.example>: Recipient address rejected: User unknown in virtual mailbox table",
+			LastAttempt: now.Add(-time.Minute),
+		}},
+		Return:   mail.RetHeaders,
+		Original: []byte(origMsg),
+	}
+}
+
+// goldenCases are the notices people read; each is a testdata/NAME.golden.
+func goldenCases() []struct {
+	name string
+	r    *Report
+} {
+	partial := report()
+	partial.Original = []byte(strings.Replace(origMsg, "To: carol@fabrikam.example\r\n",
+		"To: bob@contoso.com, carol@fabrikam.example,\r\n dave@northwind.example\r\n", 1))
+	partial.EnvID = "INV+2D2026+2D0042" // xtext for INV-2026-0042
+	partial.Postmaster = "helpdesk@contoso.com, extension 4711"
+
+	expired := report()
+	expired.ArrivalDate = now.Add(-48 * time.Hour)
+	expired.Recipients[0] = Recipient{
+		Final:       "carol@fabrikam.example",
+		Action:      ActionFailed,
+		Status:      [3]int{5, 4, 7},
+		Diagnostic:  "dial tcp 192.0.2.25:25: connect: connection timed out",
+		LastAttempt: now.Add(-10 * time.Minute),
+	}
+
+	delay := report()
+	delay.ArrivalDate = now.Add(-4*time.Hour - time.Minute)
+	delay.Recipients[0] = Recipient{
+		Final:          "carol@fabrikam.example",
+		Action:         ActionDelayed,
+		Status:         [3]int{4, 7, 1},
+		RemoteMTA:      "mx.fabrikam.example [192.0.2.25]",
+		Diagnostic:     "450 4.7.1 <carol@fabrikam.example>: Recipient address rejected: Greylisted, see https://postgrey.schweikert.ch/help/fabrikam.example.html",
+		LastAttempt:    now.Add(-2 * time.Minute),
+		WillRetryUntil: delay.ArrivalDate.Add(48 * time.Hour),
+	}
+
+	m365 := report()
+	m365diag := "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.\n" +
+		"Visit https://aka.ms/smtp_auth_disabled for more information. [AM0PR02CA0001.eurprd02.prod.outlook.com 2026-03-02T09:59:00.000Z 08DE3F1A2B3C4D5E]"
+	m365.Recipients = []Recipient{
+		{Final: "carol@fabrikam.example", Action: ActionFailed, Status: [3]int{5, 7, 139},
+			RemoteMTA: "smtp.office365.com [52.97.146.178]", Diagnostic: m365diag, LastAttempt: now.Add(-time.Minute)},
+		{Final: "dave@northwind.example", Action: ActionFailed, Status: [3]int{5, 7, 139},
+			RemoteMTA: "smtp.office365.com [52.97.146.178]", Diagnostic: m365diag, LastAttempt: now.Add(-time.Minute)},
+	}
+
+	full := report()
+	full.Return = mail.RetFull
+	full.Recipients[0].Status = [3]int{5, 2, 2}
+	full.Recipients[0].Diagnostic = "552 5.2.2 <carol@fabrikam.example>: Mailbox full: quota exceeded (2048000/2048000 kB)"
+
+	utf8 := report()
+	utf8.UTF8 = true
+	utf8.From = "jörg@bücher.example"
+	utf8.Original = []byte("From: Jörg <jörg@bücher.example>\r\nTo: δοκιμή@παράδειγμα.δοκιμή\r\n" +
+		"Subject: Grüße aus Köln\r\nMessage-ID: <k1@bücher.example>\r\n\r\nHallo!\r\n")
+	utf8.Recipients[0].Final = "δοκιμή@παράδειγμα.δοκιμή"
+	utf8.Recipients[0].Original = "utf-8;δοκιμή@παράδειγμα.δοκιμή"
+	utf8.Recipients[0].Diagnostic = "550 5.1.1 <δοκιμή@παράδειγμα.δοκιμή>: mailbox unavailable"
+
+	delivered := report()
+	delivered.Recipients[0] = Recipient{Final: "carol@fabrikam.example", Action: ActionRelayed, Status: [3]int{2, 0, 0},
+		RemoteMTA: "mx.fabrikam.example [192.0.2.25]", Diagnostic: "250 2.0.0 Ok: queued as 4Zx2c71Lq8z9v", LastAttempt: now.Add(-time.Minute)}
+
+	return []struct {
+		name string
+		r    *Report
+	}{
+		{"failed-5.1.1-headers", report()},
+		{"partial-failure", partial},
+		{"expired-2-days", expired},
+		{"delayed", delay},
+		{"m365-basic-auth", m365},
+		{"ret-full", full},
+		{"smtputf8", utf8},
+		{"relayed", delivered},
+	}
+}
+
+func TestComposeGolden(t *testing.T) {
+	for _, tc := range goldenCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Compose(tc.r, now, fixedID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkWire(t, got)
+			path := filepath.Join("testdata", tc.name+".golden")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./internal/dsn -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("Compose differs from %s (go test ./internal/dsn -update rewrites it); got:\n%s", path, got)
+			}
+		})
+	}
+}
+
+// checkWire checks what any MTA will insist on: CRLF only, lines of at most
+// 998 octets (RFC 5322 §2.1.1), no NUL.
+func checkWire(t *testing.T, b []byte) {
+	t.Helper()
+	for i, l := range bytes.Split(b, []byte("\r\n")) {
+		if bytes.ContainsAny(l, "\r\n\x00") {
+			t.Fatalf("line %d has a bare CR, LF or NUL: %q", i+1, l)
+		}
+		if len(l) > 998 {
+			t.Fatalf("line %d is %d octets long", i+1, len(l))
+		}
+	}
+	if !bytes.HasSuffix(b, []byte("\r\n")) {
+		t.Fatal("message does not end with CRLF")
+	}
+}
+
+// TestRoundTrip: what Compose writes, Parse reads back.
+func TestRoundTrip(t *testing.T) {
+	for _, tc := range goldenCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := Compose(tc.r, now, fixedID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Parse(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := essentials(tc.r)
+			if g := essentials(got); g != want {
+				t.Errorf("Parse(Compose(r)):\n got %s\nwant %s", g, want)
+			}
+			wantOrig := headerSection(crlf(tc.r.Original))
+			if tc.r.Return == mail.RetFull {
+				wantOrig = crlf(tc.r.Original)
+			}
+			if !bytes.Equal(got.Original, wantOrig) {
+				t.Errorf("Original:\n got %q\nwant %q", got.Original, wantOrig)
+			}
+		})
+	}
+}
+
+// essentials renders what a parsed notice must keep of the Report.
+func essentials(r *Report) string {
+	type rcpt struct {
+		Final, Original, Action, Status, RemoteMTA, Diagnostic string
+		LastAttempt, WillRetryUntil                            string
+	}
+	ret := mail.RetHeaders
+	if r.Return == mail.RetFull {
+		ret = mail.RetFull
+	}
+	e := struct {
+		ReportingMTA, ArrivalDate, EnvID, MessageID, From, Return string
+		UTF8                                                      bool
+		Rcpts                                                     []rcpt
+	}{r.ReportingMTA, r.ArrivalDate.UTC().String(), decodeXtext(r.EnvID, true), string(r.MessageID),
+		string(r.From), string(ret), r.UTF8, nil}
+	for _, rc := range r.Recipients {
+		orig := ""
+		if rc.Original != "" {
+			typ, addr := parseAddress(decodeXtext(rc.Original, true))
+			orig = typ + ";" + addr
+		}
+		until := ""
+		if rc.Action == ActionDelayed {
+			until = rc.WillRetryUntil.UTC().String()
+		}
+		e.Rcpts = append(e.Rcpts, rcpt{string(rc.Final), orig, string(rc.Action), statusString(rc.status()),
+			rc.RemoteMTA, strings.ReplaceAll(rc.Diagnostic, "\n", " "), rc.LastAttempt.UTC().String(), until})
+	}
+	b, _ := json.Marshal(e)
+	return string(b)
+}
+
+// pyCheck reads a notice with Python's email package, as a mail client or
+// a bounce processor would, and prints what it found per recipient.
+const pyCheck = `
+import email, json, sys
+from email.header import decode_header, make_header
+m = email.message_from_bytes(sys.stdin.buffer.read())
+assert m.get_content_type() == "multipart/report", m.get_content_type()
+assert m.get_param("report-type") == "delivery-status", m.get_param("report-type")
+parts = m.get_payload()
+assert parts[0].get_content_type() == "text/plain"
+text = parts[0].get_payload(decode=True).decode(parts[0].get_content_charset())
+out = {"text": text, "types": [p.get_content_type() for p in parts],
+       "subject": str(make_header(decode_header(m["Subject"])))}
+ds = parts[1]
+if ds.get_content_type() == "message/delivery-status":
+    blocks = ds.get_payload()
+    out["reporting_mta"] = blocks[0]["Reporting-MTA"]
+    out["recipients"] = [{"final": b["Final-Recipient"], "action": b["Action"], "status": b["Status"],
+        "diagnostic": b["Diagnostic-Code"]} for b in blocks[1:]]
+print(json.dumps(out))
+`
+
+func TestPythonReadsNotice(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not on PATH; install it (apt-get install python3) to check interoperability")
+	}
+	for _, tc := range goldenCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := Compose(tc.r, now, fixedID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(py, "-c", pyCheck)
+			cmd.Stdin = bytes.NewReader(b)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("python: %v\n%s", err, stderr.Bytes())
+			}
+			var got struct {
+				Text         string
+				Types        []string
+				Subject      string
+				ReportingMTA string `json:"reporting_mta"`
+				Recipients   []struct{ Final, Action, Status, Diagnostic string }
+			}
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			wantTypes := "text/plain message/delivery-status text/rfc822-headers"
+			switch {
+			case tc.r.UTF8:
+				wantTypes = "text/plain message/global-delivery-status message/global-headers"
+			case tc.r.Return == mail.RetFull:
+				wantTypes = "text/plain message/delivery-status message/rfc822"
+			}
+			if g := strings.Join(got.Types, " "); g != wantTypes {
+				t.Errorf("Python sees parts %s, want %s", g, wantTypes)
+			}
+			if !strings.Contains(got.Subject, "Invoice 2026-0042") && !strings.Contains(got.Subject, "Grüße aus Köln") {
+				t.Errorf("Python reads Subject %q", got.Subject)
+			}
+			for _, rc := range tc.r.Recipients {
+				if !strings.Contains(got.Text, rc.Final.String()) {
+					t.Errorf("Python's text part does not name %s:\n%s", rc.Final, got.Text)
+				}
+			}
+			if tc.r.UTF8 {
+				return // Python does not split message/global-delivery-status into blocks
+			}
+			if got.ReportingMTA != "dns; relay.contoso.com" {
+				t.Errorf("Python reads Reporting-MTA %q", got.ReportingMTA)
+			}
+			if len(got.Recipients) != len(tc.r.Recipients) {
+				t.Fatalf("Python finds %d recipient blocks, want %d: %s", len(got.Recipients), len(tc.r.Recipients), out)
+			}
+			for i, rc := range tc.r.Recipients {
+				g := got.Recipients[i]
+				if g.Final != "rfc822; "+string(rc.Final) || g.Action != string(rc.Action) || g.Status != statusString(rc.Status) {
+					t.Errorf("Python reads recipient %d as %+v, want %s %s %s", i, g, rc.Final, rc.Action, statusString(rc.Status))
+				}
+				if want := strings.ReplaceAll(rc.Diagnostic, "\n", " "); !strings.HasSuffix(strings.Join(strings.Fields(g.Diagnostic), " "), want) {
+					t.Errorf("Python reads Diagnostic-Code %q, want it to end in %q", g.Diagnostic, want)
+				}
+			}
+		})
+	}
+}
+
+func TestComposeRefuses(t *testing.T) {
+	null := report()
+	null.From = mail.Null
+	noRcpt := report()
+	noRcpt.Recipients = nil
+	noHost := report()
+	noHost.ReportingMTA = " "
+	for _, tc := range []struct {
+		name string
+		r    *Report
+		want error
+	}{
+		{"never to the null path", null, ErrNullSender},
+		{"no recipients", noRcpt, ErrNoRcpts},
+		{"nil report", nil, ErrNoRcpts},
+		{"no host name", noHost, ErrNoReporter},
+	} {
+		if _, err := Compose(tc.r, now, fixedID); !errors.Is(err, tc.want) {
+			t.Errorf("%s: Compose error %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestComposeDetails covers what the golden files show only in passing.
+func TestComposeDetails(t *testing.T) {
+	t.Run("boundary that occurs in the original is avoided", func(t *testing.T) {
+		r := report()
+		r.Return = mail.RetFull
+		r.Original = []byte("Subject: x\r\n\r\n--sluice-dsn-06h0po0e3c004v9a\r\n")
+		b, err := Compose(r, now, fixedID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(b, []byte(`boundary="sluice-dsn-06h0po0e3c004v9a-1"`)) {
+			t.Errorf("boundary not changed:\n%s", b)
+		}
+		if p, err := Parse(b); err != nil || !bytes.Equal(p.Original, r.Original) {
+			t.Errorf("Parse: %v, original %q", err, p.Original)
+		}
+	})
+	t.Run("bare LF original and no Subject", func(t *testing.T) {
+		r := report()
+		r.Original = []byte("From: a@contoso.com\nTo: carol@fabrikam.example\n\nbody\n")
+		b, err := Compose(r, now, fixedID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkWire(t, b)
+		for _, want := range []string{"Subject: Undeliverable: (no subject)\r\n", "\r\nFrom: a@contoso.com\r\nTo: carol@fabrikam.example\r\n\r\n--"} {
+			if !bytes.Contains(b, []byte(want)) {
+				t.Errorf("missing %q in\n%s", want, b)
+			}
+		}
+	})
+	t.Run("ORCPT that differs from the final recipient is shown", func(t *testing.T) {
+		r := report()
+		r.Recipients[0].Original = "rfc822;sales+2Bde@contoso.com"
+		b, err := Compose(r, now, fixedID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"carol@fabrikam.example (addressed as sales+de@contoso.com)\r\n",
+			"Original-Recipient: rfc822; sales+de@contoso.com\r\n"} {
+			if !bytes.Contains(b, []byte(want)) {
+				t.Errorf("missing %q in\n%s", want, b)
+			}
+		}
+	})
+	t.Run("no original: two parts", func(t *testing.T) {
+		r := report()
+		r.Original = nil
+		b, err := Compose(r, now, fixedID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := bytes.Count(b, []byte("\r\n--sluice-dsn-")); n != 3 {
+			t.Errorf("%d boundary lines, want 3 (two parts and the end)", n)
+		}
+	})
+	t.Run("8-bit header without SMTPUTF8 uses the global types", func(t *testing.T) {
+		r := report()
+		r.Original = []byte("Subject: caf\xe9\r\n\r\n")
+		b, err := Compose(r, now, fixedID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(b, []byte("Content-Type: message/global-headers")) || !bytes.Contains(b, []byte("Subject: Undeliverable: caf?\r\n")) {
+			t.Errorf("8-bit header:\n%s", b)
+		}
+	})
+	t.Run("non-ASCII recipient in a plain report is escaped", func(t *testing.T) {
+		if got := addressField("jörg@bücher.example", false); got != `utf-8; j\x{F6}rg@b\x{FC}cher.example` {
+			t.Errorf("addressField = %q", got)
+		}
+		if got := parseFinal(`utf-8; j\x{F6}rg@b\x{FC}cher.example`); got != "jörg@bücher.example" {
+			t.Errorf("parseFinal = %q", got)
+		}
+	})
+	t.Run("header injection through the diagnostic", func(t *testing.T) {
+		r := report()
+		r.Recipients[0].Diagnostic = "550 5.1.1 no\r\nX-Injected: yes\r\n\r\nAction: delivered"
+		b, err := Compose(r, now, fixedID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := Parse(b)
+		if err != nil || len(p.Recipients) != 1 || p.Recipients[0].Action != ActionFailed {
+			t.Fatalf("Parse: %v %+v", err, p)
+		}
+		if got := p.Recipients[0].Diagnostic; got != "550 5.1.1 no X-Injected: yes Action: delivered" {
+			t.Errorf("Diagnostic %q", got)
+		}
+	})
+}
+
+func TestXtext(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"rfc822;bob@contoso.com", "rfc822;bob@contoso.com"},
+		{"bob+2Bsales@contoso.com", "bob+sales@contoso.com"},
+		{"bob+sales@contoso.com", "bob+sales@contoso.com"}, // already decoded: kept
+		{"a+3Db", "a=b"},
+		{"a+0Db", "a+0Db"}, // decodes to CR: kept as given
+		{"a+2b", "a+2b"},   // lower-case hex is not xtext
+		{"a+", "a+"},
+	} {
+		if got := decodeXtext(tc.in, false); got != tc.want {
+			t.Errorf("decodeXtext(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,130 @@
+package dsn
+
+import (
+	"errors"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/mail"
+)
+
+// Action is a recipient's Action field (RFC 3464 §2.3.3).
+type Action string
+
+const (
+	ActionFailed    Action = "failed"    // could not be delivered; permanent
+	ActionDelayed   Action = "delayed"   // not delivered yet; still trying
+	ActionDelivered Action = "delivered" // delivered to the recipient's mailbox
+	ActionRelayed   Action = "relayed"   // handed to a hop that sends no further notices
+	ActionExpanded  Action = "expanded"  // delivered to a list or alias that expanded it
+)
+
+// Recipient is one block of per-recipient fields (RFC 3464 §2.3).
+type Recipient struct {
+	// Final is the recipient the status is about (Final-Recipient:
+	// rfc822;<addr>, or utf-8;<addr> for a non-ASCII address, RFC 6533 §3).
+	Final mail.Address
+	// Original is the ORCPT parameter as given at RCPT TO, "rfc822;bob@x"
+	// (RFC 3461 §4.2); optional. Compose writes it as Original-Recipient,
+	// decoded from xtext as RFC 3461 §4.2 asks; Parse returns it decoded,
+	// with the type in lower case and no space after the ';'.
+	Original string
+	Action   Action
+	// Status is the enhanced status code (RFC 3463), {5, 1, 1}. An expired
+	// recipient is {5, 4, 7} with ActionFailed ("delivery time expired");
+	// a delayed one has a 4.x.x code, {4, 4, 7} when nothing better is
+	// known. The zero value becomes 5.0.0, 4.0.0 or 2.0.0 by Action.
+	Status [3]int
+	// RemoteMTA is the server that answered: "mx.fabrikam.example",
+	// "mx.fabrikam.example [192.0.2.1]" (as the queue records it) or
+	// "[192.0.2.1]". Written as Remote-MTA: dns; name (ip).
+	RemoteMTA string
+	// Diagnostic is what went wrong: the upstream's exact reply,
+	// "550 5.1.1 <carol@fabrikam.example>: no such user", lines of a
+	// multi-line reply separated by "\n". An SMTP reply is written as
+	// Diagnostic-Code: smtp; ..., any other text (a connection error) as
+	// Diagnostic-Code: X-Sluice; ... as Postfix does with X-Postfix. The
+	// field is one folded line, so Parse returns the lines joined by " ".
+	Diagnostic     string
+	LastAttempt    time.Time // Last-Attempt-Date
+	WillRetryUntil time.Time // Will-Retry-Until, for ActionDelayed
+}
+
+// Report is one notice: the per-message facts and the recipients it is
+// about.
+type Report struct {
+	ReportingMTA string    // our FQDN: Reporting-MTA: dns; <fqdn>; From: MAILER-DAEMON@<fqdn>
+	ArrivalDate  time.Time // when the original was accepted (Arrival-Date)
+	EnvID        string    // the ENVID parameter, xtext as given (Original-Envelope-Id, decoded)
+	// MessageID is our queue id of the original, written as the extension
+	// field X-Sluice-Original-Id (RFC 3464 §2.4) and shown in the text, so
+	// an admin can find the message in the tracking log.
+	MessageID mail.ID
+	// From is the original's envelope sender: the notice's recipient.
+	From       mail.Address
+	Recipients []Recipient
+	// Return is RET (RFC 3461 §4.3): RetFull attaches the whole original
+	// as message/rfc822; anything else attaches its header section as
+	// text/rfc822-headers. Parse sets RetFull or RetHeaders from the part
+	// it finds, RetDefault when there is none.
+	Return mail.Ret
+	// Original is the original message, or just its header section; the
+	// composer keeps only the header section unless Return is RetFull. Bare
+	// LF line endings are turned into CRLF. Empty: no third part.
+	Original []byte
+	// UTF8 is set when the original used SMTPUTF8; Compose also switches to
+	// the RFC 6533 types by itself when an address or the original header
+	// section is not ASCII. Parse sets it for message/global-delivery-status.
+	UTF8 bool
+	// Postmaster is an optional contact shown in the text, e.g.
+	// "postmaster@contoso.com" or a help desk URL.
+	Postmaster string
+}
+
+// Errors from Compose and Parse.
+var (
+	// ErrNullSender: a notice cannot go to <> (RFC 5321 §4.5.5, §6.1);
+	// the queue must not ask for one.
+	ErrNullSender = errors.New("dsn: the original sender is <>; notices are never sent to the null path")
+	ErrNoReporter = errors.New("dsn: Reporting-MTA (our host name) is empty")
+	ErrNoRcpts    = errors.New("dsn: a notice needs at least one recipient")
+	// ErrNotDSN is returned by Parse for a message that carries no
+	// message/delivery-status part.
+	ErrNotDSN = errors.New("dsn: not a delivery status notification (no message/delivery-status part)")
+)
+
+// kind is what the notice as a whole says, by its most serious recipient.
+type kind int
+
+const (
+	kindSuccess kind = iota
+	kindDelay
+	kindFailure
+)
+
+func (r *Report) kind() kind {
+	k := kindSuccess
+	for _, rc := range r.Recipients {
+		switch rc.Action {
+		case ActionFailed:
+			return kindFailure
+		case ActionDelayed:
+			k = kindDelay
+		}
+	}
+	return k
+}
+
+// status returns rc.Status, or the code RFC 3464 §2.3.4 makes us pick when
+// the caller gave none: the field is required.
+func (rc *Recipient) status() [3]int {
+	if rc.Status != [3]int{} {
+		return rc.Status
+	}
+	switch rc.Action {
+	case ActionFailed:
+		return [3]int{5, 0, 0}
+	case ActionDelayed:
+		return [3]int{4, 0, 0}
+	}
+	return [3]int{2, 0, 0}
+}

@@ -1,0 +1,160 @@
+package queue
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/dsn"
+	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/route"
+)
+
+// maxBounceHeader bounds how much of the original header a bounce quotes.
+const maxBounceHeader = 256 << 10
+
+// bounce tells m's sender about recipients idx: that they failed (or
+// expired), or with delayed set that they are still waiting. The notice is
+// a new message from <> to the sender, Put (durable) before this returns.
+// A message from <> is never bounced (RFC 5321 §6.1), and each recipient's
+// NOTIFY is honoured (RFC 3461 §4.1).
+func (q *Queue) bounce(ctx context.Context, m *Message, idx []int, delayed bool) {
+	if len(idx) == 0 {
+		return
+	}
+	if m.Env.From.IsNull() {
+		q.log.Info("not bouncing a message from <>", "msg", m.ID, "rcpts", len(idx))
+		return
+	}
+	now := q.now()
+	q.mu.Lock()
+	cfg := q.cfg
+	var recips []dsn.Recipient
+	for _, i := range idx {
+		r := m.Rcpts[i]
+		if !wantsNotice(r.Notify, delayed) {
+			continue
+		}
+		d := dsn.Recipient{
+			Final:       r.Addr,
+			Original:    r.ORcpt,
+			Action:      dsn.ActionFailed,
+			LastAttempt: r.LastAttempt,
+		}
+		d.Status, d.RemoteMTA, d.Diagnostic = statusOf(r, delayed)
+		if delayed {
+			d.Action = dsn.ActionDelayed
+			d.WillRetryUntil = m.Env.Received.Add(q.lifetime(route.For(cfg, r.Addr)))
+		}
+		recips = append(recips, d)
+	}
+	q.mu.Unlock()
+	if len(recips) == 0 {
+		return
+	}
+	original, err := q.original(ctx, m)
+	if err != nil {
+		q.log.Error("cannot read the original message for its bounce; sending the notice without it", "msg", m.ID, "err", err)
+	}
+	rep := &dsn.Report{
+		ReportingMTA: cfg.Node.Hostname,
+		ArrivalDate:  m.Env.Received,
+		EnvID:        m.Env.EnvID,
+		MessageID:    m.ID,
+		From:         m.Env.From,
+		Recipients:   recips,
+		Return:       m.Env.Ret,
+		Original:     original,
+		UTF8:         m.Env.SMTPUTF8,
+	}
+	id := mail.NewID()
+	body, err := dsn.Compose(rep, now, func() string { return string(id) })
+	if err != nil {
+		q.log.Error("cannot compose bounce", "msg", m.ID, "err", err)
+		return
+	}
+	env := &mail.Envelope{
+		ID:       id,
+		From:     mail.Null,
+		Rcpts:    []mail.Recipient{{Addr: m.Env.From, Notify: mail.NotifyNever}},
+		Body:     mail.Body8BitMIME,
+		SMTPUTF8: m.Env.SMTPUTF8,
+		Received: now,
+		Origin:   mail.Origin{Connector: "(delivery status notification)"},
+	}
+	if err := q.Put(ctx, env, bytes.NewReader(body)); err != nil {
+		q.log.Error("cannot queue bounce", "msg", m.ID, "dsn", id, "err", err)
+		return
+	}
+	kind := "failure"
+	if delayed {
+		kind = "delay"
+	}
+	q.log.Info("delivery status notification queued", "msg", m.ID, "dsn", id, "kind", kind, "to", m.Env.From.String(), "rcpts", len(recips))
+}
+
+// wantsNotice applies NOTIFY: unset means failures and delays (RFC 3461
+// leaves delays to us; Exchange sends them).
+func wantsNotice(n mail.Notify, delayed bool) bool {
+	switch {
+	case n == mail.NotifyDefault:
+		return true
+	case n&mail.NotifyNever != 0:
+		return false
+	case delayed:
+		return n&mail.NotifyDelay != 0
+	}
+	return n&mail.NotifyFailure != 0
+}
+
+// statusOf gives the DSN status, remote MTA and diagnostic for a recipient.
+func statusOf(r Rcpt, delayed bool) ([3]int, string, string) {
+	status := [3]int{5, 0, 0}
+	remote, diag := splitLastError(r.LastError)
+	switch {
+	case delayed:
+		status = [3]int{4, 4, 7}
+		if e := parseEnhanced(diag); e[0] == 4 {
+			status = e
+		}
+	case r.Status == StatusExpired:
+		status = [3]int{5, 4, 7} // RFC 3463: delivery time expired
+	default:
+		if e := parseEnhanced(diag); e[0] == 5 {
+			status = e
+		}
+	}
+	return status, remote, diag
+}
+
+// lifetime is how long a recipient routed by h may wait.
+func (q *Queue) lifetime(h route.Hop) time.Duration {
+	if h.Connector != nil {
+		return h.Connector.Retry.Expire.D()
+	}
+	return defaultExpire
+}
+
+// original returns what a bounce quotes: the whole message for RET=FULL,
+// else its header section.
+func (q *Queue) original(ctx context.Context, m *Message) ([]byte, error) {
+	rc, err := q.store.Body(ctx, m.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	if m.Env.Ret == mail.RetFull {
+		return io.ReadAll(rc)
+	}
+	var out []byte
+	br := bufio.NewReader(io.LimitReader(rc, maxBounceHeader))
+	for {
+		line, err := br.ReadBytes('\n')
+		out = append(out, line...)
+		if err != nil || len(bytes.TrimRight(line, "\r\n")) == 0 {
+			return out, nil
+		}
+	}
+}

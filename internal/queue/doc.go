@@ -1,0 +1,25 @@
+// Package queue owns accepted mail until it is delivered, bounced or
+// removed: queues per next hop (like Exchange's Get-Queue), per-recipient
+// state inside each message, the retry schedule, expiry, delay notices and
+// bounces.
+//
+// Durability contract. Put returns nil only once the message (envelope,
+// per-recipient state and content) is durable in the Store: smtpd answers
+// 250 after that and never before. Every later change of state is written
+// through the Store before the queue acts on it further; a bounce is Put
+// (durable) before the recipient it reports is marked final. A crash at
+// any point therefore loses nothing that got a 250; at worst a message
+// whose delivery was not yet recorded is delivered again (at least once).
+//
+// Implementation summary. All working state is in memory, guarded by one
+// mutex, and rebuilt from Store.Load at start. Each pending recipient is
+// routed (package route) to a next hop; a NextHop holds one item per
+// message with recipients for it, in a heap ordered by when the item is
+// next due. Delivery asks Ready for hops with due items, Leases items one
+// at a time, and reports per-recipient Outcomes with Done, or a
+// connection-level failure with HopFailed, which puts the whole hop in
+// retry (Exchange's queue-level Retry status) without touching the
+// messages' own schedules. A sweep every few seconds expires what is too
+// old and sends delay notices. Writes to the Store happen outside the
+// mutex, serialised per message so the last state written is the latest.
+package queue

@@ -1,0 +1,186 @@
+package queue
+
+import (
+	"sort"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/route"
+)
+
+// Queue statuses, Exchange's words.
+const (
+	HopReady     = "Ready"     // messages due, none being delivered
+	HopActive    = "Active"    // a delivery session is working on it
+	HopRetry     = "Retry"     // the next hop failed; waiting for the next try
+	HopSuspended = "Suspended" // an operator suspended it
+)
+
+// QueueInfo is one queue as Get-Queue shows it.
+type QueueInfo struct {
+	Identity      string    `json:"identity"`      // "Internet/contoso.com", "Office 365", "Unreachable"
+	DeliveryType  string    `json:"delivery_type"` // SmartHostConnectorDelivery, DnsConnectorDelivery, ...
+	Status        string    `json:"status"`        // Ready, Active, Retry, Suspended
+	MessageCount  int       `json:"message_count"` //
+	NextHop       string    `json:"next_hop"`      // smarthosts, domain or directory
+	Connector     string    `json:"connector"`     // send connector name
+	LastError     string    `json:"last_error"`    // the upstream's exact reply, with its host
+	RetryCount    int       `json:"retry_count"`   // connection-level failures in a row
+	LastRetryTime time.Time `json:"last_retry_time,omitzero"`
+	NextRetryTime time.Time `json:"next_retry_time,omitzero"`
+	OldestMessage time.Time `json:"oldest_message,omitzero"` // when the oldest message here was accepted
+}
+
+// Queues returns every queue, by identity.
+func (q *Queue) Queues() []QueueInfo {
+	now := q.now()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]QueueInfo, 0, len(q.hops))
+	for _, h := range q.hops {
+		out = append(out, q.info(h, now))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Identity < out[j].Identity })
+	return out
+}
+
+// QueueByName returns one queue.
+func (q *Queue) QueueByName(identity string) (QueueInfo, bool) {
+	now := q.now()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	h := q.hops[identity]
+	if h == nil {
+		return QueueInfo{}, false
+	}
+	return q.info(h, now), true
+}
+
+func (q *Queue) info(h *NextHop, now time.Time) QueueInfo {
+	i := QueueInfo{
+		Identity:      h.Key,
+		DeliveryType:  h.DeliveryType(),
+		MessageCount:  len(h.items),
+		NextHop:       h.NextHop(),
+		LastError:     h.lastError,
+		RetryCount:    h.retryCount,
+		LastRetryTime: h.lastRetry,
+		NextRetryTime: h.nextRetry,
+	}
+	if h.Connector != nil {
+		i.Connector = h.Connector.Name
+	}
+	var lastRcptErr string
+	var lastAt time.Time
+	for _, it := range h.items {
+		if i.OldestMessage.IsZero() || it.m.Env.Received.Before(i.OldestMessage) {
+			i.OldestMessage = it.m.Env.Received
+		}
+		for _, r := range it.m.Rcpts {
+			if r.hop == h.Key && r.LastError != "" && r.LastAttempt.After(lastAt) {
+				lastRcptErr, lastAt = r.LastError, r.LastAttempt
+			}
+		}
+	}
+	if i.LastError == "" {
+		i.LastError = lastRcptErr
+	}
+	if i.LastError == "" && h.Key == route.Unreachable {
+		i.LastError = "no send connector serves these recipients' domains; add an address space that covers them"
+	}
+	switch {
+	case h.suspended:
+		i.Status = HopSuspended
+	case h.leased > 0:
+		i.Status = HopActive
+	case now.Before(h.nextRetry) || h.Key == route.Unreachable:
+		i.Status = HopRetry
+	case h.waiting.Len() > 0 && now.Before(h.waiting[0].due):
+		i.Status = HopRetry // everything here waits for its next attempt
+	default:
+		i.Status = HopReady
+	}
+	if i.Status == HopRetry && i.NextRetryTime.IsZero() && h.waiting.Len() > 0 {
+		i.NextRetryTime = h.waiting[0].due
+	}
+	return i
+}
+
+// MessageInfo is one queued message, for `sluice message list|show`.
+type MessageInfo struct {
+	ID         mail.ID        `json:"id"`
+	From       string         `json:"from"`
+	Size       int64          `json:"size"`
+	Received   time.Time      `json:"received"`
+	Origin     mail.Origin    `json:"origin"`
+	Recipients []RcptInfo     `json:"recipients"`
+	Queues     []string       `json:"queues"`
+	Status     string         `json:"status"`
+	EnvID      string         `json:"envid,omitempty"`
+	Env        *mail.Envelope `json:"-"`
+}
+
+// RcptInfo is one recipient of a queued message.
+type RcptInfo struct {
+	Address     string    `json:"address"`
+	Status      Status    `json:"status"`
+	Queue       string    `json:"queue,omitempty"`
+	Attempts    int       `json:"attempts"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+}
+
+// Messages returns the queued messages that pass keep, oldest first.
+func (q *Queue) Messages(keep func(*MessageInfo) bool) []MessageInfo {
+	q.mu.Lock()
+	out := make([]MessageInfo, 0)
+	for _, m := range q.msgs {
+		mi := q.messageInfo(m)
+		if keep == nil || keep(&mi) {
+			out = append(out, mi)
+		}
+	}
+	q.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Message returns one queued message.
+func (q *Queue) Message(id mail.ID) (MessageInfo, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	m := q.msgs[id]
+	if m == nil {
+		return MessageInfo{}, false
+	}
+	return q.messageInfo(m), true
+}
+
+func (q *Queue) messageInfo(m *Message) MessageInfo {
+	mi := MessageInfo{ID: m.ID, From: m.Env.From.String(), Size: m.Size, Received: m.Env.Received,
+		Origin: m.Env.Origin, EnvID: m.Env.EnvID, Status: "Ready"}
+	seen := map[string]bool{}
+	for _, r := range m.Rcpts {
+		ri := RcptInfo{Address: r.Addr.String(), Status: r.Status, Attempts: r.Attempts, LastError: r.LastError,
+			LastAttempt: r.LastAttempt, NextAttempt: r.NextAttempt}
+		if !r.Status.Final() {
+			ri.Queue = r.hop
+			if !seen[r.hop] {
+				seen[r.hop] = true
+				mi.Queues = append(mi.Queues, r.hop)
+			}
+			switch {
+			case r.leased:
+				mi.Status = "Active"
+			case r.Attempts > 0 && mi.Status != "Active":
+				mi.Status = "Retry"
+			}
+			if h := q.hops[r.hop]; h != nil && h.suspended {
+				mi.Status = "Suspended"
+			}
+		}
+		mi.Recipients = append(mi.Recipients, ri)
+	}
+	return mi
+}

@@ -1,0 +1,228 @@
+package queue
+
+import (
+	"container/heap"
+	"context"
+	"io"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/reply"
+	"github.com/sluice-relay/sluice/internal/route"
+)
+
+// Work is a next hop with messages due now, for delivery to start
+// sessions for.
+type Work struct {
+	route.Hop
+	Due int // items due now
+}
+
+// Ready returns the hops with messages due now and when the next hop
+// will have work if none is ready before that (zero: nothing waits).
+func (q *Queue) Ready() ([]Work, time.Time) {
+	now := q.now()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var work []Work
+	var next time.Time
+	for _, h := range q.hops {
+		if h.Connector == nil {
+			continue // Unreachable: nothing to deliver with
+		}
+		if h.due(now) {
+			n := 0
+			for _, it := range h.waiting {
+				if !now.Before(it.due) {
+					n++
+				}
+			}
+			work = append(work, Work{Hop: h.Hop, Due: n})
+			continue
+		}
+		if t := h.nextDue(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	return work, next
+}
+
+// Lease is one message's recipients for one next hop, handed to delivery.
+// Env is a copy holding only the leased recipients, in the order of Rcpts.
+type Lease struct {
+	ID    mail.ID
+	Env   mail.Envelope
+	Rcpts []int // indexes of the leased recipients in the message
+	Hop   route.Hop
+	q     *Queue
+}
+
+// Body opens the message content.
+func (l *Lease) Body(ctx context.Context) (io.ReadCloser, error) { return l.q.store.Body(ctx, l.ID) }
+
+// Lease takes the next due message for the hop, or nil if none is due.
+func (q *Queue) Lease(key string) *Lease {
+	now := q.now()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	h := q.hops[key]
+	if h == nil || !h.due(now) {
+		return nil
+	}
+	it := heap.Pop(&h.waiting).(*item)
+	it.leased = true
+	h.leased++
+	m := it.m
+	l := &Lease{ID: m.ID, Env: m.Env, Hop: h.Hop, q: q}
+	l.Env.Rcpts = nil
+	for i := range m.Rcpts {
+		r := &m.Rcpts[i]
+		if !r.Status.Final() && r.hop == key && !r.leased {
+			r.leased = true
+			l.Rcpts = append(l.Rcpts, i)
+			l.Env.Rcpts = append(l.Env.Rcpts, r.Recipient)
+		}
+	}
+	return l
+}
+
+// Outcome is what happened to one leased recipient.
+type Outcome struct {
+	Reply     reply.Reply // the upstream's reply (or ours, for local failures)
+	Host      string      // who answered: "exch1.contoso.com [10.0.0.5]"
+	Delivered bool
+}
+
+// Done records the outcome of a lease, one Outcome per leased recipient
+// in order; a recipient refused permanently or expired is bounced. It
+// returns when the new state is durable.
+func (q *Queue) Done(ctx context.Context, l *Lease, outs []Outcome) {
+	m := q.message(l.ID)
+	if m == nil {
+		return
+	}
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
+	now := q.now()
+	q.mu.Lock()
+	var bounced []int
+	for j, i := range l.Rcpts {
+		r := &m.Rcpts[i]
+		r.leased = false
+		if j >= len(outs) {
+			continue // not attempted: stays as it was
+		}
+		o := outs[j]
+		r.Attempts++
+		r.LastAttempt = now
+		switch {
+		case o.Delivered:
+			r.Status, r.LastError = StatusDelivered, ""
+		case o.Reply.Permanent():
+			r.Status, r.LastError = StatusFailed, describe(o)
+			bounced = append(bounced, i)
+		default:
+			r.LastError = describe(o)
+			r.NextAttempt = now.Add(q.backoff(l.Hop, r.Attempts))
+			if q.expired(m, l.Hop, now) {
+				r.Status = StatusExpired
+				bounced = append(bounced, i)
+			}
+		}
+	}
+	q.release(m, l.Hop.Key)
+	q.mu.Unlock()
+	q.bounce(ctx, m, bounced, false)
+	q.persist(ctx, m)
+	q.signal()
+}
+
+// HopFailed records a failure to reach the next hop at all (connection,
+// TLS, AUTH, or a 421): the whole queue waits until its next retry, and its
+// last error shows why (seed 003). The lease, if any, goes back untouched.
+func (q *Queue) HopFailed(key string, l *Lease, o Outcome) {
+	now := q.now()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	h := q.hops[key]
+	if l != nil {
+		if m := q.msgs[l.ID]; m != nil {
+			for _, i := range l.Rcpts {
+				m.Rcpts[i].leased = false
+				m.Rcpts[i].LastError = describe(o)
+			}
+			q.release(m, key)
+		}
+	}
+	if h == nil {
+		return
+	}
+	h.retryCount++
+	h.lastError = describe(o)
+	h.lastRetry = now
+	h.nextRetry = now.Add(q.backoff(h.Hop, h.retryCount))
+}
+
+// HopOK records that the next hop took a connection: its queue leaves
+// the retry state.
+func (q *Queue) HopOK(key string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if h := q.hops[key]; h != nil && h.retryCount > 0 {
+		h.retryCount, h.lastError, h.nextRetry = 0, "", time.Time{}
+	}
+}
+
+// release (q.mu held) ends m's lease on hop key and schedules what is left.
+func (q *Queue) release(m *Message, key string) {
+	if h := q.hops[key]; h != nil {
+		if it := h.items[m.ID]; it != nil && it.leased {
+			it.leased = false
+			h.leased--
+			h.remove(m.ID)
+		}
+	}
+	if m.pending() {
+		q.schedule(m)
+	} else if h := q.hops[key]; h != nil {
+		q.dropIfEmpty(h)
+	}
+}
+
+func (q *Queue) message(id mail.ID) *Message {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.msgs[id]
+}
+
+// persist writes m's state, or deletes it once every recipient is final.
+// m.writeMu is held, so the state written is the latest.
+func (q *Queue) persist(ctx context.Context, m *Message) {
+	q.mu.Lock()
+	done := !m.pending()
+	meta := m.encode()
+	q.mu.Unlock()
+	if done {
+		if err := q.store.Delete(ctx, m.ID); err != nil {
+			q.log.Error("cannot delete delivered message from the queue store; it may be delivered again after a restart", "msg", m.ID, "err", err)
+			return
+		}
+		q.mu.Lock()
+		delete(q.msgs, m.ID)
+		q.mu.Unlock()
+		return
+	}
+	if err := q.store.Update(ctx, m.ID, meta); err != nil {
+		q.log.Error("cannot record delivery state in the queue store; recipients may be tried again after a restart", "msg", m.ID, "err", err)
+	}
+}
+
+// describe renders an outcome as the queue's last error: the upstream's
+// reply, with who said it.
+func describe(o Outcome) string {
+	s := o.Reply.Error()
+	if o.Host != "" {
+		s = o.Host + " said: " + s
+	}
+	return s
+}

@@ -1,0 +1,387 @@
+package queue_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/config"
+	"github.com/sluice-relay/sluice/internal/dsn"
+	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/reply"
+	"github.com/sluice-relay/sluice/internal/store/sqlite"
+)
+
+const testConfig = `
+node: {hostname: relay.contoso.com, data_dir: DATA}
+accepted_domains: [{domain: contoso.com}]
+receive_connectors:
+  - {name: Default, bindings: ["127.0.0.1:25"], remote_ip_ranges: [127.0.0.1], permissions: [anonymous]}
+send_connectors:
+  - {name: Exchange, address_spaces: [contoso.com], smarthosts: [exch1.contoso.com, exch2.contoso.com]}
+  - {name: Internet, address_spaces: ["*.example"], delivery: mx}
+`
+
+// clock is a settable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type fixture struct {
+	q     *queue.Queue
+	store *sqlite.Store
+	clock *clock
+	dir   string
+	cfg   *config.Config
+}
+
+func newFixture(t *testing.T, extra string) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, err := config.Parse("", []byte(strings.Replace(testConfig, "DATA", dir, 1)+extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{clock: &clock{t: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)}, dir: dir, cfg: cfg}
+	f.open(t)
+	return f
+}
+
+func (f *fixture) open(t *testing.T) {
+	t.Helper()
+	s, err := sqlite.Open(f.dir + "/queue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := queue.Open(context.Background(), queue.Options{Store: s, Config: f.cfg, Now: f.clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.q, f.store = q, s
+	t.Cleanup(func() { s.Close() })
+}
+
+func (f *fixture) put(t *testing.T, from string, rcpts ...string) *mail.Envelope {
+	t.Helper()
+	env := &mail.Envelope{ID: mail.NewID(), From: mail.Address(from), Received: f.clock.now()}
+	for _, r := range rcpts {
+		env.Rcpts = append(env.Rcpts, mail.Recipient{Addr: mail.Address(r)})
+	}
+	body := "Subject: test\r\nMessage-ID: <" + string(env.ID) + "@test>\r\n\r\nhello\r\n"
+	if err := f.q.Put(context.Background(), env, strings.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	if env.Size != int64(len(body)) {
+		t.Errorf("Put set size %d, want %d", env.Size, len(body))
+	}
+	return env
+}
+
+func ok() queue.Outcome {
+	return queue.Outcome{Delivered: true, Reply: reply.Reply{Code: 250, Enhanced: [3]int{2, 0, 0}, Text: "queued"}, Host: "exch1"}
+}
+
+func fail(line string) queue.Outcome {
+	code := int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0')
+	return queue.Outcome{Reply: reply.Parse(code, line[4:]), Host: "mx.fabrikam.example [192.0.2.1]"}
+}
+
+func (f *fixture) queueInfo(t *testing.T, name string) queue.QueueInfo {
+	t.Helper()
+	qi, found := f.q.QueueByName(name)
+	if !found {
+		t.Fatalf("no queue %q; queues: %+v", name, f.q.Queues())
+	}
+	return qi
+}
+
+// bounces returns the DSNs in the queue, parsed.
+func (f *fixture) bounces(t *testing.T) []*dsn.Report {
+	t.Helper()
+	var out []*dsn.Report
+	for _, m := range f.q.Messages(func(mi *queue.MessageInfo) bool { return mi.From == "<>" }) {
+		r, err := f.store.Body(context.Background(), m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r)
+		r.Close()
+		rep, err := dsn.Parse(b)
+		if err != nil {
+			t.Fatalf("bounce %s does not parse: %v\n%s", m.ID, err, b)
+		}
+		out = append(out, rep)
+	}
+	return out
+}
+
+func TestDeliverAndDelete(t *testing.T) {
+	f := newFixture(t, "")
+	env := f.put(t, "app@contoso.com", "bob@contoso.com")
+	work, _ := f.q.Ready()
+	if len(work) != 1 || work[0].Key != "Exchange" || work[0].Due != 1 {
+		t.Fatalf("Ready = %+v", work)
+	}
+	if qi := f.queueInfo(t, "Exchange"); qi.Status != "Ready" || qi.MessageCount != 1 || qi.DeliveryType != "SmartHostConnectorDelivery" {
+		t.Errorf("queue before delivery: %+v", qi)
+	}
+	l := f.q.Lease("Exchange")
+	if l == nil || l.ID != env.ID || len(l.Env.Rcpts) != 1 {
+		t.Fatalf("Lease = %+v", l)
+	}
+	if f.q.Lease("Exchange") != nil {
+		t.Fatal("the same message was leased twice")
+	}
+	if qi := f.queueInfo(t, "Exchange"); qi.Status != "Active" {
+		t.Errorf("queue during delivery: %s", qi.Status)
+	}
+	body, _ := l.Body(context.Background())
+	b, _ := io.ReadAll(body)
+	if !strings.Contains(string(b), "hello") {
+		t.Errorf("body %q", b)
+	}
+	f.q.Done(context.Background(), l, []queue.Outcome{ok()})
+	if f.q.Len() != 0 || len(f.q.Queues()) != 0 {
+		t.Fatalf("after delivery: %d messages, queues %+v", f.q.Len(), f.q.Queues())
+	}
+	if _, err := f.store.Body(context.Background(), env.ID); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("delivered message still in the store: %v", err)
+	}
+}
+
+func TestPartialFailureBouncesOnlyFailed(t *testing.T) {
+	f := newFixture(t, "")
+	f.put(t, "app@contoso.com", "bob@contoso.com", "carol@fabrikam.example", "dave@northwind.example")
+	names := []string{}
+	for _, qi := range f.q.Queues() {
+		names = append(names, qi.Identity)
+	}
+	if got := strings.Join(names, ","); got != "Exchange,Internet/fabrikam.example,Internet/northwind.example" {
+		t.Fatalf("a message to three domains is in queues %s", got)
+	}
+	ctx := context.Background()
+	f.q.Done(ctx, f.q.Lease("Exchange"), []queue.Outcome{ok()})
+	f.q.Done(ctx, f.q.Lease("Internet/fabrikam.example"), []queue.Outcome{fail("550 5.1.1 carol: no such user")})
+	f.q.Done(ctx, f.q.Lease("Internet/northwind.example"), []queue.Outcome{ok()})
+	b := f.bounces(t)
+	if len(b) != 1 {
+		t.Fatalf("%d bounces, want 1", len(b))
+	}
+	if len(b[0].Recipients) != 1 || b[0].Recipients[0].Final != "carol@fabrikam.example" ||
+		b[0].Recipients[0].Action != dsn.ActionFailed || b[0].Recipients[0].Status != [3]int{5, 1, 1} ||
+		!strings.Contains(b[0].Recipients[0].Diagnostic, "550 5.1.1 carol: no such user") {
+		t.Errorf("bounce reports %+v", b[0].Recipients)
+	}
+	if m := f.q.Messages(nil); len(m) != 1 || m[0].From != "<>" || m[0].Recipients[0].Address != "app@contoso.com" {
+		t.Errorf("queue after partial failure: %+v (want only the bounce to the sender)", m)
+	}
+}
+
+func TestRetryBackoffAndExpiry(t *testing.T) {
+	f := newFixture(t, "")
+	f.put(t, "app@contoso.com", "carol@fabrikam.example")
+	ctx := context.Background()
+	key := "Internet/fabrikam.example"
+	var waits []time.Duration
+	for i := 0; i < 9; i++ {
+		l := f.q.Lease(key)
+		if l == nil {
+			t.Fatalf("attempt %d: nothing to lease", i+1)
+		}
+		f.q.Done(ctx, l, []queue.Outcome{fail("451 4.3.0 try later")})
+		if f.q.Lease(key) != nil {
+			t.Fatal("leased again before the retry time")
+		}
+		qi := f.queueInfo(t, key)
+		if qi.Status != "Retry" || !strings.Contains(qi.LastError, "451 4.3.0 try later") {
+			t.Fatalf("queue after a 4xx: %+v", qi)
+		}
+		wait := qi.NextRetryTime.Sub(f.clock.now())
+		waits = append(waits, wait)
+		f.clock.add(wait)
+	}
+	want := "[1m0s 2m0s 4m0s 8m0s 16m0s 32m0s 1h0m0s 1h0m0s 1h0m0s]"
+	if got := fmtDurations(waits); got != want {
+		t.Errorf("retry waits %s, want %s", got, want)
+	}
+	f.clock.add(48 * time.Hour)
+	f.q.Sweep(ctx)
+	b := f.bounces(t)
+	if len(b) != 1 || b[0].Recipients[0].Status != [3]int{5, 4, 7} || !strings.Contains(b[0].Recipients[0].Diagnostic, "451 4.3.0 try later") {
+		t.Fatalf("expiry bounce: %+v", b)
+	}
+}
+
+func fmtDurations(ds []time.Duration) string {
+	s := make([]string, len(ds))
+	for i, d := range ds {
+		s[i] = d.String()
+	}
+	return "[" + strings.Join(s, " ") + "]"
+}
+
+func TestDelayNoticeOnce(t *testing.T) {
+	f := newFixture(t, "")
+	f.put(t, "app@contoso.com", "carol@fabrikam.example")
+	ctx := context.Background()
+	f.q.Done(ctx, f.q.Lease("Internet/fabrikam.example"), []queue.Outcome{fail("451 4.4.1 no answer")})
+	f.clock.add(4*time.Hour + time.Minute)
+	f.q.Sweep(ctx)
+	f.q.Sweep(ctx)
+	b := f.bounces(t)
+	if len(b) != 1 || b[0].Recipients[0].Action != dsn.ActionDelayed {
+		t.Fatalf("delay notices: %+v", b)
+	}
+	if until := b[0].Recipients[0].WillRetryUntil; !until.Equal(f.clock.now().Add(-4*time.Hour - time.Minute).Add(48 * time.Hour)) {
+		t.Errorf("Will-Retry-Until %v", until)
+	}
+	if m, _ := f.q.Message(f.q.Messages(func(mi *queue.MessageInfo) bool { return mi.From != "<>" })[0].ID); m.Recipients[0].Status != queue.StatusQueued {
+		t.Errorf("the delayed recipient is %s, want still queued", m.Recipients[0].Status)
+	}
+}
+
+func TestNoBounceCases(t *testing.T) {
+	f := newFixture(t, "")
+	ctx := context.Background()
+	env := &mail.Envelope{ID: mail.NewID(), From: mail.Null, Received: f.clock.now(),
+		Rcpts: []mail.Recipient{{Addr: "carol@fabrikam.example"}}}
+	f.q.Put(ctx, env, strings.NewReader("Subject: a bounce\r\n\r\nx\r\n"))
+	env2 := &mail.Envelope{ID: mail.NewID(), From: "app@contoso.com", Received: f.clock.now(),
+		Rcpts: []mail.Recipient{{Addr: "dave@fabrikam.example", Notify: mail.NotifyNever}, {Addr: "erin@fabrikam.example", Notify: mail.NotifySuccess}}}
+	f.q.Put(ctx, env2, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+	for l := f.q.Lease("Internet/fabrikam.example"); l != nil; l = f.q.Lease("Internet/fabrikam.example") {
+		f.q.Done(ctx, l, repeat(fail("550 5.1.1 unknown"), len(l.Rcpts)))
+	}
+	if n := f.q.Len(); n != 0 {
+		t.Fatalf("%d messages left: a bounce of <> or against NOTIFY was queued: %+v", n, f.q.Messages(nil))
+	}
+}
+
+func repeat(o queue.Outcome, n int) []queue.Outcome {
+	out := make([]queue.Outcome, n)
+	for i := range out {
+		out[i] = o
+	}
+	return out
+}
+
+func TestHopFailureAndRecovery(t *testing.T) {
+	f := newFixture(t, "")
+	for i := 0; i < 3; i++ {
+		f.put(t, "app@contoso.com", "bob@contoso.com")
+	}
+	l := f.q.Lease("Exchange")
+	seed003 := queue.Outcome{Reply: reply.Parse(454, "4.7.5 The certificate specified in TlsCertificateName of the SendConnector could not be found"), Host: "exch1.contoso.com:25"}
+	f.q.HopFailed("Exchange", l, seed003)
+	qi := f.queueInfo(t, "Exchange")
+	if qi.Status != "Retry" || qi.MessageCount != 3 || qi.RetryCount != 1 ||
+		qi.LastError != "exch1.contoso.com:25 said: 454 4.7.5 The certificate specified in TlsCertificateName of the SendConnector could not be found" ||
+		!qi.NextRetryTime.Equal(f.clock.now().Add(time.Minute)) {
+		t.Fatalf("Get-Queue after the hop failed: %+v", qi)
+	}
+	if work, next := f.q.Ready(); len(work) != 0 || !next.Equal(f.clock.now().Add(time.Minute)) {
+		t.Fatalf("Ready during retry: %+v next %v", work, next)
+	}
+	f.clock.add(time.Minute)
+	f.q.HopOK("Exchange")
+	for i := 0; i < 3; i++ {
+		l := f.q.Lease("Exchange")
+		if l == nil {
+			t.Fatalf("message %d not leased after the retry time", i)
+		}
+		f.q.Done(context.Background(), l, []queue.Outcome{ok()})
+	}
+	if f.q.Len() != 0 {
+		t.Fatal("messages left")
+	}
+}
+
+func TestRestartKeepsEverything(t *testing.T) {
+	f := newFixture(t, "")
+	a := f.put(t, "app@contoso.com", "bob@contoso.com", "carol@fabrikam.example")
+	f.q.Done(context.Background(), f.q.Lease("Exchange"), []queue.Outcome{ok()})
+	f.q.Done(context.Background(), f.q.Lease("Internet/fabrikam.example"), []queue.Outcome{fail("451 4.4.1 later")})
+	f.store.Close()
+	f.open(t)
+	m, found := f.q.Message(a.ID)
+	if !found {
+		t.Fatal("message lost in restart")
+	}
+	if m.Recipients[0].Status != queue.StatusDelivered || m.Recipients[1].Status != queue.StatusQueued ||
+		m.Recipients[1].Attempts != 1 || !strings.Contains(m.Recipients[1].LastError, "4.4.1 later") {
+		t.Errorf("recipient state after restart: %+v", m.Recipients)
+	}
+	if m.Size == 0 || m.Origin.Connector != "" && m.From != "app@contoso.com" {
+		t.Errorf("message after restart: %+v", m)
+	}
+	if _, found := f.q.QueueByName("Exchange"); found {
+		t.Error("the delivered recipient's queue came back")
+	}
+	f.clock.add(time.Minute)
+	if l := f.q.Lease("Internet/fabrikam.example"); l == nil || len(l.Rcpts) != 1 || l.Env.Rcpts[0].Addr != "carol@fabrikam.example" {
+		t.Fatalf("after restart the pending recipient is not scheduled: %+v", l)
+	}
+}
+
+func TestUnreachableAndReroute(t *testing.T) {
+	f := newFixture(t, "")
+	f.put(t, "app@contoso.com", "x@elsewhere.org")
+	qi := f.queueInfo(t, "Unreachable")
+	if qi.Status != "Retry" || !strings.Contains(qi.LastError, "no send connector") {
+		t.Errorf("Unreachable queue: %+v", qi)
+	}
+	if work, _ := f.q.Ready(); len(work) != 0 {
+		t.Errorf("Ready offers the Unreachable queue: %+v", work)
+	}
+	cfg, err := config.Parse("", []byte(strings.Replace(testConfig, "DATA", f.dir, 1)+
+		`  - {name: Everything else, address_spaces: ["*"], smarthosts: [relay.isp.example]}`+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.q.Apply(cfg)
+	if _, found := f.q.QueueByName("Unreachable"); found {
+		t.Error("Unreachable still there after adding a connector")
+	}
+	if qi := f.queueInfo(t, "Everything else"); qi.MessageCount != 1 || qi.NextHop != "relay.isp.example:25" {
+		t.Errorf("rerouted queue: %+v", qi)
+	}
+}
+
+func TestDiskFull(t *testing.T) {
+	f := newFixture(t, "queue: {min_free_space: 1000000GB}\n")
+	env := &mail.Envelope{ID: mail.NewID(), From: "a@contoso.com", Rcpts: []mail.Recipient{{Addr: "b@contoso.com"}}}
+	err := f.q.Put(context.Background(), env, strings.NewReader("x\r\n"))
+	if r, ok := reply.As(err); !ok || r.Error() != "452 4.3.1 Insufficient system storage, try again later" {
+		t.Fatalf("Put on a full disk: %v", err)
+	}
+	if f.q.Len() != 0 {
+		t.Fatal("message queued on a full disk")
+	}
+}
+
+func TestBodyErrorIsReply(t *testing.T) {
+	f := newFixture(t, "")
+	env := &mail.Envelope{ID: mail.NewID(), From: "a@contoso.com", Rcpts: []mail.Recipient{{Addr: "b@contoso.com"}}}
+	err := f.q.Put(context.Background(), env, io.MultiReader(bytes.NewReader([]byte("x")), errReader{reply.TooBig}))
+	if r, ok := reply.As(err); !ok || r.Code != 552 {
+		t.Fatalf("Put with a body refused while read: %v", err)
+	}
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }

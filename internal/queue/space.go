@@ -1,0 +1,49 @@
+package queue
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/safeio"
+)
+
+// spaceCheck refuses new messages while the data directory's disk is
+// below the configured free space, so the queue never fills the disk to
+// the last byte (where the store could not even record deliveries). The
+// answer is cached for a second: one statfs per second, not per message.
+type spaceCheck struct {
+	dir string
+	min int64
+
+	mu      sync.Mutex
+	checked time.Time
+	err     error
+}
+
+func newSpaceCheck(dir string, min int64) *spaceCheck { return &spaceCheck{dir: dir, min: min} }
+
+func (s *spaceCheck) ok() error {
+	if s.min <= 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if time.Since(s.checked) < time.Second {
+		return s.err
+	}
+	s.checked = time.Now()
+	free, err := safeio.FreeSpace(s.dir)
+	switch {
+	case err != nil:
+		s.err = nil // cannot tell: let the store's own errors speak
+	case free < s.min:
+		s.err = fmt.Errorf("%d MB free under %s, below queue.min_free_space (%d MB)", free>>20, s.dir, s.min>>20)
+	default:
+		s.err = nil
+	}
+	return s.err
+}
+
+// Free reports the free space now, for health and metrics.
+func (s *spaceCheck) Free() (int64, error) { return safeio.FreeSpace(s.dir) }

@@ -1,0 +1,119 @@
+package queue
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/route"
+)
+
+// sweepEvery is how often expiry and delay notices are checked.
+const sweepEvery = 5 * time.Second
+
+// Run expires messages that waited too long and sends delay notices, until
+// ctx ends.
+func (q *Queue) Run(ctx context.Context) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			q.Sweep(ctx)
+		}
+	}
+}
+
+// Sweep runs one expiry and delay-notice pass.
+func (q *Queue) Sweep(ctx context.Context) {
+	now := q.now()
+	type todo struct {
+		m               *Message
+		expired, delays []int
+	}
+	var work []todo
+	q.mu.Lock()
+	for _, m := range q.msgs {
+		var t todo
+		for i := range m.Rcpts {
+			r := &m.Rcpts[i]
+			if r.Status.Final() || r.leased {
+				continue
+			}
+			h := route.For(q.cfg, r.Addr)
+			switch {
+			case q.expired(m, h, now):
+				r.Status = StatusExpired
+				if r.LastError == "" {
+					r.LastError = q.hopError(r.hop)
+				}
+				t.expired = append(t.expired, i)
+			case !r.DelayNotified && q.delayNotice(h) > 0 && now.Sub(m.Env.Received) >= q.delayNotice(h):
+				r.DelayNotified = true
+				t.delays = append(t.delays, i)
+			}
+		}
+		if len(t.expired)+len(t.delays) > 0 {
+			t.m = m
+			work = append(work, t)
+			if len(t.expired) > 0 {
+				q.schedule(m)
+			}
+		}
+	}
+	q.mu.Unlock()
+	for _, t := range work {
+		t.m.writeMu.Lock()
+		if len(t.expired) > 0 {
+			q.log.Info("message expired; bouncing", "msg", t.m.ID, "rcpts", len(t.expired))
+		}
+		q.bounce(ctx, t.m, t.expired, false)
+		q.bounce(ctx, t.m, t.delays, true)
+		q.persist(ctx, t.m)
+		t.m.writeMu.Unlock()
+	}
+}
+
+// hopError is the last error of a queue, for recipients that expire
+// without ever having had a reply of their own.
+func (q *Queue) hopError(key string) string {
+	if h := q.hops[key]; h != nil && h.lastError != "" {
+		return h.lastError
+	}
+	if key == route.Unreachable {
+		return "no send connector serves this recipient's domain"
+	}
+	return ""
+}
+
+// splitLastError separates "host said: reply" into its parts.
+func splitLastError(s string) (host, diag string) {
+	if h, rest, ok := strings.Cut(s, " said: "); ok {
+		return h, rest
+	}
+	return "", s
+}
+
+// parseEnhanced finds the enhanced status code in "550 5.1.1 text".
+func parseEnhanced(s string) [3]int {
+	f := strings.Fields(s)
+	if len(f) < 2 {
+		return [3]int{}
+	}
+	p := strings.Split(f[1], ".")
+	if len(p) != 3 {
+		return [3]int{}
+	}
+	var e [3]int
+	for i, x := range p {
+		n, err := strconv.Atoi(x)
+		if err != nil {
+			return [3]int{}
+		}
+		e[i] = n
+	}
+	return e
+}

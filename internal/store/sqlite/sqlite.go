@@ -1,0 +1,257 @@
+// Package sqlite is the embedded queue store: one SQLite database in WAL
+// mode (modernc.org/sqlite, pure Go) under the data directory, written by a
+// single goroutine that commits whatever is waiting in one transaction —
+// group commit: many sessions share each fsync. Message content up to
+// 1 MiB is stored in the database; larger content goes to a file of its
+// own, fsynced before the transaction that refers to it commits.
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/safeio"
+)
+
+// inlineMax is the largest content kept inside the database; above it the
+// content is streamed to a file, so memory per session stays bounded.
+const inlineMax = 1 << 20
+
+const schema = `
+CREATE TABLE IF NOT EXISTS messages (id TEXT PRIMARY KEY, meta BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bodies (id TEXT PRIMARY KEY, size INTEGER NOT NULL, data BLOB, in_file INTEGER NOT NULL DEFAULT 0);
+`
+
+// Store is a queue.Store in one SQLite file.
+type Store struct {
+	dir     string
+	bodyDir string
+	db      *sql.DB // readers
+	w       *sql.Conn
+	ops     chan *op
+	done    chan struct{}
+	bufs    sync.Pool
+	closed  chan struct{}
+	once    sync.Once
+}
+
+type opKind int
+
+const (
+	opAdd opKind = iota
+	opUpdate
+	opDelete
+)
+
+// op is one write waiting for the next group commit.
+type op struct {
+	kind   opKind
+	id     mail.ID
+	meta   []byte
+	body   []byte // inline content
+	size   int64
+	inFile bool
+	err    chan error
+}
+
+// Open opens (or creates) the store in dir.
+func Open(dir string) (*Store, error) {
+	bodyDir := filepath.Join(dir, "bodies")
+	if err := os.MkdirAll(bodyDir, 0o750); err != nil {
+		return nil, fmt.Errorf("queue store: %w", err)
+	}
+	dsn := "file:" + filepath.Join(dir, "queue.db") +
+		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("queue store: %w", err)
+	}
+	ctx := context.Background()
+	w, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("queue store %s: %w", dir, err)
+	}
+	if _, err := w.ExecContext(ctx, schema); err != nil {
+		w.Close()
+		db.Close()
+		return nil, fmt.Errorf("queue store %s: %w", dir, err)
+	}
+	s := &Store{
+		dir: dir, bodyDir: bodyDir, db: db, w: w,
+		ops: make(chan *op, 4096), done: make(chan struct{}), closed: make(chan struct{}),
+	}
+	s.bufs.New = func() any { return new(bytes.Buffer) }
+	if err := s.removeOrphans(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	go s.writer()
+	return s, nil
+}
+
+// Add implements queue.Store.
+func (s *Store) Add(ctx context.Context, id mail.ID, meta []byte, body io.Reader) (int64, error) {
+	buf := s.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer s.bufs.Put(buf)
+	n, err := io.Copy(buf, io.LimitReader(body, inlineMax+1))
+	if err != nil {
+		return n, err
+	}
+	o := &op{kind: opAdd, id: id, meta: meta, err: make(chan error, 1)}
+	if n > inlineMax {
+		// Too big to hold: what was read and the rest go to a file of
+		// their own, durable before the row that names it.
+		total, err := safeio.WriteFrom(s.bodyPath(id), io.MultiReader(bytes.NewReader(buf.Bytes()), body), 0o640)
+		if err != nil {
+			os.Remove(s.bodyPath(id))
+			return total, mapErr(err)
+		}
+		n, o.inFile = total, true
+	} else {
+		o.body = buf.Bytes()
+	}
+	o.size = n
+	if err := s.submit(ctx, o); err != nil {
+		if o.inFile {
+			os.Remove(s.bodyPath(id))
+		}
+		return n, err
+	}
+	return n, nil
+}
+
+// Update implements queue.Store.
+func (s *Store) Update(ctx context.Context, id mail.ID, meta []byte) error {
+	return s.submit(ctx, &op{kind: opUpdate, id: id, meta: meta, err: make(chan error, 1)})
+}
+
+// Delete implements queue.Store.
+func (s *Store) Delete(ctx context.Context, id mail.ID) error {
+	if err := s.submit(ctx, &op{kind: opDelete, id: id, err: make(chan error, 1)}); err != nil {
+		return err
+	}
+	if err := os.Remove(s.bodyPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("queue store: remove content of %s: %w", id, err)
+	}
+	return nil
+}
+
+// submit hands an op to the writer and waits for its commit. The op is
+// committed even if ctx ends first; the caller just stops waiting.
+func (s *Store) submit(ctx context.Context, o *op) error {
+	select {
+	case s.ops <- o:
+	case <-s.closed:
+		return errors.New("queue store is closed")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-o.err:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Body implements queue.Store.
+func (s *Store) Body(ctx context.Context, id mail.ID) (io.ReadCloser, error) {
+	var data []byte
+	var inFile bool
+	err := s.db.QueryRowContext(ctx, "SELECT data, in_file FROM bodies WHERE id = ?", string(id)).Scan(&data, &inFile)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, queue.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue store: read %s: %w", id, err)
+	}
+	if inFile {
+		f, err := os.Open(s.bodyPath(id))
+		if err != nil {
+			return nil, fmt.Errorf("queue store: content of %s: %w", id, err)
+		}
+		return f, nil
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+// Load implements queue.Store.
+func (s *Store) Load(ctx context.Context, fn func(id mail.ID, meta []byte, size int64) error) error {
+	rows, err := s.db.QueryContext(ctx, "SELECT m.id, m.meta, coalesce(b.size, 0) FROM messages m LEFT JOIN bodies b ON b.id = m.id ORDER BY m.id")
+	if err != nil {
+		return fmt.Errorf("queue store: load: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var meta []byte
+		var size int64
+		if err := rows.Scan(&id, &meta, &size); err != nil {
+			return fmt.Errorf("queue store: load: %w", err)
+		}
+		if err := fn(mail.ID(id), meta, size); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Close implements queue.Store: pending writes are committed first.
+func (s *Store) Close() error {
+	s.once.Do(func() {
+		close(s.closed)
+		close(s.ops)
+	})
+	<-s.done
+	s.w.Close()
+	return s.db.Close()
+}
+
+func (s *Store) bodyPath(id mail.ID) string { return filepath.Join(s.bodyDir, string(id)) }
+
+// removeOrphans deletes content files whose transaction never committed
+// (a crash between the file's fsync and the commit).
+func (s *Store) removeOrphans(ctx context.Context) error {
+	entries, err := os.ReadDir(s.bodyDir)
+	if err != nil {
+		return fmt.Errorf("queue store: %w", err)
+	}
+	for _, e := range entries {
+		id, err := mail.ParseID(e.Name())
+		if err != nil {
+			os.Remove(filepath.Join(s.bodyDir, e.Name())) // temporary files of safeio
+			continue
+		}
+		var n int
+		if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM bodies WHERE id = ?", string(id)).Scan(&n); err != nil {
+			return fmt.Errorf("queue store: %w", err)
+		}
+		if n == 0 {
+			os.Remove(s.bodyPath(id))
+		}
+	}
+	return nil
+}
+
+// mapErr turns "disk full" from SQLite or the file system into ErrNoSpace.
+func mapErr(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL || safeio.IsNoSpace(err) {
+		return fmt.Errorf("%w: %v", queue.ErrNoSpace, err)
+	}
+	return err
+}
