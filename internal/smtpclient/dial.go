@@ -1,0 +1,57 @@
+package smtpclient
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+)
+
+// Dial connects to addr (host:port) over TCP and reads the greeting. A
+// greeting other than 2xx is returned as an *Error.
+func Dial(ctx context.Context, addr string, o Options) (*Client, error) {
+	conn, err := dialer(o).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("smtpclient: connect: %w", err)
+	}
+	return newClient(ctx, conn, o, hostOf(addr))
+}
+
+// DialTLS connects to addr with implicit TLS (RFC 8314 §3.3, port 465):
+// the TLS handshake comes first, then the greeting. An empty
+// cfg.ServerName is taken from addr.
+func DialTLS(ctx context.Context, addr string, cfg *tls.Config, o Options) (*Client, error) {
+	cfg = cfg.Clone()
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = hostOf(addr)
+	}
+	d := tls.Dialer{NetDialer: dialer(o), Config: cfg}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("smtpclient: connect with TLS: %w", err)
+	}
+	return newClient(ctx, conn, o, cfg.ServerName)
+}
+
+// dialer is Options.Dialer with its timeout defaulted.
+func dialer(o Options) *net.Dialer {
+	var d net.Dialer
+	if o.Dialer != nil {
+		d = *o.Dialer
+	}
+	if d.Timeout <= 0 {
+		d.Timeout = o.Timeouts.withDefaults().Connect
+	}
+	return &d
+}
+
+func hostOf(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
+}

@@ -1,0 +1,20 @@
+package smtpclient
+
+import "github.com/sluice-relay/sluice/internal/reply"
+
+// Error is a refusal by the server: the command it answered and its reply,
+// as the server wrote it. A few are made locally, before anything is sent,
+// when the server cannot take a message as it is (see Send and Auth).
+type Error struct {
+	Command string // "MAIL FROM", "RCPT TO", "DATA", "AUTH LOGIN", "EHLO", "greeting", ...
+	Reply   reply.Reply
+}
+
+// Error is "RCPT TO: 550 5.1.1 no such user".
+func (e *Error) Error() string { return e.Command + ": " + e.Reply.Error() }
+
+// Temporary reports whether trying again later may succeed (a 4xx reply).
+func (e *Error) Temporary() bool { return e.Reply.Temporary() }
+
+// Unwrap gives the reply, so reply.As finds it.
+func (e *Error) Unwrap() error { return e.Reply }

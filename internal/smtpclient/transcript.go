@@ -1,0 +1,32 @@
+package smtpclient
+
+// The transcript is the conversation as Options.Transcript sees it, for
+// the protocol log and `sluice test connect`: every line sent ('>') and
+// received ('<') without its CRLF, and notes ('*') where a line-by-line
+// account would be wrong or too much: the TLS handshake, and the message
+// data, of which only the size is shown.
+//
+// Nothing that proves identity is shown (as mox's trace levels and
+// Exchange's protocol log do it): the payload of an AUTH line with an
+// initial response is "***" ("AUTH PLAIN ***", "AUTH XOAUTH2 ***"), and so
+// is every answer to a 334 challenge (LOGIN's user name and password, the
+// empty line after an XOAUTH2 error). The server's challenges are shown as
+// they came: they carry no secrets.
+
+// trace passes a line to the transcript.
+func (c *Client) trace(dir byte, line string) {
+	if c.o.Transcript != nil {
+		c.o.Transcript(dir, line)
+	}
+}
+
+// writeLine buffers one command line; the transcript shows mask instead
+// when mask is not empty.
+func (c *Client) writeLine(line, mask string) {
+	c.w.WriteString(line)
+	c.w.WriteString("\r\n")
+	if mask != "" {
+		line = mask
+	}
+	c.trace('>', line)
+}
