@@ -1,7 +1,9 @@
 // Package daemon builds a running Sluice from one *config.Config and owns
-// its lifetime: start order, reload on SIGHUP (new connections get the new
-// config; a bad one is refused and the old one kept), and graceful stop on
-// SIGTERM (sessions in DATA finish first).
+// its lifetime: start order (store, queue, delivery, then listeners),
+// reload on SIGHUP (new connections and new deliveries use the new config;
+// a bad one is refused and the old one kept), and graceful stop on SIGTERM
+// (sessions in DATA finish, deliveries end their current message, the
+// store commits what is pending).
 package daemon
 
 import (
@@ -12,12 +14,16 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/sluice-relay/sluice/internal/config"
-	"github.com/sluice-relay/sluice/internal/dropdir"
+	"github.com/sluice-relay/sluice/internal/delivery"
+	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/smtpd"
+	"github.com/sluice-relay/sluice/internal/store/sqlite"
 )
 
 // Options say where the config comes from and where logs go.
@@ -35,23 +41,35 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	log := NewLogger(o.LogOutput, cfg.Log)
-	drop, err := dropdir.Open(cfg.Delivery.DropDirectory)
+	queueDir := filepath.Join(cfg.Node.DataDir, "queue")
+	store, err := sqlite.Open(queueDir)
 	if err != nil {
-		return err
+		return fmt.Errorf("cannot open the queue under %s: %w", queueDir, err)
 	}
-	srv := smtpd.New(smtpd.Options{Spool: drop, Log: log})
+	q, err := queue.Open(ctx, queue.Options{Store: store, Config: cfg, Log: log})
+	if err != nil {
+		store.Close()
+		return fmt.Errorf("cannot read the queue under %s: %w", queueDir, err)
+	}
+	d := delivery.New(delivery.Options{Queue: q, Config: cfg, Log: log})
+	srv := smtpd.New(smtpd.Options{Spool: q, Log: log})
 	if err := srv.Apply(cfg); err != nil {
+		q.Close()
 		return err
 	}
+	work, stopWork := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); d.Run(work) }()
+	go func() { defer wg.Done(); q.Run(work) }()
+
 	source := o.ConfigPath
 	if source == "" {
 		source = config.DefaultName
 	}
-	log.Info("Sluice started", "version", o.Version, "config", source, "hostname", cfg.Node.Hostname, "pid", os.Getpid())
-	for _, rc := range cfg.ReceiveConnectors {
-		log.Info("receive connector ready", "connector", rc.Name, "bindings", fmt.Sprint(rc.Bindings), "tls", string(rc.TLS.Mode))
-	}
-	log.Info("accepted messages are written to the drop directory", "path", drop.Path())
+	log.Info("Sluice started", "version", o.Version, "config", source, "hostname", cfg.Node.Hostname,
+		"data_dir", cfg.Node.DataDir, "queued", q.Len(), "pid", os.Getpid())
+	describe(log, cfg)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -59,10 +77,35 @@ func Run(ctx context.Context, o Options) error {
 	for {
 		select {
 		case <-hup:
-			cfg = reload(log, o.ConfigPath, cfg, srv)
+			cfg = reload(log, o.ConfigPath, cfg, srv, q, d)
 		case <-ctx.Done():
-			return shutdown(log, cfg, srv)
+			shutdown(log, cfg, srv)
+			stopWork()
+			wg.Wait()
+			if err := q.Close(); err != nil {
+				log.Error("closing the queue store", "err", err)
+			}
+			log.Info("Sluice stopped")
+			return nil
 		}
+	}
+}
+
+// describe logs what the config makes Sluice do, so the log alone says
+// where mail comes in and where it goes.
+func describe(log *slog.Logger, cfg *config.Config) {
+	for _, rc := range cfg.ReceiveConnectors {
+		log.Info("receive connector ready", "connector", rc.Name, "bindings", fmt.Sprint(rc.Bindings), "tls", string(rc.TLS.Mode))
+	}
+	for _, sc := range cfg.SendConnectors {
+		args := []any{"connector", sc.Name, "address_spaces", fmt.Sprint(sc.AddressSpaces), "delivery", string(sc.Delivery)}
+		switch sc.Delivery {
+		case config.DeliveryDirectory:
+			args = append(args, "directory", sc.Directory)
+		case config.DeliverySmarthost:
+			args = append(args, "smarthosts", fmt.Sprint(sc.Smarthosts))
+		}
+		log.Info("send connector ready", args...)
 	}
 }
 
@@ -75,7 +118,7 @@ func load(path string) (*config.Config, error) {
 
 // reload applies a changed config file, or keeps the running one and says
 // why not.
-func reload(log *slog.Logger, path string, old *config.Config, srv *smtpd.Server) *config.Config {
+func reload(log *slog.Logger, path string, old *config.Config, srv *smtpd.Server, q *queue.Queue, d *delivery.Deliverer) *config.Config {
 	cfg, err := load(path)
 	if err != nil {
 		var errs config.Errors
@@ -88,21 +131,25 @@ func reload(log *slog.Logger, path string, old *config.Config, srv *smtpd.Server
 		}
 		return old
 	}
-	if cfg.Node.DataDir != old.Node.DataDir || cfg.Delivery.DropDirectory != old.Delivery.DropDirectory {
-		log.Error("reload refused: node.data_dir and delivery.drop_directory cannot change while running; restart Sluice to move them")
+	if cfg.Node.DataDir != old.Node.DataDir {
+		log.Error("reload refused: node.data_dir cannot change while running; restart Sluice to move it")
 		return old
 	}
 	if err := srv.Apply(cfg); err != nil {
 		log.Error("reload refused; the running configuration is kept", "err", err)
 		return old
 	}
-	log.Info("configuration reloaded; new connections use it", "connectors", len(cfg.ReceiveConnectors))
+	q.Apply(cfg)
+	d.Apply(cfg)
+	log.Info("configuration reloaded; new connections and deliveries use it",
+		"receive_connectors", len(cfg.ReceiveConnectors), "send_connectors", len(cfg.SendConnectors))
+	describe(log, cfg)
 	return cfg
 }
 
 // shutdown stops listening and waits for sessions: those receiving a
 // message get as long as their DATA timeout to finish it.
-func shutdown(log *slog.Logger, cfg *config.Config, srv *smtpd.Server) error {
+func shutdown(log *slog.Logger, cfg *config.Config, srv *smtpd.Server) {
 	grace := time.Minute
 	for _, rc := range cfg.ReceiveConnectors {
 		grace = max(grace, rc.Limits.DataTimeout.D())
@@ -113,6 +160,4 @@ func shutdown(log *slog.Logger, cfg *config.Config, srv *smtpd.Server) error {
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("shutdown grace period over; remaining sessions closed", "err", err)
 	}
-	log.Info("Sluice stopped")
-	return nil
 }

@@ -65,4 +65,6 @@ type Envelope struct {
 	Size     int64     // octets of the stored message, added headers included
 	Received time.Time // when the 250 was given
 	Origin   Origin
+	// MessageID is the message's Message-ID field, as tracking shows it.
+	MessageID string
 }

@@ -48,6 +48,8 @@ receive_connectors:
     auth_mechanisms: [PLAIN]
     require_tls_for_auth: false
     require_tls_for_mail: false
+send_connectors:
+  - {name: Drop, address_spaces: ["*"], delivery: directory, directory: drop}
 users:
   - name: app@contoso.com
     password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$5mkv4XDtBVjkmcD7x1i4C8LmEp5Q6o5sCvOEQmHkSjI"

@@ -129,6 +129,7 @@ func (s *session) challenge(text string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	s.proto.Received("***")
 	if line == "*" {
 		return "", errAuthCancelled
 	}

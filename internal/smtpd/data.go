@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/policy"
 	"github.com/sluice-relay/sluice/internal/reply"
+	"github.com/sluice-relay/sluice/internal/tracking"
 )
 
 // data receives the message (RFC 5321 §4.1.1.4) and hands it to the spool;
@@ -61,12 +63,17 @@ func (s *session) data(arg string) bool {
 		}
 		r := s.replyFor(err, env.ID)
 		s.log.Info("message refused", "msg", env.ID, "from", env.From.String(), "rcpts", len(env.Rcpts), "reply", r.Error())
+		s.proto.Note(fmt.Sprintf("message data: %d octets", dr.n))
+		s.track(tracking.EventFail, env, env.From, nil, r)
 		return s.reply(r)
 	}
 	s.messages++
 	s.log.Info("message accepted", "msg", env.ID, "from", env.From.String(), "rcpts", len(env.Rcpts),
 		"size", env.Size, "user", s.user(), "tls", env.Origin.TLS != "")
-	return s.reply(reply.Reply{Code: 250, Enhanced: [3]int{2, 6, 0}, Text: "Queued as " + string(env.ID)})
+	ok := reply.Reply{Code: 250, Enhanced: [3]int{2, 6, 0}, Text: "Queued as " + string(env.ID)}
+	s.proto.Note(fmt.Sprintf("message data: %d octets", env.Size))
+	s.track(tracking.EventReceive, env, env.From, nil, ok)
+	return s.reply(ok)
 }
 
 // store reads the header, puts the trace fields in front and streams the
@@ -75,6 +82,10 @@ func (s *session) store(env *mail.Envelope, dr *dataReader) error {
 	h, err := readHeader(dr, int(s.rc.Limits.MaxHeaderSize))
 	if err != nil {
 		return err
+	}
+	env.MessageID = h.messageID
+	if env.MessageID == "" {
+		env.MessageID = "<" + string(env.ID) + "@" + s.rc.FQDN + ">"
 	}
 	proto := protocol(s.esmtp, s.tls != nil, s.policy.User != nil, env.SMTPUTF8)
 	trace := traceFields(env, s.rc.FQDN, proto, h)

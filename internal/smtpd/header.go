@@ -14,7 +14,8 @@ type header struct {
 	rest         []byte // body octets read along with it
 	hasMessageID bool
 	hasDate      bool
-	none         bool // the message starts without any header field
+	messageID    string // the Message-ID field's value
+	none         bool   // the message starts without any header field
 }
 
 // readHeader reads the header section from d, at most max octets of it
@@ -79,6 +80,7 @@ func (h *header) scan() {
 		switch {
 		case bytes.EqualFold(name, []byte("Message-ID")):
 			h.hasMessageID = true
+			h.messageID = string(bytes.TrimSpace(line[len(name)+1:]))
 		case bytes.EqualFold(name, []byte("Date")):
 			h.hasDate = true
 		}

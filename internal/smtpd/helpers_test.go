@@ -80,7 +80,7 @@ func startServer(t testing.TB, yaml string) (*Server, *memSpool, int) {
 	t.Helper()
 	port := freePort(t)
 	yaml = strings.ReplaceAll(yaml, "PORT", fmt.Sprint(port))
-	cfg, err := config.Parse("", []byte(yaml))
+	cfg, err := configParse(yaml)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -189,7 +189,14 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-func configParse(yaml string) (*config.Config, error) { return config.Parse("", []byte(yaml)) }
+// configParse loads a test config, adding a send connector (smtpd's tests
+// only need one to exist; their spool is in memory).
+func configParse(yaml string) (*config.Config, error) {
+	if !strings.Contains(yaml, "send_connectors:") {
+		yaml += "\nsend_connectors: [{name: Drop, address_spaces: [\"*\"], delivery: directory, directory: drop}]\n"
+	}
+	return config.Parse("", []byte(yaml))
+}
 
 func netDial(port int) (net.Conn, error) {
 	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)

@@ -7,6 +7,7 @@ import (
 	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/policy"
 	"github.com/sluice-relay/sluice/internal/reply"
+	"github.com/sluice-relay/sluice/internal/tracking"
 )
 
 // mail starts a transaction: MAIL FROM:<path> [params] (RFC 5321 §4.1.1.2).
@@ -69,6 +70,7 @@ func (s *session) mail(arg string) bool {
 	if err := policy.Mail(s.cfg, &s.policy, from, size); err != nil {
 		r := err.(reply.Reply)
 		s.log.Info("sender refused", "from", from.String(), "user", s.user(), "reply", r.Error())
+		s.track(tracking.EventFail, nil, from, nil, r)
 		return s.reply(r)
 	}
 	s.tx, s.junk = tx, 0
@@ -118,6 +120,7 @@ func (s *session) rcpt(arg string) bool {
 	if err := policy.Rcpt(s.cfg, &s.policy, to, len(s.tx.env.Rcpts)); err != nil {
 		r := err.(reply.Reply)
 		s.log.Info("recipient refused", "from", s.tx.env.From.String(), "to", to.String(), "user", s.user(), "reply", r.Error())
+		s.track(tracking.EventFail, nil, s.tx.env.From, []string{to.String()}, r)
 		return s.reply(r)
 	}
 	s.tx.env.Rcpts = append(s.tx.env.Rcpts, rc)
@@ -161,4 +164,21 @@ func (s *session) user() string {
 		return ""
 	}
 	return s.policy.User.Name
+}
+
+// track records a tracking event about this session; env is nil for
+// refusals before a message exists.
+func (s *session) track(ev tracking.EventType, env *mail.Envelope, from mail.Address, rcpts []string, r reply.Reply) {
+	e := tracking.Event{
+		Event: ev, Source: "SMTP", Sender: from.String(), Recipients: rcpts,
+		Connector: s.rc.Name, ClientIP: s.remote.Addr().String(), ClientName: s.helo,
+		AuthUser: s.user(), Reply: r.Error(), Session: s.id,
+	}
+	if env != nil {
+		e.ID, e.MessageID, e.Size = env.ID, env.MessageID, env.Size
+		for _, rc := range env.Rcpts {
+			e.Recipients = append(e.Recipients, rc.Addr.String())
+		}
+	}
+	s.srv.tracking.Record(e)
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/protolog"
+	"github.com/sluice-relay/sluice/internal/tracking"
 	"github.com/sluice-relay/sluice/internal/userdb"
 )
 
@@ -27,8 +29,10 @@ type Spool interface {
 
 // Options are what a Server is built from.
 type Options struct {
-	Spool Spool
-	Log   *slog.Logger
+	Spool    Spool
+	Log      *slog.Logger
+	Tracking *tracking.Log // nil: no tracking
+	Protocol *protolog.Log // nil: no protocol log even where connectors ask for one
 }
 
 // snapshot is one config with what is derived from it; sessions keep the
@@ -40,9 +44,11 @@ type snapshot struct {
 
 // Server accepts connections on every receive connector binding.
 type Server struct {
-	spool Spool
-	log   *slog.Logger
-	state atomic.Pointer[snapshot]
+	spool    Spool
+	log      *slog.Logger
+	tracking *tracking.Log
+	protocol *protolog.Log
+	state    atomic.Pointer[snapshot]
 
 	mu        sync.Mutex
 	listeners map[config.Binding]*listener
@@ -63,6 +69,8 @@ func New(o Options) *Server {
 	return &Server{
 		spool:     o.Spool,
 		log:       log,
+		tracking:  o.Tracking,
+		protocol:  o.Protocol,
 		listeners: map[config.Binding]*listener{},
 		sessions:  map[*session]struct{}{},
 		conns:     map[string]*connCount{},

@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/policy"
+	"github.com/sluice-relay/sluice/internal/protolog"
 	"github.com/sluice-relay/sluice/internal/reply"
 )
 
@@ -57,6 +58,8 @@ type session struct {
 
 	mu     sync.Mutex // guards inData against Server.Shutdown
 	inData bool
+
+	proto *protolog.Session // nil unless the connector logs its protocol
 }
 
 // transaction is one MAIL ... DATA exchange.
@@ -73,6 +76,9 @@ func newSession(srv *Server, snap *snapshot, rc *config.ReceiveConnector, c net.
 	}
 	s.policy.Connector = rc
 	s.setConn(c)
+	if rc.ProtocolLog {
+		s.proto = srv.protocol.Session(rc.Name, id, local.String(), remote.String())
+	}
 	return s
 }
 
@@ -91,6 +97,7 @@ func (s *session) serve() {
 			s.send(reply.Reply{Code: 421, Enhanced: [3]int{4, 3, 0}, Text: "Internal server error (session " + s.id + "), closing"})
 		}
 		s.flush()
+		s.proto.Close()
 	}()
 	s.log.Debug("session started", "local", s.local.String())
 	if s.rc.TLS.Mode == config.TLSImplicit {
@@ -200,6 +207,12 @@ func (s *session) ioError(err error) {
 func (s *session) command(line string) (quit bool) {
 	verb, arg, _ := strings.Cut(line, " ")
 	verb = strings.ToUpper(verb)
+	if s.proto != nil {
+		if mech, initial, ok := strings.Cut(strings.TrimSpace(arg), " "); verb == "AUTH" && ok && initial != "" {
+			line = "AUTH " + mech + " ***" // never a password in the log
+		}
+		s.proto.Received(line)
+	}
 	switch verb {
 	case "MAIL", "RCPT", "DATA", "BDAT", "QUIT":
 	default:
@@ -291,7 +304,13 @@ func (s *session) failAfter(r reply.Reply, d time.Duration) bool {
 // send buffers a reply; it is flushed before the next read would block
 // (RFC 2920 §3.1) and when the session ends.
 func (s *session) send(r reply.Reply) {
-	s.w.WriteString(r.Lines())
+	lines := r.Lines()
+	s.w.WriteString(lines)
+	if s.proto != nil {
+		for _, l := range strings.Split(strings.TrimSuffix(lines, "\r\n"), "\r\n") {
+			s.proto.Sent(l)
+		}
+	}
 }
 
 func (s *session) flush() error {

@@ -57,6 +57,7 @@ func (s *session) handshake() error {
 	s.tls = &st
 	s.policy.TLS = true
 	s.setConn(tc)
+	s.proto.Note("TLS negotiated: " + s.tlsDescription())
 	s.log.Debug("TLS established", "version", tls.VersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite))
 	return nil
 }

@@ -1,0 +1,131 @@
+package delivery
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/sluice-relay/sluice/internal/config"
+	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/reply"
+	"github.com/sluice-relay/sluice/internal/route"
+	"github.com/sluice-relay/sluice/internal/smtpclient"
+)
+
+// connect tries the targets in order until one takes a session: TCP,
+// greeting, EHLO, TLS as the connector requires, AUTH. On a connection
+// failure or a 4xx it moves to the next (failover). It returns the client
+// and "host [ip]", or nil and the last failure.
+func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target) (*smtpclient.Client, string, queue.Outcome) {
+	var last queue.Outcome
+	if len(targets) == 0 {
+		return nil, "", queue.Outcome{Reply: reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 0}, Text: "no host to connect to"}}
+	}
+	for _, t := range targets {
+		c, err := d.open(ctx, hop.Connector, t, hop.Connector.TLS.Mode)
+		if err != nil && errors.Is(err, errTLSFallback) {
+			// Opportunistic TLS whose handshake failed: RFC 7435 §4 says
+			// deliver in the clear rather than not at all.
+			d.log.Warn("TLS handshake failed; delivering without TLS as the connector allows", "queue", hop.Key, "host", t.addr)
+			c, err = d.open(ctx, hop.Connector, t, config.SendTLSNone)
+		}
+		h := d.host(t.addr)
+		if err != nil {
+			last = queue.Outcome{Reply: failureReply(err), Host: t.addr}
+			h.failed(last.Reply.Error())
+			d.log.Info("cannot use upstream host; trying the next", "queue", hop.Key, "host", t.addr, "err", err)
+			continue
+		}
+		h.ok()
+		return c, describeHost(t, c), last
+	}
+	return nil, "", last
+}
+
+var errTLSFallback = errors.New("TLS handshake failed")
+
+// open makes one session to one host, ready for MAIL.
+func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target, mode config.SendTLSMode) (*smtpclient.Client, error) {
+	opts := smtpclient.Options{LocalName: sc.HELO, Dialer: &net.Dialer{Timeout: sc.ConnectTimeout.D()}}
+	tcfg := sc.TLSConfig().Clone()
+	tcfg.ServerName = t.name
+	if sc.TLS.ServerName != "" {
+		tcfg.ServerName = sc.TLS.ServerName
+	}
+	dctx, cancel := context.WithTimeout(ctx, sc.ConnectTimeout.D())
+	defer cancel()
+	var c *smtpclient.Client
+	var err error
+	if sc.TLS.Implicit {
+		c, err = smtpclient.DialTLS(dctx, t.addr, tcfg, opts)
+	} else {
+		c, err = smtpclient.Dial(dctx, t.addr, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*smtpclient.Client, error) {
+		c.Close()
+		return nil, err
+	}
+	if err := c.Hello(ctx); err != nil {
+		return fail(err)
+	}
+	if !sc.TLS.Implicit && mode != config.SendTLSNone {
+		switch {
+		case c.Supports("STARTTLS"):
+			if err := c.StartTLS(ctx, tcfg); err != nil {
+				if mode == config.SendTLSOpportunistic {
+					return fail(errTLSFallback)
+				}
+				return fail(tlsError(sc, tcfg.ServerName, err))
+			}
+		case mode != config.SendTLSOpportunistic:
+			return fail(reply.Reply{Code: 454, Enhanced: [3]int{4, 7, 4},
+				Text: fmt.Sprintf("send connector %q requires TLS but %s does not offer STARTTLS", sc.Name, t.name)})
+		}
+	}
+	if sc.Auth.Mechanism != "" {
+		if err := d.auth(ctx, c, sc); err != nil {
+			return fail(err)
+		}
+	}
+	return c, nil
+}
+
+// tlsError explains a failed handshake, naming what to check.
+func tlsError(sc *config.SendConnector, name string, err error) error {
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &cv) {
+		return reply.Reply{Code: 454, Enhanced: [3]int{4, 7, 5},
+			Text: fmt.Sprintf("certificate of %s is not valid for send connector %q (tls.mode verify): %v", name, sc.Name, cv.Err)}
+	}
+	return reply.Reply{Code: 454, Enhanced: [3]int{4, 7, 0}, Text: fmt.Sprintf("TLS handshake with %s failed: %v", name, err)}
+}
+
+// failureReply is what the queue records for a failed connection attempt:
+// the upstream's own reply when it gave one.
+func failureReply(err error) reply.Reply {
+	var se *smtpclient.Error
+	if errors.As(err, &se) {
+		return se.Reply
+	}
+	if r, ok := reply.As(err); ok {
+		return r
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 1}, Text: "connection timed out: " + err.Error()}
+	}
+	return reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 1}, Text: "connection failed: " + err.Error()}
+}
+
+// describeHost is "name [ip]:port" for logs and the queue's last error.
+func describeHost(t target, c *smtpclient.Client) string {
+	if ra := c.RemoteAddr(); ra != nil {
+		return fmt.Sprintf("%s [%s]", t.name, ra.String())
+	}
+	return t.addr
+}

@@ -1,0 +1,164 @@
+package delivery
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/config"
+	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/route"
+	"github.com/sluice-relay/sluice/internal/token"
+)
+
+// Options are what a Deliverer is built from.
+type Options struct {
+	Queue  *queue.Queue
+	Config *config.Config
+	Log    *slog.Logger
+}
+
+// Deliverer runs delivery sessions for every next hop with due mail.
+type Deliverer struct {
+	q   *queue.Queue
+	log *slog.Logger
+	cfg atomic.Pointer[config.Config]
+
+	mu       sync.Mutex
+	active   map[string]int          // sessions per next hop
+	limits   map[string]*limiter     // rate limit per next hop
+	tokens   map[string]*tokenSource // OAuth2 per send connector
+	hosts    map[string]*HostHealth  // per upstream host:port
+	sessions sync.WaitGroup
+}
+
+// tokenSource is a connector's token source with the config it was made
+// from, so a reload with new credentials makes a new one.
+type tokenSource struct {
+	src *token.Source
+	cfg config.OAuth2
+}
+
+// New returns a Deliverer; Run starts it.
+func New(o Options) *Deliverer {
+	d := &Deliverer{
+		q:      o.Queue,
+		log:    o.Log,
+		active: map[string]int{},
+		limits: map[string]*limiter{},
+		tokens: map[string]*tokenSource{},
+		hosts:  map[string]*HostHealth{},
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	d.cfg.Store(o.Config)
+	return d
+}
+
+// Apply makes cfg the configuration for new sessions.
+func (d *Deliverer) Apply(cfg *config.Config) { d.cfg.Store(cfg) }
+
+// Run starts sessions for due mail until ctx ends, then waits for the
+// sessions it started (they end their current message first).
+func (d *Deliverer) Run(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		next := d.dispatch(ctx)
+		wait := time.Minute
+		if !next.IsZero() {
+			wait = max(time.Until(next), 10*time.Millisecond)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			d.sessions.Wait()
+			return
+		case <-d.q.Wake():
+		case <-timer.C:
+		}
+	}
+}
+
+// dispatch starts sessions for hops with due mail, up to each connector's
+// max_connections, and returns when the next hop will be due.
+func (d *Deliverer) dispatch(ctx context.Context) time.Time {
+	work, next := d.q.Ready()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, w := range work {
+		want := min(w.Due, w.Connector.MaxConnections) - d.active[w.Key]
+		for i := 0; i < want; i++ {
+			d.active[w.Key]++
+			d.sessions.Add(1)
+			go d.session(ctx, w.Hop)
+		}
+	}
+	return next
+}
+
+// session delivers due mail for one hop until there is none (or the
+// connection has carried max_messages_per_connection messages).
+func (d *Deliverer) session(ctx context.Context, hop route.Hop) {
+	defer d.sessions.Done()
+	defer func() {
+		d.mu.Lock()
+		if d.active[hop.Key]--; d.active[hop.Key] <= 0 {
+			delete(d.active, hop.Key)
+		}
+		d.mu.Unlock()
+		d.q.Kick()
+	}()
+	l := d.q.Lease(hop.Key)
+	if l == nil {
+		return
+	}
+	switch hop.Connector.Delivery {
+	case config.DeliveryDirectory:
+		d.directorySession(ctx, hop, l)
+	default:
+		d.smtpSession(ctx, hop, l)
+	}
+}
+
+// limiter spaces messages to one hop to keep to a rate limit.
+type limiter struct {
+	mu   sync.Mutex
+	next time.Time
+}
+
+// wait blocks until the next message may go, or ctx ends.
+func (d *Deliverer) wait(ctx context.Context, hop route.Hop) error {
+	interval := hop.Connector.RateLimit.Interval()
+	if interval == 0 {
+		return nil
+	}
+	d.mu.Lock()
+	l := d.limits[hop.Key]
+	if l == nil {
+		l = &limiter{}
+		d.limits[hop.Key] = l
+	}
+	d.mu.Unlock()
+	l.mu.Lock()
+	now := time.Now()
+	at := l.next
+	if at.Before(now) {
+		at = now
+	}
+	l.next = at.Add(interval)
+	l.mu.Unlock()
+	if w := time.Until(at); w > 0 {
+		t := time.NewTimer(w)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,50 @@
+package delivery
+
+import (
+	"context"
+
+	"github.com/sluice-relay/sluice/internal/dropdir"
+	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/reply"
+	"github.com/sluice-relay/sluice/internal/route"
+)
+
+// directorySession writes due messages as .eml files (Exchange's drop
+// directory format: X-Sender, X-Receiver, then the message).
+func (d *Deliverer) directorySession(ctx context.Context, hop route.Hop, l *queue.Lease) {
+	dir, err := dropdir.Open(hop.Connector.Directory)
+	if err != nil {
+		d.q.HopFailed(hop.Key, l, queue.Outcome{Reply: reply.Reply{Code: 451, Enhanced: [3]int{4, 3, 0},
+			Text: "cannot open drop directory: " + err.Error()}})
+		return
+	}
+	for n := 0; l != nil; n++ {
+		outs := d.writeFile(ctx, dir, l)
+		d.q.Done(ctx, l, outs)
+		if outs[0].Delivered {
+			d.log.Info("message delivered", "msg", l.ID, "connector", hop.Connector.Name, "rcpts", len(l.Rcpts), "path", dir.Path())
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		l = d.q.Lease(hop.Key)
+	}
+}
+
+func (d *Deliverer) writeFile(ctx context.Context, dir *dropdir.Dir, l *queue.Lease) []queue.Outcome {
+	outs := make([]queue.Outcome, len(l.Rcpts))
+	body, err := l.Body(ctx)
+	if err == nil {
+		env := l.Env
+		err = dir.Put(ctx, &env, body)
+		body.Close()
+	}
+	for i := range outs {
+		if err != nil {
+			outs[i] = queue.Outcome{Reply: reply.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: "cannot write to drop directory: " + err.Error()}}
+		} else {
+			outs[i] = queue.Outcome{Delivered: true, Reply: reply.Reply{Code: 250, Enhanced: [3]int{2, 0, 0}, Text: "written to " + dir.Path()}, Host: "directory"}
+		}
+	}
+	return outs
+}

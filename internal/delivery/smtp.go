@@ -1,0 +1,168 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+
+	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/reply"
+	"github.com/sluice-relay/sluice/internal/route"
+	"github.com/sluice-relay/sluice/internal/smtpclient"
+)
+
+// smtpSession connects to the hop (failing over between its hosts) and
+// delivers due messages over that one connection.
+func (d *Deliverer) smtpSession(ctx context.Context, hop route.Hop, l *queue.Lease) {
+	targets, perm, err := d.targets(ctx, hop)
+	if perm != nil {
+		// The domain says it takes no mail (null MX) or does not exist:
+		// every recipient fails now, not after two days.
+		for ; l != nil; l = d.q.Lease(hop.Key) {
+			d.q.Done(ctx, l, repeat(queue.Outcome{Reply: *perm}, len(l.Rcpts)))
+		}
+		return
+	}
+	if err != nil {
+		d.q.HopFailed(hop.Key, l, queue.Outcome{Reply: tempReply(err)})
+		d.log.Warn("next hop failed", "queue", hop.Key, "err", err)
+		return
+	}
+	c, host, o := d.connect(ctx, hop, targets)
+	if c == nil {
+		d.q.HopFailed(hop.Key, l, o)
+		d.log.Warn("next hop failed; queue in retry", "queue", hop.Key, "host", o.Host, "reply", o.Reply.Error())
+		return
+	}
+	d.q.HopOK(hop.Key)
+	defer c.Quit()
+	for n := 0; ; n++ {
+		if err := d.wait(ctx, hop); err != nil {
+			d.q.Done(ctx, l, nil) // not attempted
+			return
+		}
+		outs, alive := d.send(ctx, c, host, hop, l)
+		d.q.Done(ctx, l, outs)
+		d.logOutcome(hop, host, l, outs)
+		if !alive || n+1 >= hop.Connector.MaxMessagesPerConnection || ctx.Err() != nil {
+			return
+		}
+		if l = d.q.Lease(hop.Key); l == nil {
+			return
+		}
+		if err := c.Reset(ctx); err != nil {
+			d.q.Done(ctx, l, nil)
+			return
+		}
+	}
+}
+
+// send delivers one message on an open connection and returns each
+// recipient's outcome, and whether the connection can carry another.
+func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string, hop route.Hop, l *queue.Lease) ([]queue.Outcome, bool) {
+	body, err := l.Body(ctx)
+	if err != nil {
+		r := reply.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: "cannot read the message from the queue: " + err.Error()}
+		return repeat(queue.Outcome{Reply: r, Host: "local"}, len(l.Rcpts)), true
+	}
+	defer body.Close()
+	env := &smtpclient.Envelope{
+		From: l.Env.From, Rcpts: l.Env.Rcpts, Size: l.Env.Size,
+		Body8Bit: l.Env.Body == mail.Body8BitMIME, SMTPUTF8: l.Env.SMTPUTF8,
+		Ret: l.Env.Ret, EnvID: l.Env.EnvID,
+	}
+	var r io.Reader = body
+	if hop.Connector.RewriteSender {
+		env.From, r = rewriteSender(hop.Connector.Auth.Username, body)
+	}
+	res, err := c.Send(ctx, env, r)
+	outs := make([]queue.Outcome, len(l.Rcpts))
+	var se *smtpclient.Error
+	for i := range outs {
+		o := queue.Outcome{Host: host}
+		switch {
+		case res != nil && i < len(res.Rcpts) && res.Rcpts[i].Code != 0 && !res.Rcpts[i].Positive():
+			o.Reply = res.Rcpts[i] // this recipient was refused
+		case res != nil && res.Data.Code != 0:
+			o.Reply, o.Delivered = res.Data, res.Data.Positive()
+		case errors.As(err, &se):
+			o.Reply = se.Reply // MAIL FROM refused, or SMTPUTF8 not offered
+		case err != nil:
+			o.Reply = reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 2}, Text: "connection lost: " + err.Error()}
+		default:
+			o.Reply = reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 0}, Text: "no reply to DATA"}
+		}
+		outs[i] = o
+	}
+	alive := err == nil || (errors.As(err, &se) && se.Reply.Code != 421)
+	return outs, alive
+}
+
+func (d *Deliverer) logOutcome(hop route.Hop, host string, l *queue.Lease, outs []queue.Outcome) {
+	for i, o := range outs {
+		rcpt := l.Env.Rcpts[i].Addr.String()
+		switch {
+		case o.Delivered:
+			d.log.Info("message delivered", "msg", l.ID, "to", rcpt, "queue", hop.Key, "host", host, "reply", o.Reply.Error())
+		case o.Reply.Permanent():
+			d.log.Warn("recipient refused by next hop", "msg", l.ID, "to", rcpt, "queue", hop.Key, "host", host, "reply", o.Reply.Error())
+		default:
+			d.log.Info("delivery deferred", "msg", l.ID, "to", rcpt, "queue", hop.Key, "host", host, "reply", o.Reply.Error())
+		}
+	}
+}
+
+// target is one host to try, with the name its certificate must carry.
+type target struct {
+	addr string // host:port to dial
+	name string // host name for TLS verification and logs
+}
+
+// targets lists where to connect for a hop: the smarthosts, or the MX
+// hosts of the recipient domain. perm is set when the domain refuses mail
+// altogether.
+func (d *Deliverer) targets(ctx context.Context, hop route.Hop) ([]target, *reply.Reply, error) {
+	sc := hop.Connector
+	if len(sc.Smarthosts) > 0 {
+		addrs := make([]string, len(sc.Smarthosts))
+		names := map[string]string{}
+		for i, s := range sc.Smarthosts {
+			addrs[i] = net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
+			names[addrs[i]] = s.Host
+		}
+		var out []target
+		for _, a := range d.order(addrs) {
+			out = append(out, target{addr: a, name: names[a]})
+		}
+		return out, nil, nil
+	}
+	hosts, perm, err := d.lookupMX(ctx, hop.Domain)
+	if perm != nil || err != nil {
+		return nil, perm, err
+	}
+	var out []target
+	for _, h := range hosts {
+		out = append(out, target{addr: net.JoinHostPort(h, strconv.Itoa(sc.Port)), name: h})
+	}
+	return out, nil, nil
+}
+
+func repeat(o queue.Outcome, n int) []queue.Outcome {
+	out := make([]queue.Outcome, n)
+	for i := range out {
+		out[i] = o
+	}
+	return out
+}
+
+// tempReply phrases a local failure as a temporary reply for the queue.
+func tempReply(err error) reply.Reply {
+	if r, ok := reply.As(err); ok {
+		return r
+	}
+	return reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 0}, Text: fmt.Sprint(err)}
+}
