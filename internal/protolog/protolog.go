@@ -51,7 +51,7 @@ func Open(dir, prefix string, retention time.Duration, log *slog.Logger) (*Log, 
 
 // Session is one SMTP conversation's log.
 type Session struct {
-	l                              *Log
+	l                            *Log
 	connector, id, local, remote string
 }
 

@@ -89,7 +89,10 @@ func testUpdateDelete(t *testing.T, open Opener) {
 	s = open(t, dir)
 	defer s.Close()
 	var got []string
-	s.Load(ctx, func(id mail.ID, meta []byte, _ int64) error { got = append(got, string(id)+"="+string(meta)); return nil })
+	s.Load(ctx, func(id mail.ID, meta []byte, _ int64) error {
+		got = append(got, string(id)+"="+string(meta))
+		return nil
+	})
 	if fmt.Sprint(got) != fmt.Sprintf("[%s=v2]", a) {
 		t.Fatalf("after update, delete and reopen: %v", got)
 	}
