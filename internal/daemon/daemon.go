@@ -81,7 +81,7 @@ func Run(ctx context.Context, o Options) error {
 		case <-ctx.Done():
 			shutdown(log, cfg, srv)
 			stopWork()
-			wg.Wait()
+			waitDeliveries(log, &wg)
 			if err := q.Close(); err != nil {
 				log.Error("closing the queue store", "err", err)
 			}
@@ -159,5 +159,20 @@ func shutdown(log *slog.Logger, cfg *config.Config, srv *smtpd.Server) {
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("shutdown grace period over; remaining sessions closed", "err", err)
+	}
+}
+
+// deliveryGrace bounds the wait for messages in transfer to upstreams at
+// shutdown. One that is cut off stays queued and is sent again after the
+// restart: a possible duplicate, never a loss.
+const deliveryGrace = time.Minute
+
+func waitDeliveries(log *slog.Logger, wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(deliveryGrace):
+		log.Warn("deliveries still in transfer at shutdown were cut off; they stay queued and are sent again after the restart", "grace", deliveryGrace)
 	}
 }

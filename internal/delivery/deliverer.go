@@ -116,13 +116,27 @@ func (d *Deliverer) session(ctx context.Context, hop route.Hop) {
 	if l == nil {
 		return
 	}
+	s := &run{stop: ctx, io: context.WithoutCancel(ctx)}
 	switch hop.Connector.Delivery {
 	case config.DeliveryDirectory:
-		d.directorySession(ctx, hop, l)
+		d.directorySession(s, hop, l)
 	default:
-		d.smtpSession(ctx, hop, l)
+		d.smtpSession(s, hop, l)
 	}
 }
+
+// run holds a session's two contexts. stop ends when Sluice shuts down:
+// no new message is started after it, and waits (connecting, rate limit)
+// give their lease back untouched. io carries the transfer of the message
+// under way, which is let finish, so that an upstream that took the
+// message is recorded as having done so instead of getting it again after
+// the restart. Network timeouts bound it.
+type run struct {
+	stop context.Context
+	io   context.Context
+}
+
+func (s *run) stopping() bool { return s.stop.Err() != nil }
 
 // limiter spaces messages to one hop to keep to a rate limit.
 type limiter struct {

@@ -11,7 +11,7 @@ import (
 
 // directorySession writes due messages as .eml files (Exchange's drop
 // directory format: X-Sender, X-Receiver, then the message).
-func (d *Deliverer) directorySession(ctx context.Context, hop route.Hop, l *queue.Lease) {
+func (d *Deliverer) directorySession(s *run, hop route.Hop, l *queue.Lease) {
 	dir, err := dropdir.Open(hop.Connector.Directory)
 	if err != nil {
 		d.q.HopFailed(hop.Key, l, queue.Outcome{Reply: reply.Reply{Code: 451, Enhanced: [3]int{4, 3, 0},
@@ -19,12 +19,14 @@ func (d *Deliverer) directorySession(ctx context.Context, hop route.Hop, l *queu
 		return
 	}
 	for n := 0; l != nil; n++ {
-		outs := d.writeFile(ctx, dir, l)
-		d.q.Done(ctx, l, outs)
+		outs := d.writeFile(s.io, dir, l)
+		d.q.Done(s.io, l, outs)
 		if outs[0].Delivered {
 			d.log.Info("message delivered", "msg", l.ID, "connector", hop.Connector.Name, "rcpts", len(l.Rcpts), "path", dir.Path())
+		} else {
+			d.log.Warn("delivery deferred", "msg", l.ID, "connector", hop.Connector.Name, "reply", outs[0].Reply.Error())
 		}
-		if ctx.Err() != nil {
+		if s.stopping() {
 			return
 		}
 		l = d.q.Lease(hop.Key)

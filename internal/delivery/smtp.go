@@ -17,14 +17,19 @@ import (
 
 // smtpSession connects to the hop (failing over between its hosts) and
 // delivers due messages over that one connection.
-func (d *Deliverer) smtpSession(ctx context.Context, hop route.Hop, l *queue.Lease) {
+func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
+	ctx := s.stop
 	targets, perm, err := d.targets(ctx, hop)
 	if perm != nil {
 		// The domain says it takes no mail (null MX) or does not exist:
 		// every recipient fails now, not after two days.
 		for ; l != nil; l = d.q.Lease(hop.Key) {
-			d.q.Done(ctx, l, repeat(queue.Outcome{Reply: *perm}, len(l.Rcpts)))
+			d.q.Done(s.io, l, repeat(queue.Outcome{Reply: *perm}, len(l.Rcpts)))
 		}
+		return
+	}
+	if s.stopping() {
+		d.q.Done(s.io, l, nil) // shutting down: not attempted
 		return
 	}
 	if err != nil {
@@ -33,6 +38,10 @@ func (d *Deliverer) smtpSession(ctx context.Context, hop route.Hop, l *queue.Lea
 		return
 	}
 	c, host, o := d.connect(ctx, hop, targets)
+	if c == nil && s.stopping() {
+		d.q.Done(s.io, l, nil)
+		return
+	}
 	if c == nil {
 		d.q.HopFailed(hop.Key, l, o)
 		d.log.Warn("next hop failed; queue in retry", "queue", hop.Key, "host", o.Host, "reply", o.Reply.Error())
@@ -42,20 +51,20 @@ func (d *Deliverer) smtpSession(ctx context.Context, hop route.Hop, l *queue.Lea
 	defer c.Quit()
 	for n := 0; ; n++ {
 		if err := d.wait(ctx, hop); err != nil {
-			d.q.Done(ctx, l, nil) // not attempted
+			d.q.Done(s.io, l, nil) // not attempted
 			return
 		}
-		outs, alive := d.send(ctx, c, host, hop, l)
-		d.q.Done(ctx, l, outs)
+		outs, alive := d.send(s.io, c, host, hop, l)
+		d.q.Done(s.io, l, outs)
 		d.logOutcome(hop, host, l, outs)
-		if !alive || n+1 >= hop.Connector.MaxMessagesPerConnection || ctx.Err() != nil {
+		if !alive || n+1 >= hop.Connector.MaxMessagesPerConnection || s.stopping() {
 			return
 		}
 		if l = d.q.Lease(hop.Key); l == nil {
 			return
 		}
-		if err := c.Reset(ctx); err != nil {
-			d.q.Done(ctx, l, nil)
+		if err := c.Reset(s.io); err != nil {
+			d.q.Done(s.io, l, nil)
 			return
 		}
 	}

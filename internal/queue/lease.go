@@ -95,8 +95,13 @@ type Outcome struct {
 
 // Done records the outcome of a lease, one Outcome per leased recipient
 // in order; a recipient refused permanently or expired is bounced. It
-// returns when the new state is durable.
+// returns when the new state is durable. Fewer outcomes than recipients
+// (nil: none) give the rest back untouched, as after an interrupted
+// attempt. The state is written even when ctx is cancelled by a shutdown:
+// an attempt that reached the upstream must be recorded, or it is
+// repeated after the restart.
 func (q *Queue) Done(ctx context.Context, l *Lease, outs []Outcome) {
+	ctx = context.WithoutCancel(ctx)
 	m := q.message(l.ID)
 	if m == nil {
 		return
