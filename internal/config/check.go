@@ -132,6 +132,7 @@ func (k *checker) applyDefaults() {
 	if c.Queue.MinFreeSpace == 0 && !k.set("queue.min_free_space") {
 		c.Queue.MinFreeSpace = 100 << 20
 	}
+	k.opsDefaults()
 	for i := range c.Node.DNSServers {
 		if c.Node.DNSServers[i].Port == 0 {
 			c.Node.DNSServers[i].Port = 53
@@ -190,6 +191,7 @@ func (k *checker) check() {
 	k.checkUsers()
 	k.checkSendConnectors()
 	k.checkSecrets()
+	k.checkOps()
 	if !mail.ValidDomain(k.c.Node.Hostname) {
 		k.errorf("node.hostname", "%q is not a host name; give this machine's fully qualified name, e.g. relay.contoso.com", k.c.Node.Hostname)
 	}

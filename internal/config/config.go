@@ -20,6 +20,9 @@ type Config struct {
 	SendConnectors    []SendConnector    `yaml:"send_connectors"`
 	Queue             Queue              `yaml:"queue"`
 	Secrets           Secrets            `yaml:"secrets"`
+	Logs              Logs               `yaml:"logs"`
+	Admin             Admin              `yaml:"admin"`
+	Health            Health             `yaml:"health"`
 
 	// File is the path the config was read from, "" for the embedded default.
 	File string `yaml:"-"`

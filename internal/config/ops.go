@@ -1,0 +1,129 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+)
+
+// Logs configures the message tracking log and the protocol log. Both
+// live under data_dir (tracking/, protocol/), one file per day.
+type Logs struct {
+	// Tracking: one record per event in a message's life. Default on,
+	// kept 30 days.
+	Tracking TrackingLog `yaml:"tracking"`
+	// ProtocolRetention is how long protocol log files are kept (the log
+	// itself is switched on per connector with protocol_log). Default 30d.
+	ProtocolRetention Duration `yaml:"protocol_retention"`
+}
+
+// TrackingLog configures the message tracking log.
+type TrackingLog struct {
+	Enabled   *bool    `yaml:"enabled"`   // default true
+	Retention Duration `yaml:"retention"` // default 30d
+}
+
+// On reports whether message tracking is enabled.
+func (t TrackingLog) On() bool { return t.Enabled == nil || *t.Enabled }
+
+// Admin is the admin API listener the CLI, load balancers and Prometheus
+// talk to.
+type Admin struct {
+	// Listen is the addr:port of the admin API; "off" disables it.
+	// Default 127.0.0.1:8025.
+	Listen string `yaml:"listen"`
+	// TokenFile holds a bearer token clients must send. Required, or
+	// client_ca, when listen is not a loopback address.
+	TokenFile string `yaml:"token_file"`
+	// Certificate and Key serve the API over HTTPS (required with client_ca).
+	Certificate string `yaml:"certificate"`
+	Key         string `yaml:"key"`
+	// ClientCA: clients must present a certificate signed by this CA.
+	ClientCA string `yaml:"client_ca"`
+
+	// Addr is Listen parsed; invalid when the API is off.
+	Addr netip.AddrPort `yaml:"-"`
+}
+
+// Off reports whether the admin API is disabled.
+func (a Admin) Off() bool { return a.Listen == "off" }
+
+// Health holds the thresholds of the health rules.
+type Health struct {
+	// QueueBacklog: a next hop holding more messages than this is a
+	// finding. Default 1000.
+	QueueBacklog int `yaml:"queue_backlog"`
+	// HopFailingFor: a next hop failing for longer than this is a
+	// finding. Default 30m.
+	HopFailingFor Duration `yaml:"hop_failing_for"`
+	// CertificateExpiry: a certificate expiring within this is a
+	// finding. Default 30d.
+	CertificateExpiry Duration `yaml:"certificate_expiry"`
+}
+
+const day = 24 * time.Hour
+
+func (k *checker) opsDefaults() {
+	c := k.c
+	if c.Logs.Tracking.Retention == 0 {
+		c.Logs.Tracking.Retention = Duration(30 * day)
+	}
+	if c.Logs.ProtocolRetention == 0 {
+		c.Logs.ProtocolRetention = Duration(30 * day)
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = "127.0.0.1:8025"
+	}
+	c.Admin.TokenFile = k.abs(c.Admin.TokenFile)
+	c.Admin.Certificate, c.Admin.Key = k.abs(c.Admin.Certificate), k.abs(c.Admin.Key)
+	c.Admin.ClientCA = k.abs(c.Admin.ClientCA)
+	if c.Health.QueueBacklog == 0 {
+		c.Health.QueueBacklog = 1000
+	}
+	if c.Health.HopFailingFor == 0 {
+		c.Health.HopFailingFor = Duration(30 * time.Minute)
+	}
+	if c.Health.CertificateExpiry == 0 {
+		c.Health.CertificateExpiry = Duration(30 * day)
+	}
+}
+
+func (k *checker) checkOps() {
+	a := &k.c.Admin
+	if a.Off() {
+		return
+	}
+	ap, err := netip.ParseAddrPort(a.Listen)
+	if err != nil {
+		k.errorf("admin.listen", "%q is not addr:port; write e.g. 127.0.0.1:8025, or off to disable the admin API", a.Listen)
+		return
+	}
+	a.Addr = ap
+	if (a.Certificate == "") != (a.Key == "") {
+		k.errorf("admin.certificate", "give both certificate and key to serve the admin API over HTTPS, or neither")
+	}
+	if a.ClientCA != "" && a.Certificate == "" {
+		k.errorf("admin.client_ca", "client certificates need HTTPS: give admin.certificate and admin.key too")
+	}
+	if !ap.Addr().IsLoopback() && a.TokenFile == "" && a.ClientCA == "" {
+		k.errorf("admin.listen", "%s is reachable from other machines; give admin.token_file (bearer token) or admin.client_ca (client certificates), or listen on 127.0.0.1", a.Listen)
+	}
+	for _, f := range []struct{ key, path string }{
+		{"admin.token_file", a.TokenFile}, {"admin.certificate", a.Certificate}, {"admin.key", a.Key}, {"admin.client_ca", a.ClientCA},
+	} {
+		if f.path != "" {
+			if err := readable(f.path); err != nil {
+				k.errorf(f.key, "%v", err)
+			}
+		}
+	}
+}
+
+func readable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("cannot read %s: %v", path, err)
+	}
+	return f.Close()
+}
