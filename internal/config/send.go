@@ -271,3 +271,12 @@ type Queue struct {
 	// messages are refused with 452 4.3.1 until space returns. Default 100MB.
 	MinFreeSpace Size `yaml:"min_free_space"`
 }
+
+// SendConnectorNames lists the send connectors' names in config order.
+func (c *Config) SendConnectorNames() []string {
+	out := make([]string, len(c.SendConnectors))
+	for i, sc := range c.SendConnectors {
+		out[i] = sc.Name
+	}
+	return out
+}

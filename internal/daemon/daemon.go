@@ -19,8 +19,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluice-relay/sluice/internal/admin"
 	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/delivery"
+	"github.com/sluice-relay/sluice/internal/metrics"
 	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/smtpd"
 	"github.com/sluice-relay/sluice/internal/store/sqlite"
@@ -41,19 +43,32 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	log := NewLogger(o.LogOutput, cfg.Log)
+	logs, err := openLogs(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer logs.close()
+	m := metrics.New()
 	queueDir := filepath.Join(cfg.Node.DataDir, "queue")
 	store, err := sqlite.Open(queueDir)
 	if err != nil {
 		return fmt.Errorf("cannot open the queue under %s: %w", queueDir, err)
 	}
-	q, err := queue.Open(ctx, queue.Options{Store: store, Config: cfg, Log: log})
+	store.ObserveCommits(m.Commit)
+	q, err := queue.Open(ctx, queue.Options{Store: store, Config: cfg, Log: log, Tracking: logs.tracking, Metrics: m})
 	if err != nil {
 		store.Close()
 		return fmt.Errorf("cannot read the queue under %s: %w", queueDir, err)
 	}
-	d := delivery.New(delivery.Options{Queue: q, Config: cfg, Log: log})
-	srv := smtpd.New(smtpd.Options{Spool: q, Log: log})
+	d := delivery.New(delivery.Options{Queue: q, Config: cfg, Log: log, Protocol: logs.send})
+	srv := smtpd.New(smtpd.Options{Spool: q, Log: log, Tracking: logs.tracking, Protocol: logs.receive, Metrics: m})
 	if err := srv.Apply(cfg); err != nil {
+		q.Close()
+		return err
+	}
+	adm := admin.New(admin.Options{Queue: q, Metrics: m, Log: log, Ready: q.Accepting, Health: healthFunc(q, d)}, cfg)
+	if err := adm.Start(cfg); err != nil {
+		srv.Shutdown(context.Background())
 		q.Close()
 		return err
 	}
@@ -78,10 +93,13 @@ func Run(ctx context.Context, o Options) error {
 		select {
 		case <-hup:
 			cfg = reload(log, o.ConfigPath, cfg, srv, q, d)
+			adm.Apply(cfg)
 		case <-ctx.Done():
+			adm.Draining()
 			shutdown(log, cfg, srv)
 			stopWork()
 			waitDeliveries(log, &wg)
+			adm.Shutdown(context.Background())
 			if err := q.Close(); err != nil {
 				log.Error("closing the queue store", "err", err)
 			}

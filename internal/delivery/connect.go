@@ -48,7 +48,8 @@ var errTLSFallback = errors.New("TLS handshake failed")
 
 // open makes one session to one host, ready for MAIL.
 func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target, mode config.SendTLSMode) (*smtpclient.Client, error) {
-	opts := smtpclient.Options{LocalName: sc.HELO, Dialer: &net.Dialer{Timeout: sc.ConnectTimeout.D()}}
+	opts := smtpclient.Options{LocalName: sc.HELO, Dialer: &net.Dialer{Timeout: sc.ConnectTimeout.D()},
+		Transcript: d.transcript(sc, t.addr)}
 	tcfg := sc.TLSConfig().Clone()
 	tcfg.ServerName = t.name
 	if sc.TLS.ServerName != "" {

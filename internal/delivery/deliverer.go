@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-relay/sluice/internal/config"
+	"github.com/sluice-relay/sluice/internal/protolog"
 	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/route"
 	"github.com/sluice-relay/sluice/internal/token"
@@ -18,13 +19,17 @@ type Options struct {
 	Queue  *queue.Queue
 	Config *config.Config
 	Log    *slog.Logger
+	// Protocol receives the SMTP conversations of send connectors with
+	// protocol_log set; nil logs none.
+	Protocol *protolog.Log
 }
 
 // Deliverer runs delivery sessions for every next hop with due mail.
 type Deliverer struct {
-	q   *queue.Queue
-	log *slog.Logger
-	cfg atomic.Pointer[config.Config]
+	q        *queue.Queue
+	log      *slog.Logger
+	protocol *protolog.Log
+	cfg      atomic.Pointer[config.Config]
 
 	mu       sync.Mutex
 	active   map[string]int          // sessions per next hop
@@ -44,12 +49,13 @@ type tokenSource struct {
 // New returns a Deliverer; Run starts it.
 func New(o Options) *Deliverer {
 	d := &Deliverer{
-		q:      o.Queue,
-		log:    o.Log,
-		active: map[string]int{},
-		limits: map[string]*limiter{},
-		tokens: map[string]*tokenSource{},
-		hosts:  map[string]*HostHealth{},
+		q:        o.Queue,
+		log:      o.Log,
+		protocol: o.Protocol,
+		active:   map[string]int{},
+		limits:   map[string]*limiter{},
+		tokens:   map[string]*tokenSource{},
+		hosts:    map[string]*HostHealth{},
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)

@@ -67,4 +67,8 @@ type Envelope struct {
 	Origin   Origin
 	// MessageID is the message's Message-ID field, as tracking shows it.
 	MessageID string
+	// Via names the send connector the message must leave through
+	// (sluice test send --via); empty: the recipients' address spaces
+	// decide.
+	Via string `json:",omitempty"`
 }

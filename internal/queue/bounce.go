@@ -46,7 +46,7 @@ func (q *Queue) bounce(ctx context.Context, m *Message, idx []int, delayed bool)
 		d.Status, d.RemoteMTA, d.Diagnostic = statusOf(r, delayed)
 		if delayed {
 			d.Action = dsn.ActionDelayed
-			d.WillRetryUntil = m.Env.Received.Add(q.lifetime(route.For(cfg, r.Addr)))
+			d.WillRetryUntil = m.Env.Received.Add(q.lifetime(route.Via(cfg, m.Env.Via, r.Addr)))
 		}
 		recips = append(recips, d)
 	}
@@ -92,6 +92,11 @@ func (q *Queue) bounce(ctx context.Context, m *Message, idx []int, delayed bool)
 	if delayed {
 		kind = "delay"
 	}
+	var about []string
+	for _, r := range recips {
+		about = append(about, r.Final.String())
+	}
+	q.trackDSN(m, id, about, kind+" notice to "+m.Env.From.String())
 	q.log.Info("delivery status notification queued", "msg", m.ID, "dsn", id, "kind", kind, "to", m.Env.From.String(), "rcpts", len(recips))
 }
 

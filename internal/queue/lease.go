@@ -135,6 +135,7 @@ func (q *Queue) Done(ctx context.Context, l *Lease, outs []Outcome) {
 			}
 		}
 	}
+	q.trackOutcomes(m, l, outs)
 	q.release(m, l.Hop.Key)
 	q.mu.Unlock()
 	q.bounce(ctx, m, bounced, false)
@@ -156,6 +157,7 @@ func (q *Queue) HopFailed(key string, l *Lease, o Outcome) {
 				m.Rcpts[i].leased = false
 				m.Rcpts[i].LastError = describe(o)
 			}
+			q.trackHopFailed(m, l, o)
 			q.release(m, key)
 		}
 	}

@@ -11,8 +11,10 @@ import (
 
 	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/metrics"
 	"github.com/sluice-relay/sluice/internal/reply"
 	"github.com/sluice-relay/sluice/internal/route"
+	"github.com/sluice-relay/sluice/internal/tracking"
 )
 
 // Options are what a Queue is built from.
@@ -21,12 +23,18 @@ type Options struct {
 	Config *config.Config
 	Log    *slog.Logger
 	Now    func() time.Time // the clock; time.Now when nil
+	// Tracking receives SUBMIT, SEND, DEFER, FAIL, DSN, EXPIRE and operator
+	// events; nil records none.
+	Tracking *tracking.Log
+	Metrics  *metrics.Metrics
 }
 
 // Queue is the set of queued messages and their next hops.
 type Queue struct {
-	store Store
-	log   *slog.Logger
+	store    Store
+	log      *slog.Logger
+	tracking *tracking.Log
+	metrics  *metrics.Metrics
 	now   func() time.Time
 	space *spaceCheck
 
@@ -42,8 +50,10 @@ type Queue struct {
 // scheduled.
 func Open(ctx context.Context, o Options) (*Queue, error) {
 	q := &Queue{
-		store: o.Store,
-		log:   o.Log,
+		store:    o.Store,
+		log:      o.Log,
+		tracking: o.Tracking,
+		metrics:  o.Metrics,
 		now:   o.Now,
 		cfg:   o.Config,
 		msgs:  map[mail.ID]*Message{},
@@ -140,6 +150,7 @@ func (q *Queue) Put(ctx context.Context, env *mail.Envelope, body io.Reader) err
 	q.mu.Lock()
 	q.msgs[m.ID] = m
 	q.schedule(m)
+	q.trackSubmit(m)
 	q.mu.Unlock()
 	q.signal()
 	return nil
@@ -160,7 +171,7 @@ func (q *Queue) schedule(m *Message) {
 			continue
 		}
 		if !r.leased {
-			r.hop = route.For(q.cfg, r.Addr).Key
+			r.hop = route.Via(q.cfg, m.Env.Via, r.Addr).Key
 		}
 		t := r.NextAttempt
 		if t.Before(now) {
@@ -196,7 +207,7 @@ func (q *Queue) schedule(m *Message) {
 func (q *Queue) routeKey(m *Message, key string) route.Hop {
 	for _, r := range m.Rcpts {
 		if r.hop == key {
-			return route.For(q.cfg, r.Addr)
+			return route.Via(q.cfg, m.Env.Via, r.Addr)
 		}
 	}
 	return route.Hop{Key: key}

@@ -43,7 +43,7 @@ func (q *Queue) Sweep(ctx context.Context) {
 			if r.Status.Final() || r.leased {
 				continue
 			}
-			h := route.For(q.cfg, r.Addr)
+			h := route.Via(q.cfg, m.Env.Via, r.Addr)
 			switch {
 			case q.expired(m, h, now):
 				r.Status = StatusExpired
@@ -69,6 +69,9 @@ func (q *Queue) Sweep(ctx context.Context) {
 		t.m.writeMu.Lock()
 		if len(t.expired) > 0 {
 			q.log.Info("message expired; bouncing", "msg", t.m.ID, "rcpts", len(t.expired))
+			q.mu.Lock()
+			q.trackExpired(t.m, t.expired)
+			q.mu.Unlock()
 		}
 		q.bounce(ctx, t.m, t.expired, false)
 		q.bounce(ctx, t.m, t.delays, true)

@@ -58,6 +58,7 @@ func (s *session) auth(arg string) bool {
 			s.log.Error("AUTH could not be checked", "user", user, "mech", mech, "err", err)
 			return s.reply(reply.AuthTempFail)
 		}
+		s.srv.metrics.Auth(s.rc.Name, false)
 		n := s.srv.authFails.add(ip, time.Now())
 		s.log.Warn("AUTH failed", "user", user, "mech", mech, "failures", n)
 		if n >= s.rc.Limits.MaxAuthFailures {
@@ -68,6 +69,7 @@ func (s *session) auth(arg string) bool {
 		return s.failAfter(reply.AuthInvalid, s.rc.Limits.Tarpit.D())
 	}
 	s.srv.authFails.reset(ip)
+	s.srv.metrics.Auth(s.rc.Name, true)
 	s.policy.User = u
 	s.log.Info("AUTH succeeded", "user", u.Name, "mech", mech)
 	return s.reply(reply.AuthOK)

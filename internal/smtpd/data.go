@@ -68,6 +68,7 @@ func (s *session) data(arg string) bool {
 		return s.reply(r)
 	}
 	s.messages++
+	s.srv.metrics.Received(s.rc.Name, env.Size)
 	s.log.Info("message accepted", "msg", env.ID, "from", env.From.String(), "rcpts", len(env.Rcpts),
 		"size", env.Size, "user", s.user(), "tls", env.Origin.TLS != "")
 	ok := reply.Reply{Code: 250, Enhanced: [3]int{2, 6, 0}, Text: "Queued as " + string(env.ID)}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluice-relay/sluice/internal/config"
+	"github.com/sluice-relay/sluice/internal/metrics"
 	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/protolog"
 	"github.com/sluice-relay/sluice/internal/tracking"
@@ -33,6 +34,7 @@ type Options struct {
 	Log      *slog.Logger
 	Tracking *tracking.Log // nil: no tracking
 	Protocol *protolog.Log // nil: no protocol log even where connectors ask for one
+	Metrics  *metrics.Metrics
 }
 
 // snapshot is one config with what is derived from it; sessions keep the
@@ -48,6 +50,7 @@ type Server struct {
 	log      *slog.Logger
 	tracking *tracking.Log
 	protocol *protolog.Log
+	metrics  *metrics.Metrics
 	state    atomic.Pointer[snapshot]
 
 	mu        sync.Mutex
@@ -71,6 +74,7 @@ func New(o Options) *Server {
 		log:       log,
 		tracking:  o.Tracking,
 		protocol:  o.Protocol,
+		metrics:   o.Metrics,
 		listeners: map[config.Binding]*listener{},
 		sessions:  map[*session]struct{}{},
 		conns:     map[string]*connCount{},

@@ -100,6 +100,7 @@ func (s *session) serve() {
 		s.proto.Close()
 	}()
 	s.log.Debug("session started", "local", s.local.String())
+	defer s.srv.metrics.SessionStarted(s.rc.Name)()
 	if s.rc.TLS.Mode == config.TLSImplicit {
 		if err := s.handshake(); err != nil {
 			s.log.Warn("TLS handshake failed", "err", err)
@@ -306,6 +307,7 @@ func (s *session) failAfter(r reply.Reply, d time.Duration) bool {
 func (s *session) send(r reply.Reply) {
 	lines := r.Lines()
 	s.w.WriteString(lines)
+	s.srv.metrics.Reply(s.rc.Name, r.Code)
 	if s.proto != nil {
 		for _, l := range strings.Split(strings.TrimSuffix(lines, "\r\n"), "\r\n") {
 			s.proto.Sent(l)

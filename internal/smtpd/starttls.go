@@ -51,8 +51,10 @@ func (s *session) handshake() error {
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
+		s.srv.metrics.TLS("receive", s.rc.Name, false)
 		return err
 	}
+	s.srv.metrics.TLS("receive", s.rc.Name, true)
 	st := tc.ConnectionState()
 	s.tls = &st
 	s.policy.TLS = true

@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -45,7 +47,13 @@ type Store struct {
 	bufs    sync.Pool
 	closed  chan struct{}
 	once    sync.Once
+
+	onCommit atomic.Pointer[func(time.Duration)]
 }
+
+// ObserveCommits makes f see how long each group commit (write and fsync)
+// took, for the store latency metric.
+func (s *Store) ObserveCommits(f func(time.Duration)) { s.onCommit.Store(&f) }
 
 type opKind int
 

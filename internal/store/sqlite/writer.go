@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sluice-relay/sluice/internal/queue"
 )
@@ -34,7 +35,11 @@ func (s *Store) writer() {
 				break fill
 			}
 		}
+		start := time.Now()
 		errs := s.commit(ctx, batch)
+		if f := s.onCommit.Load(); f != nil {
+			(*f)(time.Since(start))
+		}
 		for i, o := range batch {
 			o.err <- errs[i]
 		}

@@ -1,0 +1,330 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/tracking"
+)
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// Error is the body of every failed API request.
+type Error struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(Error{Error: msg})
+}
+
+// readJSON decodes a small request body strictly.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "bad request body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// queueError maps the queue's operator errors to HTTP.
+func queueError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, queue.ErrNoQueue), errors.Is(err, queue.ErrNoMessage):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, queue.ErrInFlight):
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		writeError(w, http.StatusBadRequest, err.Error())
+	}
+}
+
+func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, s.o.Queue.Queues())
+}
+
+func (s *Server) showQueue(w http.ResponseWriter, r *http.Request) {
+	qi, ok := s.o.Queue.QueueByName(r.PathValue("identity"))
+	if !ok {
+		queueError(w, queue.ErrNoQueue)
+		return
+	}
+	writeJSON(w, qi)
+}
+
+// QueueAction is the body of POST /api/v1/queue-actions/{retry|suspend|resume}.
+type QueueAction struct {
+	Identity string `json:"identity"`
+}
+
+func (s *Server) queueAction(w http.ResponseWriter, r *http.Request) {
+	var req QueueAction
+	if !readJSON(w, r, &req) {
+		return
+	}
+	var err error
+	action := r.PathValue("action")
+	switch action {
+	case "retry":
+		err = s.o.Queue.RetryQueue(req.Identity)
+	case "suspend":
+		err = s.o.Queue.SuspendQueue(req.Identity)
+	case "resume":
+		err = s.o.Queue.ResumeQueue(req.Identity)
+	default:
+		writeError(w, http.StatusNotFound, "unknown queue action "+strconv.Quote(action)+"; use retry, suspend or resume")
+		return
+	}
+	if err != nil {
+		queueError(w, err)
+		return
+	}
+	s.o.Log.Info("queue "+action+" by operator", "queue", req.Identity, "client", r.RemoteAddr)
+	qi, _ := s.o.Queue.QueueByName(req.Identity)
+	writeJSON(w, qi)
+}
+
+// listMessages filters by queue, sender, recipient (case-insensitive) and
+// status.
+func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
+	f := r.URL.Query()
+	qname, sender, rcpt, status := f.Get("queue"), f.Get("sender"), f.Get("recipient"), f.Get("status")
+	limit, _ := strconv.Atoi(f.Get("limit"))
+	if limit <= 0 {
+		limit = 1000
+	}
+	n := 0
+	msgs := s.o.Queue.Messages(func(m *queue.MessageInfo) bool {
+		if n >= limit {
+			return false
+		}
+		if sender != "" && !strings.EqualFold(m.From, sender) {
+			return false
+		}
+		if status != "" && !strings.EqualFold(m.Status, status) {
+			return false
+		}
+		if qname != "" && !contains(m.Queues, qname, false) {
+			return false
+		}
+		if rcpt != "" {
+			found := false
+			for _, ri := range m.Recipients {
+				found = found || strings.EqualFold(ri.Address, rcpt)
+			}
+			if !found {
+				return false
+			}
+		}
+		n++
+		return true
+	})
+	writeJSON(w, msgs)
+}
+
+func contains(list []string, s string, fold bool) bool {
+	for _, x := range list {
+		if x == s || (fold && strings.EqualFold(x, s)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) showMessage(w http.ResponseWriter, r *http.Request) {
+	mi, ok := s.o.Queue.Message(mail.ID(r.PathValue("id")))
+	if !ok {
+		queueError(w, queue.ErrNoMessage)
+		return
+	}
+	writeJSON(w, mi)
+}
+
+// MessageAction is the body of POST /api/v1/messages/{id}/{retry|remove|redirect}.
+type MessageAction struct {
+	Bounce bool     `json:"bounce,omitempty"` // remove: send the sender an NDR
+	To     []string `json:"to,omitempty"`     // redirect: the new recipients
+}
+
+func (s *Server) messageAction(w http.ResponseWriter, r *http.Request) {
+	id := mail.ID(r.PathValue("id"))
+	var req MessageAction
+	if r.ContentLength != 0 && !readJSON(w, r, &req) {
+		return
+	}
+	var err error
+	action := r.PathValue("action")
+	switch action {
+	case "retry":
+		err = s.o.Queue.RetryMessage(id)
+	case "remove":
+		err = s.o.Queue.RemoveMessage(r.Context(), id, req.Bounce)
+	case "redirect":
+		var to []mail.Address
+		for _, a := range req.To {
+			addr, perr := mail.ParseMailbox(a, true)
+			if perr != nil {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is not an e-mail address: %v", a, perr))
+				return
+			}
+			to = append(to, addr)
+		}
+		err = s.o.Queue.RedirectMessage(r.Context(), id, to)
+	default:
+		writeError(w, http.StatusNotFound, "unknown message action "+strconv.Quote(action)+"; use retry, remove or redirect")
+		return
+	}
+	if err != nil {
+		queueError(w, err)
+		return
+	}
+	s.o.Log.Info("message "+action+" by operator", "msg", id, "client", r.RemoteAddr, "bounce", req.Bounce, "to", strings.Join(req.To, ","))
+	if mi, ok := s.o.Queue.Message(id); ok {
+		writeJSON(w, mi)
+		return
+	}
+	writeJSON(w, map[string]string{"id": string(id), "status": "gone from the queue"})
+}
+
+// track serves tracking.Search over this node's tracking log.
+func (s *Server) track(w http.ResponseWriter, r *http.Request) {
+	f := r.URL.Query()
+	q := tracking.Query{Sender: f.Get("sender"), Recipient: f.Get("recipient"), MessageID: f.Get("message_id"),
+		Event: tracking.EventType(strings.ToUpper(f.Get("event")))}
+	for key, dst := range map[string]*time.Time{"since": &q.Since, "until": &q.Until} {
+		if v := f.Get(key); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, key+": give an RFC 3339 time, e.g. 2026-11-24T14:00:00Z")
+				return
+			}
+			*dst = t
+		}
+	}
+	q.Limit, _ = strconv.Atoi(f.Get("limit"))
+	events, err := tracking.Search(s.trackingDir(), q)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "cannot search the tracking log: "+err.Error())
+		return
+	}
+	if events == nil {
+		events = []tracking.Event{}
+	}
+	writeJSON(w, events)
+}
+
+func (s *Server) trackingDir() string { return filepath.Join(s.cfg.Load().Node.DataDir, "tracking") }
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	if s.o.Health == nil {
+		writeJSON(w, Health{Status: "healthy", Findings: []any{}})
+		return
+	}
+	writeJSON(w, s.o.Health())
+}
+
+// TestSend is the body of POST /api/v1/test-send.
+type TestSend struct {
+	From    string   `json:"from"`
+	To      []string `json:"to"`
+	Via     string   `json:"via,omitempty"` // send connector; "" routes by address space
+	Subject string   `json:"subject,omitempty"`
+}
+
+// TestSent is the answer: the queued message's ids, to follow in tracking.
+type TestSent struct {
+	ID        mail.ID  `json:"id"`
+	MessageID string   `json:"message_id"`
+	Queues    []string `json:"queues"`
+}
+
+// testSend queues a small test message as if a client had sent it, so
+// the admin can follow it through the send connector (sluice test send).
+func (s *Server) testSend(w http.ResponseWriter, r *http.Request) {
+	var req TestSend
+	if !readJSON(w, r, &req) {
+		return
+	}
+	cfg := s.cfg.Load()
+	from, _, err := mail.ParsePath("<"+strings.Trim(req.From, "<>")+">", true, true)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("from %q is not an e-mail address: %v", req.From, err))
+		return
+	}
+	if len(req.To) == 0 {
+		writeError(w, http.StatusBadRequest, "give at least one recipient (--to)")
+		return
+	}
+	if req.Via != "" && !hasConnector(cfg, req.Via) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("no send connector is called %q; the config has %s", req.Via, connectorNames(cfg)))
+		return
+	}
+	env := &mail.Envelope{ID: mail.NewID(), From: from, Received: time.Now(), Via: req.Via,
+		Origin: mail.Origin{Connector: "(sluice test send)", AuthUser: "admin API " + r.RemoteAddr}}
+	var to []string
+	for _, a := range req.To {
+		addr, err := mail.ParseMailbox(strings.Trim(a, "<>"), true)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("to %q is not an e-mail address: %v", a, err))
+			return
+		}
+		env.Rcpts = append(env.Rcpts, mail.Recipient{Addr: addr})
+		to = append(to, addr.String())
+	}
+	subject := req.Subject
+	if subject == "" {
+		subject = "Sluice test message " + string(env.ID)
+	}
+	env.MessageID = "<" + string(env.ID) + ".test@" + cfg.Node.Hostname + ">"
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: %s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n",
+		from.String(), strings.Join(to, ", "), subject, env.Received.Format(time.RFC1123Z), env.MessageID)
+	fmt.Fprintf(&b, "This is a test message sent with 'sluice test send' from %s.\r\nQueued as %s at %s.\r\n",
+		cfg.Node.Hostname, env.ID, env.Received.UTC().Format(time.RFC3339))
+	env.SMTPUTF8 = !isASCII(b.Bytes())
+	if err := s.o.Queue.Put(r.Context(), env, &b); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "cannot queue the test message: "+err.Error())
+		return
+	}
+	s.o.Log.Info("test message queued", "msg", env.ID, "from", from.String(), "to", strings.Join(to, ","), "via", req.Via)
+	out := TestSent{ID: env.ID, MessageID: env.MessageID}
+	if mi, ok := s.o.Queue.Message(env.ID); ok {
+		out.Queues = mi.Queues
+	}
+	writeJSON(w, out)
+}
+
+func hasConnector(cfg interface{ SendConnectorNames() []string }, name string) bool {
+	return contains(cfg.SendConnectorNames(), name, false)
+}
+
+func connectorNames(cfg interface{ SendConnectorNames() []string }) string {
+	return strings.Join(cfg.SendConnectorNames(), ", ")
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,203 @@
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluice-relay/sluice/internal/config"
+	"github.com/sluice-relay/sluice/internal/metrics"
+	"github.com/sluice-relay/sluice/internal/queue"
+)
+
+// Options are what the admin API serves.
+type Options struct {
+	Queue   *queue.Queue
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
+	// Health evaluates the health rules now; nil reports none.
+	Health func() Health
+	// Ready says why Sluice cannot take mail now (nil: it can).
+	Ready func() error
+}
+
+// Health is the health report as the API serves it.
+type Health struct {
+	Status   string `json:"status"` // "healthy", "warning", "error"
+	Findings any    `json:"findings"`
+}
+
+// Server is the admin API.
+type Server struct {
+	o        Options
+	cfg      atomic.Pointer[config.Config]
+	srv      *http.Server
+	ln       net.Listener
+	token    []byte
+	stopping atomic.Bool
+}
+
+// New builds the API for cfg; Start serves it.
+func New(o Options, cfg *config.Config) *Server {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{o: o}
+	s.cfg.Store(cfg)
+	return s
+}
+
+// Apply makes cfg the config the API reports from. The listener itself
+// only changes with a restart.
+func (s *Server) Apply(cfg *config.Config) { s.cfg.Store(cfg) }
+
+// Start listens on admin.listen. It returns an error that names the
+// address when it cannot.
+func (s *Server) Start(cfg *config.Config) error {
+	a := cfg.Admin
+	if a.Off() {
+		return nil
+	}
+	if a.TokenFile != "" {
+		b, err := os.ReadFile(a.TokenFile)
+		if err != nil {
+			return fmt.Errorf("admin API: token file: %w", err)
+		}
+		s.token = []byte(strings.TrimSpace(string(b)))
+		if len(s.token) < 16 {
+			return fmt.Errorf("admin API: the token in %s is shorter than 16 characters; make a longer one (e.g. openssl rand -hex 32)", a.TokenFile)
+		}
+	}
+	var tcfg *tls.Config
+	if a.Certificate != "" {
+		pair, err := tls.LoadX509KeyPair(a.Certificate, a.Key)
+		if err != nil {
+			return fmt.Errorf("admin API: certificate: %w", err)
+		}
+		tcfg = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+		if a.ClientCA != "" {
+			pem, err := os.ReadFile(a.ClientCA)
+			if err != nil {
+				return fmt.Errorf("admin API: client CA: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("admin API: %s holds no PEM certificate", a.ClientCA)
+			}
+			tcfg.ClientCAs = pool
+			tcfg.ClientAuth = tls.VerifyClientCertIfGiven
+		}
+	}
+	ln, err := net.Listen("tcp", a.Listen)
+	if err != nil {
+		return fmt.Errorf("admin API cannot listen on %s (admin.listen): %w", a.Listen, err)
+	}
+	if tcfg != nil {
+		ln = tls.NewListener(ln, tcfg)
+	}
+	s.ln = ln
+	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.o.Log.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.o.Log.Error("admin API stopped", "err", err)
+		}
+	}()
+	s.o.Log.Info("admin API listening", "addr", ln.Addr().String(), "tls", tcfg != nil, "token", s.token != nil)
+	return nil
+}
+
+// Addr is the address the API listens on, nil when off.
+func (s *Server) Addr() net.Addr {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Draining makes /readyz fail, so load balancers stop sending new
+// clients while Sluice shuts down.
+func (s *Server) Draining() { s.stopping.Store(true) }
+
+// Shutdown stops the API.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Shutdown(ctx)
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", s.readyz)
+	if s.o.Metrics != nil {
+		s.o.Metrics.Registry.MustRegister(queueCollector{s.o.Queue})
+		mux.Handle("GET /metrics", s.auth(promhttp.HandlerFor(s.o.Metrics.Registry, promhttp.HandlerOpts{})))
+	}
+	api := http.NewServeMux()
+	api.HandleFunc("GET /api/v1/queues", s.listQueues)
+	api.HandleFunc("GET /api/v1/queues/{identity...}", s.showQueue)
+	api.HandleFunc("POST /api/v1/queue-actions/{action}", s.queueAction)
+	api.HandleFunc("GET /api/v1/messages", s.listMessages)
+	api.HandleFunc("GET /api/v1/messages/{id}", s.showMessage)
+	api.HandleFunc("POST /api/v1/messages/{id}/{action}", s.messageAction)
+	api.HandleFunc("GET /api/v1/track", s.track)
+	api.HandleFunc("GET /api/v1/health", s.health)
+	api.HandleFunc("POST /api/v1/test-send", s.testSend)
+	mux.Handle("/api/", s.auth(api))
+	return mux
+}
+
+// auth lets a request through when the API needs no credentials
+// (loopback without a token file), or it carries the bearer token or a
+// verified client certificate.
+func (s *Server) auth(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cfg := s.cfg.Load()
+		needCert := cfg.Admin.ClientCA != ""
+		if s.token == nil && !needCert {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if needCert && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if s.token != nil {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if ok && subtle.ConstantTimeCompare([]byte(got), s.token) == 1 {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		s.o.Log.Warn("admin API request refused: no valid credentials", "client", r.RemoteAddr, "path", r.URL.Path)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
+		writeError(w, http.StatusUnauthorized, "this admin API needs credentials: send 'Authorization: Bearer <token from admin.token_file>' (sluice reads it with --token-file or SLUICE_ADMIN_TOKEN) or a client certificate signed by admin.client_ca")
+	})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.stopping.Load() {
+		writeError(w, http.StatusServiceUnavailable, "shutting down")
+		return
+	}
+	if s.o.Ready != nil {
+		if err := s.o.Ready(); err != nil {
+			writeError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+	}
+	fmt.Fprintln(w, "ready")
+}

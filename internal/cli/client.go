@@ -1,0 +1,177 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/config"
+)
+
+// apiFlags are the flags of every command that talks to the running
+// daemon through its admin API.
+type apiFlags struct {
+	config    *string
+	admin     *string
+	tokenFile *string
+	caFile    *string
+	certFile  *string
+	keyFile   *string
+	json      *bool
+}
+
+func addAPIFlags(fs *flag.FlagSet) *apiFlags {
+	return &apiFlags{
+		config:    fs.String("config", "", "config `FILE` of the running Sluice (for admin.listen and admin.token_file); default: the embedded default"),
+		admin:     fs.String("admin", os.Getenv("SLUICE_ADMIN"), "admin API `URL` (e.g. https://relay1:8025); default: from the config, or $SLUICE_ADMIN"),
+		tokenFile: fs.String("token-file", "", "`FILE` holding the admin bearer token; default: admin.token_file, or $SLUICE_ADMIN_TOKEN"),
+		caFile:    fs.String("ca-file", "", "CA `FILE` to verify the admin API's certificate"),
+		certFile:  fs.String("cert", "", "client certificate `FILE` for an admin API with client_ca"),
+		keyFile:   fs.String("key", "", "client key `FILE`"),
+		json:      fs.Bool("json", false, "print JSON instead of a table"),
+	}
+}
+
+// apiClient talks to one running Sluice.
+type apiClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+func (f *apiFlags) client() (*apiClient, error) {
+	c := &apiClient{http: &http.Client{Timeout: 30 * time.Second}}
+	var cfg *config.Config
+	var err error
+	if *f.config != "" {
+		cfg, err = config.Load(*f.config)
+	} else {
+		cfg, err = config.LoadDefault()
+	}
+	if err != nil && *f.admin == "" {
+		return nil, fmt.Errorf("cannot read the config to find the admin API (%v); give --admin URL", err)
+	}
+	tlsCfg := &tls.Config{}
+	switch {
+	case *f.admin != "":
+		c.base = strings.TrimRight(*f.admin, "/")
+		if !strings.Contains(c.base, "://") {
+			c.base = "http://" + c.base
+		}
+	case cfg.Admin.Off():
+		return nil, errors.New("the admin API is off in this config (admin.listen: off); the daemon cannot be asked")
+	default:
+		host := cfg.Admin.Addr
+		scheme := "http"
+		if cfg.Admin.Certificate != "" {
+			scheme = "https"
+		}
+		addr := host.String()
+		if host.Addr().IsUnspecified() {
+			addr = net.JoinHostPort("127.0.0.1", fmt.Sprint(host.Port()))
+		}
+		c.base = scheme + "://" + addr
+	}
+	tokenFile := *f.tokenFile
+	if tokenFile == "" && cfg != nil {
+		tokenFile = cfg.Admin.TokenFile
+	}
+	switch {
+	case tokenFile != "":
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("admin token: %w", err)
+		}
+		c.token = strings.TrimSpace(string(b))
+	default:
+		c.token = os.Getenv("SLUICE_ADMIN_TOKEN")
+	}
+	if *f.caFile != "" {
+		pem, err := os.ReadFile(*f.caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		tlsCfg.RootCAs = pool
+	}
+	if *f.certFile != "" {
+		pair, err := tls.LoadX509KeyPair(*f.certFile, *f.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate: %w", err)
+		}
+		tlsCfg.Certificates = []tls.Certificate{pair}
+	}
+	c.http.Transport = &http.Transport{TLSClientConfig: tlsCfg}
+	return c, nil
+}
+
+// call does one request; out, when not nil, receives the JSON answer.
+func (c *apiClient) call(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	u := c.base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return fmt.Errorf("cannot reach Sluice's admin API at %s: is 'sluice serve' running with this config? (%v)", c.base, op.Err)
+		}
+		return fmt.Errorf("admin API at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct{ Error string }
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("admin API: %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("admin API answered something unexpected: %w", err)
+		}
+	}
+	return nil
+}
+
+func printJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

@@ -1,0 +1,223 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/sluice-relay/sluice/internal/admin"
+	"github.com/sluice-relay/sluice/internal/queue"
+)
+
+func init() {
+	register(&command{
+		name:  "message list",
+		args:  "[--queue ID] [--sender A] [--recipient A] [--status S] [-config FILE] [--json]",
+		short: "list queued messages, like Get-Message",
+		long: `Lists the messages in the running Sluice's queue, oldest first, with their
+recipients' state. Filters combine: --queue (a queue identity), --sender,
+--recipient (addresses, case-insensitive) and --status (Ready, Active, Retry,
+Suspended).`,
+		flags: func(fs *flag.FlagSet) func(*env, []string) (int, error) {
+			af := addAPIFlags(fs)
+			qname := fs.String("queue", "", "only messages waiting in queue `ID`")
+			sender := fs.String("sender", "", "only messages from `ADDRESS`")
+			rcpt := fs.String("recipient", "", "only messages to `ADDRESS`")
+			status := fs.String("status", "", "only messages in `STATUS` (Ready, Active, Retry, Suspended)")
+			limit := fs.Int("limit", 1000, "at most `N` messages")
+			return func(e *env, args []string) (int, error) {
+				if len(args) > 0 {
+					return ExitUsage, usagef("unexpected argument %q; filters are flags, e.g. --sender a@contoso.com", args[0])
+				}
+				c, err := af.client()
+				if err != nil {
+					return ExitFailure, err
+				}
+				q := url.Values{}
+				for k, v := range map[string]string{"queue": *qname, "sender": *sender, "recipient": *rcpt, "status": *status} {
+					if v != "" {
+						q.Set(k, v)
+					}
+				}
+				q.Set("limit", fmt.Sprint(*limit))
+				var ms []queue.MessageInfo
+				if err := c.call(e.ctx, http.MethodGet, "/api/v1/messages", q, nil, &ms); err != nil {
+					return ExitFailure, err
+				}
+				if *af.json {
+					printJSON(e.stdout, ms)
+					return ExitOK, nil
+				}
+				printMessages(e.stdout, ms)
+				return ExitOK, nil
+			}
+		},
+	})
+	register(&command{
+		name:  "message show",
+		args:  "ID [-config FILE] [--json]",
+		short: "show one queued message and each recipient's state",
+		long:  "Shows a queued message: envelope, origin (connector, client, user, TLS) and per recipient its status, attempts, queue and last error.",
+		flags: func(fs *flag.FlagSet) func(*env, []string) (int, error) {
+			af := addAPIFlags(fs)
+			return func(e *env, args []string) (int, error) {
+				if len(args) != 1 {
+					return ExitUsage, usagef("give one message id (sluice message list shows them)")
+				}
+				c, err := af.client()
+				if err != nil {
+					return ExitFailure, err
+				}
+				var m queue.MessageInfo
+				if err := c.call(e.ctx, http.MethodGet, "/api/v1/messages/"+url.PathEscape(args[0]), nil, nil, &m); err != nil {
+					return ExitFailure, err
+				}
+				if *af.json {
+					printJSON(e.stdout, m)
+					return ExitOK, nil
+				}
+				printMessage(e.stdout, m)
+				return ExitOK, nil
+			}
+		},
+	})
+	register(&command{
+		name:  "message retry",
+		args:  "ID [-config FILE]",
+		short: "try a queued message again now",
+		long:  "Makes the message's waiting recipients due now. A queue in retry still waits for its next retry; use 'sluice queue retry' for that.",
+		flags: messageAction("retry", nil),
+	})
+	register(&command{
+		name:  "message remove",
+		args:  "ID [--bounce] [-config FILE]",
+		short: "remove a message from the queue, with or without a bounce",
+		long: `Removes the message from the queue (Remove-Message). With --bounce the sender
+gets a non-delivery report saying an administrator removed it; without, the
+message disappears silently (the tracking log records a DELETE either way).`,
+		flags: messageAction("remove", func(fs *flag.FlagSet) func() admin.MessageAction {
+			b := fs.Bool("bounce", false, "send the sender a non-delivery report")
+			return func() admin.MessageAction { return admin.MessageAction{Bounce: *b} }
+		}),
+	})
+	register(&command{
+		name:  "message redirect",
+		args:  "ID --to ADDRESS[,ADDRESS] [-config FILE]",
+		short: "send a queued message to other recipients instead",
+		long: `Replaces the message's waiting recipients with the given addresses; the
+message is routed again and delivered to them (for a mailbox that moved, or to
+hand a stuck message to a postmaster). Delivered recipients are not affected.`,
+		flags: messageAction("redirect", func(fs *flag.FlagSet) func() admin.MessageAction {
+			to := fs.String("to", "", "new recipient `ADDRESSES`, comma-separated")
+			return func() admin.MessageAction {
+				var list []string
+				for _, a := range strings.Split(*to, ",") {
+					if a = strings.TrimSpace(a); a != "" {
+						list = append(list, a)
+					}
+				}
+				return admin.MessageAction{To: list}
+			}
+		}),
+	})
+}
+
+// messageAction builds the flags and run func of a message action.
+func messageAction(action string, extra func(*flag.FlagSet) func() admin.MessageAction) func(*flag.FlagSet) func(*env, []string) (int, error) {
+	return func(fs *flag.FlagSet) func(*env, []string) (int, error) {
+		af := addAPIFlags(fs)
+		body := func() admin.MessageAction { return admin.MessageAction{} }
+		if extra != nil {
+			body = extra(fs)
+		}
+		return func(e *env, args []string) (int, error) {
+			if len(args) != 1 {
+				return ExitUsage, usagef("give one message id (sluice message list shows them)")
+			}
+			req := body()
+			if action == "redirect" && len(req.To) == 0 {
+				return ExitUsage, usagef("give the new recipients with --to")
+			}
+			c, err := af.client()
+			if err != nil {
+				return ExitFailure, err
+			}
+			var out map[string]any
+			if err := c.call(e.ctx, http.MethodPost, "/api/v1/messages/"+url.PathEscape(args[0])+"/"+action, nil, req, &out); err != nil {
+				return ExitFailure, err
+			}
+			if *af.json {
+				printJSON(e.stdout, out)
+				return ExitOK, nil
+			}
+			switch action {
+			case "remove":
+				how := "without notice to the sender"
+				if req.Bounce {
+					how = "; the sender gets a non-delivery report"
+				}
+				fmt.Fprintf(e.stdout, "message %s removed %s\n", args[0], strings.TrimPrefix(how, "; "))
+			case "redirect":
+				fmt.Fprintf(e.stdout, "message %s redirected to %s\n", args[0], strings.Join(req.To, ", "))
+			default:
+				fmt.Fprintf(e.stdout, "message %s: due now\n", args[0])
+			}
+			return ExitOK, nil
+		}
+	}
+}
+
+func printMessages(w io.Writer, ms []queue.MessageInfo) {
+	if len(ms) == 0 {
+		fmt.Fprintln(w, "no messages match")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tRECEIVED\tFROM\tSIZE\tSTATUS\tQUEUES\tRECIPIENTS\tLAST ERROR")
+	for _, m := range ms {
+		var rcpts []string
+		lastErr := ""
+		for _, r := range m.Recipients {
+			rcpts = append(rcpts, r.Address+"("+string(r.Status)+")")
+			if r.LastError != "" {
+				lastErr = r.LastError
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", m.ID, clock(m.Received), m.From, m.Size, m.Status,
+			strings.Join(m.Queues, ","), abbrev(strings.Join(rcpts, " "), 60), abbrev(lastErr, 80))
+	}
+	tw.Flush()
+}
+
+func printMessage(w io.Writer, m queue.MessageInfo) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
+	row("Identity", m.ID)
+	row("FromAddress", m.From)
+	row("Status", m.Status)
+	row("Size", m.Size)
+	row("DateReceived", stamp(m.Received))
+	row("ReceiveConnector", m.Origin.Connector)
+	if m.Origin.ClientIP.IsValid() {
+		row("Client", fmt.Sprintf("%s (%s)", m.Origin.ClientIP, m.Origin.ClientHelo))
+	}
+	if m.Origin.AuthUser != "" {
+		row("AuthUser", m.Origin.AuthUser)
+	}
+	if m.Origin.TLS != "" {
+		row("TLS", m.Origin.TLS)
+	}
+	row("Queues", strings.Join(m.Queues, ", "))
+	tw.Flush()
+	fmt.Fprintln(w, "Recipients:")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  ADDRESS\tSTATUS\tQUEUE\tATTEMPTS\tNEXT ATTEMPT\tLAST ERROR")
+	for _, r := range m.Recipients {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%s\n", r.Address, r.Status, r.Queue, r.Attempts, clock(r.NextAttempt), r.LastError)
+	}
+	tw.Flush()
+}

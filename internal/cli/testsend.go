@@ -1,0 +1,124 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/admin"
+	"github.com/sluice-relay/sluice/internal/tracking"
+)
+
+func init() {
+	register(&command{
+		name:  "test send",
+		args:  "--from A --to A[,A] [--via CONNECTOR] [--wait D] [-config FILE]",
+		short: "send a test message through the running Sluice and follow it",
+		long: `Queues a small test message in the running Sluice (as if a client had sent
+it), then follows it in the message tracking log until every recipient is
+delivered or refused, or --wait runs out, printing each event and the
+upstream's reply. --via sends it through the named send connector whatever
+the recipients' address spaces say. Exits 0 when every recipient was
+delivered, 1 otherwise (a message still deferred stays queued and is retried).`,
+		flags: func(fs *flag.FlagSet) func(*env, []string) (int, error) {
+			af := addAPIFlags(fs)
+			from := fs.String("from", "", "envelope sender `ADDRESS`")
+			to := fs.String("to", "", "recipient `ADDRESSES`, comma-separated")
+			via := fs.String("via", "", "send connector `NAME` to use")
+			subject := fs.String("subject", "", "subject `TEXT` (default: Sluice test message <id>)")
+			wait := fs.Duration("wait", time.Minute, "how long to follow the message")
+			return func(e *env, args []string) (int, error) {
+				if len(args) > 0 || *from == "" || *to == "" {
+					return ExitUsage, usagef("give --from and --to")
+				}
+				c, err := af.client()
+				if err != nil {
+					return ExitFailure, err
+				}
+				req := admin.TestSend{From: *from, Via: *via, Subject: *subject}
+				for _, a := range strings.Split(*to, ",") {
+					if a = strings.TrimSpace(a); a != "" {
+						req.To = append(req.To, a)
+					}
+				}
+				var sent admin.TestSent
+				if err := c.call(e.ctx, http.MethodPost, "/api/v1/test-send", nil, req, &sent); err != nil {
+					return ExitFailure, err
+				}
+				fmt.Fprintf(e.stdout, "queued as %s (Message-ID %s) in %s\n", sent.ID, sent.MessageID, strings.Join(sent.Queues, ", "))
+				return follow(e, c, sent, len(req.To), *wait, *af.json)
+			}
+		},
+	})
+}
+
+// follow polls the tracking log for the test message until each
+// recipient has a final event or the wait is over.
+func follow(e *env, c *apiClient, sent admin.TestSent, rcpts int, wait time.Duration, asJSON bool) (int, error) {
+	deadline := time.Now().Add(wait)
+	seen := 0
+	final := map[string]tracking.Event{}
+	var lastDefer *tracking.Event
+	for {
+		var events []tracking.Event
+		q := url.Values{"message_id": {string(sent.ID)}}
+		if err := c.call(e.ctx, http.MethodGet, "/api/v1/track", q, nil, &events); err != nil {
+			return ExitFailure, err
+		}
+		for _, ev := range events[min(seen, len(events)):] {
+			printEvent(e.stdout, ev, asJSON)
+			switch ev.Event {
+			case tracking.EventSend, tracking.EventFail, tracking.EventExpire:
+				for _, r := range ev.Recipients {
+					final[strings.ToLower(r)] = ev
+				}
+			case tracking.EventDefer:
+				d := ev
+				lastDefer = &d
+			}
+		}
+		seen = max(seen, len(events))
+		if len(final) >= rcpts {
+			break
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(e.stdout, "still not delivered after %s; it stays queued (sluice message show %s)\n", wait, sent.ID)
+			if lastDefer != nil {
+				fmt.Fprintf(e.stdout, "last reply: %s\n", lastDefer.Reply)
+			}
+			return ExitFailure, nil
+		}
+		select {
+		case <-e.ctx.Done():
+			return ExitFailure, e.ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	code := ExitOK
+	for r, ev := range final {
+		if ev.Event == tracking.EventSend {
+			fmt.Fprintf(e.stdout, "DELIVERED to %s via %s: %s\n", r, ev.Host, ev.Reply)
+		} else {
+			fmt.Fprintf(e.stdout, "FAILED for %s (%s): %s\n", r, ev.Host, ev.Reply)
+			code = ExitFailure
+		}
+	}
+	return code, nil
+}
+
+func printEvent(w io.Writer, ev tracking.Event, asJSON bool) {
+	if asJSON {
+		printJSON(w, ev)
+		return
+	}
+	where := ev.NextHop
+	if ev.Host != "" {
+		where += " " + ev.Host
+	}
+	fmt.Fprintf(w, "%s  %-7s %-8s %s %s %s\n", ev.Time.Local().Format("15:04:05.000"), ev.Event, ev.Source,
+		strings.Join(ev.Recipients, ","), strings.TrimSpace(where), ev.Reply)
+}

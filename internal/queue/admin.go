@@ -1,0 +1,192 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/reply"
+	"github.com/sluice-relay/sluice/internal/tracking"
+)
+
+// Operator errors, phrased for the CLI.
+var (
+	ErrNoQueue   = errors.New("no such queue; sluice queue list shows the queues")
+	ErrNoMessage = errors.New("no such message in the queue; it may have been delivered already (sluice track shows its story)")
+	ErrInFlight  = errors.New("the message is being delivered right now; try again in a moment")
+)
+
+// RetryQueue makes every message in the queue due now and ends the
+// queue's retry wait, like Exchange's Retry-Queue.
+func (q *Queue) RetryQueue(identity string) error {
+	now := q.now()
+	q.mu.Lock()
+	h := q.hops[identity]
+	if h == nil {
+		q.mu.Unlock()
+		return ErrNoQueue
+	}
+	h.nextRetry = time.Time{}
+	for _, it := range h.items {
+		for i := range it.m.Rcpts {
+			if r := &it.m.Rcpts[i]; r.hop == identity && !r.Status.Final() {
+				r.NextAttempt = now
+			}
+		}
+		h.put(it.m, now)
+	}
+	q.mu.Unlock()
+	q.signal()
+	return nil
+}
+
+// SuspendQueue stops delivery from the queue until ResumeQueue; messages
+// keep arriving in it.
+func (q *Queue) SuspendQueue(identity string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	h := q.hops[identity]
+	if h == nil {
+		return ErrNoQueue
+	}
+	h.suspended = true
+	return nil
+}
+
+// ResumeQueue ends a suspension.
+func (q *Queue) ResumeQueue(identity string) error {
+	q.mu.Lock()
+	h := q.hops[identity]
+	if h == nil {
+		q.mu.Unlock()
+		return ErrNoQueue
+	}
+	h.suspended = false
+	q.dropIfEmpty(h)
+	q.mu.Unlock()
+	q.signal()
+	return nil
+}
+
+// RetryMessage makes a message's waiting recipients due now.
+func (q *Queue) RetryMessage(id mail.ID) error {
+	now := q.now()
+	q.mu.Lock()
+	m := q.msgs[id]
+	if m == nil {
+		q.mu.Unlock()
+		return ErrNoMessage
+	}
+	for i := range m.Rcpts {
+		if r := &m.Rcpts[i]; !r.Status.Final() && !r.leased {
+			r.NextAttempt = now
+		}
+	}
+	q.schedule(m)
+	q.mu.Unlock()
+	q.signal()
+	return nil
+}
+
+// removedReply is what a bounce for a removed message says.
+var removedReply = reply.Reply{Code: 550, Enhanced: [3]int{5, 3, 0}, Text: "message removed from the queue by an administrator"}
+
+// RemoveMessage takes a message out of the queue, telling its sender with
+// a DSN when bounce is set (Exchange's Remove-Message -WithNDR).
+func (q *Queue) RemoveMessage(ctx context.Context, id mail.ID, bounce bool) error {
+	ctx = context.WithoutCancel(ctx)
+	m := q.message(id)
+	if m == nil {
+		return ErrNoMessage
+	}
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
+	q.mu.Lock()
+	var idx []int
+	var rcpts []string
+	for i := range m.Rcpts {
+		r := &m.Rcpts[i]
+		if r.leased {
+			q.mu.Unlock()
+			return ErrInFlight
+		}
+	}
+	for i := range m.Rcpts {
+		r := &m.Rcpts[i]
+		if r.Status.Final() {
+			continue
+		}
+		r.Status, r.LastError = StatusRemoved, removedReply.Error()
+		idx = append(idx, i)
+		rcpts = append(rcpts, r.Addr.String())
+	}
+	q.schedule(m)
+	note := "removed without notice to the sender"
+	if bounce {
+		note = "removed; the sender gets a non-delivery report"
+	}
+	q.trackAdmin(tracking.EventDelete, m, rcpts, note)
+	q.mu.Unlock()
+	if bounce {
+		q.bounce(ctx, m, idx, false)
+	}
+	q.persist(ctx, m)
+	return nil
+}
+
+// RedirectMessage replaces a message's waiting recipients with to: it is
+// routed again and delivered there instead (for a mailbox that moved, or
+// to hand a stuck message to a postmaster).
+func (q *Queue) RedirectMessage(ctx context.Context, id mail.ID, to []mail.Address) error {
+	if len(to) == 0 {
+		return fmt.Errorf("give at least one recipient to redirect to")
+	}
+	ctx = context.WithoutCancel(ctx)
+	m := q.message(id)
+	if m == nil {
+		return ErrNoMessage
+	}
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
+	q.mu.Lock()
+	var old []string
+	kept := m.Rcpts[:0:0]
+	for _, r := range m.Rcpts {
+		if r.leased {
+			q.mu.Unlock()
+			return ErrInFlight
+		}
+		if r.Status.Final() {
+			kept = append(kept, r)
+			continue
+		}
+		old = append(old, r.Addr.String())
+	}
+	if len(old) == 0 {
+		q.mu.Unlock()
+		return fmt.Errorf("message %s has no recipient left waiting", id)
+	}
+	for _, a := range to {
+		kept = append(kept, Rcpt{Recipient: mail.Recipient{Addr: a}, Status: StatusQueued})
+	}
+	// Take the message out of its old queues before routing it again.
+	for _, r := range m.Rcpts {
+		if h := q.hops[r.hop]; h != nil && r.hop != "" {
+			h.remove(m.ID)
+			q.dropIfEmpty(h)
+		}
+	}
+	m.Rcpts = kept
+	q.schedule(m)
+	var now []string
+	for _, a := range to {
+		now = append(now, a.String())
+	}
+	q.trackAdmin(tracking.EventRedirect, m, now, "redirected from "+fmt.Sprint(old))
+	q.mu.Unlock()
+	q.persist(ctx, m)
+	q.signal()
+	return nil
+}
