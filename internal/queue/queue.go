@@ -35,8 +35,8 @@ type Queue struct {
 	log      *slog.Logger
 	tracking *tracking.Log
 	metrics  *metrics.Metrics
-	now   func() time.Time
-	space *spaceCheck
+	now      func() time.Time
+	space    *spaceCheck
 
 	mu   sync.Mutex
 	cfg  *config.Config
@@ -54,11 +54,11 @@ func Open(ctx context.Context, o Options) (*Queue, error) {
 		log:      o.Log,
 		tracking: o.Tracking,
 		metrics:  o.Metrics,
-		now:   o.Now,
-		cfg:   o.Config,
-		msgs:  map[mail.ID]*Message{},
-		hops:  map[string]*NextHop{},
-		wake:  make(chan struct{}, 1),
+		now:      o.Now,
+		cfg:      o.Config,
+		msgs:     map[mail.ID]*Message{},
+		hops:     map[string]*NextHop{},
+		wake:     make(chan struct{}, 1),
 	}
 	if q.log == nil {
 		q.log = slog.New(slog.DiscardHandler)

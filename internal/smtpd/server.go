@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/sluice-relay/sluice/internal/config"
-	"github.com/sluice-relay/sluice/internal/metrics"
 	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/metrics"
 	"github.com/sluice-relay/sluice/internal/protolog"
 	"github.com/sluice-relay/sluice/internal/tracking"
 	"github.com/sluice-relay/sluice/internal/userdb"
