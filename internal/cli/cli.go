@@ -67,7 +67,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs := flag.NewFlagSet("sluice "+c.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	run := c.flags(fs)
-	if err := fs.Parse(rest); err != nil {
+	positional, err := parseInterleaved(fs, rest)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printHelp(stdout, c, fs)
 			return ExitOK
@@ -76,7 +77,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "usage: sluice %s %s (see sluice %s --help)\n", c.name, c.args, c.name)
 		return ExitUsage
 	}
-	code, err := run(e, fs.Args())
+	code, err := run(e, positional)
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -149,5 +150,22 @@ func printHelp(w io.Writer, c *command, fs *flag.FlagSet) {
 		fmt.Fprintln(w, "\nFlags:")
 		fs.SetOutput(w)
 		fs.PrintDefaults()
+	}
+}
+
+// parseInterleaved parses flags wherever they stand among the arguments,
+// so "sluice message remove ID --bounce" works as admins type it.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 
 	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/queue"
@@ -33,7 +34,10 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 		}
 		h := d.host(t.addr)
 		if err != nil {
-			last = queue.Outcome{Reply: failureReply(err), Host: t.addr}
+			last = queue.Outcome{Reply: failureReply(err, t)}
+			if isSMTP(err) {
+				last.Host = t.addr // the upstream answered: "host said: ..."
+			}
 			h.failed(last.Reply.Error())
 			d.log.Info("cannot use upstream host; trying the next", "queue", hop.Key, "host", t.addr, "err", err)
 			continue
@@ -107,8 +111,9 @@ func tlsError(sc *config.SendConnector, name string, err error) error {
 }
 
 // failureReply is what the queue records for a failed connection attempt:
-// the upstream's own reply when it gave one.
-func failureReply(err error) reply.Reply {
+// the upstream's own reply when it gave one, else what went wrong on the
+// way to it, naming the host.
+func failureReply(err error, t target) reply.Reply {
 	var se *smtpclient.Error
 	if errors.As(err, &se) {
 		return se.Reply
@@ -116,11 +121,26 @@ func failureReply(err error) reply.Reply {
 	if r, ok := reply.As(err); ok {
 		return r
 	}
+	cause := err
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		cause = op.Err
+		var sys *os.SyscallError
+		if errors.As(op.Err, &sys) {
+			cause = sys.Err
+		}
+	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 1}, Text: "connection timed out: " + err.Error()}
+		return reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 1}, Text: fmt.Sprintf("cannot connect to %s: timed out (%v)", t.addr, cause)}
 	}
-	return reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 1}, Text: "connection failed: " + err.Error()}
+	return reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 1}, Text: fmt.Sprintf("cannot connect to %s: %v", t.addr, cause)}
+}
+
+// isSMTP reports whether err carries a reply the upstream sent.
+func isSMTP(err error) bool {
+	var se *smtpclient.Error
+	return errors.As(err, &se)
 }
 
 // describeHost is "name [ip]:port" for logs and the queue's last error.

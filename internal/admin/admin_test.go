@@ -1,0 +1,378 @@
+package admin_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/admin"
+	"github.com/sluice-relay/sluice/internal/cli"
+	"github.com/sluice-relay/sluice/internal/config"
+	"github.com/sluice-relay/sluice/internal/delivery"
+	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/metrics"
+	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/store/sqlite"
+	"github.com/sluice-relay/sluice/internal/tracking"
+)
+
+// relay is a queue, delivery and the admin API on loopback: mail for
+// fabrikam.com goes to a smarthost that is not listening (so it stays
+// queued, in Retry), everything else to a drop directory.
+type relay struct {
+	t     *testing.T
+	dir   string
+	cfg   *config.Config
+	q     *queue.Queue
+	adm   *admin.Server
+	url   string
+	track *tracking.Log
+}
+
+func deadPort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return port
+}
+
+func start(t *testing.T, extra string) *relay {
+	t.Helper()
+	dir := t.TempDir()
+	yaml := fmt.Sprintf(`
+node: {hostname: relay.test, data_dir: %s}
+receive_connectors:
+  - {name: Default, bindings: ["127.0.0.1:2525"], remote_ip_ranges: [127.0.0.0/8], permissions: [anonymous, relay]}
+send_connectors:
+  - name: Fabrikam
+    address_spaces: [fabrikam.com]
+    delivery: smarthost
+    smarthosts: ["127.0.0.1:%d"]
+    tls: {mode: none}
+    connect_timeout: 2s
+  - {name: Drop, address_spaces: ["*"], delivery: directory, directory: drop}
+admin: {listen: "127.0.0.1:0"}
+%s`, dir, deadPort(t), extra)
+	cfg, err := config.Parse("", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(filepath.Join(dir, "queue"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl, err := tracking.Open(filepath.Join(dir, "tracking"), 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := queue.Open(context.Background(), queue.Options{Store: st, Config: cfg, Tracking: tl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := delivery.New(delivery.Options{Queue: q, Config: cfg})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	adm := admin.New(admin.Options{Queue: q, Metrics: metrics.New(), Ready: q.Accepting}, cfg)
+	if err := adm.Start(cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		adm.Shutdown(context.Background())
+		cancel()
+		<-done
+		q.Close()
+		tl.Close()
+	})
+	return &relay{t: t, dir: dir, cfg: cfg, q: q, adm: adm, url: "http://" + adm.Addr().String(), track: tl}
+}
+
+// put queues a message as smtpd would.
+func (r *relay) put(from string, to ...string) mail.ID {
+	r.t.Helper()
+	env := &mail.Envelope{ID: mail.NewID(), Received: time.Now()}
+	var err error
+	if env.From, _, err = mail.ParsePath("<"+from+">", true, false); err != nil {
+		r.t.Fatal(err)
+	}
+	for _, a := range to {
+		addr, err := mail.ParseMailbox(a, false)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		env.Rcpts = append(env.Rcpts, mail.Recipient{Addr: addr})
+	}
+	body := "From: " + from + "\r\nTo: " + strings.Join(to, ", ") + "\r\nSubject: test\r\n\r\nhello\r\n"
+	if err := r.q.Put(context.Background(), env, strings.NewReader(body)); err != nil {
+		r.t.Fatal(err)
+	}
+	return env.ID
+}
+
+// sluice runs the CLI against this relay's admin API.
+func (r *relay) sluice(args ...string) (string, int) {
+	var out, errb bytes.Buffer
+	args = append(args, "--admin", r.url)
+	code := cli.Run(context.Background(), args, strings.NewReader(""), &out, &errb)
+	return out.String() + errb.String(), code
+}
+
+// waitFor polls cond; the deadline only guards against a hang.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (r *relay) queueInfo(id string) queue.QueueInfo {
+	qi, _ := r.q.QueueByName(id)
+	return qi
+}
+
+func TestQueueCommands(t *testing.T) {
+	r := start(t, "")
+	id := r.put("app@contoso.com", "user@fabrikam.com")
+	waitFor(t, "the Fabrikam queue to go into retry", func() bool {
+		return r.queueInfo("Fabrikam").Status == queue.HopRetry && r.queueInfo("Fabrikam").LastError != ""
+	})
+
+	out, code := r.sluice("queue", "list")
+	if code != 0 || !strings.Contains(out, "Fabrikam") || !strings.Contains(out, "Retry") || !strings.Contains(out, "connection refused") {
+		t.Fatalf("queue list = %d\n%s\nwant the Fabrikam queue in Retry with the connection error", code, out)
+	}
+	out, code = r.sluice("queue", "list", "--json")
+	var qs []queue.QueueInfo
+	if code != 0 || json.Unmarshal([]byte(out), &qs) != nil || len(qs) != 1 || qs[0].MessageCount != 1 || qs[0].RetryCount == 0 {
+		t.Fatalf("queue list --json = %d\n%s", code, out)
+	}
+	out, code = r.sluice("queue", "show", "Fabrikam")
+	if code != 0 || !strings.Contains(out, "SmartHostConnectorDelivery") {
+		t.Fatalf("queue show = %d\n%s", code, out)
+	}
+	if out, code = r.sluice("queue", "show", "Nowhere"); code != 1 || !strings.Contains(out, "no such queue") {
+		t.Fatalf("queue show of an unknown queue = %d\n%s", code, out)
+	}
+
+	if out, code = r.sluice("queue", "suspend", "Fabrikam"); code != 0 || !strings.Contains(out, "Suspended") {
+		t.Fatalf("queue suspend = %d\n%s", code, out)
+	}
+	if _, code = r.sluice("queue", "retry", "Fabrikam"); code != 0 {
+		t.Fatalf("queue retry of a suspended queue = %d", code)
+	}
+	if s := r.queueInfo("Fabrikam").Status; s != queue.HopSuspended {
+		t.Fatalf("after retry the queue is %s; a retry must not end a suspension", s)
+	}
+	if out, code = r.sluice("queue", "resume", "Fabrikam"); code != 0 || strings.Contains(out, "Suspended") {
+		t.Fatalf("queue resume = %d\n%s", code, out)
+	}
+
+	out, code = r.sluice("message", "list", "--queue", "Fabrikam")
+	if code != 0 || !strings.Contains(out, string(id)) || !strings.Contains(out, "user@fabrikam.com") {
+		t.Fatalf("message list = %d\n%s", code, out)
+	}
+	if out, _ = r.sluice("message", "list", "--sender", "nobody@contoso.com"); !strings.Contains(out, "no messages match") {
+		t.Fatalf("message list filtered by another sender:\n%s", out)
+	}
+	out, code = r.sluice("message", "show", string(id))
+	if code != 0 || !strings.Contains(out, "connection refused") || !strings.Contains(out, "Fabrikam") {
+		t.Fatalf("message show = %d\n%s", code, out)
+	}
+}
+
+func TestMessageRedirectAndRemove(t *testing.T) {
+	r := start(t, "")
+	moved := r.put("app@contoso.com", "user@fabrikam.com")
+	gone := r.put("app@contoso.com", "other@fabrikam.com")
+	waitFor(t, "both messages to be tried", func() bool { return r.queueInfo("Fabrikam").RetryCount > 0 })
+
+	// Redirect to a recipient the Drop connector serves: it is delivered.
+	if out, code := r.sluice("message", "redirect", string(moved), "--to", "postmaster@contoso.com"); code != 0 {
+		t.Fatalf("message redirect = %d\n%s", code, out)
+	}
+	waitFor(t, "the redirected message to be delivered", func() bool { _, ok := r.q.Message(moved); return !ok })
+	drop, _ := os.ReadFile(filepath.Join(r.dir, "drop", string(moved)+".eml"))
+	if !bytes.Contains(drop, []byte("X-Receiver: <postmaster@contoso.com>")) {
+		t.Fatalf("drop file of the redirected message:\n%s", drop)
+	}
+
+	// Remove with a bounce: the sender gets a DSN (to contoso.com: Drop).
+	if out, code := r.sluice("message", "remove", string(gone), "--bounce"); code != 0 || !strings.Contains(out, "non-delivery report") {
+		t.Fatalf("message remove --bounce = %d\n%s", code, out)
+	}
+	if _, ok := r.q.Message(gone); ok {
+		t.Fatal("removed message is still queued")
+	}
+	var dsn []byte
+	waitFor(t, "the DSN in the drop directory", func() bool {
+		files, _ := filepath.Glob(filepath.Join(r.dir, "drop", "*.eml"))
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			if bytes.Contains(b, []byte("report-type=delivery-status")) {
+				dsn = b
+				return true
+			}
+		}
+		return false
+	})
+	for _, want := range []string{"X-Receiver: <app@contoso.com>", "Final-Recipient: rfc822; other@fabrikam.com", "Status: 5.3.0", "removed from the queue by an"} {
+		if !bytes.Contains(dsn, []byte(want)) {
+			t.Errorf("DSN lacks %q:\n%s", want, dsn)
+		}
+	}
+	if out, code := r.sluice("message", "remove", string(gone)); code != 1 || !strings.Contains(out, "no such message") {
+		t.Fatalf("removing it twice = %d\n%s", code, out)
+	}
+
+	// The tracking log tells both stories.
+	r.track.Close()
+	events, err := tracking.Search(filepath.Join(r.dir, "tracking"), tracking.Query{MessageID: string(gone)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range events {
+		kinds = append(kinds, string(e.Event))
+	}
+	got := strings.Join(kinds, " ")
+	if !strings.HasPrefix(got, "SUBMIT") || !strings.Contains(got, "DELETE DSN") {
+		t.Errorf("tracking story of the removed message: %s; want SUBMIT ... DELETE DSN", got)
+	}
+	events, _ = tracking.Search(filepath.Join(r.dir, "tracking"), tracking.Query{MessageID: string(moved)})
+	kinds = nil
+	for _, e := range events {
+		kinds = append(kinds, string(e.Event))
+	}
+	if got := strings.Join(kinds, " "); !strings.Contains(got, "REDIRECT SEND") {
+		t.Errorf("tracking story of the redirected message: %s; want ... REDIRECT SEND", got)
+	}
+}
+
+func TestTestSendFollowsTheMessage(t *testing.T) {
+	r := start(t, "")
+	out, code := r.sluice("test", "send", "--from", "admin@contoso.com", "--to", "someone@example.org", "--wait", "20s")
+	if code != 0 || !strings.Contains(out, "DELIVERED to someone@example.org") || !strings.Contains(out, "SUBMIT") {
+		t.Fatalf("test send = %d\n%s", code, out)
+	}
+	// --via forces the Fabrikam connector, whose smarthost is down: the
+	// command reports the deferral and the upstream's error.
+	out, code = r.sluice("test", "send", "--from", "admin@contoso.com", "--to", "someone@example.org", "--via", "Fabrikam", "--wait", "3s")
+	if code != 1 || !strings.Contains(out, "DEFER") || !strings.Contains(out, "connection refused") {
+		t.Fatalf("test send --via Fabrikam = %d\n%s", code, out)
+	}
+	out, code = r.sluice("test", "send", "--from", "admin@contoso.com", "--to", "someone@example.org", "--via", "Nope")
+	if code != 1 || !strings.Contains(out, `no send connector is called "Nope"`) {
+		t.Fatalf("test send --via Nope = %d\n%s", code, out)
+	}
+}
+
+func TestProbesAndMetrics(t *testing.T) {
+	r := start(t, "")
+	r.put("app@contoso.com", "user@example.org")
+	for path, want := range map[string]string{
+		"/healthz": "ok",
+		"/readyz":  "ready",
+		"/metrics": "sluice_queued_messages",
+	} {
+		resp, err := http.Get(r.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("GET %s = %d %q; want 200 with %q", path, resp.StatusCode, b, want)
+		}
+	}
+	r.adm.Draining()
+	resp, err := http.Get(r.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while draining = %d; want 503", resp.StatusCode)
+	}
+}
+
+func TestReadyzWhenDiskLow(t *testing.T) {
+	r := start(t, "queue: {min_free_space: 1000000GB}\n")
+	resp, err := http.Get(r.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "min_free_space") {
+		t.Errorf("/readyz with too little disk = %d %s; want 503 naming queue.min_free_space", resp.StatusCode, b)
+	}
+}
+
+func TestTokenAuth(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	token := "3f1c0f6e2b8a4d55b2f0c1d9e8a7b6c5"
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, "")
+	// A second API on the same queue with a token file.
+	cfg := *r.cfg
+	cfg.Admin.TokenFile = tokenFile
+	adm := admin.New(admin.Options{Queue: r.q}, &cfg)
+	if err := adm.Start(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Shutdown(context.Background())
+	url := "http://" + adm.Addr().String()
+
+	resp, err := http.Get(url + "/api/v1/queues")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("without the token: %d; want 401", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", url+"/api/v1/queues", nil)
+	req.Header.Set("Authorization", "Bearer wrong-token-wrong-token")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("with a wrong token: %d; want 401", resp.StatusCode)
+	}
+	// Liveness stays open for load balancers.
+	if resp, err = http.Get(url + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/healthz with a token configured: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	var out, errb bytes.Buffer
+	code := cli.Run(context.Background(), []string{"queue", "list", "--admin", url}, nil, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "needs credentials") {
+		t.Fatalf("CLI without token = %d: %s%s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	code = cli.Run(context.Background(), []string{"queue", "list", "--admin", url, "--token-file", tokenFile}, nil, &out, &errb)
+	if code != 0 {
+		t.Fatalf("CLI with --token-file = %d: %s%s", code, out.String(), errb.String())
+	}
+}
