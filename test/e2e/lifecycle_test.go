@@ -1,0 +1,155 @@
+package e2e
+
+import (
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestReload: SIGHUP applies a changed config (a new connector's port
+// starts answering, a removed one's stops) and refuses a broken one,
+// keeping the running config and saying so in the log.
+func TestReload(t *testing.T) {
+	t.Parallel()
+	skipWithout(t, "swaks")
+	first, second, third := freeAddr(t), freeAddr(t), freeAddr(t)
+	one := "receive_connectors:\n" + relayConnector("First", first, "", "")
+	two := one + relayConnector("Second", second, "", "")
+	s := startSluice(t, one, listen(first))
+
+	send := func(t *testing.T, addr, rcpt string) {
+		t.Helper()
+		r := swaks(t, addr, "--from", "app@contoso.com", "--to", rcpt)
+		r.wantExit(t, true)
+		r.want(t, "250 2.6.0")
+		if !t.Failed() {
+			waitMessage(t, s.dropDir, rcpt)
+		}
+	}
+
+	t.Run("new connector", func(t *testing.T) {
+		s.writeConfig(two)
+		s.signal(syscall.SIGHUP)
+		s.waitReady(listen(second))
+		send(t, second, "via-second@fabrikam.example")
+		send(t, first, "via-first@fabrikam.example")
+	})
+
+	t.Run("broken config is refused", func(t *testing.T) {
+		s.writeConfig(two + "  - name: Third\n    bindings: [" + third + "]\n" +
+			"    remote_ip_ranges: [10.0.0.0/33]\n    permissions: [anonymous]\n")
+		s.signal(syscall.SIGHUP)
+		l := s.waitLog("reload refused")
+		if !strings.Contains(l, "is not a CIDR range") {
+			t.Errorf("the log does not say why the reload was refused (the bad CIDR):\n%s", l)
+		}
+		if c, err := dialFrom("", third); err == nil {
+			c.Close()
+			t.Errorf("%s of the refused config answers", third)
+		}
+		send(t, first, "after-refused-first@fabrikam.example")
+		send(t, second, "after-refused-second@fabrikam.example")
+	})
+
+	t.Run("removed connector", func(t *testing.T) {
+		s.writeConfig(one)
+		s.signal(syscall.SIGHUP)
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			c, err := dialFrom("", second)
+			if err != nil {
+				break
+			}
+			c.Close()
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still answers %v after its connector was removed and SIGHUP sent", second, waitTimeout)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		send(t, first, "after-removal@fabrikam.example")
+	})
+}
+
+// TestShutdownDuringData: SIGTERM while a client is in the middle of DATA.
+// The client still finishes its message and gets 250, the message is not
+// lost, an idle session is told 421, no new connection is accepted, and
+// the process exits with status 0.
+func TestShutdownDuringData(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	cfg := "receive_connectors:\n" + relayConnector("Default", addr, "", "")
+	s := startSluice(t, cfg, listen(addr))
+	const rcpt = "sigterm@fabrikam.example"
+
+	idle := dialRaw(t, "", addr)
+	idle.expect("220 ")
+	idle.cmd("EHLO idle.test", "250")
+
+	c := dialRaw(t, "", addr)
+	c.expect("220 ")
+	c.cmd("EHLO busy.test", "250")
+	c.cmd("MAIL FROM:<app@contoso.com>", "250")
+	c.cmd("RCPT TO:<"+rcpt+">", "250")
+	c.cmd("DATA", "354") // the session is in DATA once 354 is sent
+	c.write("From: <app@contoso.com>\r\nSubject: in transfer at SIGTERM\r\n\r\nfirst half\r\n")
+
+	s.signal(syscall.SIGTERM)
+	s.waitLog("shutting down")
+	idle.expect("421 4.3.2")
+
+	// The listener closes: new connections are refused.
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		nc, err := dialFrom("", addr)
+		if err != nil {
+			break
+		}
+		nc.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still accepts connections %v after SIGTERM", addr, waitTimeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	c.write("second half, sent after SIGTERM\r\n.\r\n")
+	c.expect("250 ")
+	c.c.Close()
+
+	if err := s.waitExit(); err != nil {
+		t.Errorf("sluice exited with %v after SIGTERM, want status 0", err)
+	}
+
+	// Restart on the same data directory: a binary with a queue may have
+	// stopped before delivering to the drop directory, and must then
+	// deliver now; one that had delivered must not deliver again (which
+	// would rewrite the file: a new file under the same name).
+	var before os.FileInfo
+	if got := messagesTo(t, s.dropDir, rcpt); len(got) == 1 {
+		var err error
+		if before, err = os.Stat(got[0].path); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		t.Logf("%d messages for <%s> in the drop directory at exit; expecting it after a restart", len(got), rcpt)
+	}
+	s.start("serve", "-config", s.config)
+	s.waitReady(listen(addr))
+	m := waitMessage(t, s.dropDir, rcpt)
+	s.barrier(addr, "fabrikam.example")
+	if got := messagesTo(t, s.dropDir, rcpt); len(got) != 1 {
+		t.Fatalf("%d messages for <%s> after the restart, want exactly 1", len(got), rcpt)
+	}
+	after, err := os.Stat(m.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before != nil && !os.SameFile(before, after) {
+		t.Errorf("the message accepted during shutdown was delivered again after the restart (%s was rewritten)", m.path)
+	}
+	wantNormalized(t, m.msg, "first half\r\nsecond half, sent after SIGTERM\r\n")
+	if !strings.Contains(string(m.msg), "Subject: in transfer at SIGTERM") {
+		t.Errorf("stored message is not the one sent:\n%s", head(m.msg))
+	}
+}
