@@ -37,7 +37,10 @@ func Compose(r *Report, now time.Time, newID func() string) ([]byte, error) {
 	if r.Return == mail.RetFull {
 		attach = orig
 	}
-	global := r.UTF8 || needsGlobal(r, head)
+	// The RFC 6533 types only when something is not ASCII: many clients
+	// (and Python's email package) do not know them, and an SMTPUTF8
+	// message with ASCII addresses and header needs none of their range.
+	global := needsGlobal(r, head)
 	info := readOriginal(head, global)
 
 	text := explanation(r, info, now)

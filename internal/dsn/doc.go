@@ -14,7 +14,7 @@
 //  3. The original: text/rfc822-headers (its header section) unless the
 //     sender asked for RET=FULL (RFC 3461 §4.3), then message/rfc822.
 //
-// An original that used SMTPUTF8 or has 8-bit header fields gets the RFC 6533
+// An original with a UTF-8 address or 8-bit header fields gets the RFC 6533
 // types instead: message/global-delivery-status, message/global-headers and
 // message/global, so UTF-8 addresses appear as they are.
 //

@@ -188,7 +188,10 @@ func span(d time.Duration) string {
 	case d >= time.Hour:
 		return plural(int(d.Round(time.Hour)/time.Hour), "hour")
 	}
-	return plural(max(1, int(d.Round(time.Minute)/time.Minute)), "minute")
+	if d < time.Minute {
+		return plural(max(1, int(d.Round(time.Second)/time.Second)), "second")
+	}
+	return plural(int(d.Round(time.Minute)/time.Minute), "minute")
 }
 
 // statusText names the common enhanced codes (RFC 3463, RFC 5248

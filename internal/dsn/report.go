@@ -71,9 +71,10 @@ type Report struct {
 	// composer keeps only the header section unless Return is RetFull. Bare
 	// LF line endings are turned into CRLF. Empty: no third part.
 	Original []byte
-	// UTF8 is set when the original used SMTPUTF8; Compose also switches to
-	// the RFC 6533 types by itself when an address or the original header
-	// section is not ASCII. Parse sets it for message/global-delivery-status.
+	// UTF8 is set when the original used SMTPUTF8. Compose uses the RFC
+	// 6533 types when an address or the original header section is not
+	// ASCII, whatever UTF8 says. Parse sets it for
+	// message/global-delivery-status.
 	UTF8 bool
 	// Postmaster is an optional contact shown in the text, e.g.
 	// "postmaster@contoso.com" or a help desk URL.
