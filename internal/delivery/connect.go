@@ -52,7 +52,9 @@ var errTLSFallback = errors.New("TLS handshake failed")
 
 // open makes one session to one host, ready for MAIL.
 func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target, mode config.SendTLSMode) (*smtpclient.Client, error) {
-	opts := smtpclient.Options{LocalName: sc.HELO, Dialer: &net.Dialer{Timeout: sc.ConnectTimeout.D()},
+	// The MX hosts' addresses come from the same resolver as the MX
+	// records (node.dns_servers), not from the system's.
+	opts := smtpclient.Options{LocalName: sc.HELO, Dialer: &net.Dialer{Timeout: sc.ConnectTimeout.D(), Resolver: d.resolver()},
 		Transcript: d.transcript(sc, t.addr)}
 	tcfg := sc.TLSConfig().Clone()
 	tcfg.ServerName = t.name

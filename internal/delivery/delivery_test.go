@@ -1,0 +1,294 @@
+package delivery_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/certtest"
+	"github.com/sluice-relay/sluice/internal/dnstest"
+	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/smtptest"
+	"github.com/sluice-relay/sluice/internal/token"
+	"github.com/sluice-relay/sluice/internal/tokentest"
+)
+
+func smarthost(name, addr, extra string) string {
+	return fmt.Sprintf(`  - name: %s
+    address_spaces: [fabrikam.com]
+    smarthosts: ["%s"]
+    connect_timeout: 5s
+    retry: {first: 1s, max_interval: 1s}
+%s`, name, addr, extra)
+}
+
+func TestTLSModes(t *testing.T) {
+	cert := certtest.New(t, "localhost")
+	wrong := certtest.New(t, "mail.other.test")
+	cases := []struct {
+		name    string
+		server  smtptest.Options
+		host    string // smarthost name; "localhost" matches cert
+		tls     string
+		wantTLS bool   // delivered, over TLS
+		wantErr string // else: the queue's last error contains this
+	}{
+		{"none to a TLS server stays plain", smtptest.Options{TLS: cert}, "127.0.0.1", "{mode: none}", false, ""},
+		{"opportunistic uses STARTTLS", smtptest.Options{TLS: cert}, "127.0.0.1", "{mode: opportunistic}", true, ""},
+		{"opportunistic without STARTTLS sends plain", smtptest.Options{}, "127.0.0.1", "{mode: opportunistic}", false, ""},
+		{"required without STARTTLS waits", smtptest.Options{}, "127.0.0.1", "{mode: required}", false, "does not offer STARTTLS"},
+		{"verify with the right name and CA", smtptest.Options{TLS: cert}, "localhost", "{mode: verify, ca_file: " + cert.CAFile + "}", true, ""},
+		{"verify with the wrong name waits", smtptest.Options{TLS: wrong}, "localhost", "{mode: verify, ca_file: " + wrong.CAFile + "}", false, "is not valid for send connector"},
+		{"verify with an unknown CA waits", smtptest.Options{TLS: cert}, "localhost", "{mode: verify}", false, "is not valid for send connector"},
+		{"implicit TLS", smtptest.Options{TLS: cert, ImplicitTLS: true}, "localhost", "{mode: verify, implicit: true, ca_file: " + cert.CAFile + "}", true, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			up := smtptest.NewServer(t, tc.server)
+			port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
+			r := start(t, "", smarthost("Fabrikam", tc.host+":"+port, "    tls: "+tc.tls+"\n"))
+			id := r.put(tc.name, "bob@fabrikam.com")
+			if tc.wantErr != "" {
+				qi := r.waitQueue("Fabrikam", "the TLS failure as last error", func(q queue.QueueInfo) bool { return q.LastError != "" })
+				if !strings.Contains(qi.LastError, tc.wantErr) {
+					t.Fatalf("last error %q; want it to contain %q", qi.LastError, tc.wantErr)
+				}
+				if n := len(up.Messages()); n != 0 {
+					t.Fatalf("the upstream got %d messages; want none", n)
+				}
+				return
+			}
+			r.waitDone(id)
+			msgs := up.Messages()
+			if len(msgs) != 1 || msgs[0].TLS != tc.wantTLS {
+				t.Fatalf("upstream got %+v; want one message with TLS=%v", msgs, tc.wantTLS)
+			}
+		})
+	}
+}
+
+func TestClientCertificatePresented(t *testing.T) {
+	// The upstream in smtptest does not ask for client certificates, so
+	// this checks the config side: a connector with a client certificate
+	// delivers over TLS (the certificate is loaded and offered).
+	cert := certtest.New(t, "localhost")
+	client := certtest.New(t, "relay.test")
+	up := smtptest.NewServer(t, smtptest.Options{TLS: cert})
+	port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
+	r := start(t, "", smarthost("Fabrikam", "localhost:"+port, fmt.Sprintf("    tls: {mode: verify, ca_file: %s, client_certificate: %s, client_key: %s}\n", cert.CAFile, client.CertFile, client.KeyFile)))
+	r.waitDone(r.put("mutual TLS", "bob@fabrikam.com"))
+	if m := up.Messages(); len(m) != 1 || !m[0].TLS {
+		t.Fatalf("upstream got %+v", m)
+	}
+}
+
+func TestAuthPlainAndLogin(t *testing.T) {
+	cert := certtest.New(t, "localhost")
+	for _, mech := range []string{"PLAIN", "LOGIN"} {
+		t.Run(mech, func(t *testing.T) {
+			t.Parallel()
+			up := smtptest.NewServer(t, smtptest.Options{TLS: cert, Auth: []string{mech}, RequireAuth: true,
+				Users: map[string]string{"relay@fabrikam.com": "right pass"}})
+			port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
+			good := start(t, "", smarthost("Fabrikam", "localhost:"+port, fmt.Sprintf(
+				"    tls: {mode: verify, ca_file: %s}\n    auth: {mechanism: %s, username: relay@fabrikam.com, password: right pass}\n", cert.CAFile, mech)))
+			good.waitDone(good.put("auth "+mech, "bob@fabrikam.com"))
+			if m := up.Messages(); len(m) != 1 || m[0].AuthUser != "relay@fabrikam.com" {
+				t.Fatalf("upstream got %+v; want one message from relay@fabrikam.com", m)
+			}
+
+			bad := start(t, "", smarthost("Fabrikam", "localhost:"+port, fmt.Sprintf(
+				"    tls: {mode: verify, ca_file: %s}\n    auth: {mechanism: %s, username: relay@fabrikam.com, password: wrong}\n", cert.CAFile, mech)))
+			bad.put("wrong password", "bob@fabrikam.com")
+			qi := bad.waitQueue("Fabrikam", "the AUTH failure", func(q queue.QueueInfo) bool { return q.LastError != "" })
+			if !strings.Contains(qi.LastError, "535") || qi.Status != queue.HopRetry {
+				t.Fatalf("queue after a wrong password: %+v; want Retry with the 535", qi)
+			}
+		})
+	}
+}
+
+func TestMicrosoftBasicAuthDisabledIsShown(t *testing.T) {
+	cert := certtest.New(t, "localhost")
+	up := smtptest.NewServer(t, smtptest.Options{TLS: cert, Auth: []string{"LOGIN"}, RequireAuth: true,
+		Users:     map[string]string{"relay@fabrikam.com": "pw"},
+		AuthReply: "535 5.7.139 Authentication unsuccessful, basic authentication is disabled. [AM0PR01CA0001.eurprd01.prod.exchangelabs.com]"})
+	port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
+	r := start(t, "", smarthost("Fabrikam", "localhost:"+port, fmt.Sprintf(
+		"    tls: {mode: verify, ca_file: %s}\n    auth: {mechanism: LOGIN, username: relay@fabrikam.com, password: pw}\n", cert.CAFile)))
+	r.put("basic auth", "bob@fabrikam.com")
+	qi := r.waitQueue("Fabrikam", "Microsoft's refusal", func(q queue.QueueInfo) bool { return q.LastError != "" })
+	if !strings.Contains(qi.LastError, "535 5.7.139 Authentication unsuccessful, basic authentication is disabled") {
+		t.Fatalf("last error %q; want Microsoft's exact reply", qi.LastError)
+	}
+}
+
+func TestXOAUTH2(t *testing.T) {
+	cert := certtest.New(t, "localhost")
+	ts := tokentest.NewServer(t, tokentest.Options{})
+	up := smtptest.NewServer(t, smtptest.Options{TLS: cert, Auth: []string{"XOAUTH2"}, RequireAuth: true,
+		Tokens: func(user, tok string) bool { return user == "relay@fabrikam.com" && ts.Valid(tok) }})
+	port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
+	oauth := fmt.Sprintf(`    tls: {mode: verify, ca_file: %s}
+    max_messages_per_connection: 1
+    auth:
+      mechanism: XOAUTH2
+      username: relay@fabrikam.com
+      oauth2: {token_url: "%s", client_id: %s, client_secret: "%s", scopes: ["%s"]}
+`, cert.CAFile, ts.URL(), tokentest.DefaultClientID, tokentest.DefaultClientSecret, token.MicrosoftScope)
+	r := start(t, "", smarthost("Fabrikam", "localhost:"+port, oauth))
+
+	// Three messages over three connections share one token.
+	for i := range 3 {
+		r.waitDone(r.put(fmt.Sprintf("oauth %d", i), "bob@fabrikam.com"))
+	}
+	if n := len(up.Messages()); n != 3 {
+		t.Fatalf("upstream got %d messages; want 3", n)
+	}
+	if n := ts.Requests(); n != 1 {
+		t.Errorf("%d token requests for 3 messages; want 1 (the token is cached)", n)
+	}
+
+	// Microsoft revokes the token early: the 535 makes Sluice get a new
+	// one and try again at once.
+	ts.Revoke()
+	r.waitDone(r.put("after revocation", "bob@fabrikam.com"))
+	if n := ts.Requests(); n != 2 {
+		t.Errorf("%d token requests after a revocation; want 2", n)
+	}
+
+	// The client secret expired in Entra ID: invalid_client, and the queue
+	// says so.
+	ts.SetSecret("a-new-secret-the-config-does-not-have")
+	ts.Revoke()
+	r.put("secret expired", "bob@fabrikam.com")
+	qi := r.waitQueue("Fabrikam", "the token failure", func(q queue.QueueInfo) bool { return strings.Contains(q.LastError, "OAuth2") })
+	if !strings.Contains(qi.LastError, "invalid_client") {
+		t.Errorf("last error %q; want the token endpoint's invalid_client", qi.LastError)
+	}
+}
+
+func TestRateLimitSpacesMessages(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{})
+	r := start(t, "", smarthost("Fabrikam", up.Addr(), "    tls: {mode: none}\n    rate_limit: 240/m\n"))
+	const n = 4
+	for i := range n {
+		r.put(fmt.Sprintf("rated %d", i), "bob@fabrikam.com")
+	}
+	// Note when each message arrives (polling every millisecond).
+	var at []time.Time
+	waitFor(t, "all messages", func() bool {
+		for len(at) < len(up.Messages()) {
+			at = append(at, time.Now())
+		}
+		time.Sleep(time.Millisecond)
+		return len(at) >= n
+	})
+	interval := time.Minute / 240
+	if span := at[n-1].Sub(at[0]); span < time.Duration(n-1)*interval-50*time.Millisecond {
+		t.Fatalf("%d messages arrived within %v; a limit of 240/m needs at least %v", n, span, time.Duration(n-1)*interval)
+	}
+}
+
+func TestConnectionReuse(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{})
+	r := start(t, "", smarthost("Fabrikam", up.Addr(), "    tls: {mode: none}\n    max_connections: 1\n    max_messages_per_connection: 3\n"))
+	// Suspend the queue while filling it, so sessions see all 7 at once.
+	for i := range 7 {
+		r.put(fmt.Sprintf("reuse %d", i), "bob@fabrikam.com")
+		if i == 0 {
+			r.q.SuspendQueue("Fabrikam")
+		}
+	}
+	r.q.ResumeQueue("Fabrikam")
+	waitFor(t, "7 messages", func() bool { return len(up.Messages()) == 7 })
+	per := up.MessagesPerSession()
+	total := 0
+	for _, n := range per {
+		if n > 3 {
+			t.Errorf("a session carried %d messages; max_messages_per_connection is 3 (%v)", n, per)
+		}
+		total += n
+	}
+	if len(per) > 4 {
+		t.Errorf("%d sessions for 7 messages (%v); connections are not reused", len(per), per)
+	}
+}
+
+func TestPermanentFailureAtDataBouncesAll(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{DataReply: "554 5.6.0 message content rejected"})
+	r := start(t, "", smarthost("Fabrikam", up.Addr(), "    tls: {mode: none}\n"))
+	r.waitDone(r.put("rejected content", "bob@fabrikam.com", "carol@fabrikam.com"))
+	var b []string
+	waitFor(t, "the bounce", func() bool { b = r.bounces(); return len(b) > 0 })
+	if len(b) != 1 {
+		t.Fatalf("%d bounces; want one for both recipients", len(b))
+	}
+	for _, want := range []string{"bob@fabrikam.com", "carol@fabrikam.com", "Status: 5.6.0", "message content rejected"} {
+		if !strings.Contains(b[0], want) {
+			t.Errorf("bounce lacks %q:\n%s", want, b[0])
+		}
+	}
+}
+
+func TestMXDelivery(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{})
+	port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
+	dns := dnstest.NewServer(t, dnstest.Zone{
+		MX: map[string][]string{
+			"fabrikam.test": {"10 mx1.fabrikam.test.", "20 mx2.fabrikam.test."},
+			"nomail.test":   {"0 ."},
+		},
+		A: map[string][]string{
+			"mx1.fabrikam.test": {"127.0.0.1"},
+			"mx2.fabrikam.test": {"127.0.0.1"},
+			"afallback.test":    {"127.0.0.1"},
+		},
+	})
+	r := start(t, ", dns_servers: [\""+dns.Addr()+"\"]", fmt.Sprintf(`  - name: Internet
+    address_spaces: ["*.test"]
+    delivery: mx
+    port: %s
+    tls: {mode: opportunistic}
+    retry: {first: 1s, max_interval: 1s}
+`, port))
+	r.waitDone(r.put("via MX", "bob@fabrikam.test"))
+	r.waitDone(r.put("via A fallback", "bob@afallback.test"))
+	if got := len(up.Messages()); got != 2 {
+		t.Fatalf("upstream got %d messages; want 2; bounces: %v", got, r.bounces())
+	}
+	if qs := r.q.Queues(); len(qs) != 0 {
+		t.Errorf("queues left: %+v", qs)
+	}
+
+	// A null MX means the domain takes no mail: bounce now, 5.1.10.
+	r.waitDone(r.put("to a null MX", "bob@nomail.test"))
+	var b []string
+	waitFor(t, "the null MX bounce", func() bool { b = r.bounces(); return len(b) > 0 })
+	if !strings.Contains(b[0], "Status: 5.1.10") {
+		t.Errorf("null MX bounce:\n%s", b[0])
+	}
+}
+
+func TestRewriteSender(t *testing.T) {
+	cert := certtest.New(t, "localhost")
+	up := smtptest.NewServer(t, smtptest.Options{TLS: cert, Auth: []string{"LOGIN"}, RequireAuth: true,
+		Users: map[string]string{"relay@fabrikam.com": "pw"}})
+	port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
+	r := start(t, "", smarthost("Fabrikam", "localhost:"+port, fmt.Sprintf(
+		"    tls: {mode: verify, ca_file: %s}\n    auth: {mechanism: LOGIN, username: relay@fabrikam.com, password: pw}\n    rewrite_sender: true\n", cert.CAFile)))
+	r.waitDone(r.putFrom("scanner@contoso.com", "rewritten", "", "bob@fabrikam.com"))
+	m := up.Messages()
+	if len(m) != 1 {
+		t.Fatalf("upstream got %d messages", len(m))
+	}
+	data := string(m[0].Data)
+	if m[0].From != "relay@fabrikam.com" {
+		t.Errorf("MAIL FROM %q; want the mailbox relay@fabrikam.com", m[0].From)
+	}
+	if !strings.Contains(data, "From: <relay@fabrikam.com>") || !strings.Contains(data, "Reply-To: scanner@contoso.com") {
+		t.Errorf("header after rewrite:\n%s", data)
+	}
+}

@@ -1,0 +1,134 @@
+package delivery_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/config"
+	"github.com/sluice-relay/sluice/internal/delivery"
+	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/store/sqlite"
+)
+
+// relay is a real queue on a SQLite store and a Deliverer running over
+// it, configured from YAML; mail for contoso.com (the senders' domain)
+// goes to a drop directory, so bounces can be read.
+type relay struct {
+	t   *testing.T
+	dir string
+	q   *queue.Queue
+	d   *delivery.Deliverer
+}
+
+// start runs a relay whose config has the given send connectors (YAML
+// list items) before the Drop connector, and node settings in node.
+func start(t *testing.T, node, connectors string) *relay {
+	t.Helper()
+	dir := t.TempDir()
+	yaml := fmt.Sprintf(`node: {hostname: relay.test, data_dir: %s%s}
+receive_connectors:
+  - {name: Default, bindings: ["127.0.0.1:2525"], remote_ip_ranges: [127.0.0.0/8], permissions: [anonymous, relay]}
+send_connectors:
+%s
+  - {name: Drop, address_spaces: [contoso.com], delivery: directory, directory: drop}
+admin: {listen: "off"}
+`, dir, node, connectors)
+	cfg, err := config.Parse("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatalf("config:\n%s\n%v", yaml, err)
+	}
+	st, err := sqlite.Open(filepath.Join(dir, "queue"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := queue.Open(context.Background(), queue.Options{Store: st, Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := delivery.New(delivery.Options{Queue: q, Config: cfg})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		q.Close()
+	})
+	return &relay{t: t, dir: dir, q: q, d: d}
+}
+
+// put queues a message from app@contoso.com with the given header lines
+// (besides From/To/Subject) and returns its id.
+func (r *relay) put(subject string, to ...string) mail.ID {
+	return r.putFrom("app@contoso.com", subject, "", to...)
+}
+
+func (r *relay) putFrom(from, subject, extraHeader string, to ...string) mail.ID {
+	r.t.Helper()
+	env := &mail.Envelope{ID: mail.NewID(), Received: time.Now()}
+	var err error
+	if env.From, _, err = mail.ParsePath("<"+from+">", true, false); err != nil {
+		r.t.Fatal(err)
+	}
+	for _, a := range to {
+		addr, err := mail.ParseMailbox(a, false)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		env.Rcpts = append(env.Rcpts, mail.Recipient{Addr: addr})
+	}
+	body := fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: %s\r\n%s\r\nbody\r\n", from, strings.Join(to, ", "), subject, extraHeader)
+	if err := r.q.Put(context.Background(), env, strings.NewReader(body)); err != nil {
+		r.t.Fatal(err)
+	}
+	return env.ID
+}
+
+// waitQueue polls the queue until cond holds for the named queue.
+func (r *relay) waitQueue(name, what string, cond func(queue.QueueInfo) bool) queue.QueueInfo {
+	r.t.Helper()
+	var qi queue.QueueInfo
+	waitFor(r.t, what, func() bool {
+		var ok bool
+		qi, ok = r.q.QueueByName(name)
+		return ok && cond(qi)
+	})
+	return qi
+}
+
+// waitDone waits until the message has left the queue.
+func (r *relay) waitDone(id mail.ID) {
+	r.t.Helper()
+	waitFor(r.t, "message "+string(id)+" to leave the queue", func() bool { _, ok := r.q.Message(id); return !ok })
+}
+
+// bounces returns the drop files addressed to app@contoso.com.
+func (r *relay) bounces() []string {
+	files, _ := filepath.Glob(filepath.Join(r.dir, "drop", "*.eml"))
+	var out []string
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if strings.Contains(string(b), "X-Receiver: <app@contoso.com>") {
+			out = append(out, string(b))
+		}
+	}
+	return out
+}
+
+// waitFor polls cond; its deadline only guards against a hang.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
