@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-relay/sluice/internal/health"
 	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/tracking"
@@ -234,11 +235,11 @@ func (s *Server) track(w http.ResponseWriter, r *http.Request) {
 func (s *Server) trackingDir() string { return filepath.Join(s.cfg.Load().Node.DataDir, "tracking") }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	if s.o.Health == nil {
-		writeJSON(w, Health{Status: "healthy", Findings: []any{}})
-		return
+	fs := []health.Finding{}
+	if s.o.Health != nil {
+		fs = append(fs, s.o.Health()...)
 	}
-	writeJSON(w, s.o.Health())
+	writeJSON(w, Health{Status: health.Worst(fs), Findings: fs})
 }
 
 // TestSend is the body of POST /api/v1/test-send.

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluice-relay/sluice/internal/config"
+	"github.com/sluice-relay/sluice/internal/health"
 	"github.com/sluice-relay/sluice/internal/metrics"
 	"github.com/sluice-relay/sluice/internal/queue"
 )
@@ -28,15 +29,15 @@ type Options struct {
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
 	// Health evaluates the health rules now; nil reports none.
-	Health func() Health
+	Health func() []health.Finding
 	// Ready says why Sluice cannot take mail now (nil: it can).
 	Ready func() error
 }
 
 // Health is the health report as the API serves it.
 type Health struct {
-	Status   string `json:"status"` // "healthy", "warning", "error"
-	Findings any    `json:"findings"`
+	Status   health.Severity  `json:"status"` // healthy, warning or error
+	Findings []health.Finding `json:"findings"`
 }
 
 // Server is the admin API.

@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -66,7 +67,9 @@ func Run(ctx context.Context, o Options) error {
 		q.Close()
 		return err
 	}
-	adm := admin.New(admin.Options{Queue: q, Metrics: m, Log: log, Ready: q.Accepting, Health: healthFunc(q, d)}, cfg)
+	var current atomic.Pointer[config.Config]
+	current.Store(cfg)
+	adm := admin.New(admin.Options{Queue: q, Metrics: m, Log: log, Ready: q.Accepting, Health: healthFunc(&current, q, d)}, cfg)
 	if err := adm.Start(cfg); err != nil {
 		srv.Shutdown(context.Background())
 		q.Close()
@@ -94,6 +97,7 @@ func Run(ctx context.Context, o Options) error {
 		case <-hup:
 			cfg = reload(log, o.ConfigPath, cfg, srv, q, d)
 			adm.Apply(cfg)
+			current.Store(cfg)
 		case <-ctx.Done():
 			adm.Draining()
 			shutdown(log, cfg, srv)

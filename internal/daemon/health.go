@@ -1,15 +1,26 @@
 package daemon
 
 import (
-	"github.com/sluice-relay/sluice/internal/admin"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/delivery"
+	"github.com/sluice-relay/sluice/internal/health"
 	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/safeio"
 )
 
-// healthFunc evaluates the health rules against the running Sluice.
-// TODO(issue 5): wire internal/health when it lands.
-func healthFunc(q *queue.Queue, d *delivery.Deliverer) func() admin.Health {
-	return func() admin.Health {
-		return admin.Health{Status: "healthy", Findings: []any{}}
+// healthFunc evaluates the health rules against the running Sluice and
+// the config it runs now.
+func healthFunc(cfg *atomic.Pointer[config.Config], q *queue.Queue, d *delivery.Deliverer) func() []health.Finding {
+	return func() []health.Finding {
+		return health.Evaluate(health.Input{
+			Config:    cfg.Load(),
+			Queues:    q.Queues(),
+			Tokens:    d.TokenStatus(),
+			FreeSpace: safeio.FreeSpace,
+			Now:       time.Now(),
+		})
 	}
 }

@@ -1,0 +1,75 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"net/http"
+
+	"github.com/sluice-relay/sluice/internal/admin"
+	"github.com/sluice-relay/sluice/internal/config"
+	"github.com/sluice-relay/sluice/internal/health"
+	"github.com/sluice-relay/sluice/internal/safeio"
+)
+
+func init() {
+	register(&command{
+		name:  "health",
+		args:  "[-config FILE] [--offline] [--json]",
+		short: "run the health rules and say what to fix",
+		long: `Runs Sluice's health rules: certificates missing, expiring or for the wrong
+name; secrets this node's application credential key cannot decrypt; open
+relays; queues with a backlog or a next hop failing; upstreams refusing
+Sluice's credentials (Microsoft's 535 5.7.139 included); OAuth2 tokens that
+cannot be obtained; disk space. Each finding says what is wrong and how to
+fix it.
+
+It asks the running Sluice (admin API) when it can, which adds the queue and
+token rules; with --offline, or when no Sluice answers, it checks the config
+file and the files it names. Exits 1 when there is an error finding.`,
+		flags: func(fs *flag.FlagSet) func(*env, []string) (int, error) {
+			af := addAPIFlags(fs)
+			offline := fs.Bool("offline", false, "check the config file only, without asking the running Sluice")
+			return func(e *env, args []string) (int, error) {
+				if len(args) > 0 {
+					return ExitUsage, usagef("takes no arguments")
+				}
+				var rep admin.Health
+				asked := false
+				if !*offline {
+					if c, err := af.client(); err == nil {
+						if err := c.call(e.ctx, http.MethodGet, "/api/v1/health", nil, nil, &rep); err == nil {
+							asked = true
+						} else if !*af.json {
+							fmt.Fprintf(e.stderr, "note: %v\nchecking the config file only\n", err)
+						}
+					}
+				}
+				if !asked {
+					rep.Findings = offlineHealth(*af.config)
+					rep.Status = health.Worst(rep.Findings)
+				}
+				if *af.json {
+					printJSON(e.stdout, rep)
+				} else {
+					health.Render(e.stdout, rep.Findings)
+				}
+				if rep.Status == health.Error {
+					return ExitFailure, nil
+				}
+				return ExitOK, nil
+			}
+		},
+	})
+}
+
+// offlineHealth evaluates the rules that need only the config file.
+func offlineHealth(path string) []health.Finding {
+	var cfg *config.Config
+	var err error
+	if path != "" {
+		cfg, err = config.Load(path)
+	} else {
+		cfg, err = config.LoadDefault()
+	}
+	return health.Evaluate(health.Input{Config: cfg, ConfigErr: err, FreeSpace: safeio.FreeSpace})
+}
