@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/probe"
+)
+
+func init() {
+	register(&command{
+		name:  "test connect",
+		args:  "HOST:PORT [--starttls|--tls] [--auth USER] [--mechanism M] [--json]",
+		short: "show what an SMTP server offers: banner, EHLO, TLS, certificate, AUTH",
+		long: `Connects to an SMTP server the way a client would and shows what a network
+trace would: the banner, every EHLO capability (again after STARTTLS, where
+AUTH often appears only then), the TLS version and cipher, the certificate
+chain with subject, names, issuer and expiry and whether it verifies for the
+host name, the AUTH mechanisms offered and, with --auth, whether the login
+works. The password comes from --password-file, $SLUICE_PASSWORD or one line
+of standard input; it is never shown (the transcript masks it as ***). For
+XOAUTH2 give the access token as the password. Exits 0 when the connection
+(and the login, if asked) worked.`,
+		flags: func(fs *flag.FlagSet) func(*env, []string) (int, error) {
+			starttls := fs.Bool("starttls", false, "STARTTLS after EHLO")
+			implicit := fs.Bool("tls", false, "TLS from the first byte (port 465)")
+			user := fs.String("auth", "", "log in as `USER`")
+			pwFile := fs.String("password-file", "", "read the password from `FILE`")
+			mech := fs.String("mechanism", "", "AUTH `MECHANISM`: PLAIN, LOGIN or XOAUTH2 (default: PLAIN or LOGIN, as offered)")
+			name := fs.String("servername", "", "`NAME` the certificate must carry (default: the host)")
+			ca := fs.String("ca-file", "", "extra trusted CA certificates (PEM `FILE`)")
+			helo := fs.String("helo", "", "`NAME` to give in EHLO (default: this machine's name)")
+			timeout := fs.Duration("timeout", 30*time.Second, "for each wait")
+			asJSON := fs.Bool("json", false, "print JSON")
+			return func(e *env, args []string) (int, error) {
+				if len(args) != 1 {
+					return ExitUsage, usagef("give the server as HOST:PORT, e.g. smtp.office365.com:587")
+				}
+				if *starttls && *implicit {
+					return ExitUsage, usagef("--starttls and --tls exclude each other")
+				}
+				o := probe.Options{Addr: args[0], StartTLS: *starttls, ImplicitTLS: *implicit, ServerName: *name,
+					CAFile: *ca, HELO: *helo, User: *user, Mechanism: *mech, Timeout: *timeout}
+				if *user != "" {
+					pw, err := probePassword(e, *pwFile)
+					if err != nil {
+						return ExitFailure, err
+					}
+					o.Password = pw
+				}
+				r := probe.Run(e.ctx, o)
+				if *asJSON {
+					printJSON(e.stdout, r)
+				} else {
+					printProbe(e.stdout, r)
+				}
+				if !r.OK() {
+					return ExitFailure, nil
+				}
+				return ExitOK, nil
+			}
+		},
+	})
+}
+
+func probePassword(e *env, file string) (string, error) {
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	case os.Getenv("SLUICE_PASSWORD") != "":
+		return os.Getenv("SLUICE_PASSWORD"), nil
+	}
+	line, err := bufio.NewReader(e.stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", fmt.Errorf("no password: give --password-file, set $SLUICE_PASSWORD or type it on standard input")
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+func printProbe(w io.Writer, r *probe.Report) {
+	fmt.Fprintf(w, "Server:       %s", r.Addr)
+	if r.Remote != "" {
+		fmt.Fprintf(w, " (%s, connected in %s)", r.Remote, r.ConnectTime)
+	}
+	fmt.Fprintln(w)
+	if r.Banner != "" {
+		fmt.Fprintf(w, "Banner:       %s\n", r.Banner)
+	}
+	if r.EHLO != nil {
+		fmt.Fprintf(w, "EHLO:         %s\n", strings.Join(r.EHLO, "\n              "))
+	}
+	if t := r.TLS; t != nil {
+		fmt.Fprintf(w, "TLS:          %s, %s\n", t.Version, t.Cipher)
+		verdict := "verifies for " + t.ServerName
+		if !t.Verified {
+			verdict = "does NOT verify for " + t.ServerName + ": " + t.VerifyError
+		}
+		fmt.Fprintf(w, "Certificate:  %s\n", verdict)
+		for i, c := range t.Chain {
+			fmt.Fprintf(w, "  [%d] subject %s\n      names   %s\n      issuer  %s\n      valid   %s to %s (%d days left)\n",
+				i, c.Subject, strings.Join(c.SANs, ", "), c.Issuer, c.NotBefore.Format("2006-01-02"), c.NotAfter.Format("2006-01-02"), c.DaysLeft)
+		}
+	}
+	if r.EHLOAfterTLS != nil {
+		fmt.Fprintf(w, "EHLO (TLS):   %s\n", strings.Join(r.EHLOAfterTLS, "\n              "))
+	}
+	if r.Banner != "" {
+		auth := strings.Join(r.AuthOffered, " ")
+		if auth == "" {
+			auth = "none offered"
+		}
+		fmt.Fprintf(w, "AUTH:         %s\n", auth)
+	}
+	if a := r.Auth; a != nil {
+		res := "FAILED"
+		if a.OK {
+			res = "OK"
+		}
+		fmt.Fprintf(w, "Login:        %s as %s with %s: %s\n", res, a.User, a.Mechanism, a.Reply)
+	}
+	if r.Error != "" {
+		fmt.Fprintf(w, "Error:        %s\n", r.Error)
+	}
+	for _, a := range r.Advice {
+		fmt.Fprintf(w, "Advice:       %s\n", a)
+	}
+	fmt.Fprintln(w, "Transcript:")
+	for _, l := range r.Transcript {
+		fmt.Fprintf(w, "  %7s %s %s\n", l.At, l.Dir, l.Text)
+	}
+}

@@ -1,0 +1,53 @@
+package probe
+
+import (
+	"fmt"
+	"strings"
+)
+
+// advise adds what an experienced admin would say about the findings.
+func (r *Report) advise(o Options) {
+	add := func(format string, args ...any) { r.Advice = append(r.Advice, fmt.Sprintf(format, args...)) }
+	if r.Banner == "" && r.Error != "" {
+		if strings.Contains(r.Error, "refused") {
+			add("nothing listens on %s, or a firewall rejects the connection", o.Addr)
+		}
+		return
+	}
+	if !o.StartTLS && !o.ImplicitTLS && r.StartTLSOffer && len(r.AuthOffered) == 0 {
+		add("AUTH is not offered before TLS; many servers offer it only after STARTTLS: run again with --starttls")
+	}
+	if (o.StartTLS || o.ImplicitTLS) && r.TLS != nil && len(r.AuthOffered) == 0 {
+		add("no AUTH mechanism is offered even after TLS: this port or connector does not take logins (clients that send credentials anyway, like .NET's SmtpClient, fall back to anonymous)")
+	}
+	if r.TLS != nil {
+		if !r.TLS.Verified {
+			add("the certificate does not verify for %s: %s; clients that check certificates will refuse to send", r.TLS.ServerName, r.TLS.VerifyError)
+		}
+		if len(r.TLS.Chain) > 0 {
+			if d := r.TLS.Chain[0].DaysLeft; d < 0 {
+				add("the certificate has expired")
+			} else if d < 30 {
+				add("the certificate expires in %d days", d)
+			}
+		}
+		if r.TLS.Version == "TLS 1.0" || r.TLS.Version == "TLS 1.1" {
+			add("the server negotiated %s, which is obsolete; only legacy devices should need it", r.TLS.Version)
+		}
+	}
+	if r.Auth != nil && !r.Auth.OK {
+		reply := r.Auth.Reply
+		switch {
+		case strings.Contains(reply, "5.7.139") || strings.Contains(reply, "5.7.30") || strings.Contains(strings.ToLower(reply), "basic authentication is disabled"):
+			add("Microsoft 365 has basic authentication turned off for this tenant or mailbox: use OAuth2 (a send connector with preset: microsoft365 and auth.oauth2)")
+		case strings.Contains(reply, "5.7.57") || strings.Contains(reply, "SmtpClientAuthentication"):
+			add("the mailbox is not allowed to use SMTP AUTH (client submission): enable Authenticated SMTP for it or use OAuth2")
+		case strings.HasPrefix(reply, "535"):
+			add("the server refused the user name or password")
+		case strings.HasPrefix(reply, "504") || strings.HasPrefix(reply, "502"):
+			add("the server does not take %s here; it offers %s", r.Auth.Mechanism, strings.Join(r.AuthOffered, ", "))
+		case strings.HasPrefix(reply, "530") || strings.HasPrefix(reply, "538"):
+			add("the server wants TLS before AUTH: run again with --starttls")
+		}
+	}
+}
