@@ -175,3 +175,8 @@ func printJSON(w io.Writer, v any) {
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
 }
+
+func printJSONLine(w io.Writer, v any) {
+	b, _ := json.Marshal(v)
+	w.Write(append(b, '\n'))
+}

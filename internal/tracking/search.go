@@ -82,7 +82,7 @@ func Search(dir string, q Query) ([]Event, error) {
 
 func (q Query) needles() [][]byte {
 	var n [][]byte
-	for _, s := range []string{q.Sender, q.Recipient, q.MessageID} {
+	for _, s := range []string{q.Sender, q.Recipient, strings.Trim(q.MessageID, "<>")} {
 		if s != "" {
 			n = append(n, []byte(strings.ToLower(s)))
 		}

@@ -115,6 +115,7 @@ func (l *Log) writer() {
 	defer close(l.done)
 	var f *os.File
 	var w *bufio.Writer
+	var enc *json.Encoder
 	var day string
 	flush := time.NewTicker(200 * time.Millisecond)
 	defer flush.Stop()
@@ -142,11 +143,13 @@ func (l *Log) writer() {
 					continue
 				}
 				w, day = bufio.NewWriterSize(f, 64<<10), name
+				// Addresses and Message-IDs stay greppable as written:
+				// no \u003c for "<".
+				enc = json.NewEncoder(w)
+				enc.SetEscapeHTML(false)
 				l.prune()
 			}
-			b, _ := json.Marshal(e)
-			w.Write(b)
-			w.WriteByte('\n')
+			enc.Encode(e)
 		case <-flush.C:
 			if w != nil {
 				if err := w.Flush(); err != nil {
