@@ -56,12 +56,16 @@ func (f *apiFlags) client() (*apiClient, error) {
 	var cfg *config.Config
 	var err error
 	if *f.config != "" {
-		cfg, err = config.Load(*f.config)
+		// A config with problems still says where the admin API is: the
+		// daemon may run an older, good version of it.
+		cfg, err = config.LoadLenient(*f.config)
 	} else {
 		cfg, err = config.LoadDefault()
 	}
-	if err != nil && *f.admin == "" {
-		return nil, fmt.Errorf("cannot read the config to find the admin API (%v); give --admin URL", err)
+	if cfg == nil || (err != nil && cfg.Admin.Listen != "off" && !cfg.Admin.Addr.IsValid()) {
+		if *f.admin == "" {
+			return nil, fmt.Errorf("cannot read the config to find the admin API (%v); give --admin URL", err)
+		}
 	}
 	tlsCfg := &tls.Config{}
 	switch {

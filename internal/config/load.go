@@ -35,6 +35,25 @@ func LoadDefault() (*Config, error) { return Parse("", defaultYAML) }
 // the base for relative paths ("" for the embedded default: the current
 // directory).
 func Parse(file string, src []byte) (*Config, error) {
+	c, err := parse(file, src)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// LoadLenient is Load that also returns what could be read of a config
+// with problems (nil after a syntax error), for tools that need one
+// setting of it, like the admin API's address, whatever else is wrong.
+func LoadLenient(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read config: %v", pathErr(err))}}
+	}
+	return parse(path, src)
+}
+
+func parse(file string, src []byte) (*Config, error) {
 	name := file
 	if name == "" {
 		name = DefaultName
@@ -50,7 +69,7 @@ func Parse(file string, src []byte) (*Config, error) {
 	ck.applyDefaults()
 	ck.check()
 	if len(d.errs) > 0 {
-		return nil, dropCascades(d.errs, decodeErrs).sorted()
+		return c, dropCascades(d.errs, decodeErrs).sorted()
 	}
 	return c, nil
 }

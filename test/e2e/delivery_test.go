@@ -301,3 +301,5 @@ func waitUpstream(t *testing.T, up *smtptest.Server, n int) {
 var syscallTERM = syscall.SIGTERM
 
 func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }
+
+var syscallHUP = syscall.SIGHUP
