@@ -23,6 +23,8 @@ func TestReadmeExamples(t *testing.T) {
 		src := strings.NewReplacer(
 			"/etc/sluice/relay.pem", "testdata/certs/relay.pem",
 			"/etc/sluice/relay.key", "testdata/certs/relay.key",
+			"/etc/sluice/credential.key", "testdata/certs/credential.key",
+			"/etc/sluice/admin.token", "testdata/certs/credential.key",
 			"/var/lib/sluice", t.TempDir(),
 		).Replace(string(b[1]))
 		if _, err := Parse("", []byte(src)); err != nil {

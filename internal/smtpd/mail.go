@@ -176,6 +176,11 @@ func (s *session) track(ev tracking.EventType, env *mail.Envelope, from mail.Add
 	}
 	if env != nil {
 		e.ID, e.MessageID, e.Size = env.ID, env.MessageID, env.Size
+		if ev == tracking.EventReceive {
+			// The time the message came in, which is before the queue
+			// recorded its SUBMIT: the story reads in order.
+			e.Time = env.Received
+		}
 		for _, rc := range env.Rcpts {
 			e.Recipients = append(e.Recipients, rc.Addr.String())
 		}
