@@ -39,7 +39,7 @@ func Search(dir string, q Query) ([]Event, error) {
 	ids := map[mail.ID]bool{}
 	var direct []Event
 	// Pass 1: events that match, and the messages they belong to.
-	err := scan(dir, names, needles, func(e *Event) {
+	err := scan(dir, names, containsAnyFold(needles), func(e *Event) {
 		if !q.matches(e) {
 			return
 		}
@@ -55,11 +55,7 @@ func Search(dir string, q Query) ([]Event, error) {
 	if len(ids) > 0 {
 		// Pass 2: the rest of those messages' stories.
 		out = nil
-		var idNeedles [][]byte
-		for id := range ids {
-			idNeedles = append(idNeedles, []byte(id))
-		}
-		err = scan(dir, names, idNeedles, func(e *Event) {
+		err = scan(dir, names, aboutMessages(ids), func(e *Event) {
 			if (ids[e.ID] || ids[e.Related]) && q.inWindow(e) && (q.Event == "" || e.Event == q.Event) {
 				out = append(out, *e)
 			}
@@ -137,9 +133,10 @@ func window(names []string, since, until time.Time) []string {
 	return out
 }
 
-// scan decodes the lines of the files that contain any needle (lower-case;
-// matched case-insensitively) and calls fn for each.
-func scan(dir string, names []string, needles [][]byte, fn func(*Event)) error {
+// scan decodes the lines of the files that keep accepts (nil: all) and
+// calls fn for each. keep sees raw lines: it must be cheap, since it runs
+// on every record, and only what it keeps is decoded.
+func scan(dir string, names []string, keep func([]byte) bool, fn func(*Event)) error {
 	for _, name := range names {
 		f, err := os.Open(filepath.Join(dir, name))
 		if err != nil {
@@ -148,11 +145,11 @@ func scan(dir string, names []string, needles [][]byte, fn func(*Event)) error {
 			}
 			return err
 		}
-		sc := bufio.NewScanner(f)
+		sc := bufio.NewScanner(bufio.NewReaderSize(f, 1<<20))
 		sc.Buffer(make([]byte, 64<<10), 4<<20)
 		for sc.Scan() {
 			line := sc.Bytes()
-			if len(needles) > 0 && !containsAny(line, needles) {
+			if keep != nil && !keep(line) {
 				continue
 			}
 			var e Event
@@ -169,12 +166,52 @@ func scan(dir string, names []string, needles [][]byte, fn func(*Event)) error {
 	return nil
 }
 
-func containsAny(line []byte, needles [][]byte) bool {
-	lower := bytes.ToLower(line)
-	for _, n := range needles {
-		if bytes.Contains(lower, n) {
-			return true
-		}
+// containsAnyFold keeps lines that contain one of the (lower-case)
+// needles in any case. It lower-cases into one reused buffer.
+func containsAnyFold(needles [][]byte) func([]byte) bool {
+	if len(needles) == 0 {
+		return nil
 	}
-	return false
+	var buf []byte
+	return func(line []byte) bool {
+		buf = append(buf[:0], line...)
+		for i, c := range buf {
+			if 'A' <= c && c <= 'Z' {
+				buf[i] = c + 'a' - 'A'
+			}
+		}
+		for _, n := range needles {
+			if bytes.Contains(buf, n) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// aboutMessages keeps the records of the given messages (by their "msg"
+// or "related" field), looking the ids up instead of searching each line
+// for each of them.
+func aboutMessages(ids map[mail.ID]bool) func([]byte) bool {
+	set := make(map[string]bool, len(ids))
+	for id := range ids {
+		set[string(id)] = true
+	}
+	return func(line []byte) bool {
+		return set[string(field(line, `"msg":"`))] || set[string(field(line, `"related":"`))]
+	}
+}
+
+// field returns the string value after key in a JSON line, or nil. Sluice
+// ids need no escaping, so the value ends at the next quote.
+func field(line []byte, key string) []byte {
+	i := bytes.Index(line, []byte(key))
+	if i < 0 {
+		return nil
+	}
+	v := line[i+len(key):]
+	if j := bytes.IndexByte(v, '"'); j >= 0 {
+		return v[:j]
+	}
+	return nil
 }
