@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -158,6 +159,14 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("GET /api/v1/health", s.health)
 	api.HandleFunc("POST /api/v1/test-send", s.testSend)
 	mux.Handle("/api/", s.auth(api))
+	// Profiles of the running relay, for performance work on a live node
+	// (go tool pprof http://127.0.0.1:8025/debug/pprof/profile).
+	prof := http.NewServeMux()
+	prof.HandleFunc("/debug/pprof/", pprof.Index)
+	prof.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	prof.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	prof.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/pprof/", s.auth(prof))
 	return mux
 }
 

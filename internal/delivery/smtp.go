@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/queue"
@@ -60,7 +61,7 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 		if !alive || n+1 >= hop.Connector.MaxMessagesPerConnection || s.stopping() {
 			return
 		}
-		if l = d.q.Lease(hop.Key); l == nil {
+		if l = d.nextLease(s, hop); l == nil {
 			return
 		}
 		if err := c.Reset(s.io); err != nil {
@@ -174,4 +175,30 @@ func tempReply(err error) reply.Reply {
 		return r
 	}
 	return reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 0}, Text: fmt.Sprint(err)}
+}
+
+// connectionIdle is how long a session keeps its connection open for
+// more mail to the same next hop, as Postfix's connection cache does:
+// a relay fed one message at a time would otherwise open a connection
+// (TCP, greeting, EHLO, TLS, AUTH) per message.
+const connectionIdle = 2 * time.Second
+
+// nextLease takes the hop's next due message, waiting up to
+// connectionIdle for one to arrive.
+func (d *Deliverer) nextLease(s *run, hop route.Hop) *queue.Lease {
+	timer := time.NewTimer(connectionIdle)
+	defer timer.Stop()
+	for {
+		changed := d.q.Changed()
+		if l := d.q.Lease(hop.Key); l != nil {
+			return l
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return nil
+		case <-s.stop.Done():
+			return nil
+		}
+	}
 }

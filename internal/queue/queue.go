@@ -43,6 +43,10 @@ type Queue struct {
 	msgs map[mail.ID]*Message
 	hops map[string]*NextHop
 	wake chan struct{}
+	// changed is closed (and replaced) whenever mail may have become due,
+	// for delivery sessions that wait on an open connection.
+	changedMu sync.Mutex
+	changed   chan struct{}
 }
 
 // Open builds the queue from what the store holds: every message that was
@@ -59,6 +63,7 @@ func Open(ctx context.Context, o Options) (*Queue, error) {
 		msgs:     map[mail.ID]*Message{},
 		hops:     map[string]*NextHop{},
 		wake:     make(chan struct{}, 1),
+		changed:  make(chan struct{}),
 	}
 	if q.log == nil {
 		q.log = slog.New(slog.DiscardHandler)
@@ -229,6 +234,18 @@ func (q *Queue) signal() {
 	case q.wake <- struct{}{}:
 	default:
 	}
+	q.changedMu.Lock()
+	close(q.changed)
+	q.changed = make(chan struct{})
+	q.changedMu.Unlock()
+}
+
+// Changed is closed the next time mail may have become due: a delivery
+// session holding an idle connection waits on it for more work.
+func (q *Queue) Changed() <-chan struct{} {
+	q.changedMu.Lock()
+	defer q.changedMu.Unlock()
+	return q.changed
 }
 
 // Len is the number of messages in the queue.

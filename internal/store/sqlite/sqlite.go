@@ -49,6 +49,11 @@ type Store struct {
 	once    sync.Once
 
 	onCommit atomic.Pointer[func(time.Duration)]
+
+	// Writer goroutine only: prepared statements and the connection's
+	// current synchronous setting.
+	stmts  map[string]*sql.Stmt
+	synced bool
 }
 
 // ObserveCommits makes f see how long each group commit (write and fsync)
@@ -71,7 +76,12 @@ type op struct {
 	body   []byte // inline content
 	size   int64
 	inFile bool
-	err    chan error
+	// lazy marks a delete whose commit need not wait for the disk: if a
+	// crash loses it, the message is delivered once more (at least once),
+	// never lost. Deletes of contents kept in files stay durable, so the
+	// file is never removed under a row that comes back.
+	lazy bool
+	err  chan error
 }
 
 // Open opens (or creates) the store in dir.
@@ -102,6 +112,17 @@ func Open(dir string) (*Store, error) {
 		ops: make(chan *op, 4096), done: make(chan struct{}), closed: make(chan struct{}),
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
+	s.synced = true // synchronous(FULL) from the DSN
+	s.stmts = map[string]*sql.Stmt{}
+	for _, q := range []string{sqlInsMsg, sqlInsBody, sqlUpdMsg, sqlDelMsg, sqlDelBody} {
+		st, err := w.PrepareContext(ctx, q)
+		if err != nil {
+			w.Close()
+			db.Close()
+			return nil, fmt.Errorf("queue store %s: %w", dir, err)
+		}
+		s.stmts[q] = st
+	}
 	if err := s.removeOrphans(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -149,7 +170,8 @@ func (s *Store) Update(ctx context.Context, id mail.ID, meta []byte) error {
 
 // Delete implements queue.Store.
 func (s *Store) Delete(ctx context.Context, id mail.ID) error {
-	if err := s.submit(ctx, &op{kind: opDelete, id: id, err: make(chan error, 1)}); err != nil {
+	_, statErr := os.Stat(s.bodyPath(id))
+	if err := s.submit(ctx, &op{kind: opDelete, id: id, lazy: statErr != nil, err: make(chan error, 1)}); err != nil {
 		return err
 	}
 	if err := os.Remove(s.bodyPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -225,6 +247,9 @@ func (s *Store) Close() error {
 		close(s.ops)
 	})
 	<-s.done
+	for _, st := range s.stmts {
+		st.Close()
+	}
 	s.w.Close()
 	return s.db.Close()
 }

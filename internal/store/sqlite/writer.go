@@ -57,12 +57,29 @@ func (s *Store) commit(ctx context.Context, batch []*op) []error {
 		}
 		return errs
 	}
+	// A batch of lazy deletes only is committed without waiting for the
+	// disk (synchronous NORMAL); anything else with a full fsync, which in
+	// WAL mode also makes every earlier commit durable.
+	sync := false
+	for _, o := range batch {
+		sync = sync || !o.lazy
+	}
+	if sync != s.synced {
+		mode := "NORMAL"
+		if sync {
+			mode = "FULL"
+		}
+		if _, err := s.w.ExecContext(ctx, "PRAGMA synchronous = "+mode); err != nil {
+			return fail(fmt.Errorf("queue store: set synchronous: %w", mapErr(err)))
+		}
+		s.synced = sync
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fail(fmt.Errorf("queue store: begin: %w", mapErr(err)))
 	}
 	for i, o := range batch {
-		err := exec(ctx, tx, o)
+		err := s.exec(ctx, tx, o)
 		if errors.Is(err, queue.ErrNotFound) {
 			errs[i] = err
 			continue
@@ -78,27 +95,40 @@ func (s *Store) commit(ctx context.Context, batch []*op) []error {
 	return errs
 }
 
-func exec(ctx context.Context, tx *sql.Tx, o *op) error {
+const (
+	sqlInsMsg  = "INSERT INTO messages (id, meta) VALUES (?, ?)"
+	sqlInsBody = "INSERT INTO bodies (id, size, data, in_file) VALUES (?, ?, ?, ?)"
+	sqlUpdMsg  = "UPDATE messages SET meta = ? WHERE id = ?"
+	sqlDelMsg  = "DELETE FROM messages WHERE id = ?"
+	sqlDelBody = "DELETE FROM bodies WHERE id = ?"
+)
+
+// exec runs one op in tx with the statements prepared at Open (preparing
+// them per message cost as much as executing them).
+func (s *Store) exec(ctx context.Context, tx *sql.Tx, o *op) error {
+	run := func(q string, args ...any) (sql.Result, error) {
+		return tx.StmtContext(ctx, s.stmts[q]).ExecContext(ctx, args...)
+	}
 	var err error
 	switch o.kind {
 	case opAdd:
-		if _, err = tx.ExecContext(ctx, "INSERT INTO messages (id, meta) VALUES (?, ?)", string(o.id), o.meta); err != nil {
+		if _, err = run(sqlInsMsg, string(o.id), o.meta); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO bodies (id, size, data, in_file) VALUES (?, ?, ?, ?)", string(o.id), o.size, o.body, o.inFile)
+		_, err = run(sqlInsBody, string(o.id), o.size, o.body, o.inFile)
 	case opUpdate:
 		var res sql.Result
-		res, err = tx.ExecContext(ctx, "UPDATE messages SET meta = ? WHERE id = ?", o.meta, string(o.id))
+		res, err = run(sqlUpdMsg, o.meta, string(o.id))
 		if err == nil {
 			if n, _ := res.RowsAffected(); n == 0 {
 				return queue.ErrNotFound
 			}
 		}
 	case opDelete:
-		if _, err = tx.ExecContext(ctx, "DELETE FROM messages WHERE id = ?", string(o.id)); err != nil {
+		if _, err = run(sqlDelMsg, string(o.id)); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, "DELETE FROM bodies WHERE id = ?", string(o.id))
+		_, err = run(sqlDelBody, string(o.id))
 	}
 	return err
 }
