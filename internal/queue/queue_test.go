@@ -49,7 +49,7 @@ type fixture struct {
 	cfg   *config.Config
 }
 
-func newFixture(t *testing.T, extra string) *fixture {
+func newFixture(t testing.TB, extra string) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, err := config.Parse("", []byte(strings.Replace(testConfig, "DATA", dir, 1)+extra))
@@ -61,7 +61,7 @@ func newFixture(t *testing.T, extra string) *fixture {
 	return f
 }
 
-func (f *fixture) open(t *testing.T) {
+func (f *fixture) open(t testing.TB) {
 	t.Helper()
 	s, err := sqlite.Open(f.dir + "/queue")
 	if err != nil {
@@ -75,7 +75,7 @@ func (f *fixture) open(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 }
 
-func (f *fixture) put(t *testing.T, from string, rcpts ...string) *mail.Envelope {
+func (f *fixture) put(t testing.TB, from string, rcpts ...string) *mail.Envelope {
 	t.Helper()
 	env := &mail.Envelope{ID: mail.NewID(), From: mail.Address(from), Received: f.clock.now()}
 	for _, r := range rcpts {
