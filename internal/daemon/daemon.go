@@ -61,7 +61,7 @@ func Run(ctx context.Context, o Options) error {
 		store.Close()
 		return fmt.Errorf("cannot read the queue under %s: %w", queueDir, err)
 	}
-	d := delivery.New(delivery.Options{Queue: q, Config: cfg, Log: log, Protocol: logs.send})
+	d := delivery.New(delivery.Options{Queue: q, Config: cfg, Log: log, Protocol: logs.send, Metrics: m})
 	srv := smtpd.New(smtpd.Options{Spool: q, Log: log, Tracking: logs.tracking, Protocol: logs.receive, Metrics: m})
 	if err := srv.Apply(cfg); err != nil {
 		q.Close()

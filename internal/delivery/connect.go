@@ -67,6 +67,7 @@ func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target
 	var err error
 	if sc.TLS.Implicit {
 		c, err = smtpclient.DialTLS(dctx, t.addr, tcfg, opts)
+		d.metrics.TLS("send", sc.Name, err == nil)
 	} else {
 		c, err = smtpclient.Dial(dctx, t.addr, opts)
 	}
@@ -83,7 +84,9 @@ func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target
 	if !sc.TLS.Implicit && mode != config.SendTLSNone {
 		switch {
 		case c.Supports("STARTTLS"):
-			if err := c.StartTLS(ctx, tcfg); err != nil {
+			err := c.StartTLS(ctx, tcfg)
+			d.metrics.TLS("send", sc.Name, err == nil)
+			if err != nil {
 				if mode == config.SendTLSOpportunistic {
 					return fail(errTLSFallback)
 				}

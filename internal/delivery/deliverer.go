@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-relay/sluice/internal/config"
+	"github.com/sluice-relay/sluice/internal/metrics"
 	"github.com/sluice-relay/sluice/internal/protolog"
 	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/route"
@@ -22,6 +23,7 @@ type Options struct {
 	// Protocol receives the SMTP conversations of send connectors with
 	// protocol_log set; nil logs none.
 	Protocol *protolog.Log
+	Metrics  *metrics.Metrics
 }
 
 // Deliverer runs delivery sessions for every next hop with due mail.
@@ -29,6 +31,7 @@ type Deliverer struct {
 	q        *queue.Queue
 	log      *slog.Logger
 	protocol *protolog.Log
+	metrics  *metrics.Metrics
 	cfg      atomic.Pointer[config.Config]
 
 	mu       sync.Mutex
@@ -52,6 +55,7 @@ func New(o Options) *Deliverer {
 		q:        o.Queue,
 		log:      o.Log,
 		protocol: o.Protocol,
+		metrics:  o.Metrics,
 		active:   map[string]int{},
 		limits:   map[string]*limiter{},
 		tokens:   map[string]*tokenSource{},
