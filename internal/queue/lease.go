@@ -164,8 +164,15 @@ func (q *Queue) HopFailed(key string, l *Lease, o Outcome) {
 	if h == nil {
 		return
 	}
-	h.retryCount++
 	h.lastError = describe(o)
+	if now.Before(h.nextRetry) {
+		// Another session of the same attempt failed too (up to
+		// max_connections start at once): one failed attempt, one step
+		// of backoff, or a short outage would push the queue to
+		// max_interval at once.
+		return
+	}
+	h.retryCount++
 	h.lastRetry = now
 	h.nextRetry = now.Add(q.backoff(h.Hop, h.retryCount))
 }

@@ -385,3 +385,32 @@ func TestBodyErrorIsReply(t *testing.T) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+func TestConcurrentHopFailuresAreOneAttempt(t *testing.T) {
+	f := newFixture(t, "")
+	for range 5 {
+		f.put(t, "app@contoso.com", "bob@contoso.com")
+	}
+	// Five sessions lease at once and all fail to connect.
+	var leases []*queue.Lease
+	for l := f.q.Lease("Exchange"); l != nil; l = f.q.Lease("Exchange") {
+		leases = append(leases, l)
+	}
+	if len(leases) != 5 {
+		t.Fatalf("%d leases", len(leases))
+	}
+	for _, l := range leases {
+		f.q.HopFailed("Exchange", l, fail("451 4.4.1 cannot connect to exch1.contoso.com:25: connection refused"))
+	}
+	qi := f.queueInfo(t, "Exchange")
+	if qi.RetryCount != 1 || !qi.NextRetryTime.Equal(f.clock.now().Add(time.Minute)) {
+		t.Fatalf("after one round of 5 failing sessions: retry count %d, next retry %v; want 1 and in 1m (the first retry)", qi.RetryCount, qi.NextRetryTime)
+	}
+	// The next round, after the wait, is the second attempt.
+	f.clock.add(time.Minute)
+	l := f.q.Lease("Exchange")
+	f.q.HopFailed("Exchange", l, fail("451 4.4.1 cannot connect to exch1.contoso.com:25: connection refused"))
+	if qi := f.queueInfo(t, "Exchange"); qi.RetryCount != 2 {
+		t.Fatalf("second round: retry count %d; want 2", qi.RetryCount)
+	}
+}
