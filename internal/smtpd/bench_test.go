@@ -21,7 +21,7 @@ func message(size int) []byte {
 		if i%50 == 0 {
 			b.WriteString("..a line that starts with a dot\r\n")
 		}
-		b.WriteString(strings.Repeat("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo", 2)[:76] + "\r\n")
+		b.WriteString(strings.Repeat("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo", 3)[:76] + "\r\n")
 	}
 	b.WriteString(".\r\n")
 	return b.Bytes()
