@@ -121,7 +121,9 @@ func newClient(ctx context.Context, conn net.Conn, o Options, serverName string)
 func (c *Client) setConn(conn net.Conn) {
 	c.conn = conn
 	c.r = bufio.NewReaderSize(conn, 4096)
-	c.w = bufio.NewWriterSize(connWriter{c}, 4096)
+	// Large enough that a message goes out in a few writes, not one
+	// syscall per 4 KB (measured: a fifth of the relay's CPU at 100 KB).
+	c.w = bufio.NewWriterSize(connWriter{c}, 64<<10)
 }
 
 // Greeting is the server's 220 reply.

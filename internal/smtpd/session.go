@@ -84,7 +84,7 @@ func newSession(srv *Server, snap *snapshot, rc *config.ReceiveConnector, c net.
 
 func (s *session) setConn(c net.Conn) {
 	s.conn = c
-	s.r = bufio.NewReaderSize(c, 8192)
+	s.r = bufio.NewReaderSize(c, 32<<10) // fewer reads per message in DATA
 	s.w = bufio.NewWriterSize(c, 4096)
 }
 

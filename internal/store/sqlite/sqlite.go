@@ -54,6 +54,10 @@ type Store struct {
 	// current synchronous setting.
 	stmts  map[string]*sql.Stmt
 	synced bool
+
+	// files are the ids whose content is in a file of its own (bigger
+	// than inlineMax), so a delete knows without a stat.
+	files sync.Map
 }
 
 // ObserveCommits makes f see how long each group commit (write and fsync)
@@ -91,7 +95,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("queue store: %w", err)
 	}
 	dsn := "file:" + filepath.Join(dir, "queue.db") +
-		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+		"?_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(16384)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("queue store: %w", err)
@@ -150,12 +154,14 @@ func (s *Store) Add(ctx context.Context, id mail.ID, meta []byte, body io.Reader
 			return total, mapErr(err)
 		}
 		n, o.inFile = total, true
+		s.files.Store(id, true)
 	} else {
 		o.body = buf.Bytes()
 	}
 	o.size = n
 	if err := s.submit(ctx, o); err != nil {
 		if o.inFile {
+			s.files.Delete(id)
 			os.Remove(s.bodyPath(id))
 		}
 		return n, err
@@ -170,10 +176,14 @@ func (s *Store) Update(ctx context.Context, id mail.ID, meta []byte) error {
 
 // Delete implements queue.Store.
 func (s *Store) Delete(ctx context.Context, id mail.ID) error {
-	_, statErr := os.Stat(s.bodyPath(id))
-	if err := s.submit(ctx, &op{kind: opDelete, id: id, lazy: statErr != nil, err: make(chan error, 1)}); err != nil {
+	_, inFile := s.files.Load(id)
+	if err := s.submit(ctx, &op{kind: opDelete, id: id, lazy: !inFile, err: make(chan error, 1)}); err != nil {
 		return err
 	}
+	if !inFile {
+		return nil
+	}
+	s.files.Delete(id)
 	if err := os.Remove(s.bodyPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("queue store: remove content of %s: %w", id, err)
 	}
@@ -232,6 +242,9 @@ func (s *Store) Load(ctx context.Context, fn func(id mail.ID, meta []byte, size 
 		var size int64
 		if err := rows.Scan(&id, &meta, &size); err != nil {
 			return fmt.Errorf("queue store: load: %w", err)
+		}
+		if size > inlineMax {
+			s.files.Store(mail.ID(id), true)
 		}
 		if err := fn(mail.ID(id), meta, size); err != nil {
 			return err
