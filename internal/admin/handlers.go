@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/health"
 	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/queue"
@@ -123,7 +125,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 		if status != "" && !strings.EqualFold(m.Status, status) {
 			return false
 		}
-		if qname != "" && !contains(m.Queues, qname, false) {
+		if qname != "" && !slices.Contains(m.Queues, qname) {
 			return false
 		}
 		if rcpt != "" {
@@ -139,15 +141,6 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 		return true
 	})
 	writeJSON(w, msgs)
-}
-
-func contains(list []string, s string, fold bool) bool {
-	for _, x := range list {
-		if x == s || (fold && strings.EqualFold(x, s)) {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Server) showMessage(w http.ResponseWriter, r *http.Request) {
@@ -313,11 +306,11 @@ func (s *Server) testSend(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, out)
 }
 
-func hasConnector(cfg interface{ SendConnectorNames() []string }, name string) bool {
-	return contains(cfg.SendConnectorNames(), name, false)
+func hasConnector(cfg *config.Config, name string) bool {
+	return slices.Contains(cfg.SendConnectorNames(), name)
 }
 
-func connectorNames(cfg interface{ SendConnectorNames() []string }) string {
+func connectorNames(cfg *config.Config) string {
 	return strings.Join(cfg.SendConnectorNames(), ", ")
 }
 
