@@ -34,6 +34,8 @@ type Log struct {
 	ch        chan string
 	done      chan struct{}
 	once      sync.Once
+	mu        sync.RWMutex // orders writes against Close (see tracking.Log)
+	closed    bool
 }
 
 // Open starts a protocol log writing files prefix-YYYYMMDD.log in dir.
@@ -83,6 +85,11 @@ func (s *Session) write(ev byte, data string) {
 	}
 	rec := fmt.Sprintf("%s,%s,%s,%s,%s,%c,%s", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
 		csv(s.connector), s.id, s.local, s.remote, ev, csv(data))
+	s.l.mu.RLock()
+	defer s.l.mu.RUnlock()
+	if s.l.closed {
+		return
+	}
 	select {
 	case s.l.ch <- rec:
 	default:
@@ -105,7 +112,12 @@ func (l *Log) Close() {
 	if l == nil {
 		return
 	}
-	l.once.Do(func() { close(l.ch) })
+	l.once.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		close(l.ch)
+		l.mu.Unlock()
+	})
 	<-l.done
 }
 

@@ -67,7 +67,12 @@ type Log struct {
 	ch        chan Event
 	done      chan struct{}
 	closeOnce sync.Once
-	now       func() time.Time
+	// mu orders Record against Close: a delivery cut off at shutdown may
+	// still record after the log closed; that record is dropped, not a
+	// send on a closed channel.
+	mu     sync.RWMutex
+	closed bool
+	now    func() time.Time
 }
 
 // Open starts a tracking log in dir, keeping files for retention.
@@ -92,6 +97,11 @@ func (l *Log) Record(e Event) {
 	if e.Time.IsZero() {
 		e.Time = l.now()
 	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return
+	}
 	select {
 	case l.ch <- e:
 	default:
@@ -104,7 +114,12 @@ func (l *Log) Close() {
 	if l == nil {
 		return
 	}
-	l.closeOnce.Do(func() { close(l.ch) })
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		close(l.ch)
+		l.mu.Unlock()
+	})
 	<-l.done
 }
 

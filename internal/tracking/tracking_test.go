@@ -154,3 +154,13 @@ func BenchmarkSearch(b *testing.B) {
 		}
 	}
 }
+
+func TestRecordAfterCloseIsDropped(t *testing.T) {
+	l, err := Open(t.TempDir(), 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l.Record(Event{Event: EventSend}) // a delivery cut off at shutdown: no panic
+	l.Close()
+}
