@@ -19,6 +19,7 @@ func healthFunc(cfg *atomic.Pointer[config.Config], q *queue.Queue, d *delivery.
 			Config:    cfg.Load(),
 			Queues:    q.Queues(),
 			Tokens:    d.TokenStatus(),
+			Hosts:     d.Hosts(),
 			FreeSpace: safeio.FreeSpace,
 			Now:       time.Now(),
 		})

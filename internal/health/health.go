@@ -1,21 +1,25 @@
 // Package health owns Sluice's health rules: each looks at one thing an
 // admin would otherwise find out from a stuck queue or a network trace
 // (certificates, the application credential key, open relays, queues,
-// upstream credentials, OAuth2 tokens, disk space) and, when it is wrong,
-// says what and how to fix it. It only evaluates a snapshot; the daemon
-// serves the result on the admin API and `sluice health` prints it, also
-// from a config file alone when no daemon runs.
+// upstream hosts and their replies, OAuth2 tokens, disk space) and, when it
+// is wrong, says what and how to fix it.
+//
+// It only evaluates a snapshot (Input) and does no I/O of its own beyond
+// reading the certificate files the config names, again at each Evaluate:
+// a file can vanish or be replaced after the config was loaded (seed 003).
+// The daemon fills Input from its queue and delivery and serves the result
+// on the admin API; `sluice health` prints it with Render, also from a
+// config file alone when no daemon runs (then Queues, Tokens and Hosts are
+// nil and only the config rules run).
 package health
 
 import (
-	"errors"
-	"fmt"
-	"io"
-	"sort"
-	"strings"
+	"cmp"
+	"slices"
 	"time"
 
 	"github.com/sluice-relay/sluice/internal/config"
+	"github.com/sluice-relay/sluice/internal/delivery"
 	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/token"
 )
@@ -26,114 +30,97 @@ type Severity string
 const (
 	Error   Severity = "error"   // mail is or will be stuck, or Sluice is unsafe
 	Warning Severity = "warning" // needs attention soon
-	Healthy Severity = "healthy" // (for Worst) no findings
+	Info    Severity = "info"    // worth knowing; nothing to do yet
+	Healthy Severity = "healthy" // (Worst only) nothing above info
+)
+
+func (s Severity) rank() int {
+	switch s {
+	case Error:
+		return 0
+	case Warning:
+		return 1
+	case Info:
+		return 2
+	}
+	return 3
+}
+
+// Rule ids: stable, documented in the README, searched for by admins.
+const (
+	RuleCertMissing  = "CERT-MISSING"  // error: a certificate or key file is missing, unreadable or mismatched
+	RuleCertExpired  = "CERT-EXPIRED"  // error: a certificate has expired
+	RuleCertExpiring = "CERT-EXPIRING" // warning: expires within health.certificate_expiry
+	RuleCertName     = "CERT-NAME"     // warning: a receive connector's certificate lacks its FQDN
+	RuleSecretKey    = "SECRET-KEY"    // error: a secret this node's key cannot decrypt
+	RuleOpenRelay    = "OPEN-RELAY"    // error: relay granted to the whole Internet
+	RuleQueueBacklog = "QUEUE-BACKLOG" // warning: more than health.queue_backlog messages
+	RuleHopFailing   = "HOP-FAILING"   // error (info while young): a next hop not taking mail
+	RuleUpstreamAuth = "UPSTREAM-AUTH" // error: an upstream refuses Sluice's credentials
+	RuleUpstreamDown = "UPSTREAM-DOWN" // warning: one smarthost of several keeps failing
+	RuleOAuth2Token  = "OAUTH2-TOKEN"  // error (warning while a cached token lasts): no OAuth2 token
+	RuleDiskSpace    = "DISK-SPACE"    // warning, error: free space near or below queue.min_free_space
+	RuleConfig       = "CONFIG"        // error: any other config problem
 )
 
 // Finding is one rule that fired.
 type Finding struct {
 	Rule     string   `json:"rule"`     // stable id, e.g. CERT-EXPIRING
-	Severity Severity `json:"severity"` // error or warning
+	Severity Severity `json:"severity"` // error, warning or info
 	Subject  string   `json:"subject"`  // what it is about: "send connector Office 365"
-	Problem  string   `json:"problem"`  // what is wrong, concretely
+	Problem  string   `json:"problem"`  // what is wrong, concretely: paths, dates, the upstream's reply
 	Fix      string   `json:"fix"`      // what to do about it
 }
 
-// Input is what the rules look at. Only Config (or ConfigErr) is needed;
-// the rest is there when a daemon runs.
+// Input is what the rules look at. Config (or ConfigErr) is all an offline
+// check has; the rest comes from a running daemon.
 type Input struct {
-	Config    *config.Config
-	ConfigErr error                   // a failed load: each problem becomes a finding
-	Queues    []queue.QueueInfo       // the running queues
-	Tokens    map[string]token.Status // OAuth2 state per send connector
+	Config *config.Config // nil when the config failed to load
+	// ConfigErr is a failed load (config.Errors): each problem becomes a
+	// finding, SECRET-KEY or CERT-MISSING where it is one of those.
+	ConfigErr error
+	Queues    []queue.QueueInfo       // queue.Queue.Queues()
+	Tokens    map[string]token.Status // per send connector: delivery.Deliverer.TokenStatus()
+	Hosts     []delivery.HostHealth   // upstream hosts: delivery.Deliverer.Hosts()
+	// FreeSpace reports the bytes free on the file system holding a
+	// directory (safeio.FreeSpace); nil skips the disk rule.
 	FreeSpace func(dir string) (int64, error)
-	Now       time.Time
+	Now       time.Time // zero: time.Now()
 }
 
-// Evaluate runs every rule and returns the findings, errors first.
+// Evaluate runs every rule and returns the findings: errors first, then
+// warnings, then info; within a severity in rule order and, within a rule,
+// in config order.
 func Evaluate(in Input) []Finding {
 	if in.Now.IsZero() {
 		in.Now = time.Now()
 	}
 	var fs []Finding
 	fs = append(fs, configFindings(in.ConfigErr)...)
-	if in.Config != nil {
-		fs = append(fs, certificates(in.Config, in.Now)...)
-		fs = append(fs, openRelays(in.Config)...)
-		fs = append(fs, diskSpace(in.Config, in.FreeSpace)...)
-		fs = append(fs, queues(in.Config, in.Queues, in.Now)...)
-		fs = append(fs, tokens(in.Tokens)...)
+	if c := in.Config; c != nil {
+		fs = append(fs, certificates(c, in.Now)...)
+		fs = append(fs, openRelays(c)...)
+		fs = append(fs, diskSpace(c, in.FreeSpace)...)
+		up := upstreams(c, in.Hosts, in.Now)
+		fs = append(fs, up.findings...)
+		fs = append(fs, queues(c, in.Queues, in.Now, up.seen)...)
+		fs = append(fs, tokens(in.Tokens, in.Now)...)
 	}
-	sort.SliceStable(fs, func(i, j int) bool { return fs[i].Severity == Error && fs[j].Severity != Error })
+	slices.SortStableFunc(fs, func(a, b Finding) int { return cmp.Compare(a.Severity.rank(), b.Severity.rank()) })
 	return fs
 }
 
-// Worst is the highest severity among fs, Healthy when there is none.
+// Worst is the highest severity among fs: Error, Warning, or Healthy when
+// there are only info findings or none. `sluice health` exits 1 on Error.
 func Worst(fs []Finding) Severity {
 	w := Healthy
 	for _, f := range fs {
-		if f.Severity == Error {
+		switch f.Severity {
+		case Error:
 			return Error
+		case Warning:
+			w = Warning
 		}
-		w = Warning
 	}
 	return w
-}
-
-// Render prints findings for people.
-func Render(w io.Writer, fs []Finding) {
-	if len(fs) == 0 {
-		fmt.Fprintln(w, "healthy: no findings")
-		return
-	}
-	for _, f := range fs {
-		fmt.Fprintf(w, "%-7s %-15s %s: %s\n", strings.ToUpper(string(f.Severity)), f.Rule, f.Subject, f.Problem)
-		fmt.Fprintf(w, "        fix: %s\n", f.Fix)
-	}
-	errs, warns := 0, 0
-	for _, f := range fs {
-		if f.Severity == Error {
-			errs++
-		} else {
-			warns++
-		}
-	}
-	fmt.Fprintf(w, "%d error(s), %d warning(s)\n", errs, warns)
-}
-
-// configFindings turns a failed load into findings: a secret this node
-// cannot decrypt is SECRET-KEY (seed 002), a missing certificate
-// CERT-MISSING (seed 003), anything else CONFIG.
-func configFindings(err error) []Finding {
-	if err == nil {
-		return nil
-	}
-	var errs config.Errors
-	if !errors.As(err, &errs) {
-		return []Finding{{Rule: "CONFIG", Severity: Error, Subject: "config", Problem: err.Error(),
-			Fix: "fix the config file; sluice config check FILE explains each problem"}}
-	}
-	var out []Finding
-	for _, e := range errs {
-		f := Finding{Rule: "CONFIG", Severity: Error, Subject: e.Key, Problem: e.Error(),
-			Fix: "change the key as the problem says; sluice config check FILE lists every problem"}
-		switch {
-		case strings.HasPrefix(e.Key, "secrets.") || strings.Contains(e.Msg, "application credential key") || strings.Contains(e.Msg, "cannot be decrypted"):
-			f.Rule = "SECRET-KEY"
-			f.Fix = "install the application credential key the secrets were encrypted with on this node (copy the key file from the node that encrypted them, same secrets.key_file path or $SLUICE_CREDENTIAL_KEY), or encrypt the secrets again here with sluice secret encrypt"
-		case isCertKey(e.Key):
-			f.Rule = "CERT-MISSING"
-			f.Fix = "put the certificate and key files where the config says (readable by Sluice), or correct the path"
-		}
-		out = append(out, f)
-	}
-	return out
-}
-
-func isCertKey(key string) bool {
-	for _, k := range []string{"certificate", "client_certificate", "client_key", ".key", "ca_file", "client_ca"} {
-		if strings.HasSuffix(key, k) {
-			return true
-		}
-	}
-	return false
 }

@@ -1,0 +1,177 @@
+package health
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/certs"
+	"github.com/sluice-relay/sluice/internal/config"
+)
+
+// certUse is one certificate the config names, with what depends on it.
+type certUse struct {
+	subject   string // "receive connector Default"
+	cert, key string // PEM files
+	fqdn      string // a receive connector's name clients verify; "" for others
+	impact    string // what breaks when the certificate does
+	// served is the certificate Sluice loaded with the config and uses
+	// now; nil when the config does not keep it (admin API).
+	served *x509.Certificate
+}
+
+func certUses(c *config.Config) []certUse {
+	var out []certUse
+	for i := range c.ReceiveConnectors {
+		rc := &c.ReceiveConnectors[i]
+		if rc.TLS.Certificate == "" {
+			continue
+		}
+		out = append(out, certUse{subject: "receive connector " + rc.Name, cert: rc.TLS.Certificate, key: rc.TLS.Key, fqdn: rc.FQDN,
+			impact: "clients that check certificates refuse STARTTLS or TLS on this connector and cannot send",
+			served: leafOf(rc.TLSConfig())})
+	}
+	for i := range c.SendConnectors {
+		sc := &c.SendConnectors[i]
+		if sc.TLS.ClientCertificate == "" {
+			continue
+		}
+		out = append(out, certUse{subject: "send connector " + sc.Name + " (client certificate)", cert: sc.TLS.ClientCertificate, key: sc.TLS.ClientKey,
+			impact: "an upstream that requires the client certificate refuses Sluice, and mail waits in the queue (seed 003)",
+			served: leafOf(sc.TLSConfig())})
+	}
+	if c.Admin.Certificate != "" {
+		out = append(out, certUse{subject: "admin API", cert: c.Admin.Certificate, key: c.Admin.Key,
+			impact: "the CLI, the console and monitoring refuse the admin API's certificate"})
+	}
+	return out
+}
+
+func leafOf(cfg *tls.Config) *x509.Certificate {
+	if cfg == nil || len(cfg.Certificates) == 0 {
+		return nil
+	}
+	return leaf(&cfg.Certificates[0])
+}
+
+func leaf(pair *tls.Certificate) *x509.Certificate {
+	if pair.Leaf != nil {
+		return pair.Leaf
+	}
+	if len(pair.Certificate) == 0 {
+		return nil
+	}
+	l, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil
+	}
+	return l
+}
+
+// certificates reads every certificate file again: it may have been
+// deleted, replaced or have expired since the config was loaded. Expiry and
+// name are judged on the certificate in use and, when the file now holds
+// another one, on that too (it is what the next reload serves).
+func certificates(c *config.Config, now time.Time) []Finding {
+	within := c.Health.CertificateExpiry.D()
+	var out []Finding
+	for _, u := range certUses(c) {
+		var file *x509.Certificate
+		pair, err := certs.Load(u.cert, u.key)
+		if err != nil {
+			problem := err.Error()
+			if u.served != nil {
+				problem += fmt.Sprintf("; Sluice still uses the copy it loaded (valid until %s), but the next reload or restart will fail", day(u.served.NotAfter))
+			}
+			out = append(out, Finding{Rule: RuleCertMissing, Severity: Error, Subject: u.subject, Problem: problem,
+				Fix: fmt.Sprintf("put the certificate chain at %s and its private key at %s (PEM, readable by the account Sluice runs as), or correct the paths in the config; otherwise %s", u.cert, u.key, u.impact)})
+		} else {
+			file = leaf(pair)
+		}
+		inUse := u.served
+		if inUse == nil {
+			inUse = file
+		}
+		if inUse == nil {
+			continue
+		}
+		fs := judge(u, inUse, "", now, within)
+		if file != nil && !bytes.Equal(file.Raw, inUse.Raw) {
+			next := judge(u, file, "the certificate now in the file, which Sluice uses after the next reload, ", now, within)
+			for i := range fs {
+				if !hasRule(next, fs[i].Rule) {
+					fs[i].Fix = fmt.Sprintf("%s already holds a certificate without this problem (valid until %s): reload Sluice (SIGHUP) or restart it to use it", u.cert, day(file.NotAfter))
+				}
+			}
+			fs = append(fs, next...)
+		}
+		out = append(out, fs...)
+	}
+	return out
+}
+
+// judge checks one certificate's expiry and name. which is "" for the one
+// in use, or says which other one it is.
+func judge(u certUse, l *x509.Certificate, which string, now time.Time, within time.Duration) []Finding {
+	var out []Finding
+	desc := fmt.Sprintf("%s(%s, %s)", which, describe(l), u.cert)
+	switch left := l.NotAfter.Sub(now); {
+	case left <= 0:
+		out = append(out, Finding{Rule: RuleCertExpired, Severity: Error, Subject: u.subject,
+			Problem: fmt.Sprintf("the certificate %s expired on %s", desc, day(l.NotAfter)),
+			Fix:     fmt.Sprintf("renew it, replace %s and %s, and reload Sluice (SIGHUP); until then %s", u.cert, u.key, u.impact)})
+	case left < within:
+		out = append(out, Finding{Rule: RuleCertExpiring, Severity: Warning, Subject: u.subject,
+			Problem: fmt.Sprintf("the certificate %s expires on %s, %s", desc, day(l.NotAfter), in(left)),
+			Fix:     fmt.Sprintf("renew it before then, replace %s and %s, and reload Sluice (SIGHUP); once it has expired %s", u.cert, u.key, u.impact)})
+	}
+	if u.fqdn != "" && l.VerifyHostname(u.fqdn) != nil {
+		out = append(out, Finding{Rule: RuleCertName, Severity: Warning, Subject: u.subject,
+			Problem: fmt.Sprintf("the certificate %s does not carry the connector's fqdn %s among its subject alternative names: clients that verify the name refuse it", desc, u.fqdn),
+			Fix:     fmt.Sprintf("get a certificate whose subject alternative names include %s (a wildcard such as *.%s also does), or set the connector's fqdn to a name the certificate carries", u.fqdn, parent(u.fqdn))})
+	}
+	return out
+}
+
+// describe names a certificate by what it covers: "for relay.contoso.com, smtp.contoso.com".
+func describe(l *x509.Certificate) string {
+	names := append([]string(nil), l.DNSNames...)
+	for _, ip := range l.IPAddresses {
+		names = append(names, ip.String())
+	}
+	if len(names) == 0 {
+		return fmt.Sprintf("CN=%s, no subject alternative names", l.Subject.CommonName)
+	}
+	return "for " + strings.Join(names, ", ")
+}
+
+func parent(host string) string {
+	if _, p, ok := strings.Cut(host, "."); ok && strings.Contains(p, ".") {
+		return p
+	}
+	return host
+}
+
+func hasRule(fs []Finding, rule string) bool {
+	for _, f := range fs {
+		if f.Rule == rule {
+			return true
+		}
+	}
+	return false
+}
+
+func day(t time.Time) string { return t.UTC().Format("2006-01-02") }
+
+// in says how far off d is, for people: "in 9 days", "in 5 hours".
+func in(d time.Duration) string {
+	// Rounded: a certificate made to last 10 days is "in 10 days" a
+	// second later.
+	if d < 47*time.Hour {
+		return fmt.Sprintf("in %d hours", int(d.Round(time.Hour).Hours()))
+	}
+	return fmt.Sprintf("in %d days", int(d.Round(24*time.Hour).Hours()/24))
+}
