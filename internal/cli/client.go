@@ -184,3 +184,22 @@ func printJSONLine(w io.Writer, v any) {
 	b, _ := json.Marshal(v)
 	w.Write(append(b, '\n'))
 }
+
+// show asks the daemon and prints the answer: JSON with --json, else with
+// print. It is the body of every read-only admin command.
+func show[T any](e *env, af *apiFlags, method, path string, query url.Values, body any, print func(io.Writer, T)) (int, error) {
+	c, err := af.client()
+	if err != nil {
+		return ExitFailure, err
+	}
+	var v T
+	if err := c.call(e.ctx, method, path, query, body, &v); err != nil {
+		return ExitFailure, err
+	}
+	if *af.json {
+		printJSON(e.stdout, v)
+		return ExitOK, nil
+	}
+	print(e.stdout, v)
+	return ExitOK, nil
+}

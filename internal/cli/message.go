@@ -33,10 +33,6 @@ Suspended).`,
 				if len(args) > 0 {
 					return ExitUsage, usagef("unexpected argument %q; filters are flags, e.g. --sender a@contoso.com", args[0])
 				}
-				c, err := af.client()
-				if err != nil {
-					return ExitFailure, err
-				}
 				q := url.Values{}
 				for k, v := range map[string]string{"queue": *qname, "sender": *sender, "recipient": *rcpt, "status": *status} {
 					if v != "" {
@@ -44,16 +40,7 @@ Suspended).`,
 					}
 				}
 				q.Set("limit", fmt.Sprint(*limit))
-				var ms []queue.MessageInfo
-				if err := c.call(e.ctx, http.MethodGet, "/api/v1/messages", q, nil, &ms); err != nil {
-					return ExitFailure, err
-				}
-				if *af.json {
-					printJSON(e.stdout, ms)
-					return ExitOK, nil
-				}
-				printMessages(e.stdout, ms)
-				return ExitOK, nil
+				return show(e, af, http.MethodGet, "/api/v1/messages", q, nil, printMessages)
 			}
 		},
 	})
@@ -68,20 +55,7 @@ Suspended).`,
 				if len(args) != 1 {
 					return ExitUsage, usagef("give one message id (sluice message list shows them)")
 				}
-				c, err := af.client()
-				if err != nil {
-					return ExitFailure, err
-				}
-				var m queue.MessageInfo
-				if err := c.call(e.ctx, http.MethodGet, "/api/v1/messages/"+url.PathEscape(args[0]), nil, nil, &m); err != nil {
-					return ExitFailure, err
-				}
-				if *af.json {
-					printJSON(e.stdout, m)
-					return ExitOK, nil
-				}
-				printMessage(e.stdout, m)
-				return ExitOK, nil
+				return show(e, af, http.MethodGet, "/api/v1/messages/"+url.PathEscape(args[0]), nil, nil, printMessage)
 			}
 		},
 	})

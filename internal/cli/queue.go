@@ -30,20 +30,7 @@ error: the upstream's exact reply and which host gave it.`,
 				if len(args) > 0 {
 					return ExitUsage, usagef("takes no arguments; use 'sluice queue show IDENTITY' for one queue")
 				}
-				c, err := af.client()
-				if err != nil {
-					return ExitFailure, err
-				}
-				var qs []queue.QueueInfo
-				if err := c.call(e.ctx, http.MethodGet, "/api/v1/queues", nil, nil, &qs); err != nil {
-					return ExitFailure, err
-				}
-				if *af.json {
-					printJSON(e.stdout, qs)
-					return ExitOK, nil
-				}
-				printQueues(e.stdout, qs)
-				return ExitOK, nil
+				return show(e, af, http.MethodGet, "/api/v1/queues", nil, nil, printQueues)
 			}
 		},
 	})
@@ -58,20 +45,7 @@ error: the upstream's exact reply and which host gave it.`,
 				if len(args) != 1 {
 					return ExitUsage, usagef("give one queue identity (sluice queue list shows them)")
 				}
-				c, err := af.client()
-				if err != nil {
-					return ExitFailure, err
-				}
-				var qi queue.QueueInfo
-				if err := c.call(e.ctx, http.MethodGet, "/api/v1/queues/"+url.PathEscape(args[0]), nil, nil, &qi); err != nil {
-					return ExitFailure, err
-				}
-				if *af.json {
-					printJSON(e.stdout, qi)
-					return ExitOK, nil
-				}
-				printQueue(e.stdout, qi)
-				return ExitOK, nil
+				return show(e, af, http.MethodGet, "/api/v1/queues/"+url.PathEscape(args[0]), nil, nil, printQueue)
 			}
 		},
 	})
@@ -91,20 +65,10 @@ error: the upstream's exact reply and which host gave it.`,
 					if len(args) != 1 {
 						return ExitUsage, usagef("give one queue identity (sluice queue list shows them)")
 					}
-					c, err := af.client()
-					if err != nil {
-						return ExitFailure, err
-					}
-					var qi queue.QueueInfo
-					if err := c.call(e.ctx, http.MethodPost, "/api/v1/queue-actions/"+a.name, nil, admin.QueueAction{Identity: args[0]}, &qi); err != nil {
-						return ExitFailure, err
-					}
-					if *af.json {
-						printJSON(e.stdout, qi)
-						return ExitOK, nil
-					}
-					fmt.Fprintf(e.stdout, "queue %s: %s done; status now %s, %d message(s)\n", qi.Identity, a.name, qi.Status, qi.MessageCount)
-					return ExitOK, nil
+					return show(e, af, http.MethodPost, "/api/v1/queue-actions/"+a.name, nil, admin.QueueAction{Identity: args[0]},
+						func(w io.Writer, qi queue.QueueInfo) {
+							fmt.Fprintf(w, "queue %s: %s done; status now %s, %d message(s)\n", qi.Identity, a.name, qi.Status, qi.MessageCount)
+						})
 				}
 			},
 		})
