@@ -13,41 +13,43 @@
 package protolog
 
 import (
-	"bufio"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sluice-relay/sluice/internal/dailyfile"
 )
 
 // Log is one direction's protocol log ("receive" or "send"). A nil *Log
 // logs nothing.
 type Log struct {
-	dir       string
-	prefix    string
-	retention time.Duration
-	log       *slog.Logger
-	ch        chan string
-	done      chan struct{}
-	once      sync.Once
-	mu        sync.RWMutex // orders writes against Close (see tracking.Log)
-	closed    bool
+	log    *slog.Logger
+	ch     chan record
+	done   chan struct{}
+	once   sync.Once
+	mu     sync.RWMutex // orders writes against Close (see tracking.Log)
+	closed bool
+}
+
+// record is one line and the time that decides its file.
+type record struct {
+	at   time.Time
+	line string
 }
 
 // Open starts a protocol log writing files prefix-YYYYMMDD.log in dir.
 func Open(dir, prefix string, retention time.Duration, log *slog.Logger) (*Log, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("protocol log: %w", err)
-	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	l := &Log{dir: dir, prefix: prefix, retention: retention, log: log, ch: make(chan string, 16384), done: make(chan struct{})}
-	go l.writer()
+	dw, err := dailyfile.New(dir, prefix, ".log", retention, log, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{log: log, ch: make(chan record, 16384), done: make(chan struct{})}
+	go l.writer(dw)
 	return l, nil
 }
 
@@ -83,8 +85,9 @@ func (s *Session) write(ev byte, data string) {
 	if s == nil {
 		return
 	}
-	rec := fmt.Sprintf("%s,%s,%s,%s,%s,%c,%s", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
-		csv(s.connector), s.id, s.local, s.remote, ev, csv(data))
+	now := time.Now()
+	rec := record{at: now, line: fmt.Sprintf("%s,%s,%s,%s,%s,%c,%s", now.UTC().Format("2006-01-02T15:04:05.000Z"),
+		csv(s.connector), s.id, s.local, s.remote, ev, csv(data))}
 	s.l.mu.RLock()
 	defer s.l.mu.RUnlock()
 	if s.l.closed {
@@ -121,65 +124,20 @@ func (l *Log) Close() {
 	<-l.done
 }
 
-func (l *Log) writer() {
+func (l *Log) writer(dw *dailyfile.Writer) {
 	defer close(l.done)
-	var f *os.File
-	var w *bufio.Writer
-	var day string
+	defer dw.Close()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	closeFile := func() {
-		if f != nil {
-			w.Flush()
-			f.Close()
-			f = nil
-		}
-	}
-	defer closeFile()
 	for {
 		select {
 		case rec, ok := <-l.ch:
 			if !ok {
 				return
 			}
-			if d := rec[:10]; d != day {
-				closeFile()
-				name := filepath.Join(l.dir, l.prefix+"-"+strings.ReplaceAll(d, "-", "")+".log")
-				var err error
-				if f, err = os.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640); err != nil {
-					l.log.Error("cannot open protocol log", "err", err)
-					continue
-				}
-				w, day = bufio.NewWriterSize(f, 64<<10), d
-				l.prune()
-			}
-			w.WriteString(rec)
-			w.WriteByte('\n')
+			dw.Write(rec.at, []byte(rec.line))
 		case <-tick.C:
-			if w != nil {
-				w.Flush()
-			}
-		}
-	}
-}
-
-// prune removes files older than the retention.
-func (l *Log) prune() {
-	if l.retention <= 0 {
-		return
-	}
-	cutoff := l.prefix + "-" + time.Now().UTC().Add(-l.retention).Format("20060102") + ".log"
-	entries, _ := os.ReadDir(l.dir)
-	var names []string
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), l.prefix+"-") {
-			names = append(names, e.Name())
-		}
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if n < cutoff {
-			os.Remove(filepath.Join(l.dir, n))
+			dw.Flush()
 		}
 	}
 }

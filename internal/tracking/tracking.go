@@ -9,17 +9,13 @@
 package tracking
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
-	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/sluice-relay/sluice/internal/dailyfile"
 	"github.com/sluice-relay/sluice/internal/mail"
 )
 
@@ -61,8 +57,6 @@ type Event struct {
 
 // Log writes tracking records. A nil *Log records nothing.
 type Log struct {
-	dir       string
-	retention time.Duration
 	log       *slog.Logger
 	ch        chan Event
 	done      chan struct{}
@@ -77,14 +71,15 @@ type Log struct {
 
 // Open starts a tracking log in dir, keeping files for retention.
 func Open(dir string, retention time.Duration, log *slog.Logger) (*Log, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("tracking log: %w", err)
-	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	l := &Log{dir: dir, retention: retention, log: log, ch: make(chan Event, 8192), done: make(chan struct{}), now: time.Now}
-	go l.writer()
+	l := &Log{log: log, ch: make(chan Event, 8192), done: make(chan struct{}), now: time.Now}
+	dw, err := dailyfile.New(dir, "track", ".jsonl", retention, log, func() time.Time { return l.now() })
+	if err != nil {
+		return nil, err
+	}
+	go l.writer(dw)
 	return l, nil
 }
 
@@ -124,81 +119,31 @@ func (l *Log) Close() {
 }
 
 // fileFor names the day's file: track-YYYYMMDD.jsonl (UTC).
-func fileFor(t time.Time) string { return "track-" + t.UTC().Format("20060102") + ".jsonl" }
+func fileFor(t time.Time) string { return dailyfile.Name("track", ".jsonl", t) }
 
-func (l *Log) writer() {
+// files lists the tracking files in dir, oldest first.
+func files(dir string) []string { return dailyfile.Files(dir, "track", ".jsonl") }
+
+func (l *Log) writer(dw *dailyfile.Writer) {
 	defer close(l.done)
-	var f *os.File
-	var w *bufio.Writer
-	var enc *json.Encoder
-	var day string
+	defer dw.Close()
 	flush := time.NewTicker(200 * time.Millisecond)
 	defer flush.Stop()
-	closeFile := func() {
-		if f != nil {
-			w.Flush()
-			f.Close()
-			f = nil
-		}
-	}
-	defer closeFile()
-	l.prune()
+	// Addresses and Message-IDs stay greppable as written: no \u003c for "<".
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
 	for {
 		select {
 		case e, ok := <-l.ch:
 			if !ok {
 				return
 			}
-			if name := fileFor(e.Time); name != day {
-				closeFile()
-				var err error
-				f, err = os.OpenFile(filepath.Join(l.dir, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-				if err != nil {
-					l.log.Error("cannot open tracking log", "err", err)
-					continue
-				}
-				w, day = bufio.NewWriterSize(f, 64<<10), name
-				// Addresses and Message-IDs stay greppable as written:
-				// no \u003c for "<".
-				enc = json.NewEncoder(w)
-				enc.SetEscapeHTML(false)
-				l.prune()
-			}
+			buf.Reset()
 			enc.Encode(e)
+			dw.Write(e.Time, bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 		case <-flush.C:
-			if w != nil {
-				if err := w.Flush(); err != nil {
-					l.log.Error("cannot write tracking log", "err", err)
-				}
-			}
+			dw.Flush()
 		}
 	}
-}
-
-// prune deletes files older than the retention.
-func (l *Log) prune() {
-	if l.retention <= 0 {
-		return
-	}
-	cutoff := fileFor(l.now().Add(-l.retention))
-	for _, name := range files(l.dir) {
-		if name < cutoff {
-			if err := os.Remove(filepath.Join(l.dir, name)); err == nil {
-				l.log.Info("tracking log file past retention removed", "file", name)
-			}
-		}
-	}
-}
-
-// files lists the tracking files in dir, oldest first.
-func files(dir string) []string {
-	entries, _ := os.ReadDir(dir)
-	var out []string
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "track-") && strings.HasSuffix(e.Name(), ".jsonl") {
-			out = append(out, e.Name())
-		}
-	}
-	sort.Strings(out)
-	return out
 }
