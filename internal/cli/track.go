@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -18,156 +19,263 @@ import (
 func init() {
 	register(&command{
 		name:  "track",
-		args:  "[--sender A] [--recipient A] [--message-id ID] [--since T] [--until T] [-config FILE] [--json]",
+		args:  "[-config FILE | --data-dir DIR] [--sender A] [--recipient A] [--message-id ID] [--since T] [--until T] [--event TYPE] [--limit N] [--json]",
 		short: "search the message tracking log, like Get-MessageTrackingLog",
 		long: `Searches the message tracking log under <data_dir>/tracking and prints each
 matching message's whole story in order: RECEIVE (or FAIL at RCPT: refused
 relays show their 5.7.54 here), SUBMIT, DEFER with the upstream's reply,
-SEND, FAIL, DSN, EXPIRE, DELETE, REDIRECT. It reads the files directly and
-works without a running Sluice. --since and --until take RFC 3339 times,
-dates (2026-11-24) or ages (90m, 2h, 3d: that long ago). --message-id takes
-the Message-ID header or Sluice's own id.`,
+SEND, FAIL, DSN (with the id of the bounce), EXPIRE, DELETE, REDIRECT.
+
+It reads the files directly and works without a running Sluice. data_dir
+comes from the config (-config FILE, or the embedded default: ./sluice-data);
+--data-dir DIR reads DIR/tracking instead.
+
+Addresses and ids match whole and in any case. --message-id takes the
+Message-ID header (with or without <>) or Sluice's own id. --since and
+--until take RFC 3339 times (2026-11-24T14:00:00Z), local times
+(2026-11-24 14:00), dates (2026-11-24: --until includes that day) or ages
+(90m, 2h, 3d: that long ago). Times print in local time. Without
+filters it lists the earliest events. --json prints one event per line, as
+the log stores them.`,
 		flags: func(fs *flag.FlagSet) func(*env, []string) (int, error) {
 			path := fs.String("config", "", "config `FILE` (for node.data_dir); default: the embedded default")
-			dataDir := fs.String("data-dir", "", "data `DIR` to read instead of the config's")
+			dataDir := fs.String("data-dir", "", "data `DIR` to read instead of the config's node.data_dir")
 			var q tracking.Query
 			fs.StringVar(&q.Sender, "sender", "", "envelope sender `ADDRESS`")
 			fs.StringVar(&q.Recipient, "recipient", "", "recipient `ADDRESS`")
-			fs.StringVar(&q.MessageID, "message-id", "", "Message-ID or Sluice `ID`")
-			event := fs.String("event", "", "only events of `TYPE` (RECEIVE, SEND, DEFER, FAIL, ...)")
-			since := fs.String("since", "", "from `TIME`")
-			until := fs.String("until", "", "up to `TIME`")
-			fs.IntVar(&q.Limit, "limit", 10000, "at most `N` events")
+			fs.StringVar(&q.MessageID, "message-id", "", "Message-ID header or Sluice `ID`")
+			event := fs.String("event", "", "only events of `TYPE`: RECEIVE, SUBMIT, SEND, DEFER, FAIL, DSN, EXPIRE, DELETE, REDIRECT")
+			since := fs.String("since", "", "from `TIME` (RFC 3339, date, or age like 2h)")
+			until := fs.String("until", "", "up to `TIME` (RFC 3339, date, or age like 2h)")
+			fs.IntVar(&q.Limit, "limit", tracking.DefaultLimit, "at most `N` events (the earliest)")
 			asJSON := fs.Bool("json", false, "one JSON event per line")
 			return func(e *env, args []string) (int, error) {
 				if len(args) > 0 {
-					return ExitUsage, usagef("unexpected argument %q; filters are flags", args[0])
+					return ExitUsage, usagef("unexpected argument %q; filters are flags, e.g. --sender %s", args[0], args[0])
+				}
+				if q.Limit <= 0 {
+					return ExitUsage, usagef("--limit: give a number above 0")
 				}
 				var err error
 				now := time.Now()
 				if q.Since, err = parseWhen(*since, now); err != nil {
 					return ExitUsage, usagef("--since: %v", err)
 				}
-				if q.Until, err = parseWhen(*until, now); err != nil {
+				if q.Until, err = parseUntil(*until, now); err != nil {
 					return ExitUsage, usagef("--until: %v", err)
 				}
+				if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
+					return ExitUsage, usagef("--until %s is before --since %s", *until, *since)
+				}
 				q.Event = tracking.EventType(strings.ToUpper(*event))
-				dir, err := trackingDir(*path, *dataDir)
+				if q.Event != "" && !q.Event.Valid() {
+					return ExitUsage, usagef("--event: %q is not an event; give RECEIVE, SUBMIT, SEND, DEFER, FAIL, DSN, EXPIRE, DELETE or REDIRECT", *event)
+				}
+				dir, err := trackingDir(e, *path, *dataDir)
 				if err != nil {
 					return ExitFailure, err
 				}
 				events, err := tracking.Search(dir, q)
 				if err != nil {
-					return ExitFailure, err
+					return ExitFailure, fmt.Errorf("cannot search %s: %w", dir, err)
 				}
 				if *asJSON {
+					// As the log writes them: greppable, with < and > as is.
+					enc := json.NewEncoder(e.stdout)
+					enc.SetEscapeHTML(false)
 					for _, ev := range events {
-						printJSONLine(e.stdout, ev)
+						enc.Encode(ev)
 					}
-					return ExitOK, nil
+				} else {
+					printStories(e.stdout, events, time.Local)
 				}
-				printStories(e.stdout, events)
+				if len(events) == q.Limit {
+					fmt.Fprintf(e.stderr, "sluice track: showing the first %d events; there may be more: narrow the search or raise --limit\n", q.Limit)
+				}
 				return ExitOK, nil
 			}
 		},
 	})
 }
 
-func trackingDir(path, dataDir string) (string, error) {
+// trackingDir is <data_dir>/tracking, data_dir from --data-dir or the
+// config. A config with problems (a certificate missing, a secret this
+// node cannot decrypt) still says where its data is.
+func trackingDir(e *env, path, dataDir string) (string, error) {
+	var cfg *config.Config
 	if dataDir == "" {
-		var cfg *config.Config
 		var err error
 		if path != "" {
-			cfg, err = config.Load(path)
+			cfg, err = config.LoadLenient(path)
 		} else {
 			cfg, err = config.LoadDefault()
 		}
-		if err != nil {
-			return "", fmt.Errorf("cannot read the config for node.data_dir (give --data-dir instead): %w", err)
+		if cfg == nil {
+			return "", fmt.Errorf("cannot read the config for node.data_dir (give --data-dir DIR instead): %w", err)
 		}
 		dataDir = cfg.Node.DataDir
 	}
 	dir := filepath.Join(dataDir, "tracking")
-	if _, err := os.Stat(dir); err != nil {
-		return "", fmt.Errorf("no tracking log at %s: has Sluice run with this data directory? (logs.tracking.enabled may be false)", dir)
+	off := cfg != nil && !cfg.Logs.Tracking.On()
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil && off:
+		return "", fmt.Errorf("no tracking log at %s: message tracking is off (logs.tracking.enabled: false in %s)", dir, configName(path))
+	case err != nil:
+		return "", fmt.Errorf("no tracking log at %s: has Sluice run with this data directory? (or logs.tracking.enabled is false in its config)", dir)
+	case !fi.IsDir():
+		return "", fmt.Errorf("%s is not a directory", dir)
+	case off:
+		fmt.Fprintf(e.stderr, "sluice track: message tracking is off in %s (logs.tracking.enabled: false); these are older records\n", configName(path))
 	}
 	return dir, nil
 }
 
-// parseWhen reads an RFC 3339 time, a date, or an age ("2h": two hours ago).
+func configName(path string) string {
+	if path == "" {
+		return config.DefaultName
+	}
+	return path
+}
+
+// parseWhen reads an RFC 3339 time, a local date and time ("2026-11-24
+// 14:00"), a date (its local midnight), or an age ("2h": two hours ago).
 func parseWhen(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
 	}
-	if t, err := time.ParseInLocation("2006-01-02", s, time.Local); err == nil {
-		return t, nil
+	for _, layout := range []string{time.DateOnly, "2006-01-02 15:04", time.DateTime, "2006-01-02T15:04", "2006-01-02T15:04:05"} {
+		if t, err := time.ParseInLocation(layout, s, now.Location()); err == nil {
+			return t, nil // local time
+		}
 	}
 	if d, ok := strings.CutSuffix(s, "d"); ok {
 		var n int
-		if _, err := fmt.Sscanf(d, "%d", &n); err == nil && n >= 0 {
+		if _, err := fmt.Sscanf(d, "%d", &n); err == nil && n >= 0 && fmt.Sprint(n) == d {
 			return now.Add(-time.Duration(n) * 24 * time.Hour), nil
 		}
 	}
 	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
 		return now.Add(-d), nil
 	}
-	return time.Time{}, fmt.Errorf("%q is not a time: write 2026-11-24T14:00:00Z, 2026-11-24, or an age like 90m, 2h, 3d", s)
+	return time.Time{}, fmt.Errorf("%q is not a time: write 2026-11-24T14:00:00Z, 2026-11-24 14:00 (local time), 2026-11-24, or an age like 90m, 2h, 3d", s)
 }
 
-// printStories groups events by message, in the order each message first
-// appears.
-func printStories(w io.Writer, events []tracking.Event) {
+// parseUntil is parseWhen, except that a date means up to the end of
+// that day: "--until 2026-11-24" includes the 24th.
+func parseUntil(s string, now time.Time) (time.Time, error) {
+	t, err := parseWhen(s, now)
+	if err == nil {
+		if _, derr := time.ParseInLocation(time.DateOnly, s, now.Location()); derr == nil {
+			t = t.AddDate(0, 0, 1).Add(-time.Nanosecond)
+		}
+	}
+	return t, err
+}
+
+// printStories prints events grouped by message, in the order each
+// message first appears, a table per message. Refusals (no message was
+// accepted) each stand alone.
+func printStories(w io.Writer, events []tracking.Event, loc *time.Location) {
 	if len(events) == 0 {
 		fmt.Fprintln(w, "no events match")
 		return
 	}
-	var order []mail.ID
-	by := map[mail.ID][]tracking.Event{}
-	for _, ev := range events {
-		if _, ok := by[ev.ID]; !ok {
-			order = append(order, ev.ID)
-		}
-		by[ev.ID] = append(by[ev.ID], ev)
+	type group struct {
+		evs []tracking.Event
 	}
-	for i, id := range order {
+	var order []*group
+	by := map[mail.ID]*group{}
+	for _, ev := range events {
+		g := by[ev.ID]
+		if g == nil { // a new message, or a refusal (never in by)
+			g = &group{}
+			order = append(order, g)
+			if ev.ID != "" {
+				by[ev.ID] = g
+			}
+		}
+		g.evs = append(g.evs, ev)
+	}
+	for i, g := range order {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		evs := by[id]
-		head := "refused before a message was accepted"
-		if id != "" {
-			head = "message " + string(id)
-			if evs[0].MessageID != "" {
-				head += " " + evs[0].MessageID
-			}
-			head += " from " + orNull(evs[0].Sender)
-		}
-		fmt.Fprintln(w, head)
+		fmt.Fprintln(w, storyHead(g.evs))
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, ev := range evs {
-			where := ev.Connector
-			if ev.NextHop != "" && ev.NextHop != ev.Connector {
-				where = strings.TrimPrefix(where+" → "+ev.NextHop, " → ")
+		fmt.Fprintln(tw, "  TIME\tEVENT\tSOURCE\tCONNECTOR / NEXT HOP\tRECIPIENTS\tREPLY")
+		for _, ev := range g.evs {
+			reply := ev.Reply
+			if ev.Related != "" { // the DSN: the notice is a message of its own
+				reply = strings.TrimSpace(reply + " (message " + string(ev.Related) + ")")
 			}
-			if ev.ClientIP != "" {
-				where += " " + ev.ClientIP
-			}
-			if ev.Host != "" {
-				where += " " + ev.Host
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", ev.Time.Local().Format("2006-01-02 15:04:05.000"), ev.Event,
-				strings.Join(ev.Recipients, ","), strings.TrimSpace(where), ev.Reply)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", ev.Time.In(loc).Format("2006-01-02 15:04:05.000"), ev.Event,
+				orDash(ev.Source), orDash(where(ev)), orDash(strings.Join(ev.Recipients, ",")), orDash(reply))
 		}
 		tw.Flush()
 	}
 }
 
+// storyHead names the message a group of events is about.
+func storyHead(evs []tracking.Event) string {
+	first := evs[0]
+	if first.ID == "" {
+		return "refused before a message was accepted: from " + orNull(first.Sender)
+	}
+	head := "message " + string(first.ID)
+	if first.MessageID != "" {
+		head += " " + first.MessageID
+	}
+	head += " from " + orNull(first.Sender)
+	for _, ev := range evs {
+		if ev.Size > 0 {
+			head += fmt.Sprintf(", %d bytes", ev.Size)
+			break
+		}
+	}
+	return head
+}
+
+// where is the connector, next hop, client and upstream host of an
+// event, as far as it has them.
+func where(ev tracking.Event) string {
+	var parts []string
+	add := func(s string) {
+		if s != "" {
+			parts = append(parts, s)
+		}
+	}
+	add(ev.Connector)
+	if ev.NextHop != "" && ev.NextHop != ev.Connector {
+		parts = append(parts, "→", ev.NextHop)
+	}
+	if ev.ClientIP != "" {
+		client := ev.ClientIP
+		if ev.ClientName != "" {
+			client += " (" + ev.ClientName + ")"
+		}
+		add(client)
+	}
+	if ev.AuthUser != "" {
+		add("user " + ev.AuthUser)
+	}
+	add(ev.Host)
+	return strings.Join(parts, " ")
+}
+
 func orNull(s string) string {
 	if s == "" {
 		return "<>"
+	}
+	return s
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
 	}
 	return s
 }

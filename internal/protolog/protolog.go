@@ -3,7 +3,9 @@
 // with a timestamp, so "what did port 25 advertise?" and "what did
 // Microsoft answer?" are answered without a network trace (seeds 000, 002).
 // AUTH payloads are masked by the caller before they reach a Session (the
-// caller knows when it is inside AUTH); this package writes what it gets.
+// caller knows when it is inside AUTH); a Session masks them again, in
+// case a caller forgets: the initial response on an AUTH line, and the
+// line that answers a 334 challenge.
 // One file per direction per day, in Exchange's CSV shape:
 //
 //	date-time,connector,session,local,remote,event,data
@@ -31,6 +33,7 @@ type Log struct {
 	once   sync.Once
 	mu     sync.RWMutex // orders writes against Close (see tracking.Log)
 	closed bool
+	now    func() time.Time
 }
 
 // record is one line and the time that decides its file.
@@ -41,22 +44,34 @@ type record struct {
 
 // Open starts a protocol log writing files prefix-YYYYMMDD.log in dir.
 func Open(dir, prefix string, retention time.Duration, log *slog.Logger) (*Log, error) {
+	return open(dir, prefix, retention, log, time.Now)
+}
+
+// open is Open with a clock, for tests that cross midnight.
+func open(dir, prefix string, retention time.Duration, log *slog.Logger, now func() time.Time) (*Log, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	dw, err := dailyfile.New(dir, prefix, ".log", retention, log, time.Now)
+	dw, err := dailyfile.New(dir, prefix, ".log", retention, log, now)
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{log: log, ch: make(chan record, 16384), done: make(chan struct{})}
+	l := &Log{log: log, ch: make(chan record, 16384), done: make(chan struct{}), now: now}
 	go l.writer(dw)
 	return l, nil
 }
 
 // Session is one SMTP conversation's log.
 type Session struct {
-	l                            *Log
-	connector, id, local, remote string
+	l  *Log
+	id string
+	// prefix is the connector, session, local and remote fields, quoted.
+	prefix string
+
+	mu sync.Mutex
+	// secret is the direction ('<' or '>') whose next line answers a 334
+	// challenge and is masked; 0 outside AUTH.
+	secret byte
 }
 
 // Session starts logging a conversation; nil when l is nil.
@@ -64,7 +79,7 @@ func (l *Log) Session(connector, id, local, remote string) *Session {
 	if l == nil {
 		return nil
 	}
-	s := &Session{l: l, connector: connector, id: id, local: local, remote: remote}
+	s := &Session{l: l, id: id, prefix: csv(connector) + "," + csv(id) + "," + csv(local) + "," + csv(remote)}
 	s.write('+', "")
 	return s
 }
@@ -85,9 +100,9 @@ func (s *Session) write(ev byte, data string) {
 	if s == nil {
 		return
 	}
-	now := time.Now()
-	rec := record{at: now, line: fmt.Sprintf("%s,%s,%s,%s,%s,%c,%s", now.UTC().Format("2006-01-02T15:04:05.000Z"),
-		csv(s.connector), s.id, s.local, s.remote, ev, csv(data))}
+	data = s.mask(ev, data)
+	now := s.l.now()
+	rec := record{at: now, line: fmt.Sprintf("%s,%s,%c,%s", now.UTC().Format("2006-01-02T15:04:05.000Z"), s.prefix, ev, csv(data))}
 	s.l.mu.RLock()
 	defer s.l.mu.RUnlock()
 	if s.l.closed {
@@ -98,6 +113,35 @@ func (s *Session) write(ev byte, data string) {
 	default:
 		s.l.log.Error("protocol log is behind; line dropped", "session", s.id)
 	}
+}
+
+// mask hides AUTH secrets in a line on the wire: the initial response of
+// an AUTH command (RFC 4954 §4), and the line that answers a 334
+// challenge, in whichever direction: a client's username and password
+// when Sluice serves, Sluice's own when it sends. "*" (the client
+// cancels, RFC 4954 §4) is no secret and ends the exchange as well.
+func (s *Session) mask(ev byte, data string) string {
+	if ev != '<' && ev != '>' {
+		return data
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.secret == ev {
+		s.secret = 0
+		if data == "*" || data == "***" {
+			return data
+		}
+		return "***"
+	}
+	if code, _, _ := strings.Cut(data, " "); code == "334" {
+		s.secret = '<' + '>' - ev // the other side answers
+		return data
+	}
+	verb, arg, _ := strings.Cut(data, " ")
+	if mech, initial, ok := strings.Cut(strings.TrimSpace(arg), " "); strings.EqualFold(verb, "AUTH") && ok && initial != "" && initial != "***" {
+		return verb + " " + mech + " ***"
+	}
+	return data
 }
 
 // csv quotes a field that contains a comma or quote, and never lets a CR

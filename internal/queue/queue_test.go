@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/reply"
 	"github.com/sluice-relay/sluice/internal/store/sqlite"
+	"github.com/sluice-relay/sluice/internal/testclock"
 )
 
 const testConfig = `
@@ -28,23 +28,10 @@ send_connectors:
   - {name: Internet, address_spaces: ["*.example"], delivery: mx}
 `
 
-// clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type fixture struct {
 	q     *queue.Queue
 	store *sqlite.Store
-	clock *clock
+	clock *testclock.Clock
 	dir   string
 	cfg   *config.Config
 }
@@ -56,7 +43,7 @@ func newFixture(t testing.TB, extra string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{clock: &clock{t: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)}, dir: dir, cfg: cfg}
+	f := &fixture{clock: testclock.New(time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)), dir: dir, cfg: cfg}
 	f.open(t)
 	return f
 }
@@ -67,7 +54,7 @@ func (f *fixture) open(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := queue.Open(context.Background(), queue.Options{Store: s, Config: f.cfg, Now: f.clock.now})
+	q, err := queue.Open(context.Background(), queue.Options{Store: s, Config: f.cfg, Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +64,7 @@ func (f *fixture) open(t testing.TB) {
 
 func (f *fixture) put(t testing.TB, from string, rcpts ...string) *mail.Envelope {
 	t.Helper()
-	env := &mail.Envelope{ID: mail.NewID(), From: mail.Address(from), Received: f.clock.now()}
+	env := &mail.Envelope{ID: mail.NewID(), From: mail.Address(from), Received: f.clock.Now()}
 	for _, r := range rcpts {
 		env.Rcpts = append(env.Rcpts, mail.Recipient{Addr: mail.Address(r)})
 	}
@@ -210,15 +197,15 @@ func TestRetryBackoffAndExpiry(t *testing.T) {
 		if qi.Status != "Retry" || !strings.Contains(qi.LastError, "451 4.3.0 try later") {
 			t.Fatalf("queue after a 4xx: %+v", qi)
 		}
-		wait := qi.NextRetryTime.Sub(f.clock.now())
+		wait := qi.NextRetryTime.Sub(f.clock.Now())
 		waits = append(waits, wait)
-		f.clock.add(wait)
+		f.clock.Add(wait)
 	}
 	want := "[1m0s 2m0s 4m0s 8m0s 16m0s 32m0s 1h0m0s 1h0m0s 1h0m0s]"
 	if got := fmtDurations(waits); got != want {
 		t.Errorf("retry waits %s, want %s", got, want)
 	}
-	f.clock.add(48 * time.Hour)
+	f.clock.Add(48 * time.Hour)
 	f.q.Sweep(ctx)
 	b := f.bounces(t)
 	if len(b) != 1 || b[0].Recipients[0].Status != [3]int{5, 4, 7} || !strings.Contains(b[0].Recipients[0].Diagnostic, "451 4.3.0 try later") {
@@ -239,14 +226,14 @@ func TestDelayNoticeOnce(t *testing.T) {
 	f.put(t, "app@contoso.com", "carol@fabrikam.example")
 	ctx := context.Background()
 	f.q.Done(ctx, f.q.Lease("Internet/fabrikam.example"), []queue.Outcome{fail("451 4.4.1 no answer")})
-	f.clock.add(4*time.Hour + time.Minute)
+	f.clock.Add(4*time.Hour + time.Minute)
 	f.q.Sweep(ctx)
 	f.q.Sweep(ctx)
 	b := f.bounces(t)
 	if len(b) != 1 || b[0].Recipients[0].Action != dsn.ActionDelayed {
 		t.Fatalf("delay notices: %+v", b)
 	}
-	if until := b[0].Recipients[0].WillRetryUntil; !until.Equal(f.clock.now().Add(-4*time.Hour - time.Minute).Add(48 * time.Hour)) {
+	if until := b[0].Recipients[0].WillRetryUntil; !until.Equal(f.clock.Now().Add(-4*time.Hour - time.Minute).Add(48 * time.Hour)) {
 		t.Errorf("Will-Retry-Until %v", until)
 	}
 	if m, _ := f.q.Message(f.q.Messages(func(mi *queue.MessageInfo) bool { return mi.From != "<>" })[0].ID); m.Recipients[0].Status != queue.StatusQueued {
@@ -257,10 +244,10 @@ func TestDelayNoticeOnce(t *testing.T) {
 func TestNoBounceCases(t *testing.T) {
 	f := newFixture(t, "")
 	ctx := context.Background()
-	env := &mail.Envelope{ID: mail.NewID(), From: mail.Null, Received: f.clock.now(),
+	env := &mail.Envelope{ID: mail.NewID(), From: mail.Null, Received: f.clock.Now(),
 		Rcpts: []mail.Recipient{{Addr: "carol@fabrikam.example"}}}
 	f.q.Put(ctx, env, strings.NewReader("Subject: a bounce\r\n\r\nx\r\n"))
-	env2 := &mail.Envelope{ID: mail.NewID(), From: "app@contoso.com", Received: f.clock.now(),
+	env2 := &mail.Envelope{ID: mail.NewID(), From: "app@contoso.com", Received: f.clock.Now(),
 		Rcpts: []mail.Recipient{{Addr: "dave@fabrikam.example", Notify: mail.NotifyNever}, {Addr: "erin@fabrikam.example", Notify: mail.NotifySuccess}}}
 	f.q.Put(ctx, env2, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
 	for l := f.q.Lease("Internet/fabrikam.example"); l != nil; l = f.q.Lease("Internet/fabrikam.example") {
@@ -290,13 +277,13 @@ func TestHopFailureAndRecovery(t *testing.T) {
 	qi := f.queueInfo(t, "Exchange")
 	if qi.Status != "Retry" || qi.MessageCount != 3 || qi.RetryCount != 1 ||
 		qi.LastError != "exch1.contoso.com:25 said: 454 4.7.5 The certificate specified in TlsCertificateName of the SendConnector could not be found" ||
-		!qi.NextRetryTime.Equal(f.clock.now().Add(time.Minute)) {
+		!qi.NextRetryTime.Equal(f.clock.Now().Add(time.Minute)) {
 		t.Fatalf("Get-Queue after the hop failed: %+v", qi)
 	}
-	if work, next := f.q.Ready(); len(work) != 0 || !next.Equal(f.clock.now().Add(time.Minute)) {
+	if work, next := f.q.Ready(); len(work) != 0 || !next.Equal(f.clock.Now().Add(time.Minute)) {
 		t.Fatalf("Ready during retry: %+v next %v", work, next)
 	}
-	f.clock.add(time.Minute)
+	f.clock.Add(time.Minute)
 	f.q.HopOK("Exchange")
 	for i := 0; i < 3; i++ {
 		l := f.q.Lease("Exchange")
@@ -331,7 +318,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 	if _, found := f.q.QueueByName("Exchange"); found {
 		t.Error("the delivered recipient's queue came back")
 	}
-	f.clock.add(time.Minute)
+	f.clock.Add(time.Minute)
 	if l := f.q.Lease("Internet/fabrikam.example"); l == nil || len(l.Rcpts) != 1 || l.Env.Rcpts[0].Addr != "carol@fabrikam.example" {
 		t.Fatalf("after restart the pending recipient is not scheduled: %+v", l)
 	}
@@ -403,11 +390,11 @@ func TestConcurrentHopFailuresAreOneAttempt(t *testing.T) {
 		f.q.HopFailed("Exchange", l, fail("451 4.4.1 cannot connect to exch1.contoso.com:25: connection refused"))
 	}
 	qi := f.queueInfo(t, "Exchange")
-	if qi.RetryCount != 1 || !qi.NextRetryTime.Equal(f.clock.now().Add(time.Minute)) {
+	if qi.RetryCount != 1 || !qi.NextRetryTime.Equal(f.clock.Now().Add(time.Minute)) {
 		t.Fatalf("after one round of 5 failing sessions: retry count %d, next retry %v; want 1 and in 1m (the first retry)", qi.RetryCount, qi.NextRetryTime)
 	}
 	// The next round, after the wait, is the second attempt.
-	f.clock.add(time.Minute)
+	f.clock.Add(time.Minute)
 	l := f.q.Lease("Exchange")
 	f.q.HopFailed("Exchange", l, fail("451 4.4.1 cannot connect to exch1.contoso.com:25: connection refused"))
 	if qi := f.queueInfo(t, "Exchange"); qi.RetryCount != 2 {

@@ -1,11 +1,7 @@
 package tracking
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -19,72 +15,158 @@ import (
 type Query struct {
 	Sender    string    // envelope sender, case-insensitive
 	Recipient string    // a recipient, case-insensitive
-	MessageID string    // the Message-ID header or Sluice's id
+	MessageID string    // the Message-ID header (with or without <>) or Sluice's id
 	Event     EventType // only this kind of event
 	Since     time.Time
 	Until     time.Time
-	Limit     int // at most this many events (0: 10000)
+	Limit     int // at most this many events, the earliest (0: 10000)
 }
 
+// DefaultLimit is how many events a Query without a Limit returns.
+const DefaultLimit = 10000
+
 // Search reads the tracking files in dir and returns the matching events
-// in time order. Files outside [Since, Until] are not opened, and each
-// line is checked with a byte search before it is decoded, so searching
-// millions of records takes seconds at most.
+// in time order, at most q.Limit of them (the earliest).
+//
+// It reads the files twice when the query names a sender, recipient or
+// message id: once for the messages that match, once for the rest of
+// their stories (the events that do not carry the address, and the DSN
+// event that names a bounce through its related id). It is built for
+// logs of millions of records:
+//   - files outside [Since, Until] are not opened, and the days are read
+//     in parallel, one goroutine per CPU;
+//   - a query's addresses are found with one case-insensitive byte search
+//     over each megabyte of the file, not per line, and only the lines
+//     found are decoded;
+//   - the second pass looks up each line's message id in a set;
+//   - a query without addresses stops reading once the days it has read
+//     hold Limit events: later days only hold later events.
 func Search(dir string, q Query) ([]Event, error) {
-	if q.Limit == 0 {
-		q.Limit = 10000
+	if q.Limit <= 0 {
+		q.Limit = DefaultLimit
 	}
 	names := window(files(dir), q.Since, q.Until)
-	needles := q.needles()
-	ids := map[mail.ID]bool{}
-	var direct []Event
-	// Pass 1: events that match, and the messages they belong to.
-	err := scan(dir, names, containsAnyFold(needles), func(e *Event) {
-		if !q.matches(e) {
-			return
+	pf := q.prefilter()
+	if q.Sender == "" && q.Recipient == "" && q.MessageID == "" {
+		// No addresses: one pass, and the events that pass are the answer.
+		return collect(dir, names, q, pf, q.matches)
+	}
+	// Pass 1: the messages that match, and refusals (no message id) as is.
+	ids := make([]map[mail.ID]bool, len(names))
+	refusals := make([]*earliest, len(names))
+	for i := range names {
+		ids[i], refusals[i] = map[mail.ID]bool{}, &earliest{limit: q.Limit}
+	}
+	err := scan(dir, names, scanSpec{pf: q.windowed(pf), visit: func(i int, line []byte) {
+		if ids[i][mail.ID(field(line, msgKey))] {
+			return // a message already found: a busy sender's mail is mostly this
 		}
-		if e.ID != "" && (q.Sender != "" || q.Recipient != "" || q.MessageID != "") {
-			ids[e.ID] = true
+		var e Event
+		switch {
+		case json.Unmarshal(line, &e) != nil, !q.matches(&e):
+		case e.ID == "":
+			refusals[i].add(e)
+		default:
+			ids[i][e.ID] = true
 		}
-		direct = append(direct, *e)
-	})
+	}})
 	if err != nil {
 		return nil, err
 	}
-	out := direct
-	if len(ids) > 0 {
-		// Pass 2: the rest of those messages' stories.
-		out = nil
-		err = scan(dir, names, aboutMessages(ids), func(e *Event) {
-			if (ids[e.ID] || ids[e.Related]) && q.inWindow(e) && (q.Event == "" || e.Event == q.Event) {
-				out = append(out, *e)
+	all := map[string]bool{}
+	for _, m := range ids {
+		for id := range m {
+			all[string(id)] = true
+		}
+	}
+	out := &earliest{limit: q.Limit}
+	for _, r := range refusals {
+		out.merge(r)
+	}
+	if len(all) > 0 {
+		// Pass 2: the whole story of each message found.
+		pf2 := prefilter{ids: all}
+		if len(all) == 1 {
+			// One message (a search by message id): search the blocks
+			// for its id rather than look at every line's.
+			for id := range all {
+				pf2.exact = append(pf2.exact, []byte(`"`+id+`"`))
 			}
+		}
+		if q.Event != "" {
+			pf2.exact = append(pf2.exact, eventKey(q.Event))
+		}
+		stories, err := collect(dir, names, q, pf2, func(e *Event) bool {
+			return (all[string(e.ID)] || all[string(e.Related)]) && q.inWindow(e) && (q.Event == "" || e.Event == q.Event)
 		})
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range direct {
-			if e.ID == "" { // refusals at RCPT have no message
-				out = append(out, e)
+		for _, e := range stories {
+			out.add(e)
+		}
+	}
+	return out.events(), nil
+}
+
+// collect returns the earliest Limit events of the files that pass pf
+// and keep, stopping early once the first files read hold enough.
+func collect(dir string, names []string, q Query, pf prefilter, keep func(*Event) bool) ([]Event, error) {
+	found := make([]*earliest, len(names))
+	for i := range found {
+		found[i] = &earliest{limit: q.Limit}
+	}
+	full := func(k int) bool {
+		n := 0
+		for _, f := range found[:k+1] {
+			n += len(f.evs)
+		}
+		return n >= q.Limit
+	}
+	err := scan(dir, names, scanSpec{
+		pf: q.windowed(pf),
+		visit: func(i int, line []byte) {
+			var e Event
+			if json.Unmarshal(line, &e) == nil && keep(&e) {
+				found[i].add(e)
+			}
+		},
+		full:   full,
+		cutoff: func(i int) time.Time { return found[i].cut },
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &earliest{limit: q.Limit}
+	for _, f := range found {
+		out.merge(f)
+	}
+	return out.events(), nil
+}
+
+// prefilter is what a line must contain to be worth decoding.
+func (q Query) prefilter() prefilter {
+	var pf prefilter
+	for _, s := range []string{q.Sender, q.Recipient, strings.Trim(q.MessageID, "<>")} {
+		if s != "" {
+			if n := foldNeedle(s); len(n) > 0 {
+				pf.fold = append(pf.fold, n)
 			}
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
-	if len(out) > q.Limit {
-		out = out[:q.Limit]
+	if q.Event != "" {
+		pf.exact = append(pf.exact, eventKey(q.Event))
 	}
-	return out, nil
+	return pf
 }
 
-func (q Query) needles() [][]byte {
-	var n [][]byte
-	for _, s := range []string{q.Sender, q.Recipient, strings.Trim(q.MessageID, "<>")} {
-		if s != "" {
-			n = append(n, []byte(strings.ToLower(s)))
-		}
-	}
-	return n
+// windowed adds the time window for the files where it cuts the day.
+func (q Query) windowed(pf prefilter) prefilter {
+	pf.since, pf.until = q.Since, q.Until
+	return pf
 }
+
+func eventKey(t EventType) []byte { return []byte(`"event":"` + string(t) + `"`) }
 
 func (q Query) inWindow(e *Event) bool {
 	return (q.Since.IsZero() || !e.Time.Before(q.Since)) && (q.Until.IsZero() || !e.Time.After(q.Until))
@@ -111,7 +193,7 @@ func (q Query) matches(e *Event) bool {
 	}
 	if q.MessageID != "" {
 		mid := strings.Trim(q.MessageID, "<>")
-		if !strings.EqualFold(strings.Trim(e.MessageID, "<>"), mid) && string(e.ID) != q.MessageID {
+		if !strings.EqualFold(strings.Trim(e.MessageID, "<>"), mid) && !strings.EqualFold(string(e.ID), q.MessageID) {
 			return false
 		}
 	}
@@ -133,85 +215,39 @@ func window(names []string, since, until time.Time) []string {
 	return out
 }
 
-// scan decodes the lines of the files that keep accepts (nil: all) and
-// calls fn for each. keep sees raw lines: it must be cheap, since it runs
-// on every record, and only what it keeps is decoded.
-func scan(dir string, names []string, keep func([]byte) bool, fn func(*Event)) error {
-	for _, name := range names {
-		f, err := os.Open(filepath.Join(dir, name))
-		if err != nil {
-			if os.IsNotExist(err) {
-				continue
-			}
-			return err
-		}
-		sc := bufio.NewScanner(bufio.NewReaderSize(f, 1<<20))
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			if keep != nil && !keep(line) {
-				continue
-			}
-			var e Event
-			if json.Unmarshal(line, &e) == nil {
-				fn(&e)
-			}
-		}
-		err = sc.Err()
-		f.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+// earliest keeps the limit earliest events it is given, in time order;
+// events at the same time keep the order they were added in. It holds at
+// most twice the limit, however many it is given.
+type earliest struct {
+	limit int
+	evs   []Event
+	cut   time.Time // once it holds limit events: the latest of them
 }
 
-// containsAnyFold keeps lines that contain one of the (lower-case)
-// needles in any case. It lower-cases into one reused buffer.
-func containsAnyFold(needles [][]byte) func([]byte) bool {
-	if len(needles) == 0 {
-		return nil
-	}
-	var buf []byte
-	return func(line []byte) bool {
-		buf = append(buf[:0], line...)
-		for i, c := range buf {
-			if 'A' <= c && c <= 'Z' {
-				buf[i] = c + 'a' - 'A'
-			}
-		}
-		for _, n := range needles {
-			if bytes.Contains(buf, n) {
-				return true
-			}
-		}
-		return false
+func (c *earliest) add(e Event) {
+	c.evs = append(c.evs, e)
+	if len(c.evs) >= 2*c.limit {
+		c.trim()
 	}
 }
 
-// aboutMessages keeps the records of the given messages (by their "msg"
-// or "related" field), looking the ids up instead of searching each line
-// for each of them.
-func aboutMessages(ids map[mail.ID]bool) func([]byte) bool {
-	set := make(map[string]bool, len(ids))
-	for id := range ids {
-		set[string(id)] = true
-	}
-	return func(line []byte) bool {
-		return set[string(field(line, `"msg":"`))] || set[string(field(line, `"related":"`))]
+func (c *earliest) merge(o *earliest) {
+	for _, e := range o.evs {
+		c.add(e)
 	}
 }
 
-// field returns the string value after key in a JSON line, or nil. Sluice
-// ids need no escaping, so the value ends at the next quote.
-func field(line []byte, key string) []byte {
-	i := bytes.Index(line, []byte(key))
-	if i < 0 {
-		return nil
+func (c *earliest) trim() {
+	sort.SliceStable(c.evs, func(i, j int) bool { return c.evs[i].Time.Before(c.evs[j].Time) })
+	if len(c.evs) > c.limit {
+		c.evs = append([]Event(nil), c.evs[:c.limit]...)
 	}
-	v := line[i+len(key):]
-	if j := bytes.IndexByte(v, '"'); j >= 0 {
-		return v[:j]
+	if len(c.evs) == c.limit {
+		c.cut = c.evs[c.limit-1].Time
 	}
-	return nil
+}
+
+func (c *earliest) events() []Event {
+	c.trim()
+	return c.evs
 }

@@ -55,10 +55,19 @@ type Event struct {
 	Session    string    `json:"session,omitempty"`
 }
 
+// Valid reports whether t is one of the event types above.
+func (t EventType) Valid() bool {
+	switch t {
+	case EventReceive, EventSubmit, EventSend, EventDefer, EventFail, EventDSN, EventExpire, EventDelete, EventRedirect:
+		return true
+	}
+	return false
+}
+
 // Log writes tracking records. A nil *Log records nothing.
 type Log struct {
 	log       *slog.Logger
-	ch        chan Event
+	ch        chan request
 	done      chan struct{}
 	closeOnce sync.Once
 	// mu orders Record against Close: a delivery cut off at shutdown may
@@ -66,19 +75,31 @@ type Log struct {
 	// send on a closed channel.
 	mu     sync.RWMutex
 	closed bool
-	now    func() time.Time
+	now    func() time.Time // the clock for events without a time, and for the retention
 }
 
-// Open starts a tracking log in dir, keeping files for retention.
+// request is an event for the writer, or a Flush waiting for it.
+type request struct {
+	e       Event
+	flushed chan struct{} // not nil: a Flush; closed once the file has what came before
+}
+
+// Open starts a tracking log in dir, keeping files for retention (0: for
+// ever).
 func Open(dir string, retention time.Duration, log *slog.Logger) (*Log, error) {
+	return open(dir, retention, log, time.Now)
+}
+
+// open is Open with a clock, for tests that cross midnight.
+func open(dir string, retention time.Duration, log *slog.Logger, now func() time.Time) (*Log, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	l := &Log{log: log, ch: make(chan Event, 8192), done: make(chan struct{}), now: time.Now}
-	dw, err := dailyfile.New(dir, "track", ".jsonl", retention, log, func() time.Time { return l.now() })
+	dw, err := dailyfile.New(dir, "track", ".jsonl", retention, log, now)
 	if err != nil {
 		return nil, err
 	}
+	l := &Log{log: log, ch: make(chan request, 8192), done: make(chan struct{}), now: now}
 	go l.writer(dw)
 	return l, nil
 }
@@ -98,13 +119,32 @@ func (l *Log) Record(e Event) {
 		return
 	}
 	select {
-	case l.ch <- e:
+	case l.ch <- request{e: e}:
 	default:
 		l.log.Error("tracking log is behind; record dropped", "event", string(e.Event), "msg", e.ID)
 	}
 }
 
-// Close writes what is buffered and stops.
+// Flush returns once every event recorded before it is in the files, for
+// a reader (Search, sluice track) to see. It waits behind a full buffer
+// rather than drop; after Close it returns at once.
+func (l *Log) Flush() {
+	if l == nil {
+		return
+	}
+	flushed := make(chan struct{})
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return
+	}
+	l.ch <- request{flushed: flushed}
+	l.mu.RUnlock()
+	<-flushed
+}
+
+// Close writes what is buffered, closes the file and stops; events
+// recorded after it are dropped.
 func (l *Log) Close() {
 	if l == nil {
 		return
@@ -129,21 +169,32 @@ func (l *Log) writer(dw *dailyfile.Writer) {
 	defer dw.Close()
 	flush := time.NewTicker(200 * time.Millisecond)
 	defer flush.Stop()
-	// Addresses and Message-IDs stay greppable as written: no \u003c for "<".
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
+	var line []byte
 	for {
 		select {
-		case e, ok := <-l.ch:
+		case r, ok := <-l.ch:
 			if !ok {
 				return
 			}
-			buf.Reset()
-			enc.Encode(e)
-			dw.Write(e.Time, bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+			if r.flushed != nil {
+				dw.Flush()
+				close(r.flushed)
+				continue
+			}
+			line = appendRecord(line[:0], &r.e)
+			dw.Write(r.e.Time, line)
 		case <-flush.C:
 			dw.Flush()
 		}
 	}
+}
+
+// appendRecord appends e's JSON line, without the newline. Addresses and
+// Message-IDs stay greppable as written: no \u003c for "<".
+func appendRecord(dst []byte, e *Event) []byte {
+	buf := bytes.NewBuffer(dst)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(e)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
