@@ -55,6 +55,8 @@ type Store struct {
 	stmts  map[string]*sql.Stmt
 	synced bool
 
+	body *sql.Stmt // sqlBody on the readers, prepared once
+
 	// files are the ids whose content is in a file of its own (bigger
 	// than inlineMax), so a delete knows without a stat.
 	files sync.Map
@@ -118,17 +120,20 @@ func Open(dir string) (*Store, error) {
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	s.synced = true // synchronous(FULL) from the DSN
 	s.stmts = map[string]*sql.Stmt{}
-	for _, q := range []string{sqlInsMsg, sqlInsBody, sqlUpdMsg, sqlDelMsg, sqlDelBody} {
+	for _, q := range writerStatements {
 		st, err := w.PrepareContext(ctx, q)
 		if err != nil {
-			w.Close()
-			db.Close()
+			s.closeDB()
 			return nil, fmt.Errorf("queue store %s: %w", dir, err)
 		}
 		s.stmts[q] = st
 	}
+	if s.body, err = db.PrepareContext(ctx, sqlBody); err != nil {
+		s.closeDB()
+		return nil, fmt.Errorf("queue store %s: %w", dir, err)
+	}
 	if err := s.removeOrphans(ctx); err != nil {
-		s.Close()
+		s.closeDB()
 		return nil, err
 	}
 	go s.writer()
@@ -208,11 +213,13 @@ func (s *Store) submit(ctx context.Context, o *op) error {
 	}
 }
 
+const sqlBody = "SELECT data, in_file FROM bodies WHERE id = ?"
+
 // Body implements queue.Store.
 func (s *Store) Body(ctx context.Context, id mail.ID) (io.ReadCloser, error) {
 	var data []byte
 	var inFile bool
-	err := s.db.QueryRowContext(ctx, "SELECT data, in_file FROM bodies WHERE id = ?", string(id)).Scan(&data, &inFile)
+	err := s.body.QueryRowContext(ctx, string(id)).Scan(&data, &inFile)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, queue.ErrNotFound
 	}
@@ -260,8 +267,17 @@ func (s *Store) Close() error {
 		close(s.ops)
 	})
 	<-s.done
+	return s.closeDB()
+}
+
+// closeDB closes the statements and connections; on its own only while
+// the writer has not started.
+func (s *Store) closeDB() error {
 	for _, st := range s.stmts {
 		st.Close()
+	}
+	if s.body != nil {
+		s.body.Close()
 	}
 	s.w.Close()
 	return s.db.Close()

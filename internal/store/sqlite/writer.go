@@ -65,49 +65,67 @@ func (s *Store) commit(ctx context.Context, batch []*op) []error {
 		sync = sync || !o.lazy
 	}
 	if sync != s.synced {
-		mode := "NORMAL"
+		mode := sqlSyncNormal
 		if sync {
-			mode = "FULL"
+			mode = sqlSyncFull
 		}
-		if _, err := s.w.ExecContext(ctx, "PRAGMA synchronous = "+mode); err != nil {
+		if err := s.run(ctx, mode); err != nil {
 			return fail(fmt.Errorf("queue store: set synchronous: %w", mapErr(err)))
 		}
 		s.synced = sync
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
+	if err := s.run(ctx, sqlBegin); err != nil {
 		return fail(fmt.Errorf("queue store: begin: %w", mapErr(err)))
 	}
 	for i, o := range batch {
-		err := s.exec(ctx, tx, o)
+		err := s.exec(ctx, o)
 		if errors.Is(err, queue.ErrNotFound) {
 			errs[i] = err
 			continue
 		}
 		if err != nil {
-			tx.Rollback()
+			s.run(ctx, sqlRollback)
 			return fail(fmt.Errorf("queue store: %s: %w", o.id, mapErr(err)))
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.run(ctx, sqlCommit); err != nil {
+		s.run(ctx, sqlRollback)
 		return fail(fmt.Errorf("queue store: commit: %w", mapErr(err)))
 	}
 	return errs
 }
 
+// The writer's statements, all prepared once at Open on its connection.
+// The transaction is begun and ended by statements of its own rather than
+// database/sql's Tx, whose StmtContext prepares a Conn's statement again
+// for every use: parsing SQL cost as much as executing it.
 const (
-	sqlInsMsg  = "INSERT INTO messages (id, meta) VALUES (?, ?)"
-	sqlInsBody = "INSERT INTO bodies (id, size, data, in_file) VALUES (?, ?, ?, ?)"
-	sqlUpdMsg  = "UPDATE messages SET meta = ? WHERE id = ?"
-	sqlDelMsg  = "DELETE FROM messages WHERE id = ?"
-	sqlDelBody = "DELETE FROM bodies WHERE id = ?"
+	sqlBegin      = "BEGIN IMMEDIATE"
+	sqlCommit     = "COMMIT"
+	sqlRollback   = "ROLLBACK"
+	sqlSyncFull   = "PRAGMA synchronous = FULL"
+	sqlSyncNormal = "PRAGMA synchronous = NORMAL"
+	sqlInsMsg     = "INSERT INTO messages (id, meta) VALUES (?, ?)"
+	sqlInsBody    = "INSERT INTO bodies (id, size, data, in_file) VALUES (?, ?, ?, ?)"
+	sqlUpdMsg     = "UPDATE messages SET meta = ? WHERE id = ?"
+	sqlDelMsg     = "DELETE FROM messages WHERE id = ?"
+	sqlDelBody    = "DELETE FROM bodies WHERE id = ?"
 )
 
-// exec runs one op in tx with the statements prepared at Open (preparing
-// them per message cost as much as executing them).
-func (s *Store) exec(ctx context.Context, tx *sql.Tx, o *op) error {
+// writerStatements are prepared at Open.
+var writerStatements = []string{sqlBegin, sqlCommit, sqlRollback, sqlSyncFull, sqlSyncNormal,
+	sqlInsMsg, sqlInsBody, sqlUpdMsg, sqlDelMsg, sqlDelBody}
+
+// run executes one of the writer's prepared statements.
+func (s *Store) run(ctx context.Context, q string, args ...any) error {
+	_, err := s.stmts[q].ExecContext(ctx, args...)
+	return err
+}
+
+// exec runs one op inside the writer's open transaction.
+func (s *Store) exec(ctx context.Context, o *op) error {
 	run := func(q string, args ...any) (sql.Result, error) {
-		return tx.StmtContext(ctx, s.stmts[q]).ExecContext(ctx, args...)
+		return s.stmts[q].ExecContext(ctx, args...)
 	}
 	var err error
 	switch o.kind {
