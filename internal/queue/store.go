@@ -18,7 +18,9 @@ type Store interface {
 	Add(ctx context.Context, id mail.ID, meta []byte, body io.Reader) (int64, error)
 	// Update replaces a message's metadata, durably.
 	Update(ctx context.Context, id mail.ID, meta []byte) error
-	// Delete removes a message and its content, durably.
+	// Delete removes a message and its content. A backend may make the
+	// delete durable after it returns: one lost in a crash means the
+	// message is delivered once more, never that it is lost.
 	Delete(ctx context.Context, id mail.ID) error
 	// Body opens a message's content.
 	Body(ctx context.Context, id mail.ID) (io.ReadCloser, error)

@@ -57,6 +57,11 @@ type Store struct {
 
 	body *sql.Stmt // sqlBody on the readers, prepared once
 
+	cache cache // content just added, for its delivery
+	// deleting are the ids whose lazy delete is not committed yet: gone
+	// for readers already.
+	deleting sync.Map
+
 	// files are the ids whose content is in a file of its own (bigger
 	// than inlineMax), so a delete knows without a stat.
 	files sync.Map
@@ -72,6 +77,7 @@ const (
 	opAdd opKind = iota
 	opUpdate
 	opDelete
+	opSync // nothing: makes the lazy deletes before it durable
 )
 
 // op is one write waiting for the next group commit.
@@ -144,9 +150,9 @@ func Open(dir string) (*Store, error) {
 func (s *Store) Add(ctx context.Context, id mail.ID, meta []byte, body io.Reader) (int64, error) {
 	buf := s.bufs.Get().(*bytes.Buffer)
 	buf.Reset()
-	defer s.bufs.Put(buf)
 	n, err := io.Copy(buf, io.LimitReader(body, inlineMax+1))
 	if err != nil {
+		s.bufs.Put(buf)
 		return n, err
 	}
 	o := &op{kind: opAdd, id: id, meta: meta, err: make(chan error, 1)}
@@ -165,12 +171,18 @@ func (s *Store) Add(ctx context.Context, id mail.ID, meta []byte, body io.Reader
 	}
 	o.size = n
 	if err := s.submit(ctx, o); err != nil {
+		// Not back to the pool: the writer may still hold the buffer
+		// when the caller gave up waiting.
 		if o.inFile {
 			s.files.Delete(id)
 			os.Remove(s.bodyPath(id))
 		}
 		return n, err
 	}
+	if !o.inFile && len(o.body) <= cacheMax/64 {
+		s.cache.keep(id, bytes.Clone(o.body))
+	}
+	s.bufs.Put(buf)
 	return n, nil
 }
 
@@ -179,14 +191,23 @@ func (s *Store) Update(ctx context.Context, id mail.ID, meta []byte) error {
 	return s.submit(ctx, &op{kind: opUpdate, id: id, meta: meta, err: make(chan error, 1)})
 }
 
-// Delete implements queue.Store.
+// Delete implements queue.Store. A delete of inline content returns
+// before its commit: it is lazy (see op), so nobody needs to wait for it,
+// and it rides with the next commit that must be durable.
 func (s *Store) Delete(ctx context.Context, id mail.ID) error {
+	s.cache.drop(id)
 	_, inFile := s.files.Load(id)
-	if err := s.submit(ctx, &op{kind: opDelete, id: id, lazy: !inFile, err: make(chan error, 1)}); err != nil {
-		return err
-	}
+	o := &op{kind: opDelete, id: id, lazy: !inFile, err: make(chan error, 1)}
 	if !inFile {
+		s.deleting.Store(id, true)
+		if err := s.enqueue(ctx, o); err != nil {
+			s.deleting.Delete(id)
+			return err
+		}
 		return nil
+	}
+	if err := s.submit(ctx, o); err != nil {
+		return err
 	}
 	s.files.Delete(id)
 	if err := os.Remove(s.bodyPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -198,12 +219,8 @@ func (s *Store) Delete(ctx context.Context, id mail.ID) error {
 // submit hands an op to the writer and waits for its commit. The op is
 // committed even if ctx ends first; the caller just stops waiting.
 func (s *Store) submit(ctx context.Context, o *op) error {
-	select {
-	case s.ops <- o:
-	case <-s.closed:
-		return errors.New("queue store is closed")
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := s.enqueue(ctx, o); err != nil {
+		return err
 	}
 	select {
 	case err := <-o.err:
@@ -213,10 +230,28 @@ func (s *Store) submit(ctx context.Context, o *op) error {
 	}
 }
 
+// enqueue hands an op to the writer.
+func (s *Store) enqueue(ctx context.Context, o *op) error {
+	select {
+	case s.ops <- o:
+		return nil
+	case <-s.closed:
+		return errors.New("queue store is closed")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 const sqlBody = "SELECT data, in_file FROM bodies WHERE id = ?"
 
 // Body implements queue.Store.
 func (s *Store) Body(ctx context.Context, id mail.ID) (io.ReadCloser, error) {
+	if r, ok := s.cache.get(id); ok {
+		return io.NopCloser(r), nil
+	}
+	if _, ok := s.deleting.Load(id); ok {
+		return nil, queue.ErrNotFound
+	}
 	var data []byte
 	var inFile bool
 	err := s.body.QueryRowContext(ctx, string(id)).Scan(&data, &inFile)
@@ -236,8 +271,12 @@ func (s *Store) Body(ctx context.Context, id mail.ID) (io.ReadCloser, error) {
 	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
-// Load implements queue.Store.
+// Load implements queue.Store. Lazy deletes are committed first, so it
+// sees none of the messages deleted before it.
 func (s *Store) Load(ctx context.Context, fn func(id mail.ID, meta []byte, size int64) error) error {
+	if err := s.submit(ctx, &op{kind: opSync, err: make(chan error, 1)}); err != nil {
+		return err
+	}
 	rows, err := s.db.QueryContext(ctx, "SELECT m.id, m.meta, coalesce(b.size, 0) FROM messages m LEFT JOIN bodies b ON b.id = m.id ORDER BY m.id")
 	if err != nil {
 		return fmt.Errorf("queue store: load: %w", err)

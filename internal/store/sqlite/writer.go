@@ -14,6 +14,11 @@ import (
 // under load.
 const maxBatch = 512
 
+// lazyWait is how long a batch of lazy deletes waits for a write that
+// has to be durable, to share its transaction. At one connection every
+// message would otherwise cost two commits, its add and its delete.
+const lazyWait = 50 * time.Millisecond
+
 // writer is the only goroutine that writes: it takes every op that is
 // waiting, commits them in one transaction (one fsync of the WAL for all),
 // then answers each.
@@ -21,19 +26,12 @@ func (s *Store) writer() {
 	defer close(s.done)
 	ctx := context.Background()
 	batch := make([]*op, 0, maxBatch)
+	wait := time.NewTimer(lazyWait)
+	wait.Stop()
 	for o := range s.ops {
-		batch = append(batch[:0], o)
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case o, ok := <-s.ops:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, o)
-			default:
-				break fill
-			}
+		batch = s.fill(append(batch[:0], o))
+		if lazyOnly(batch) {
+			batch = s.await(batch, wait)
 		}
 		start := time.Now()
 		errs := s.commit(ctx, batch)
@@ -41,9 +39,59 @@ func (s *Store) writer() {
 			(*f)(time.Since(start))
 		}
 		for i, o := range batch {
+			if o.lazy {
+				s.deleting.Delete(o.id)
+			}
 			o.err <- errs[i]
 		}
 	}
+}
+
+// fill adds the ops already waiting, without blocking.
+func (s *Store) fill(batch []*op) []*op {
+	for len(batch) < maxBatch {
+		select {
+		case o, ok := <-s.ops:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, o)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// await holds a batch of lazy deletes for up to lazyWait, until an op
+// that must be durable joins it.
+func (s *Store) await(batch []*op, wait *time.Timer) []*op {
+	wait.Reset(lazyWait)
+	defer wait.Stop()
+	for len(batch) < maxBatch {
+		select {
+		case o, ok := <-s.ops:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, o)
+			if !o.lazy {
+				return s.fill(batch)
+			}
+		case <-wait.C:
+			return batch
+		}
+	}
+	return batch
+}
+
+func lazyOnly(batch []*op) bool {
+	for _, o := range batch {
+		if !o.lazy {
+			return false
+		}
+	}
+	return true
 }
 
 // commit runs a batch in one transaction and returns each op's result:
@@ -60,10 +108,7 @@ func (s *Store) commit(ctx context.Context, batch []*op) []error {
 	// A batch of lazy deletes only is committed without waiting for the
 	// disk (synchronous NORMAL); anything else with a full fsync, which in
 	// WAL mode also makes every earlier commit durable.
-	sync := false
-	for _, o := range batch {
-		sync = sync || !o.lazy
-	}
+	sync := !lazyOnly(batch)
 	if sync != s.synced {
 		mode := sqlSyncNormal
 		if sync {

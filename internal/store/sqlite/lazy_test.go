@@ -1,0 +1,127 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/queue"
+)
+
+func open(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// rows counts the committed messages, as another connection sees them.
+func rows(t *testing.T, s *Store) int {
+	t.Helper()
+	var n int
+	if err := s.db.QueryRow("SELECT count(*) FROM messages").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A delete returns before its commit, is gone for readers at once, and
+// is committed on its own when no durable write comes to carry it.
+func TestLazyDeleteAlone(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	id := mail.NewID()
+	if _, err := s.Add(ctx, id, []byte("m"), bytes.NewReader([]byte("body\r\n"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Body(ctx, id); !errors.Is(err, queue.ErrNotFound) {
+		t.Fatalf("Body after Delete: %v, want ErrNotFound", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for rows(t, s) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("lazy delete never committed without a durable write to carry it")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, ok := s.deleting.Load(id); ok {
+		t.Error("committed delete still marked as pending")
+	}
+}
+
+// A delete followed by an add is committed with it, in one transaction.
+func TestLazyDeleteRidesWithAdd(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	var commits atomic.Int32
+	done := make(chan struct{}, 16)
+	s.ObserveCommits(func(time.Duration) { commits.Add(1); done <- struct{}{} })
+	a, b := mail.NewID(), mail.NewID()
+	if _, err := s.Add(ctx, a, []byte("m"), bytes.NewReader([]byte("a\r\n"))); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if err := s.Delete(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Add(ctx, b, []byte("m"), bytes.NewReader([]byte("b\r\n"))); err != nil {
+		t.Fatal(err)
+	}
+	if n := rows(t, s); n != 1 {
+		t.Errorf("%d messages committed, want 1", n)
+	}
+	s.Close()
+	if n := commits.Load(); n != 2 {
+		t.Errorf("%d commits for add, delete, add; want 2 (the delete rides with the second add)", n)
+	}
+}
+
+// Content is served from memory after Add up to cacheMax, and from the
+// database beyond it; both read the same.
+func TestBodyCache(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	var ids []mail.ID
+	for i := range cacheMax/(100<<10) + 10 {
+		id := mail.NewID()
+		body := bytes.Repeat([]byte(fmt.Sprintf("%07d\r\n", i)), 100<<10/9)
+		if _, err := s.Add(ctx, id, []byte("m"), bytes.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if s.cache.bytes > cacheMax {
+		t.Fatalf("cache holds %d bytes, more than %d", s.cache.bytes, cacheMax)
+	}
+	first, _ := s.cache.get(ids[0])
+	last, _ := s.cache.get(ids[len(ids)-1])
+	if first == nil || last != nil {
+		t.Fatalf("cached: first %v, last %v; want the first cached and the last not", first != nil, last != nil)
+	}
+	for i, id := range []mail.ID{ids[0], ids[len(ids)-1]} {
+		r, err := s.Body(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(r)
+		if want := fmt.Sprintf("%07d\r\n", []int{0, len(ids) - 1}[i]); !bytes.HasPrefix(got, []byte(want)) || len(got) != 100<<10/9*9 {
+			t.Errorf("body of %s: %d bytes starting %q", id, len(got), got[:9])
+		}
+	}
+	s.Delete(ctx, ids[0])
+	if _, ok := s.cache.get(ids[0]); ok || s.cache.bytes > cacheMax-100<<10 {
+		t.Errorf("deleted content still cached (%d bytes cached)", s.cache.bytes)
+	}
+}
