@@ -47,3 +47,59 @@ func TestDotWriter(t *testing.T) {
 		})
 	}
 }
+
+// reference is the dot-stuffing of RFC 5321 §4.5.2 octet by octet, with
+// bare CR and LF made CRLF: what dotWriter must produce however its
+// input is cut.
+func reference(in []byte) string {
+	var out strings.Builder
+	lineStart := true
+	for i := 0; i < len(in); i++ {
+		c := in[i]
+		if c == '\r' || c == '\n' {
+			out.WriteString("\r\n")
+			lineStart = true
+			if c == '\r' && i+1 < len(in) && in[i+1] == '\n' {
+				i++
+			}
+			continue
+		}
+		if lineStart && c == '.' {
+			out.WriteByte('.')
+		}
+		out.WriteByte(c)
+		lineStart = false
+	}
+	if !lineStart {
+		out.WriteString("\r\n")
+	}
+	return out.String() + ".\r\n"
+}
+
+// FuzzDotWriter checks dotWriter against reference for any input, written
+// in chunks of any size (the fast path for whole CRLF lines included).
+func FuzzDotWriter(f *testing.F) {
+	f.Add([]byte("Subject: x\r\n\r\nline\r\n.dot\r\nlast\r\n"), uint8(7))
+	f.Add([]byte("a\r\r\nb\n.\r\n\r.x"), uint8(1))
+	f.Add([]byte(strings.Repeat("0123456789\r\n", 50)+".\r\n"), uint8(200))
+	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
+		var out bytes.Buffer
+		bw := bufio.NewWriter(&out)
+		d := &dotWriter{w: bw, lineStart: true}
+		for p, n := in, int(chunk)+1; len(p) > 0; {
+			n = min(n, len(p))
+			if _, err := d.Write(p[:n]); err != nil {
+				t.Fatal(err)
+			}
+			p = p[n:]
+		}
+		d.end()
+		bw.Flush()
+		if want := reference(in); out.String() != want {
+			t.Fatalf("%q in chunks of %d → %q, want %q", in, int(chunk)+1, out.String(), want)
+		}
+		if d.n != int64(out.Len()) {
+			t.Errorf("counted %d octets, wrote %d", d.n, out.Len())
+		}
+	})
+}

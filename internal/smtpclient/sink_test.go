@@ -16,44 +16,8 @@ import (
 // and counts what it gets. Fifty messages go over one connection, with RSET
 // between them as delivery does it.
 func TestSmtpSink(t *testing.T) {
-	sink, err := exec.LookPath("smtp-sink")
-	if err != nil {
-		if sink, err = exec.LookPath("/usr/sbin/smtp-sink"); err != nil {
-			t.Skip("smtp-sink not installed; run scripts/install-test-deps")
-		}
-	}
-	addr := freeAddr(t)
-	// -c prints "sess=N quit=N mesg=N" counters as they change; 100 is
-	// the listen backlog. As root it must be told whom to run as.
-	args := []string{"-c", addr, "100"}
-	if os.Geteuid() == 0 {
-		args = append([]string{"-u", "nobody"}, args...)
-	}
-	cmd := exec.Command(sink, args...)
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("smtp-sink output: %q", out.String())
-		}
-	})
-
-	o, _ := testOptions(t)
-	o.Transcript = nil // 50 messages of transcript help nobody
-	var c *Client
-	waitFor(t, "smtp-sink to listen on "+addr, func() bool {
-		c, err = Dial(context.Background(), addr, o)
-		return err == nil
-	})
-	defer c.Close()
-	if err := c.Hello(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	addr, out := startSink(t)
+	c := dialSink(t, addr)
 	if !c.Supports("PIPELINING") {
 		t.Errorf("smtp-sink extensions = %v, want PIPELINING", c.Extensions())
 	}
@@ -79,8 +43,58 @@ func TestSmtpSink(t *testing.T) {
 	waitFor(t, "smtp-sink to count "+want, func() bool { return strings.Contains(out.String(), want) })
 }
 
+// startSink runs Postfix's smtp-sink on a free loopback port; its output
+// counts sessions and messages.
+func startSink(t testing.TB) (string, *lockedBuffer) {
+	sink, err := exec.LookPath("smtp-sink")
+	if err != nil {
+		if sink, err = exec.LookPath("/usr/sbin/smtp-sink"); err != nil {
+			t.Skip("smtp-sink not installed; run scripts/install-test-deps")
+		}
+	}
+	addr := freeAddr(t)
+	// -c prints "sess=N quit=N mesg=N" counters as they change; 100 is
+	// the listen backlog. As root it must be told whom to run as.
+	args := []string{"-c", addr, "100"}
+	if os.Geteuid() == 0 {
+		args = append([]string{"-u", "nobody"}, args...)
+	}
+	cmd := exec.Command(sink, args...)
+	out := new(lockedBuffer)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("smtp-sink output: %q", out.String())
+		}
+	})
+	return addr, out
+}
+
+// dialSink connects to the sink once it listens and says EHLO, without
+// a transcript: many messages of it help nobody.
+func dialSink(t testing.TB, addr string) *Client {
+	o, _ := testOptions(t)
+	o.Transcript = nil
+	var c *Client
+	var err error
+	waitFor(t, "smtp-sink to listen on "+addr, func() bool {
+		c, err = Dial(context.Background(), addr, o)
+		return err == nil
+	})
+	t.Cleanup(func() { c.Close() })
+	if err := c.Hello(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // freeAddr is a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +104,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // waitFor polls cond until it holds, failing the test after 10 seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
