@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/smtp"
 	"os"
 	"strings"
@@ -17,6 +18,13 @@ import (
 // send submits one message with Go's net/smtp, the way a Go application
 // would, and reports whether Sluice answered 250 to the end of DATA.
 func send(addr, from string, to []string, subject string) error {
+	return sendSized(addr, from, to, subject, 0)
+}
+
+// sendSized is send with pad octets more of content (in 78-octet lines)
+// before a last line "end of <subject>", so a cut or mixed-up content
+// shows.
+func sendSized(addr, from string, to []string, subject string, pad int) error {
 	c, err := smtp.Dial(addr)
 	if err != nil {
 		return err
@@ -39,6 +47,11 @@ func send(addr, from string, to []string, subject string) error {
 	}
 	fmt.Fprintf(w, "From: %s\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s@app.test>\r\n\r\nbody of %s\r\n",
 		from, strings.Join(to, ", "), subject, strings.ReplaceAll(subject, " ", "-"), subject)
+	if pad > 0 {
+		line := strings.Repeat(subject[len(subject)-1:], 76) + "\r\n"
+		io.WriteString(w, strings.Repeat(line, pad/len(line)))
+		fmt.Fprintf(w, "end of %s\r\n", subject)
+	}
 	if err := w.Close(); err != nil { // the reply to the final dot
 		return err
 	}

@@ -1,9 +1,11 @@
 // Package sqlite is the embedded queue store: one SQLite database in WAL
 // mode (modernc.org/sqlite, pure Go) under the data directory, written by a
 // single goroutine that commits whatever is waiting in one transaction —
-// group commit: many sessions share each fsync. Message content up to
-// 1 MiB is stored in the database; larger content goes to a file of its
-// own, fsynced before the transaction that refers to it commits.
+// group commit: many sessions share each fsync. The database holds the
+// messages' metadata and their content: under 32 KiB in the database,
+// up to 1 MiB appended to segment files (segments.go), larger in a file
+// of its own; a file is fsynced before the transaction that refers to it
+// commits.
 package sqlite
 
 import (
@@ -15,6 +17,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,10 +39,15 @@ CREATE TABLE IF NOT EXISTS messages (id TEXT PRIMARY KEY, meta BLOB NOT NULL) WI
 CREATE TABLE IF NOT EXISTS bodies (id TEXT PRIMARY KEY, size INTEGER NOT NULL, data BLOB, in_file INTEGER NOT NULL DEFAULT 0);
 `
 
+// segmentColumns are added to a store made before contents went to
+// segments; its rows with data keep it there.
+var segmentColumns = []string{"seg INTEGER", "off INTEGER", "crc INTEGER"}
+
 // Store is a queue.Store in one SQLite file.
 type Store struct {
 	dir     string
 	bodyDir string
+	segDir  string
 	db      *sql.DB // readers
 	w       *sql.Conn
 	ops     chan *op
@@ -57,7 +65,8 @@ type Store struct {
 
 	body *sql.Stmt // sqlBody on the readers, prepared once
 
-	cache cache // content just added, for its delivery
+	seg   *segments // the writer's
+	cache cache     // content just added, for its delivery
 	// deleting are the ids whose lazy delete is not committed yet: gone
 	// for readers already.
 	deleting sync.Map
@@ -88,12 +97,22 @@ type op struct {
 	body   []byte // inline content
 	size   int64
 	inFile bool
+	// Where the writer placed the content, if in a segment: segment,
+	// offset, checksum.
+	segmented bool
+	seg, off  int64
+	crc       uint32
 	// lazy marks a delete whose commit need not wait for the disk: if a
 	// crash loses it, the message is delivered once more (at least once),
 	// never lost. Deletes of contents kept in files stay durable, so the
 	// file is never removed under a row that comes back.
 	lazy bool
 	err  chan error
+}
+
+// segmentable reports whether o adds content that may go to a segment.
+func (o *op) segmentable() bool {
+	return o.kind == opAdd && !o.inFile && len(o.body) >= segmentMin
 }
 
 // Open opens (or creates) the store in dir.
@@ -114,13 +133,13 @@ func Open(dir string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("queue store %s: %w", dir, err)
 	}
-	if _, err := w.ExecContext(ctx, schema); err != nil {
+	if err := migrate(ctx, w); err != nil {
 		w.Close()
 		db.Close()
 		return nil, fmt.Errorf("queue store %s: %w", dir, err)
 	}
 	s := &Store{
-		dir: dir, bodyDir: bodyDir, db: db, w: w,
+		dir: dir, bodyDir: bodyDir, segDir: filepath.Join(dir, "segments"), db: db, w: w,
 		ops: make(chan *op, 4096), done: make(chan struct{}), closed: make(chan struct{}),
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
@@ -139,6 +158,10 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("queue store %s: %w", dir, err)
 	}
 	if err := s.removeOrphans(ctx); err != nil {
+		s.closeDB()
+		return nil, err
+	}
+	if err := s.openSegments(ctx); err != nil {
 		s.closeDB()
 		return nil, err
 	}
@@ -242,7 +265,7 @@ func (s *Store) enqueue(ctx context.Context, o *op) error {
 	}
 }
 
-const sqlBody = "SELECT data, in_file FROM bodies WHERE id = ?"
+const sqlBody = "SELECT data, in_file, seg, off, size, crc FROM bodies WHERE id = ?"
 
 // Body implements queue.Store.
 func (s *Store) Body(ctx context.Context, id mail.ID) (io.ReadCloser, error) {
@@ -254,19 +277,26 @@ func (s *Store) Body(ctx context.Context, id mail.ID) (io.ReadCloser, error) {
 	}
 	var data []byte
 	var inFile bool
-	err := s.body.QueryRowContext(ctx, string(id)).Scan(&data, &inFile)
+	var seg, off, crc sql.NullInt64
+	var size int64
+	err := s.body.QueryRowContext(ctx, string(id)).Scan(&data, &inFile, &seg, &off, &size, &crc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, queue.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("queue store: read %s: %w", id, err)
 	}
-	if inFile {
+	switch {
+	case inFile:
 		f, err := os.Open(s.bodyPath(id))
 		if err != nil {
 			return nil, fmt.Errorf("queue store: content of %s: %w", id, err)
 		}
 		return f, nil
+	case seg.Valid:
+		if data, err = readSegment(s.segDir, seg.Int64, off.Int64, size, uint32(crc.Int64)); err != nil {
+			return nil, fmt.Errorf("queue store: content of %s: %w", id, err)
+		}
 	}
 	return io.NopCloser(bytes.NewReader(data)), nil
 }
@@ -306,7 +336,12 @@ func (s *Store) Close() error {
 		close(s.ops)
 	})
 	<-s.done
-	return s.closeDB()
+	s.seg.close()
+	err := s.closeDB()
+	// Closing the last connection checkpointed the WAL: every delete
+	// is durable now.
+	s.seg.removeDead()
+	return err
 }
 
 // closeDB closes the statements and connections; on its own only while
@@ -346,6 +381,63 @@ func (s *Store) removeOrphans(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// migrate creates the tables, or adds what an older store lacks.
+func migrate(ctx context.Context, w *sql.Conn) error {
+	if _, err := w.ExecContext(ctx, schema); err != nil {
+		return err
+	}
+	has := map[string]bool{}
+	rows, err := w.QueryContext(ctx, "SELECT name FROM pragma_table_info('bodies')")
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return err
+		}
+		has[name] = true
+	}
+	rows.Close()
+	for _, col := range segmentColumns {
+		name, _, _ := strings.Cut(col, " ")
+		if has[name] {
+			continue
+		}
+		if _, err := w.ExecContext(ctx, "ALTER TABLE bodies ADD COLUMN "+col); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openSegments learns which segment holds each content, and so which
+// segments are still needed.
+func (s *Store) openSegments(ctx context.Context) error {
+	live := map[int64]int{}
+	segOf := map[mail.ID]int64{}
+	rows, err := s.db.QueryContext(ctx, "SELECT id, seg FROM bodies WHERE seg IS NOT NULL")
+	if err != nil {
+		return fmt.Errorf("queue store: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var no int64
+		if err := rows.Scan(&id, &no); err != nil {
+			return fmt.Errorf("queue store: %w", err)
+		}
+		live[no]++
+		segOf[mail.ID(id)] = no
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("queue store: %w", err)
+	}
+	s.seg, err = openSegments(s.segDir, live, segOf)
+	return err
 }
 
 // mapErr turns "disk full" from SQLite or the file system into ErrNoSpace.

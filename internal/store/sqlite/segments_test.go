@@ -1,0 +1,274 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sluice-relay/sluice/internal/mail"
+)
+
+// segmentFiles lists the segment numbers on disk.
+func segmentFiles(t *testing.T, dir string) []int64 {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(dir, "segments"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nos []int64
+	for _, e := range entries {
+		if no, ok := segmentNo(e.Name()); ok {
+			nos = append(nos, no)
+		}
+	}
+	return nos
+}
+
+// segmentsFrom puts contents of min octets and more in segments of about
+// max octets for the test.
+func segmentsFrom(t *testing.T, min int, max int64) {
+	oldMin, oldMax, oldBatch := segmentMin, segmentMax, segmentBatch
+	segmentMin, segmentMax, segmentBatch = min, max, 1
+	t.Cleanup(func() { segmentMin, segmentMax, segmentBatch = oldMin, oldMax, oldBatch })
+}
+
+func body(i int) []byte { return bytes.Repeat([]byte(fmt.Sprintf("%05d\r\n", i)), 1000) } // 7000 octets
+
+func readAll(t *testing.T, s *Store, id mail.ID) []byte {
+	t.Helper()
+	r, err := s.Body(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Segments fill and rotate; one is removed once nothing in it is
+// referred to and a durable commit has followed; content is read back
+// from segments (not the cache) after a reopen.
+func TestSegmentsRotateAndReclaim(t *testing.T) {
+	segmentsFrom(t, 1000, 20000) // three contents each
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var ids []mail.ID
+	for i := range 9 {
+		id := mail.NewID()
+		if _, err := s.Add(ctx, id, []byte("m"), bytes.NewReader(body(i))); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	var used int
+	s.db.QueryRow("SELECT count(DISTINCT seg) FROM bodies").Scan(&used)
+	if files := segmentFiles(t, dir); used != 3 || len(files) != 4 {
+		t.Fatalf("9 contents of 7000 octets at %d per segment are in %d segments, with %v on disk; want 3, and one more prepared", segmentMax, used, files)
+	}
+	// Empty the first segment; it goes with the next durable commit.
+	for _, id := range ids[:3] {
+		if err := s.Delete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Add(ctx, mail.NewID(), []byte("m"), bytes.NewReader(body(99))); err != nil {
+		t.Fatal(err)
+	}
+	if got := segmentFiles(t, dir); slices.Contains(got, 1) {
+		t.Errorf("segment 1 still there after its contents were deleted and a durable commit followed: %v", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i, id := range ids[3:] {
+		if got := readAll(t, s, id); !bytes.Equal(got, body(i+3)) {
+			t.Errorf("content %d after reopen: %d octets starting %q", i+3, len(got), got[:min(len(got), 7)])
+		}
+	}
+}
+
+// A segment that no row refers to (its deletes committed, or a crash
+// after its write but before its rows) is removed at Open.
+func TestSegmentsUnreferencedRemovedAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	stray := filepath.Join(dir, "segments", "0000000000000042.seg")
+	if err := os.WriteFile(stray, []byte("written, never committed"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := os.Stat(stray); !os.IsNotExist(err) {
+		t.Errorf("unreferenced segment kept: %v", err)
+	}
+	// Numbering goes on after the highest seen, never reusing a name.
+	if s.seg.activeNo <= 42 {
+		t.Errorf("active segment %d, want after 42", s.seg.activeNo)
+	}
+}
+
+// Content changed on disk is refused, not delivered.
+func TestSegmentsChecksum(t *testing.T) {
+	segmentsFrom(t, 1000, segmentMax)
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	id := mail.NewID()
+	if _, err := s.Add(ctx, id, []byte("m"), bytes.NewReader(body(1))); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	path := filepath.Join(dir, "segments", fmt.Sprintf("%016d.seg", segmentFiles(t, dir)[0]))
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("X"), 100)
+	f.Close()
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Body(ctx, id); err == nil || !strings.Contains(err.Error(), "checksum") {
+		t.Errorf("Body of a changed content: %v, want a checksum error", err)
+	}
+}
+
+// A store written before segments keeps its contents in the database;
+// they are read from there after the upgrade, and new ones go to
+// segments.
+func TestSegmentsUpgrade(t *testing.T) {
+	segmentsFrom(t, 1000, segmentMax)
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "queue.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := mail.NewID()
+	for _, q := range []string{
+		"CREATE TABLE messages (id TEXT PRIMARY KEY, meta BLOB NOT NULL) WITHOUT ROWID",
+		"CREATE TABLE bodies (id TEXT PRIMARY KEY, size INTEGER NOT NULL, data BLOB, in_file INTEGER NOT NULL DEFAULT 0)",
+		"INSERT INTO messages VALUES ('" + string(old) + "', x'6d')",
+		"INSERT INTO bodies (id, size, data) VALUES ('" + string(old) + "', 7000, x'" + fmt.Sprintf("%x", body(7)) + "')",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(q[:30], err)
+		}
+	}
+	db.Close()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := readAll(t, s, old); !bytes.Equal(got, body(7)) {
+		t.Errorf("content kept in the database: %d octets", len(got))
+	}
+	id := mail.NewID()
+	if _, err := s.Add(context.Background(), id, []byte("m"), bytes.NewReader(body(8))); err != nil {
+		t.Fatal(err)
+	}
+	s.cache.drop(id)
+	if got := readAll(t, s, id); !bytes.Equal(got, body(8)) {
+		t.Errorf("new content: %d octets", len(got))
+	}
+	var n int
+	s.db.QueryRow("SELECT count(*) FROM bodies WHERE seg IS NOT NULL").Scan(&n)
+	if n != 1 {
+		t.Errorf("%d contents in segments, want the new one", n)
+	}
+}
+
+// Content under segmentMin stays in the database, content from it on
+// goes to a segment; both read back the same after a reopen.
+func TestSegmentsOnlyFromMin(t *testing.T) {
+	segmentsFrom(t, 5000, segmentMax)
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	small, big := mail.NewID(), mail.NewID()
+	smallBody := []byte("short\r\n")
+	for id, b := range map[mail.ID][]byte{small: smallBody, big: body(3)} {
+		if _, err := s.Add(ctx, id, []byte("m"), bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var inDB, inSeg int
+	s.db.QueryRow("SELECT count(*) FROM bodies WHERE data IS NOT NULL AND seg IS NULL").Scan(&inDB)
+	s.db.QueryRow("SELECT count(*) FROM bodies WHERE data IS NULL AND seg IS NOT NULL").Scan(&inSeg)
+	if inDB != 1 || inSeg != 1 {
+		t.Errorf("%d contents in the database, %d in segments; want 1 and 1", inDB, inSeg)
+	}
+	s.Close()
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !bytes.Equal(readAll(t, s, small), smallBody) || !bytes.Equal(readAll(t, s, big), body(3)) {
+		t.Error("contents differ after reopen")
+	}
+}
+
+// A lone content stays in the database (one fsync); two or more in one
+// commit go to a segment together (one write, one fsync more for all).
+func TestPlaceByBatch(t *testing.T) {
+	segmentsFrom(t, 1000, segmentMax)
+	segmentBatch = 2
+	s := open(t)
+	add := func(i int) *op { return &op{kind: opAdd, id: mail.NewID(), body: body(i)} }
+	lone := add(1)
+	if err := s.place([]*op{lone, {kind: opDelete, id: mail.NewID()}}); err != nil {
+		t.Fatal(err)
+	}
+	if lone.segmented {
+		t.Error("a lone content went to a segment")
+	}
+	a, b, small := add(2), add(3), &op{kind: opAdd, id: mail.NewID(), body: []byte("x\r\n")}
+	if err := s.place([]*op{a, small, b}); err != nil {
+		t.Fatal(err)
+	}
+	if !a.segmented || !b.segmented || small.segmented {
+		t.Fatalf("segmented: %v %v, small %v; want the two big ones only", a.segmented, b.segmented, small.segmented)
+	}
+	for _, o := range []*op{a, b} {
+		got, err := readSegment(s.segDir, o.seg, o.off, int64(len(o.body)), o.crc)
+		if err != nil || !bytes.Equal(got, o.body) {
+			t.Errorf("content at %d: %v", o.off, err)
+		}
+	}
+}
