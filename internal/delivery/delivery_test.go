@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -214,6 +215,11 @@ func TestConnectionReuse(t *testing.T) {
 	}
 	if len(per) > 4 {
 		t.Errorf("%d sessions for 7 messages (%v); connections are not reused", len(per), per)
+	}
+	// Messages waiting back to back need no RSET between them: each
+	// transaction ended with its DATA reply.
+	if cmds := up.Commands(); slices.Contains(cmds, "RSET") {
+		t.Errorf("RSET between messages already waiting: %q", cmds)
 	}
 }
 

@@ -16,6 +16,10 @@ import (
 	"github.com/sluice-relay/sluice/internal/smtpclient"
 )
 
+// probeAfter is the wait for the next message after which a connection
+// is checked with RSET before it carries that message.
+const probeAfter = 500 * time.Millisecond
+
 // smtpSession connects to the hop (failing over between its hosts) and
 // delivers due messages over that one connection.
 func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
@@ -61,12 +65,18 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 		if !alive || n+1 >= hop.Connector.MaxMessagesPerConnection || s.stopping() {
 			return
 		}
+		idle := time.Now()
 		if l = d.nextLease(s, hop); l == nil {
 			return
 		}
-		if err := c.Reset(s.io); err != nil {
-			d.q.Done(s.io, l, nil)
-			return
+		// Send leaves no transaction open, so the next message needs no
+		// RSET; after a wait, one tells whether the server is still there
+		// before a message's attempt depends on it.
+		if time.Since(idle) > probeAfter {
+			if err := c.Reset(s.io); err != nil {
+				d.q.Done(s.io, l, nil)
+				return
+			}
 		}
 	}
 }
