@@ -11,7 +11,10 @@ import (
 // delivered within moments of their arrival; serving their content from
 // memory spares reading back what was just written. Under a backlog the
 // cache is full of waiting messages and the rest are read from the store.
-const cacheMax = 8 << 20
+const cacheMax = 4 << 20
+
+// cacheItemMax is the largest content cached.
+const cacheItemMax = 128 << 10
 
 // cache is content just added, by id, until it is deleted. The slices are
 // never written again or returned to a pool: a delivery may still be
@@ -22,13 +25,17 @@ type cache struct {
 	bytes int
 }
 
-// keep caches data if it fits; data is the cache's from then on.
+// keep caches a copy of data if it fits.
 func (c *cache) keep(id mail.ID, data []byte) {
+	if len(data) > cacheItemMax {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.bytes+len(data) > cacheMax {
 		return
 	}
+	data = bytes.Clone(data)
 	if c.m == nil {
 		c.m = make(map[mail.ID][]byte)
 	}

@@ -110,6 +110,10 @@ type op struct {
 	err  chan error
 }
 
+// maxReaders bounds the database connections used to read (the writer
+// has one more of its own).
+const maxReaders = 4
+
 // segmentable reports whether o adds content that may go to a segment.
 func (o *op) segmentable() bool {
 	return o.kind == opAdd && !o.inFile && len(o.body) >= segmentMin
@@ -142,7 +146,11 @@ func Open(dir string) (*Store, error) {
 		dir: dir, bodyDir: bodyDir, segDir: filepath.Join(dir, "segments"), db: db, w: w,
 		ops: make(chan *op, 4096), done: make(chan struct{}), closed: make(chan struct{}),
 	}
-	s.bufs.New = func() any { return new(bytes.Buffer) }
+	s.bufs.New = func() any { b := make([]byte, 0, 16<<10); return &b }
+	// Readers share few connections: each has its own page cache, and
+	// contents are mostly served from memory or segment files.
+	db.SetMaxOpenConns(1 + maxReaders)
+	db.SetMaxIdleConns(1 + maxReaders)
 	s.synced = true // synchronous(FULL) from the DSN
 	s.stmts = map[string]*sql.Stmt{}
 	for _, q := range writerStatements {
@@ -171,18 +179,19 @@ func Open(dir string) (*Store, error) {
 
 // Add implements queue.Store.
 func (s *Store) Add(ctx context.Context, id mail.ID, meta []byte, body io.Reader) (int64, error) {
-	buf := s.bufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	n, err := io.Copy(buf, io.LimitReader(body, inlineMax+1))
+	bp := s.bufs.Get().(*[]byte)
+	data, err := readUpTo((*bp)[:0], body, inlineMax+1)
+	n := int64(len(data))
 	if err != nil {
-		s.bufs.Put(buf)
+		s.putBuf(bp, data)
 		return n, err
 	}
 	o := &op{kind: opAdd, id: id, meta: meta, err: make(chan error, 1)}
 	if n > inlineMax {
 		// Too big to hold: what was read and the rest go to a file of
 		// their own, durable before the row that names it.
-		total, err := safeio.WriteFrom(s.bodyPath(id), io.MultiReader(bytes.NewReader(buf.Bytes()), body), 0o640)
+		total, err := safeio.WriteFrom(s.bodyPath(id), io.MultiReader(bytes.NewReader(data), body), 0o640)
+		s.putBuf(bp, data)
 		if err != nil {
 			os.Remove(s.bodyPath(id))
 			return total, mapErr(err)
@@ -190,7 +199,7 @@ func (s *Store) Add(ctx context.Context, id mail.ID, meta []byte, body io.Reader
 		n, o.inFile = total, true
 		s.files.Store(id, true)
 	} else {
-		o.body = buf.Bytes()
+		o.body = data
 	}
 	o.size = n
 	if err := s.submit(ctx, o); err != nil {
@@ -202,11 +211,44 @@ func (s *Store) Add(ctx context.Context, id mail.ID, meta []byte, body io.Reader
 		}
 		return n, err
 	}
-	if !o.inFile && len(o.body) <= cacheMax/64 {
-		s.cache.keep(id, bytes.Clone(o.body))
+	if !o.inFile {
+		s.cache.keep(id, o.body)
+		s.putBuf(bp, data)
 	}
-	s.bufs.Put(buf)
 	return n, nil
+}
+
+// putBuf returns a content buffer to the pool, unless it grew so large
+// that keeping it would hold memory for a rare message.
+func (s *Store) putBuf(bp *[]byte, data []byte) {
+	if cap(data) <= maxPooled {
+		*bp = data[:0]
+		s.bufs.Put(bp)
+	}
+}
+
+// maxPooled is the largest content buffer kept for reuse.
+const maxPooled = 256 << 10
+
+// readUpTo appends r to dst until EOF or until more than limit octets
+// are in it. It grows dst as append does, by about a quarter at these
+// sizes, where bytes.Buffer would double it: with a hundred sessions
+// holding 100 KB each, that is megabytes.
+func readUpTo(dst []byte, r io.Reader, limit int) ([]byte, error) {
+	for len(dst) <= limit {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		n, err := r.Read(dst[len(dst):min(cap(dst), limit+1)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
+	return dst, nil
 }
 
 // Update implements queue.Store.
