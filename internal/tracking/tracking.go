@@ -9,8 +9,6 @@
 package tracking
 
 import (
-	"bytes"
-	"encoding/json"
 	"log/slog"
 	"sync"
 	"time"
@@ -187,14 +185,4 @@ func (l *Log) writer(dw *dailyfile.Writer) {
 			dw.Flush()
 		}
 	}
-}
-
-// appendRecord appends e's JSON line, without the newline. Addresses and
-// Message-IDs stay greppable as written: no \u003c for "<".
-func appendRecord(dst []byte, e *Event) []byte {
-	buf := bytes.NewBuffer(dst)
-	enc := json.NewEncoder(buf)
-	enc.SetEscapeHTML(false)
-	enc.Encode(e)
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
