@@ -82,12 +82,6 @@ func newSession(srv *Server, snap *snapshot, rc *config.ReceiveConnector, c net.
 	return s
 }
 
-func (s *session) setConn(c net.Conn) {
-	s.conn = c
-	s.r = bufio.NewReaderSize(c, 32<<10) // fewer reads per message in DATA
-	s.w = bufio.NewWriterSize(c, 4096)
-}
-
 // serve runs the session to its end. A panic ends only this session,
 // with a 421 to the client and the stack in the log.
 func (s *session) serve() {
@@ -98,6 +92,7 @@ func (s *session) serve() {
 		}
 		s.flush()
 		s.proto.Close()
+		s.releaseBuffers()
 	}()
 	s.log.Debug("session started", "local", s.local.String())
 	defer s.srv.metrics.SessionStarted(s.rc.Name)()

@@ -125,3 +125,35 @@ func TestBodyCache(t *testing.T) {
 		t.Errorf("deleted content still cached (%d bytes cached)", s.cache.bytes)
 	}
 }
+
+// A cached content's buffer goes back to the pool only when it is
+// deleted and its last reader is closed: a reader still open when the
+// message is deleted reads what was stored, not the next message.
+func TestBodyCacheReaderOutlivesDelete(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	first := bytes.Repeat([]byte("first\r\n"), 1000)
+	id := mail.NewID()
+	if _, err := s.Add(ctx, id, []byte("m"), bytes.NewReader(first)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Body(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 7)
+	io.ReadFull(r, head)
+	if err := s.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 { // would take the buffer from the pool if it were there
+		if _, err := s.Add(ctx, mail.NewID(), []byte("m"), bytes.NewReader(bytes.Repeat([]byte("other\r\n"), 1000))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rest, _ := io.ReadAll(r)
+	r.Close()
+	if got := append(head, rest...); !bytes.Equal(got, first) {
+		t.Fatalf("content read across its delete changed: %q...", got[:min(len(got), 40)])
+	}
+}

@@ -147,6 +147,7 @@ func Open(dir string) (*Store, error) {
 		ops: make(chan *op, 4096), done: make(chan struct{}), closed: make(chan struct{}),
 	}
 	s.bufs.New = func() any { b := make([]byte, 0, 16<<10); return &b }
+	s.cache.release = func(bp *[]byte) { s.putBuf(bp, *bp) }
 	// Readers share few connections: each has its own page cache, and
 	// contents are mostly served from memory or segment files.
 	db.SetMaxOpenConns(1 + maxReaders)
@@ -212,8 +213,10 @@ func (s *Store) Add(ctx context.Context, id mail.ID, meta []byte, body io.Reader
 		return n, err
 	}
 	if !o.inFile {
-		s.cache.keep(id, o.body)
-		s.putBuf(bp, data)
+		*bp = data
+		if !s.cache.keep(id, bp) {
+			s.putBuf(bp, data)
+		}
 	}
 	return n, nil
 }
@@ -312,7 +315,7 @@ const sqlBody = "SELECT data, in_file, seg, off, size, crc FROM bodies WHERE id 
 // Body implements queue.Store.
 func (s *Store) Body(ctx context.Context, id mail.ID) (io.ReadCloser, error) {
 	if r, ok := s.cache.get(id); ok {
-		return io.NopCloser(r), nil
+		return r, nil
 	}
 	if _, ok := s.deleting.Load(id); ok {
 		return nil, queue.ErrNotFound
