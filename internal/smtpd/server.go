@@ -44,6 +44,12 @@ type snapshot struct {
 	users *userdb.DB
 }
 
+// listenConfig turns TCP keepalive off for accepted connections: a
+// session's idle timeout ends a silent client long before keepalive
+// would notice, and setting it up was four system calls per connection,
+// which for clients that connect per message is per message.
+var listenConfig = net.ListenConfig{KeepAlive: -1}
+
 // Server accepts connections on every receive connector binding.
 type Server struct {
 	spool    Spool
@@ -103,7 +109,7 @@ func (s *Server) Apply(cfg *config.Config) error {
 		if _, ok := s.listeners[b]; ok {
 			continue
 		}
-		ln, err := net.Listen("tcp", b.String())
+		ln, err := listenConfig.Listen(context.Background(), "tcp", b.String())
 		if err != nil {
 			for _, l := range opened {
 				l.ln.Close()
