@@ -87,6 +87,24 @@ func (h *NextHop) nextDue() time.Time {
 // itemHeap orders items by due time, then by message id (acceptance order).
 type itemHeap []*item
 
+// dueUpTo counts the items due at now, stopping at limit. Below an item
+// not yet due nothing is due (heap order), so it looks at about twice
+// as many items as it counts, whatever the heap holds.
+func (h itemHeap) dueUpTo(now time.Time, limit int) int {
+	n := 0
+	stack := []int{0}
+	for len(stack) > 0 && n < limit {
+		i := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if i >= len(h) || now.Before(h[i].due) {
+			continue
+		}
+		n++
+		stack = append(stack, 2*i+1, 2*i+2)
+	}
+	return n
+}
+
 func (h itemHeap) Len() int { return len(h) }
 func (h itemHeap) Less(i, j int) bool {
 	if !h[i].due.Equal(h[j].due) {

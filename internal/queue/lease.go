@@ -15,11 +15,13 @@ import (
 // sessions for.
 type Work struct {
 	route.Hop
-	Due int // items due now
+	Due int // items due now, counted up to the connector's max_connections
 }
 
 // Ready returns the hops with messages due now and when the next hop
-// will have work if none is ready before that (zero: nothing waits).
+// will have work if none is ready before that (zero: nothing waits). It
+// runs at every change of the queue: its cost must not grow with the
+// number of messages waiting.
 func (q *Queue) Ready() ([]Work, time.Time) {
 	now := q.now()
 	q.mu.Lock()
@@ -31,13 +33,7 @@ func (q *Queue) Ready() ([]Work, time.Time) {
 			continue // Unreachable: nothing to deliver with
 		}
 		if h.due(now) {
-			n := 0
-			for _, it := range h.waiting {
-				if !now.Before(it.due) {
-					n++
-				}
-			}
-			work = append(work, Work{Hop: h.Hop, Due: n})
+			work = append(work, Work{Hop: h.Hop, Due: h.waiting.dueUpTo(now, h.Connector.MaxConnections)})
 			continue
 		}
 		if t := h.nextDue(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
