@@ -94,7 +94,7 @@ type op struct {
 	kind   opKind
 	id     mail.ID
 	meta   []byte
-	body   []byte // inline content
+	body   []byte // content read into memory, for the database or a segment
 	size   int64
 	inFile bool
 	// Where the writer placed the content, if in a segment: segment,
