@@ -60,8 +60,10 @@ type segments struct {
 	dead []int64
 }
 
-func (g *segments) path(no int64) string {
-	return filepath.Join(g.dir, fmt.Sprintf("%016d.seg", no))
+func (g *segments) path(no int64) string { return segmentPath(g.dir, no) }
+
+func segmentPath(dir string, no int64) string {
+	return filepath.Join(dir, fmt.Sprintf("%016d.seg", no))
 }
 
 // segmentNo parses a segment file name.
@@ -125,8 +127,6 @@ func (g *segments) rotate() error {
 	}
 	g.active, g.activeNo, g.activeSize = f, g.activeNo+1, 0
 	g.bufStart = 0
-	g.next = make(chan *os.File, 1)
-	go prepare(g.path(g.activeNo+1), segmentMax, g.next)
 	return nil
 }
 
@@ -168,6 +168,12 @@ func (g *segments) add(data []byte) (no, off int64, err error) {
 		if err := g.write(); err != nil {
 			return 0, 0, err
 		}
+	}
+	if g.next == nil {
+		// The active segment is in use: prepare the one after it. A
+		// store whose contents all stay in the database writes none.
+		g.next = make(chan *os.File, 1)
+		go prepare(g.path(g.activeNo+1), segmentMax, g.next)
 	}
 	if len(g.buf) == 0 {
 		g.bufStart = g.activeSize
@@ -269,8 +275,8 @@ func (g *segments) close() {
 // readSegment reads size octets at off of segment no in dir and checks
 // them against sum.
 func readSegment(dir string, no, off, size int64, sum uint32) ([]byte, error) {
-	g := segments{dir: dir}
-	f, err := os.Open(g.path(no))
+	path := segmentPath(dir, no)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +289,7 @@ func readSegment(dir string, no, off, size int64, sum uint32) ([]byte, error) {
 		return nil, err
 	}
 	if crc32.Checksum(data, castagnoli) != sum {
-		return nil, fmt.Errorf("content at %d in %s does not match its checksum", off, g.path(no))
+		return nil, fmt.Errorf("content at %d in %s does not match its checksum", off, path)
 	}
 	return data, nil
 }

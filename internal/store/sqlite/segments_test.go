@@ -132,6 +132,10 @@ func TestSegmentsUnreferencedRemovedAtOpen(t *testing.T) {
 	if s.seg.activeNo <= 42 {
 		t.Errorf("active segment %d, want after 42", s.seg.activeNo)
 	}
+	// Nothing is prepared (64 MiB of zeros) before a content needs it.
+	if files := segmentFiles(t, dir); len(files) != 1 {
+		t.Errorf("segments on disk before any content: %v, want the empty active one", files)
+	}
 }
 
 // Content changed on disk is refused, not delivered.
