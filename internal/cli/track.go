@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -80,11 +79,10 @@ the log stores them.`,
 					return ExitFailure, fmt.Errorf("cannot search %s: %w", dir, err)
 				}
 				if *asJSON {
-					// As the log writes them: greppable, with < and > as is.
-					enc := json.NewEncoder(e.stdout)
-					enc.SetEscapeHTML(false)
+					var line []byte
 					for _, ev := range events {
-						enc.Encode(ev)
+						line = append(ev.AppendJSON(line[:0]), '\n')
+						e.stdout.Write(line)
 					}
 				} else {
 					printStories(e.stdout, events, time.Local)

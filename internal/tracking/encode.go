@@ -6,6 +6,10 @@ import (
 	"unicode/utf8"
 )
 
+// AppendJSON appends e as the log stores it: one JSON line, without the
+// newline. sluice track --json prints this.
+func (e *Event) AppendJSON(dst []byte) []byte { return appendRecord(dst, e) }
+
 // appendRecord appends e's JSON line, without the newline: what
 // encoding/json writes with SetEscapeHTML(false), field for field, so
 // addresses and Message-IDs stay greppable as written (no \u003c for
