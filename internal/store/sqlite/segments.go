@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/safeio"
 )
 
 // Message content from segmentMin up, when a group commit has at least
@@ -34,7 +35,14 @@ var segmentMax int64 = 64 << 20
 // segmentFlush bounds the bytes held before they are written out.
 const segmentFlush = 1 << 20
 
+// maxFree is how many dead segments are kept to be used again.
+const maxFree = 2
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// syncFile makes a segment's data durable (a variable for tests, which
+// record what was synced).
+var syncFile = datasync
 
 // segments is the writer's view of the segment files. Only the writer
 // goroutine (and Open and Close around it) uses it.
@@ -58,6 +66,11 @@ type segments struct {
 	// durable commit: a lazy delete lost in a crash brings its row back,
 	// and the row must still find its content.
 	dead []int64
+	// free are dead segments whose deletes are durable, kept to become
+	// a next segment: renaming one costs a directory fsync where a new
+	// one is 64 MiB of zeros written, as many bytes again as the
+	// contents it will hold.
+	free []int64
 }
 
 func (g *segments) path(no int64) string { return segmentPath(g.dir, no) }
@@ -130,8 +143,9 @@ func (g *segments) rotate() error {
 	return nil
 }
 
-// prepare writes a segment of size zeros and fsyncs it, then hands it
-// over; nil if that failed (the writer then starts an empty file).
+// prepare writes a segment of size zeros and fsyncs it and its
+// directory, then hands it over; nil if that failed (the writer then
+// starts an empty file).
 func prepare(path string, size int64, next chan<- *os.File) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
 	if err != nil {
@@ -145,6 +159,9 @@ func prepare(path string, size int64, next chan<- *os.File) {
 	if err == nil {
 		err = f.Sync()
 	}
+	if err == nil {
+		err = safeio.SyncDir(filepath.Dir(path))
+	}
 	if err != nil {
 		f.Close()
 		os.Remove(path)
@@ -153,12 +170,47 @@ func prepare(path string, size int64, next chan<- *os.File) {
 	next <- f
 }
 
+// recycle renames the free segment from to path, to be written over,
+// and hands it over once the rename is durable; a segment smaller than
+// size (the empty file started when preparing failed) is removed and a
+// new one prepared instead. What from held is stale: rows refer to
+// content by offset and checksum, and none refers to from any more.
+func recycle(from, path string, size int64, next chan<- *os.File) {
+	if st, err := os.Stat(from); err != nil || st.Size() < size {
+		os.Remove(from)
+		prepare(path, size, next)
+		return
+	}
+	if err := os.Rename(from, path); err != nil {
+		os.Remove(from)
+		prepare(path, size, next)
+		return
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err == nil {
+		err = safeio.SyncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		if f != nil {
+			f.Close()
+		}
+		os.Remove(path)
+		prepare(path, size, next)
+		return
+	}
+	next <- f
+}
+
 // add places data at the end of the active segment and reports where.
 // It is on disk after sync.
 func (g *segments) add(data []byte) (no, off int64, err error) {
 	if g.active == nil || g.activeSize >= segmentMax {
-		if err := g.write(); err != nil {
-			return 0, 0, err
+		// Contents of this batch may be in the full segment already:
+		// they must be durable too before a row refers to them.
+		if g.active != nil {
+			if err := g.sync(); err != nil {
+				return 0, 0, err
+			}
 		}
 		if err := g.rotate(); err != nil {
 			return 0, 0, err
@@ -173,7 +225,13 @@ func (g *segments) add(data []byte) (no, off int64, err error) {
 		// The active segment is in use: prepare the one after it. A
 		// store whose contents all stay in the database writes none.
 		g.next = make(chan *os.File, 1)
-		go prepare(g.path(g.activeNo+1), segmentMax, g.next)
+		if n := len(g.free); n > 0 {
+			from := g.path(g.free[n-1])
+			g.free = g.free[:n-1]
+			go recycle(from, g.path(g.activeNo+1), segmentMax, g.next)
+		} else {
+			go prepare(g.path(g.activeNo+1), segmentMax, g.next)
+		}
 	}
 	if len(g.buf) == 0 {
 		g.bufStart = g.activeSize
@@ -211,7 +269,7 @@ func (g *segments) sync() error {
 	if g.active == nil {
 		return errors.New("queue store: no content segment")
 	}
-	if err := datasync(g.active); err != nil {
+	if err := syncFile(g.active); err != nil {
 		return fmt.Errorf("queue store: sync content segment: %w", err)
 	}
 	return nil
@@ -242,13 +300,26 @@ func (g *segments) deleted(id mail.ID) {
 	}
 }
 
-// removeDead removes the dead segments; called after a durable commit.
-// One still open by a reader (Windows refuses) is left for the next Open.
+// removeDead keeps up to maxFree dead segments to be used again and
+// removes the others; called after a durable commit. One still open by
+// a reader (Windows refuses) is left for the next Open.
 func (g *segments) removeDead() {
 	for _, no := range g.dead {
+		if len(g.free) < maxFree {
+			g.free = append(g.free, no)
+			continue
+		}
 		os.Remove(g.path(no))
 	}
 	g.dead = g.dead[:0]
+}
+
+// dropFree removes the free segments, at Close.
+func (g *segments) dropFree() {
+	for _, no := range g.free {
+		os.Remove(g.path(no))
+	}
+	g.free = nil
 }
 
 // close closes the active segment, removing it if nothing refers to it,

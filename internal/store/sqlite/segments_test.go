@@ -88,11 +88,11 @@ func TestSegmentsRotateAndReclaim(t *testing.T) {
 	if _, err := s.Add(ctx, mail.NewID(), []byte("m"), bytes.NewReader(body(99))); err != nil {
 		t.Fatal(err)
 	}
-	if got := segmentFiles(t, dir); slices.Contains(got, 1) {
-		t.Errorf("segment 1 still there after its contents were deleted and a durable commit followed: %v", got)
-	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if got := segmentFiles(t, dir); slices.Contains(got, 1) {
+		t.Errorf("segment 1 still there after its contents were deleted and the store closed: %v", got)
 	}
 
 	s, err = Open(dir)
@@ -103,6 +103,92 @@ func TestSegmentsRotateAndReclaim(t *testing.T) {
 	for i, id := range ids[3:] {
 		if got := readAll(t, s, id); !bytes.Equal(got, body(i+3)) {
 			t.Errorf("content %d after reopen: %d octets starting %q", i+3, len(got), got[:min(len(got), 7)])
+		}
+	}
+}
+
+// A segment whose contents are all deleted becomes, once the deletes
+// are durable, the next segment: renamed, not rewritten, and its stale
+// content written over. Contents written into it read back whole after a
+// reopen, and the number of files stays bounded.
+func TestSegmentsRecycled(t *testing.T) {
+	segmentsFrom(t, 1000, 20000) // three contents each
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	put := func(i int) mail.ID {
+		t.Helper()
+		id := mail.NewID()
+		if _, err := s.Add(ctx, id, []byte("m"), bytes.NewReader(body(i))); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	var kept []mail.ID
+	// Round after round, three contents go and three are deleted: each
+	// round fills a segment that is dead by the next.
+	for round := range 8 {
+		var ids []mail.ID
+		for i := range 3 {
+			ids = append(ids, put(round*3+i))
+		}
+		for _, id := range ids[:2] {
+			if err := s.Delete(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The third of each round is deleted a round later.
+		for _, id := range kept {
+			if err := s.Delete(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		kept = ids[2:]
+		if files := segmentFiles(t, dir); len(files) > 3+maxFree {
+			t.Fatalf("round %d: %d segment files on disk (%v); want at most the active, its predecessor, the prepared one and %d free", round, len(files), files, maxFree)
+		}
+	}
+	last := put(99)
+	var seg, off int64
+	if err := s.db.QueryRow("SELECT seg, off FROM bodies WHERE id = ?", string(last)).Scan(&seg, &off); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if seg < 9 || off != 0 {
+		t.Fatalf("the last content is at %d in segment %d; want the start of segment 9 or later", off, seg)
+	}
+	// A prepared segment is zeros after what was written; a recycled
+	// one still has its old contents there.
+	f, err := os.Open(segmentPath(filepath.Join(dir, "segments"), seg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := make([]byte, 7)
+	_, err = f.ReadAt(after, int64(len(body(99))))
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(after, make([]byte, 7)) {
+		t.Errorf("segment %d holds zeros after its one content: it was written new, not recycled from a dead one", seg)
+	}
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i, id := range append(kept, last) {
+		want := body(99)
+		if i == 0 {
+			want = body(7*3 + 2)
+		}
+		if got := readAll(t, s, id); !bytes.Equal(got, want) {
+			t.Errorf("content %d after reopen: %d octets starting %q", i, len(got), got[:min(len(got), 7)])
 		}
 	}
 }
@@ -248,22 +334,30 @@ func TestSegmentsOnlyFromMin(t *testing.T) {
 	}
 }
 
-// A lone content stays in the database (one fsync); two or more in one
-// commit go to a segment together (one write, one fsync more for all).
+// A lone content stays in the database (one fsync) unless other ops
+// wait; two or more in one commit go to a segment together (one write,
+// one fsync more for all).
 func TestPlaceByBatch(t *testing.T) {
 	segmentsFrom(t, 1000, segmentMax)
 	segmentBatch = 2
 	s := open(t)
 	add := func(i int) *op { return &op{kind: opAdd, id: mail.NewID(), body: body(i)} }
 	lone := add(1)
-	if err := s.place([]*op{lone, {kind: opDelete, id: mail.NewID()}}); err != nil {
+	if err := s.place([]*op{lone, {kind: opDelete, id: mail.NewID()}}, false); err != nil {
 		t.Fatal(err)
 	}
 	if lone.segmented {
-		t.Error("a lone content went to a segment")
+		t.Error("a lone content went to a segment while nothing else waited")
+	}
+	lone = add(4)
+	if err := s.place([]*op{lone}, true); err != nil {
+		t.Fatal(err)
+	}
+	if !lone.segmented {
+		t.Error("a lone content stayed in the database while other ops waited for the writer")
 	}
 	a, b, small := add(2), add(3), &op{kind: opAdd, id: mail.NewID(), body: []byte("x\r\n")}
-	if err := s.place([]*op{a, small, b}); err != nil {
+	if err := s.place([]*op{a, small, b}, false); err != nil {
 		t.Fatal(err)
 	}
 	if !a.segmented || !b.segmented || small.segmented {
@@ -273,6 +367,36 @@ func TestPlaceByBatch(t *testing.T) {
 		got, err := readSegment(s.segDir, o.seg, o.off, int64(len(o.body)), o.crc)
 		if err != nil || !bytes.Equal(got, o.body) {
 			t.Errorf("content at %d: %v", o.off, err)
+		}
+	}
+}
+
+// A batch whose contents fill one segment and go on in the next makes
+// both durable before any row refers to them.
+func TestPlaceSyncsAcrossRotation(t *testing.T) {
+	segmentsFrom(t, 1000, 10000) // two contents of 7000 fill a segment
+	s := open(t)
+	var synced []string
+	old := syncFile
+	syncFile = func(f *os.File) error {
+		synced = append(synced, filepath.Base(f.Name()))
+		return old(f)
+	}
+	t.Cleanup(func() { syncFile = old })
+	var batch []*op
+	for i := range 3 {
+		batch = append(batch, &op{kind: opAdd, id: mail.NewID(), body: body(i)})
+	}
+	if err := s.place(batch, false); err != nil {
+		t.Fatal(err)
+	}
+	first, last := batch[0].seg, batch[2].seg
+	if first == last {
+		t.Fatalf("all three contents in segment %d; the test wants the batch to span two", first)
+	}
+	for _, no := range []int64{first, last} {
+		if name := filepath.Base(segmentPath(s.segDir, no)); !slices.Contains(synced, name) {
+			t.Errorf("segment %s holds contents of the batch and was not synced (synced: %v)", name, synced)
 		}
 	}
 }

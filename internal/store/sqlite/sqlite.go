@@ -386,6 +386,7 @@ func (s *Store) Close() error {
 	// Closing the last connection checkpointed the WAL: every delete
 	// is durable now.
 	s.seg.removeDead()
+	s.seg.dropFree()
 	return err
 }
 
