@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -343,24 +344,24 @@ func (g *segments) close() {
 	}
 }
 
-// readSegment reads size octets at off of segment no in dir and checks
-// them against sum.
-func readSegment(dir string, no, off, size int64, sum uint32) ([]byte, error) {
+// readSegment reads size octets at off of segment no in dir into dst's
+// space and checks them against sum.
+func readSegment(dir string, no, off, size int64, sum uint32, dst []byte) ([]byte, error) {
 	path := segmentPath(dir, no)
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return dst[:0], err
 	}
 	defer f.Close()
-	data := make([]byte, size)
+	data := slices.Grow(dst[:0], int(size))[:size]
 	if _, err := f.ReadAt(data, off); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, err
+		return data[:0], err
 	}
 	if crc32.Checksum(data, castagnoli) != sum {
-		return nil, fmt.Errorf("content at %d in %s does not match its checksum", off, path)
+		return data[:0], fmt.Errorf("content at %d in %s does not match its checksum", off, path)
 	}
 	return data, nil
 }

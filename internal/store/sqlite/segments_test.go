@@ -364,7 +364,7 @@ func TestPlaceByBatch(t *testing.T) {
 		t.Fatalf("segmented: %v %v, small %v; want the two big ones only", a.segmented, b.segmented, small.segmented)
 	}
 	for _, o := range []*op{a, b} {
-		got, err := readSegment(s.segDir, o.seg, o.off, int64(len(o.body)), o.crc)
+		got, err := readSegment(s.segDir, o.seg, o.off, int64(len(o.body)), o.crc, nil)
 		if err != nil || !bytes.Equal(got, o.body) {
 			t.Errorf("content at %d: %v", o.off, err)
 		}

@@ -339,11 +339,36 @@ func (s *Store) Body(ctx context.Context, id mail.ID) (io.ReadCloser, error) {
 		}
 		return f, nil
 	case seg.Valid:
-		if data, err = readSegment(s.segDir, seg.Int64, off.Int64, size, uint32(crc.Int64)); err != nil {
+		bp := s.bufs.Get().(*[]byte)
+		if data, err = readSegment(s.segDir, seg.Int64, off.Int64, size, uint32(crc.Int64), *bp); err != nil {
+			s.putBuf(bp, data)
 			return nil, fmt.Errorf("queue store: content of %s: %w", id, err)
 		}
+		*bp = data
+		r := &pooledReader{s: s, bp: bp}
+		r.Reset(data)
+		return r, nil
 	}
 	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+// pooledReader reads a content from one of the store's buffers, back to
+// the pool on Close: under a backlog every delivery reads its content
+// from a segment, and fresh buffers for each made the garbage that set
+// the heap's size at a hundred connections.
+type pooledReader struct {
+	bytes.Reader
+	s  *Store
+	bp *[]byte
+}
+
+func (r *pooledReader) Close() error {
+	if r.bp != nil {
+		r.Reset(nil)
+		r.s.putBuf(r.bp, *r.bp)
+		r.bp = nil
+	}
+	return nil
 }
 
 // Load implements queue.Store. Lazy deletes are committed first, so it
