@@ -59,7 +59,11 @@ const recordVersion = 1
 func (m *Message) encode() []byte {
 	env := m.Env
 	env.Rcpts = nil // kept once, in Rcpts
-	b, err := json.Marshal(record{V: recordVersion, Env: env, Rcpts: m.Rcpts})
+	r := record{V: recordVersion, Env: env, Rcpts: m.Rcpts}
+	if b, ok := appendRecord(make([]byte, 0, 512), &r); ok {
+		return b
+	}
+	b, err := json.Marshal(r)
 	if err != nil {
 		panic(fmt.Sprintf("queue: encode %s: %v", m.ID, err)) // only plain data inside
 	}

@@ -3,7 +3,8 @@ package tracking
 import (
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/sluice-relay/sluice/internal/jsonw"
 )
 
 // AppendJSON appends e as the log stores it: one JSON line, without the
@@ -20,9 +21,9 @@ func appendRecord(dst []byte, e *Event) []byte {
 	dst = append(dst, `{"time":"`...)
 	dst = e.Time.AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `","event":`...)
-	dst = appendString(dst, string(e.Event))
+	dst = jsonw.String(dst, string(e.Event))
 	dst = append(dst, `,"source":`...)
-	dst = appendString(dst, e.Source)
+	dst = jsonw.String(dst, e.Source)
 	dst = appendField(dst, "msg", string(e.ID))
 	dst = appendField(dst, "message_id", e.MessageID)
 	dst = appendField(dst, "sender", e.Sender)
@@ -32,7 +33,7 @@ func appendRecord(dst []byte, e *Event) []byte {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, r)
+			dst = jsonw.String(dst, r)
 		}
 		dst = append(dst, ']')
 	}
@@ -60,62 +61,5 @@ func appendField(dst []byte, key, value string) []byte {
 	dst = append(dst, ',', '"')
 	dst = append(dst, key...)
 	dst = append(dst, '"', ':')
-	return appendString(dst, value)
-}
-
-const hex = "0123456789abcdef"
-
-// appendString appends s as a JSON string as encoding/json does without
-// HTML escaping: quote, backslash and control characters escaped,
-// invalid UTF-8 as U+FFFD, and U+2028 and U+2029 escaped (JavaScript
-// takes them for line ends).
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '"', '\\':
-				dst = append(dst, '\\', b)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return jsonw.String(dst, value)
 }
