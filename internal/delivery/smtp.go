@@ -53,13 +53,36 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 		return
 	}
 	d.q.HopOK(hop.Key)
-	defer c.Quit()
+	defer func() {
+		if c != nil {
+			c.Quit()
+		}
+	}()
 	for n := 0; ; n++ {
 		if err := d.wait(ctx, hop); err != nil {
 			d.q.Done(s.io, l, nil) // not attempted
 			return
 		}
-		outs, alive := d.send(s.io, c, host, hop, l)
+		outs, alive, unsent := d.send(s.io, c, host, hop, l)
+		if unsent && n > 0 && !s.stopping() {
+			// The server had closed the kept connection (an idle timeout,
+			// a load balancer) and nothing of this message reached it: it
+			// goes again at once on a new connection instead of waiting
+			// out a retry interval.
+			d.log.Info("kept connection lost before the message was sent; using a new connection",
+				"msg", l.ID, "queue", hop.Key, "host", host, "reply", outs[0].Reply.Error())
+			c.Close()
+			if c, host, o = d.connect(ctx, hop, targets); c == nil {
+				if s.stopping() {
+					d.q.Done(s.io, l, nil)
+				} else {
+					d.q.HopFailed(hop.Key, l, o)
+				}
+				return
+			}
+			n = -1 // a new connection: its own message count
+			continue
+		}
 		d.q.Done(s.io, l, outs)
 		d.logOutcome(hop, host, l, outs)
 		if !alive || n+1 >= hop.Connector.MaxMessagesPerConnection || s.stopping() {
@@ -82,12 +105,14 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 }
 
 // send delivers one message on an open connection and returns each
-// recipient's outcome, and whether the connection can carry another.
-func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string, hop route.Hop, l *queue.Lease) ([]queue.Outcome, bool) {
+// recipient's outcome, whether the connection can carry another, and
+// whether the connection was lost (or closed with 421) before the server
+// answered any RCPT or DATA, so that it cannot have taken the message.
+func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string, hop route.Hop, l *queue.Lease) (outs []queue.Outcome, alive, unsent bool) {
 	body, err := l.Body(ctx)
 	if err != nil {
 		r := reply.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: "cannot read the message from the queue: " + err.Error()}
-		return repeat(queue.Outcome{Reply: r, Host: "local"}, len(l.Rcpts)), true
+		return repeat(queue.Outcome{Reply: r, Host: "local"}, len(l.Rcpts)), true, false
 	}
 	defer body.Close()
 	env := &smtpclient.Envelope{
@@ -100,7 +125,7 @@ func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string,
 		env.From, r = rewriteSender(hop.Connector.Auth.Username, body)
 	}
 	res, err := c.Send(ctx, env, r)
-	outs := make([]queue.Outcome, len(l.Rcpts))
+	outs = make([]queue.Outcome, len(l.Rcpts))
 	var se *smtpclient.Error
 	for i := range outs {
 		o := queue.Outcome{Host: host}
@@ -118,8 +143,27 @@ func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string,
 		}
 		outs[i] = o
 	}
-	alive := err == nil || (errors.As(err, &se) && se.Reply.Code != 421)
-	return outs, alive
+	alive = err == nil || (errors.As(err, &se) && se.Reply.Code != 421)
+	// Lost, or a 421 (the server closing), before any RCPT or DATA was
+	// answered: the content never went out.
+	unsent = err != nil && !answered(res) && (!errors.As(err, &se) || se.Reply.Code == 421)
+	return outs, alive, unsent
+}
+
+// answered reports whether the server replied to any RCPT or to DATA.
+func answered(res *smtpclient.Result) bool {
+	if res == nil {
+		return false
+	}
+	if res.Data.Code != 0 {
+		return true
+	}
+	for _, r := range res.Rcpts {
+		if r.Code != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Deliverer) logOutcome(hop route.Hop, host string, l *queue.Lease, outs []queue.Outcome) {

@@ -1,6 +1,7 @@
 package smtptest
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -110,8 +111,12 @@ func (ss *session) data(o Options) error {
 	}
 	if strings.HasPrefix(r, "2") {
 		ss.srv.record(m)
+		ss.taken++
 	}
 	ss.reply(r)
+	if o.CloseAfter > 0 && ss.taken >= o.CloseAfter {
+		return ss.drop(fmt.Sprintf("after %d messages", ss.taken))
+	}
 	return nil
 }
 

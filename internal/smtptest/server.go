@@ -49,6 +49,11 @@ type Options struct {
 	// command), or "DOT" (after the message data's final dot). Replies
 	// to earlier pipelined commands are sent first.
 	DropAt string
+	// CloseAfter closes a session's connection without a word (no 421)
+	// after it has taken this many messages, as an upstream does when
+	// its idle timeout or a load balancer ends a connection the client
+	// keeps for more. 0: never.
+	CloseAfter int
 }
 
 // clone copies o with its own maps, so that a test changing its maps

@@ -32,6 +32,7 @@ type session struct {
 	tx       *Message // open transaction
 	refusing bool     // the greeting was not 2xx
 	closing  bool     // a 421 was given: the session ends (RFC 5321 §3.8)
+	taken    int      // messages accepted (Options.CloseAfter)
 }
 
 func (s *Server) serve(c net.Conn, id int) {
