@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-relay/sluice/internal/queue"
+
 	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/tracking"
 )
@@ -142,5 +144,22 @@ func TestParseWhen(t *testing.T) {
 func TestFlagsAfterArguments(t *testing.T) {
 	if _, errs, code := run(t, "", "config", "check", "/nonexistent.yaml", "--bogus"); code != 2 || !strings.Contains(errs, "bogus") {
 		t.Errorf("an unknown flag after the argument should be a usage error: %d %q", code, errs)
+	}
+}
+
+// queue show names messages whose content cannot be read, and stays
+// quiet about it otherwise.
+func TestPrintQueueUnreadable(t *testing.T) {
+	q := queue.QueueInfo{Identity: "Exchange", Status: queue.HopReady, MessageCount: 5}
+	var b bytes.Buffer
+	printQueue(&b, q)
+	if strings.Contains(b.String(), "Unreadable") {
+		t.Errorf("Unreadable shown for a queue without such messages:\n%s", &b)
+	}
+	q.Unreadable, q.UnreadableError = 2, "content at 0 in 3.seg does not match its checksum"
+	b.Reset()
+	printQueue(&b, q)
+	if !strings.Contains(b.String(), "Unreadable:     2 (content at 0 in 3.seg does not match its checksum)") {
+		t.Errorf("queue show:\n%s", &b)
 	}
 }

@@ -103,6 +103,9 @@ func printQueue(w io.Writer, q queue.QueueInfo) {
 	row("NextRetryTime", stamp(q.NextRetryTime))
 	row("OldestMessage", stamp(q.OldestMessage))
 	row("LastError", q.LastError)
+	if q.Unreadable > 0 {
+		row("Unreadable", fmt.Sprintf("%d (%s)", q.Unreadable, q.UnreadableError))
+	}
 	tw.Flush()
 }
 

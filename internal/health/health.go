@@ -55,6 +55,7 @@ const (
 	RuleSecretKey    = "SECRET-KEY"    // error: a secret this node's key cannot decrypt
 	RuleOpenRelay    = "OPEN-RELAY"    // error: relay granted to the whole Internet
 	RuleQueueBacklog = "QUEUE-BACKLOG" // warning: more than health.queue_backlog messages
+	RuleQueueContent = "QUEUE-CONTENT" // error: messages whose content the queue store cannot give
 	RuleHopFailing   = "HOP-FAILING"   // error (info while young): a next hop not taking mail
 	RuleUpstreamAuth = "UPSTREAM-AUTH" // error: an upstream refuses Sluice's credentials
 	RuleUpstreamDown = "UPSTREAM-DOWN" // warning: one smarthost of several keeps failing

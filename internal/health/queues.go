@@ -26,6 +26,12 @@ func queues(c *config.Config, qs []queue.QueueInfo, now time.Time, seen map[stri
 				Problem: fmt.Sprintf("%d messages waiting (health.queue_backlog is %d); status %s", q.MessageCount, c.Health.QueueBacklog, q.Status),
 				Fix:     "see why with sluice queue show " + quote(q.Identity) + "; if the next hop is only slow, raise the send connector's max_connections or rate_limit"})
 		}
+		if q.Unreadable > 0 {
+			out = append(out, Finding{Rule: RuleQueueContent, Severity: Error, Subject: subject,
+				Problem: fmt.Sprintf("%d of %d messages cannot be read from the queue store: %s; they are retried (451 4.3.0) until they expire and bounce",
+					q.Unreadable, q.MessageCount, q.UnreadableError),
+				Fix: "a checksum that fails or a content file gone means the disk under node.data_dir or something outside Sluice changed the queue: check the kernel log (dmesg) and the disk's health; sluice message list shows the messages with this error"})
+		}
 		if q.LastError == "" || q.Status == queue.HopSuspended || q.RetryCount == 0 && q.Status != queue.HopRetry {
 			continue
 		}

@@ -67,6 +67,12 @@ func TestQueues(t *testing.T) {
 		{name: "backlog", q: q("Exchange", queue.HopActive, 500, time.Minute, ""), rule: health.RuleQueueBacklog,
 			want: "warning: 500 messages waiting (health.queue_backlog is 100)", fix: "sluice queue show Exchange"},
 		{name: "no backlog", q: q("Exchange", queue.HopActive, 100, time.Minute, ""), rule: health.RuleQueueBacklog},
+		{name: "unreadable content", q: func() queue.QueueInfo {
+			qi := q("Exchange", queue.HopReady, 5, time.Hour, "")
+			qi.Unreadable, qi.UnreadableError = 2, "queue store: content of 0ab1: content at 0 in /var/lib/sluice/queue/segments/0000000000000003.seg does not match its checksum"
+			return qi
+		}(), rule: health.RuleQueueContent, want: "error: 2 of 5 messages cannot be read from the queue store: queue store: content of 0ab1: content at 0", fix: "dmesg"},
+		{name: "content readable", q: q("Exchange", queue.HopReady, 5, time.Hour, ""), rule: health.RuleQueueContent},
 		{name: "failing for 2 hours", q: q("Exchange", queue.HopRetry, 3, 2*time.Hour, refused), rule: health.RuleHopFailing,
 			want: "error: has not taken mail for 2h00m: 3 messages, the oldest waiting 2h00m, 4 failures in a row, next retry in 4m; last error: " + refused, fix: "cannot be reached"},
 		{name: "failing between retries", q: func() queue.QueueInfo {

@@ -29,6 +29,11 @@ type QueueInfo struct {
 	LastRetryTime time.Time `json:"last_retry_time,omitzero"`
 	NextRetryTime time.Time `json:"next_retry_time,omitzero"`
 	OldestMessage time.Time `json:"oldest_message,omitzero"` // when the oldest message here was accepted
+	// Unreadable counts messages whose content the queue store could not
+	// give at their last attempt (a checksum that fails, a file gone),
+	// UnreadableError says why for one of them.
+	Unreadable      int    `json:"unreadable,omitempty"`
+	UnreadableError string `json:"unreadable_error,omitempty"`
 }
 
 // Queues returns every queue, by identity.
@@ -75,6 +80,10 @@ func (q *Queue) info(h *NextHop, now time.Time) QueueInfo {
 	for _, it := range h.items {
 		if i.OldestMessage.IsZero() || it.m.Env.Received.Before(i.OldestMessage) {
 			i.OldestMessage = it.m.Env.Received
+		}
+		if why := it.m.unreadable.Load(); why != nil {
+			i.Unreadable++
+			i.UnreadableError = *why
 		}
 		for _, r := range it.m.Rcpts {
 			if r.hop == h.Key && r.LastError != "" && r.LastAttempt.After(lastAt) {

@@ -3,6 +3,7 @@ package queue
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"io"
 	"time"
 
@@ -51,10 +52,26 @@ type Lease struct {
 	Rcpts []int // indexes of the leased recipients in the message
 	Hop   route.Hop
 	q     *Queue
+	m     *Message
 }
 
-// Body opens the message content.
-func (l *Lease) Body(ctx context.Context) (io.ReadCloser, error) { return l.q.store.Body(ctx, l.ID) }
+// Body opens the message content. A content the store cannot give
+// (a checksum that fails, a file gone) marks the message unreadable
+// until a later attempt reads it: health reports such messages, since
+// they are retried until they expire and bounce.
+func (l *Lease) Body(ctx context.Context) (io.ReadCloser, error) {
+	r, err := l.q.store.Body(ctx, l.ID)
+	switch {
+	case err == nil:
+		if l.m.unreadable.Load() != nil {
+			l.m.unreadable.Store(nil)
+		}
+	case !errors.Is(err, ErrNotFound) && ctx.Err() == nil:
+		msg := err.Error()
+		l.m.unreadable.Store(&msg)
+	}
+	return r, err
+}
 
 // Lease takes the next due message for the hop, or nil if none is due.
 func (q *Queue) Lease(key string) *Lease {
@@ -69,7 +86,7 @@ func (q *Queue) Lease(key string) *Lease {
 	it.leased = true
 	h.leased++
 	m := it.m
-	l := &Lease{ID: m.ID, Env: m.Env, Hop: h.Hop, q: q}
+	l := &Lease{ID: m.ID, Env: m.Env, Hop: h.Hop, q: q, m: m}
 	l.Env.Rcpts = nil
 	for i := range m.Rcpts {
 		r := &m.Rcpts[i]

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-relay/sluice/internal/mail"
@@ -45,6 +46,9 @@ type Message struct {
 	Size  int64
 
 	writeMu sync.Mutex // serialises Store writes for this message
+	// unreadable is why the store could not give the content at the
+	// last attempt; nil once it could (not stored: it is found again).
+	unreadable atomic.Pointer[string]
 }
 
 // record is what the Store keeps as a message's metadata.

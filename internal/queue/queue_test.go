@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -399,5 +401,47 @@ func TestConcurrentHopFailuresAreOneAttempt(t *testing.T) {
 	f.q.HopFailed("Exchange", l, fail("451 4.4.1 cannot connect to exch1.contoso.com:25: connection refused"))
 	if qi := f.queueInfo(t, "Exchange"); qi.RetryCount != 2 {
 		t.Fatalf("second round: retry count %d; want 2", qi.RetryCount)
+	}
+}
+
+// A content the store cannot give (here a large message's file, gone)
+// shows in its queue's info until an attempt reads it again.
+func TestUnreadableContentShows(t *testing.T) {
+	f := newFixture(t, "")
+	env := &mail.Envelope{ID: mail.NewID(), From: "app@contoso.com", Received: f.clock.Now(),
+		Rcpts: []mail.Recipient{{Addr: "bob@contoso.com"}}}
+	big := strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n", 20000) // 1.28 MB: a file of its own
+	if err := f.q.Put(context.Background(), env, strings.NewReader("Subject: big\r\n\r\n"+big)); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(f.dir, "queue", "bodies", string(env.ID))
+	if err := os.Rename(file, file+".away"); err != nil {
+		t.Fatalf("the large content is not where this test looks: %v", err)
+	}
+	l := f.q.Lease("Exchange")
+	if _, err := l.Body(context.Background()); err == nil {
+		t.Fatal("Body read a content whose file is gone")
+	}
+	f.q.Done(context.Background(), l, []queue.Outcome{fail("451 4.3.0 cannot read the message from the queue")})
+	qi := f.queueInfo(t, "Exchange")
+	if qi.Unreadable != 1 || !strings.Contains(qi.UnreadableError, string(env.ID)) {
+		t.Fatalf("queue info after a failed read: unreadable %d, %q", qi.Unreadable, qi.UnreadableError)
+	}
+
+	if err := os.Rename(file+".away", file); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(time.Hour)
+	l = f.q.Lease("Exchange")
+	if l == nil {
+		t.Fatal("the message was not retried")
+	}
+	r, err := l.Body(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if qi := f.queueInfo(t, "Exchange"); qi.Unreadable != 0 {
+		t.Errorf("still %d unreadable after the content was read", qi.Unreadable)
 	}
 }
