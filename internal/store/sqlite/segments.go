@@ -63,9 +63,12 @@ type segments struct {
 
 	live  map[int64]int     // contents referred to, by segment
 	segOf map[mail.ID]int64 // which segment holds a content
-	// dead are segments nothing refers to, removed after the next
+	// dead are segments nothing may refer to, removed after the next
 	// durable commit: a lazy delete lost in a crash brings its row back,
-	// and the row must still find its content.
+	// and the row must still find its content. Candidates only: a
+	// segment rotated out in the middle of a batch has that batch's
+	// contents, whose rows count only once committed, so removeDead
+	// looks at live again.
 	dead []int64
 	// free are dead segments whose deletes are durable, kept to become
 	// a next segment: renaming one costs a directory fsync where a new
@@ -96,6 +99,9 @@ func openSegments(dir string, live map[int64]int, segOf map[mail.ID]int64) (*seg
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("queue store: %w", err)
 	}
+	if err := safeio.SyncDir(filepath.Dir(dir)); err != nil {
+		return nil, fmt.Errorf("queue store: %w", err)
+	}
 	g := &segments{dir: dir, live: live, segOf: segOf}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -118,14 +124,13 @@ func openSegments(dir string, live map[int64]int, segOf map[mail.ID]int64) (*seg
 }
 
 // rotate starts a new active segment: the one prepared in the
-// background if there is one, else a new empty file. The old one is dead
-// if nothing in it is referred to.
+// background if there is one, else a new empty file (its name made
+// durable). The old one is a dead candidate: the batch being placed may
+// have contents in it that live does not count yet.
 func (g *segments) rotate() error {
 	if g.active != nil {
 		g.active.Close()
-		if g.live[g.activeNo] == 0 {
-			g.dead = append(g.dead, g.activeNo)
-		}
+		g.dead = append(g.dead, g.activeNo)
 	}
 	var f *os.File
 	if g.next != nil {
@@ -135,6 +140,12 @@ func (g *segments) rotate() error {
 	if f == nil {
 		var err error
 		if f, err = os.OpenFile(g.path(g.activeNo+1), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640); err != nil {
+			g.active = nil
+			return fmt.Errorf("queue store: new content segment: %w", err)
+		}
+		if err := safeio.SyncDir(g.dir); err != nil {
+			f.Close()
+			os.Remove(f.Name())
 			g.active = nil
 			return fmt.Errorf("queue store: new content segment: %w", err)
 		}
@@ -302,10 +313,16 @@ func (g *segments) deleted(id mail.ID) {
 }
 
 // removeDead keeps up to maxFree dead segments to be used again and
-// removes the others; called after a durable commit. One still open by
-// a reader (Windows refuses) is left for the next Open.
+// removes the others; called after a durable commit, when live counts
+// every row there is. A candidate referred to again (contents placed
+// before it was rotated out) is dropped: deleted names it again when
+// its last content goes. One still open by a reader (Windows refuses)
+// is left for the next Open.
 func (g *segments) removeDead() {
 	for _, no := range g.dead {
+		if g.live[no] > 0 || g.active != nil && no == g.activeNo || slices.Contains(g.free, no) {
+			continue
+		}
 		if len(g.free) < maxFree {
 			g.free = append(g.free, no)
 			continue
@@ -339,9 +356,7 @@ func (g *segments) close() {
 	g.write()
 	g.active.Close()
 	g.active = nil
-	if g.live[g.activeNo] == 0 {
-		g.dead = append(g.dead, g.activeNo)
-	}
+	g.dead = append(g.dead, g.activeNo)
 }
 
 // readSegment reads size octets at off of segment no in dir into dst's

@@ -400,3 +400,64 @@ func TestPlaceSyncsAcrossRotation(t *testing.T) {
 		}
 	}
 }
+
+// A batch that puts contents into a segment whose earlier contents are
+// all deleted, fills it and goes on in the next: the full segment is
+// referred to by the batch's rows and must stay (it was once taken for
+// dead at rotation, kept free and removed, or written over).
+func TestSegmentRotatedWithBatchContentsStays(t *testing.T) {
+	segmentsFrom(t, 1000, 20000) // three contents of 7000 fill a segment
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	first := mail.NewID()
+	if _, err := s.Add(ctx, first, []byte("m"), bytes.NewReader(body(0))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	// The lazy delete commits with the next durable write, into segment
+	// 1 too; then segment 1 holds one live content of two.
+	keep := mail.NewID()
+	if _, err := s.Add(ctx, keep, []byte("m"), bytes.NewReader(body(1))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, keep); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Add(ctx, mail.NewID(), []byte("m"), bytes.NewReader(bytes.Repeat([]byte("x"), 100))); err != nil {
+		t.Fatal(err) // small: stays in the database; commits the delete
+	}
+	var batch []*op
+	var ids []mail.ID
+	for i := range 3 {
+		id := mail.NewID()
+		ids = append(ids, id)
+		batch = append(batch, &op{kind: opAdd, id: id, meta: []byte("m"), body: body(10 + i), size: int64(len(body(10 + i)))})
+	}
+	for i, err := range s.commit(ctx, batch) {
+		if err != nil {
+			t.Fatalf("op %d: %v", i, err)
+		}
+	}
+	if batch[0].seg == batch[2].seg {
+		t.Fatalf("the batch is all in segment %d; the test wants it to span a rotation", batch[0].seg)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i, id := range ids {
+		if got := readAll(t, s, id); !bytes.Equal(got, body(10+i)) {
+			t.Errorf("content %d of the batch (segment %d) after reopen: %d octets", i, batch[i].seg, len(got))
+		}
+	}
+}
