@@ -70,7 +70,7 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 			// goes again at once on a new connection instead of waiting
 			// out a retry interval.
 			d.log.Info("kept connection lost before the message was sent; using a new connection",
-				"msg", l.ID, "queue", hop.Key, "host", host, "reply", outs[0].Reply.Error())
+				"msg", l.ID, "queue", hop.Key, "host", host, "reply", firstReply(outs))
 			c.Close()
 			if c, host, o = d.connect(ctx, hop, targets); c == nil {
 				if s.stopping() {
@@ -80,6 +80,7 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 				}
 				return
 			}
+			d.q.HopOK(hop.Key)
 			n = -1 // a new connection: its own message count
 			continue
 		}
@@ -148,6 +149,14 @@ func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string,
 	// answered: the content never went out.
 	unsent = err != nil && !answered(res) && (!errors.As(err, &se) || se.Reply.Code == 421)
 	return outs, alive, unsent
+}
+
+// firstReply is the first outcome's reply, for a log line.
+func firstReply(outs []queue.Outcome) string {
+	if len(outs) == 0 {
+		return ""
+	}
+	return outs[0].Reply.Error()
 }
 
 // answered reports whether the server replied to any RCPT or to DATA.

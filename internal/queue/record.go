@@ -53,11 +53,18 @@ func appendRecord(dst []byte, r *record) (_ []byte, ok bool) {
 	o := &e.Origin
 	dst = append(dst, `,"Origin":{"Connector":`...)
 	dst = jsonw.String(dst, o.Connector)
-	dst = append(dst, `,"ClientIP":"`...)
-	if o.ClientIP.IsValid() {
+	dst = append(dst, `,"ClientIP":`...)
+	switch {
+	case !o.ClientIP.IsValid():
+		dst = append(dst, `""`...)
+	case o.ClientIP.Zone() != "":
+		dst = jsonw.String(dst, o.ClientIP.String()) // a zone is any interface name
+	default:
+		dst = append(dst, '"')
 		dst = o.ClientIP.AppendTo(dst)
+		dst = append(dst, '"')
 	}
-	dst = append(dst, `","ClientHelo":`...)
+	dst = append(dst, `,"ClientHelo":`...)
 	dst = jsonw.String(dst, o.ClientHelo)
 	dst = append(dst, `,"AuthUser":`...)
 	dst = jsonw.String(dst, o.AuthUser)

@@ -54,6 +54,9 @@ func TestAppendRecordMatchesJSON(t *testing.T) {
 	withRcpts.Env.Via = ""
 	withRcpts.Rcpts = []Rcpt{}
 	checkRecord(t, &withRcpts)
+	zoned := full
+	zoned.Env.Origin.ClientIP = netip.MustParseAddr("fe80::1").WithZone(`we"ird\0`)
+	checkRecord(t, &zoned)
 
 	far := full
 	far.Env.Received = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -87,15 +90,20 @@ func TestAppendRecordDecodes(t *testing.T) {
 }
 
 func FuzzAppendRecord(f *testing.F) {
-	f.Add("app@contoso.com", "bob@fabrikam.com", "<a&b>\u2028\xff", "451 4.4.1 \"x\"\r\n", int64(1764000000), int64(123456789), 3, uint8(6))
-	f.Add("", "", "", "", int64(0), int64(0), 0, uint8(0))
-	f.Fuzz(func(t *testing.T, from, rcpt, text, lastErr string, sec, nsec int64, attempts int, notify uint8) {
+	f.Add("app@contoso.com", "bob@fabrikam.com", "<a&b>\u2028\xff", "451 4.4.1 \"x\"\r\n", int64(1764000000), int64(123456789), 3, uint8(6), "10.0.0.5", "")
+	f.Add("", "", "", "", int64(0), int64(0), 0, uint8(0), "", "")
+	f.Add("a@b", "c@d", "x", "", int64(1), int64(0), 1, uint8(2), "fe80::1", `we"ird\0`)
+	f.Fuzz(func(t *testing.T, from, rcpt, text, lastErr string, sec, nsec int64, attempts int, notify uint8, ip, zone string) {
 		at := time.Unix(sec, nsec)
 		if y := at.Year(); y < 0 || y > 9999 {
 			return
 		}
+		addr, _ := netip.ParseAddr(ip)
+		if addr.Is6() {
+			addr = addr.WithZone(zone)
+		}
 		r := record{V: recordVersion, Env: mail.Envelope{From: mail.Address(from), EnvID: text, MessageID: text,
-			Received: at, Via: text, Origin: mail.Origin{ClientHelo: text, AuthUser: from}},
+			Received: at, Via: text, Origin: mail.Origin{ClientIP: addr, ClientHelo: text, AuthUser: from}},
 			Rcpts: []Rcpt{{Recipient: mail.Recipient{Addr: mail.Address(rcpt), Notify: mail.Notify(notify), ORcpt: text},
 				Status: Status(text), Attempts: attempts, LastError: lastErr, NextAttempt: at, DelayNotified: attempts%2 == 0}}}
 		checkRecord(t, &r)
