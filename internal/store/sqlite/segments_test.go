@@ -41,6 +41,22 @@ func segmentsFrom(t *testing.T, min int, max int64) {
 
 func body(i int) []byte { return bytes.Repeat([]byte(fmt.Sprintf("%05d\r\n", i)), 1000) } // 7000 octets
 
+func openDir(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func addContent(t *testing.T, s *Store, id mail.ID, b []byte) {
+	t.Helper()
+	if _, err := s.Add(context.Background(), id, []byte("m"), bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func readAll(t *testing.T, s *Store, id mail.ID) []byte {
 	t.Helper()
 	r, err := s.Body(context.Background(), id)
@@ -61,17 +77,12 @@ func readAll(t *testing.T, s *Store, id mail.ID) []byte {
 func TestSegmentsRotateAndReclaim(t *testing.T) {
 	segmentsFrom(t, 1000, 20000) // three contents each
 	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openDir(t, dir)
 	ctx := context.Background()
 	var ids []mail.ID
 	for i := range 9 {
 		id := mail.NewID()
-		if _, err := s.Add(ctx, id, []byte("m"), bytes.NewReader(body(i))); err != nil {
-			t.Fatal(err)
-		}
+		addContent(t, s, id, body(i))
 		ids = append(ids, id)
 	}
 	var used int
@@ -85,9 +96,7 @@ func TestSegmentsRotateAndReclaim(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Add(ctx, mail.NewID(), []byte("m"), bytes.NewReader(body(99))); err != nil {
-		t.Fatal(err)
-	}
+	addContent(t, s, mail.NewID(), body(99))
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -95,10 +104,7 @@ func TestSegmentsRotateAndReclaim(t *testing.T) {
 		t.Errorf("segment 1 still there after its contents were deleted and the store closed: %v", got)
 	}
 
-	s, err = Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openDir(t, dir)
 	defer s.Close()
 	for i, id := range ids[3:] {
 		if got := readAll(t, s, id); !bytes.Equal(got, body(i+3)) {
@@ -114,17 +120,12 @@ func TestSegmentsRotateAndReclaim(t *testing.T) {
 func TestSegmentsRecycled(t *testing.T) {
 	segmentsFrom(t, 1000, 20000) // three contents each
 	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openDir(t, dir)
 	ctx := context.Background()
 	put := func(i int) mail.ID {
 		t.Helper()
 		id := mail.NewID()
-		if _, err := s.Add(ctx, id, []byte("m"), bytes.NewReader(body(i))); err != nil {
-			t.Fatal(err)
-		}
+		addContent(t, s, id, body(i))
 		return id
 	}
 	var kept []mail.ID
@@ -177,10 +178,7 @@ func TestSegmentsRecycled(t *testing.T) {
 	if bytes.Equal(after, make([]byte, 7)) {
 		t.Errorf("segment %d holds zeros after its one content: it was written new, not recycled from a dead one", seg)
 	}
-	s, err = Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openDir(t, dir)
 	defer s.Close()
 	for i, id := range append(kept, last) {
 		want := body(99)
@@ -197,19 +195,13 @@ func TestSegmentsRecycled(t *testing.T) {
 // after its write but before its rows) is removed at Open.
 func TestSegmentsUnreferencedRemovedAtOpen(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openDir(t, dir)
 	s.Close()
 	stray := filepath.Join(dir, "segments", "0000000000000042.seg")
 	if err := os.WriteFile(stray, []byte("written, never committed"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openDir(t, dir)
 	defer s.Close()
 	if _, err := os.Stat(stray); !os.IsNotExist(err) {
 		t.Errorf("unreferenced segment kept: %v", err)
@@ -228,15 +220,10 @@ func TestSegmentsUnreferencedRemovedAtOpen(t *testing.T) {
 func TestSegmentsChecksum(t *testing.T) {
 	segmentsFrom(t, 1000, segmentMax)
 	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openDir(t, dir)
 	ctx := context.Background()
 	id := mail.NewID()
-	if _, err := s.Add(ctx, id, []byte("m"), bytes.NewReader(body(1))); err != nil {
-		t.Fatal(err)
-	}
+	addContent(t, s, id, body(1))
 	s.Close()
 	path := filepath.Join(dir, "segments", fmt.Sprintf("%016d.seg", segmentFiles(t, dir)[0]))
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
@@ -245,10 +232,7 @@ func TestSegmentsChecksum(t *testing.T) {
 	}
 	f.WriteAt([]byte("X"), 100)
 	f.Close()
-	s, err = Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openDir(t, dir)
 	defer s.Close()
 	if _, err := s.Body(ctx, id); err == nil || !strings.Contains(err.Error(), "checksum") {
 		t.Errorf("Body of a changed content: %v, want a checksum error", err)
@@ -277,10 +261,7 @@ func TestSegmentsUpgrade(t *testing.T) {
 		}
 	}
 	db.Close()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openDir(t, dir)
 	defer s.Close()
 	if got := readAll(t, s, old); !bytes.Equal(got, body(7)) {
 		t.Errorf("content kept in the database: %d octets", len(got))
@@ -305,17 +286,11 @@ func TestSegmentsUpgrade(t *testing.T) {
 func TestSegmentsOnlyFromMin(t *testing.T) {
 	segmentsFrom(t, 5000, segmentMax)
 	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
+	s := openDir(t, dir)
 	small, big := mail.NewID(), mail.NewID()
 	smallBody := []byte("short\r\n")
 	for id, b := range map[mail.ID][]byte{small: smallBody, big: body(3)} {
-		if _, err := s.Add(ctx, id, []byte("m"), bytes.NewReader(b)); err != nil {
-			t.Fatal(err)
-		}
+		addContent(t, s, id, b)
 	}
 	var inDB, inSeg int
 	s.db.QueryRow("SELECT count(*) FROM bodies WHERE data IS NOT NULL AND seg IS NULL").Scan(&inDB)
@@ -324,10 +299,7 @@ func TestSegmentsOnlyFromMin(t *testing.T) {
 		t.Errorf("%d contents in the database, %d in segments; want 1 and 1", inDB, inSeg)
 	}
 	s.Close()
-	s, err = Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openDir(t, dir)
 	defer s.Close()
 	if !bytes.Equal(readAll(t, s, small), smallBody) || !bytes.Equal(readAll(t, s, big), body(3)) {
 		t.Error("contents differ after reopen")
@@ -408,24 +380,17 @@ func TestPlaceSyncsAcrossRotation(t *testing.T) {
 func TestSegmentRotatedWithBatchContentsStays(t *testing.T) {
 	segmentsFrom(t, 1000, 20000) // three contents of 7000 fill a segment
 	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openDir(t, dir)
 	ctx := context.Background()
 	first := mail.NewID()
-	if _, err := s.Add(ctx, first, []byte("m"), bytes.NewReader(body(0))); err != nil {
-		t.Fatal(err)
-	}
+	addContent(t, s, first, body(0))
 	if err := s.Delete(ctx, first); err != nil {
 		t.Fatal(err)
 	}
 	// The lazy delete commits with the next durable write, into segment
 	// 1 too; then segment 1 holds one live content of two.
 	keep := mail.NewID()
-	if _, err := s.Add(ctx, keep, []byte("m"), bytes.NewReader(body(1))); err != nil {
-		t.Fatal(err)
-	}
+	addContent(t, s, keep, body(1))
 	if err := s.Delete(ctx, keep); err != nil {
 		t.Fatal(err)
 	}
@@ -450,10 +415,7 @@ func TestSegmentRotatedWithBatchContentsStays(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openDir(t, dir)
 	defer s.Close()
 	for i, id := range ids {
 		if got := readAll(t, s, id); !bytes.Equal(got, body(10+i)) {
