@@ -160,12 +160,15 @@ func targets(cells map[key]*cell, lat map[key][]float64) string {
 		}
 		fmt.Fprintf(&b, "| p99 end of DATA → 250 at 20 conn ≤ 25 ms | %.1f ms | %s |\n", l[1], met)
 	}
-	if s := cells[key{"sluice", 10240, 100}]; s != nil {
-		met := "yes"
-		if med(s.rss) > 64 {
-			met = "**no**"
+	// The issue names no message size for the memory target: both.
+	for _, size := range []int{10240, 102400} {
+		if s := cells[key{"sluice", size, 100}]; s != nil {
+			met := "yes"
+			if med(s.rss) > 64 {
+				met = "**no**"
+			}
+			fmt.Fprintf(&b, "| peak RSS ≤ 64 MiB at 100 conn, %d KB | %.1f MiB | %s |\n", size/1024, med(s.rss), met)
 		}
-		fmt.Fprintf(&b, "| peak RSS ≤ 64 MiB at 100 conn | %.1f MiB | %s |\n", med(s.rss), met)
 	}
 	return b.String()
 }
