@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -421,5 +422,83 @@ func TestSegmentRotatedWithBatchContentsStays(t *testing.T) {
 		if got := readAll(t, s, id); !bytes.Equal(got, body(10+i)) {
 			t.Errorf("content %d of the batch (segment %d) after reopen: %d octets", i, batch[i].seg, len(got))
 		}
+	}
+}
+
+// A model of the store's life: random batches of adds (some small
+// enough for the database, some spanning a segment's end), deletes and
+// reopens, with small segments so that they fill, rotate, die and are
+// recycled often. After every step each content still referred to reads
+// back as it was added, from disk, and the files on disk stay bounded.
+// Ops go straight to commit, as the writer would batch them, so the
+// batches are the test's.
+func TestSegmentsModel(t *testing.T) {
+	for seed := range 12 {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			segmentsFrom(t, 1000, 30000)
+			segmentBatch = 1 + seed%2
+			rng := rand.New(rand.NewPCG(uint64(seed), 1))
+			dir := t.TempDir()
+			s := openDir(t, dir)
+			defer func() { s.Close() }()
+			ctx := context.Background()
+			want := map[mail.ID][]byte{}
+			commit := func(batch []*op) {
+				t.Helper()
+				for i, err := range s.commit(ctx, batch) {
+					if err != nil {
+						t.Fatalf("op %d of %d: %v", i, len(batch), err)
+					}
+				}
+			}
+			check := func(step int) {
+				t.Helper()
+				for id, b := range want {
+					if got := readAll(t, s, id); !bytes.Equal(got, b) {
+						t.Fatalf("step %d: content %s: %d octets, want %d", step, id, len(got), len(b))
+					}
+				}
+			}
+			for step := range 150 {
+				switch r := rng.IntN(10); {
+				case r < 6: // a batch of adds, and deletes riding with it
+					var batch []*op
+					for range 1 + rng.IntN(4) {
+						b := bytes.Repeat([]byte(fmt.Sprintf("%d.%d\r\n", step, rng.IntN(1000))), 50+rng.IntN(1500))
+						id := mail.NewID()
+						batch = append(batch, &op{kind: opAdd, id: id, meta: []byte("m"), body: b, size: int64(len(b))})
+						want[id] = b
+					}
+					for id := range want {
+						if rng.IntN(3) == 0 && len(batch) < 8 && !slices.ContainsFunc(batch, func(o *op) bool { return o.id == id }) {
+							batch = append(batch, &op{kind: opDelete, id: id})
+							delete(want, id)
+						}
+					}
+					rng.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
+					commit(batch)
+				case r < 9: // deletes alone
+					var batch []*op
+					for id := range want {
+						if rng.IntN(2) == 0 {
+							batch = append(batch, &op{kind: opDelete, id: id})
+							delete(want, id)
+						}
+					}
+					if len(batch) > 0 {
+						commit(batch)
+					}
+				default:
+					if err := s.Close(); err != nil {
+						t.Fatal(err)
+					}
+					s = openDir(t, dir)
+				}
+				check(step)
+				if files := segmentFiles(t, dir); len(files) > 4+maxFree+len(want) {
+					t.Fatalf("step %d: %d segment files for %d contents: %v", step, len(files), len(want), files)
+				}
+			}
+		})
 	}
 }
