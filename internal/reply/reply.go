@@ -21,10 +21,30 @@ type Reply struct {
 
 // Error renders the reply as one line, the form admins search for.
 func (r Reply) Error() string {
-	if r.Enhanced == [3]int{} {
-		return fmt.Sprintf("%d %s", r.Code, r.Text)
+	b := make([]byte, 0, 12+len(r.Text))
+	b = r.appendStart(b, ' ')
+	return string(append(b, r.Text...))
+}
+
+// appendStart appends "250 2.6.0 " (sep after the code; the enhanced
+// code and its space only when there is one). Replies are rendered for
+// every command and logged for every message: fmt showed in profiles.
+func (r Reply) appendStart(b []byte, sep byte) []byte {
+	b = strconv.AppendInt(b, int64(r.Code), 10)
+	b = append(b, sep)
+	if r.Enhanced != [3]int{} {
+		b = r.appendEnhanced(b)
+		b = append(b, ' ')
 	}
-	return fmt.Sprintf("%d %d.%d.%d %s", r.Code, r.Enhanced[0], r.Enhanced[1], r.Enhanced[2], r.Text)
+	return b
+}
+
+func (r Reply) appendEnhanced(b []byte) []byte {
+	b = strconv.AppendInt(b, int64(r.Enhanced[0]), 10)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, int64(r.Enhanced[1]), 10)
+	b = append(b, '.')
+	return strconv.AppendInt(b, int64(r.Enhanced[2]), 10)
 }
 
 // Temporary reports whether the client should try again later (4xx).
@@ -41,7 +61,7 @@ func (r Reply) EnhancedString() string {
 	if r.Enhanced == [3]int{} {
 		return ""
 	}
-	return fmt.Sprintf("%d.%d.%d", r.Enhanced[0], r.Enhanced[1], r.Enhanced[2])
+	return string(r.appendEnhanced(make([]byte, 0, 8)))
 }
 
 // Withf returns a copy of r whose text is formatted from format and args.
@@ -62,24 +82,24 @@ func (r Reply) With(hint string) Reply {
 // line, continuation lines marked with '-' (RFC 5321 §4.2.1), each ending
 // in CRLF. CR and LF inside the text never reach the wire unescaped.
 func (r Reply) Lines() string {
-	parts := strings.Split(strings.ReplaceAll(r.Text, "\r", ""), "\n")
-	var b strings.Builder
-	enh := r.EnhancedString()
-	for i, p := range parts {
-		b.WriteString(strconv.Itoa(r.Code))
-		if i < len(parts)-1 {
-			b.WriteByte('-')
-		} else {
-			b.WriteByte(' ')
-		}
-		if enh != "" {
-			b.WriteString(enh)
-			b.WriteByte(' ')
-		}
-		b.WriteString(p)
-		b.WriteString("\r\n")
+	if !strings.ContainsAny(r.Text, "\r\n") {
+		b := make([]byte, 0, 14+len(r.Text))
+		b = r.appendStart(b, ' ')
+		b = append(b, r.Text...)
+		return string(append(b, '\r', '\n'))
 	}
-	return b.String()
+	parts := strings.Split(strings.ReplaceAll(r.Text, "\r", ""), "\n")
+	var b []byte
+	for i, p := range parts {
+		sep := byte(' ')
+		if i < len(parts)-1 {
+			sep = '-'
+		}
+		b = r.appendStart(b, sep)
+		b = append(b, p...)
+		b = append(b, '\r', '\n')
+	}
+	return string(b)
 }
 
 // As returns the Reply inside err, if there is one.
