@@ -1,7 +1,7 @@
 package smtpd
 
 import (
-	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,33 +14,54 @@ import (
 // requires Date; many scanners send neither).
 func traceFields(env *mail.Envelope, fqdn, proto string, h *header) []byte {
 	o := env.Origin
-	var b strings.Builder
-	fmt.Fprintf(&b, "Received: from %s ([%s])\r\n", safeToken(o.ClientHelo), o.ClientIP.Unmap())
-	fmt.Fprintf(&b, "\tby %s (Sluice) with %s id %s\r\n", fqdn, proto, env.ID)
-	fmt.Fprintf(&b, "\t(connector %q", safeComment(o.Connector))
+	b := make([]byte, 0, 320)
+	b = append(b, "Received: from "...)
+	b = append(b, safeToken(o.ClientHelo)...)
+	b = append(b, " (["...)
+	b = o.ClientIP.Unmap().AppendTo(b)
+	b = append(b, "])\r\n\tby "...)
+	b = append(b, fqdn...)
+	b = append(b, " (Sluice) with "...)
+	b = append(b, proto...)
+	b = append(b, " id "...)
+	b = append(b, env.ID...)
+	b = append(b, "\r\n\t(connector "...)
+	b = strconv.AppendQuote(b, safeComment(o.Connector))
 	if o.TLS != "" {
-		fmt.Fprintf(&b, "; %s", o.TLS)
+		b = append(b, "; "...)
+		b = append(b, o.TLS...)
 	}
 	if o.AuthUser != "" {
-		fmt.Fprintf(&b, "; authenticated as %q", safeComment(o.AuthUser))
+		b = append(b, "; authenticated as "...)
+		b = strconv.AppendQuote(b, safeComment(o.AuthUser))
 	}
-	b.WriteString(")\r\n")
+	b = append(b, ")\r\n"...)
 	if len(env.Rcpts) == 1 { // RFC 5321 §7.2: naming one of many recipients would leak the others
-		fmt.Fprintf(&b, "\tfor %s;", env.Rcpts[0].Addr.Path())
+		b = append(b, "\tfor "...)
+		b = append(b, env.Rcpts[0].Addr.Path()...)
+		b = append(b, ';')
 	} else {
-		b.WriteString("\t;")
+		b = append(b, "\t;"...)
 	}
-	fmt.Fprintf(&b, " %s\r\n", env.Received.Format(time.RFC1123Z))
+	b = append(b, ' ')
+	b = env.Received.AppendFormat(b, time.RFC1123Z)
+	b = append(b, "\r\n"...)
 	if !h.hasMessageID {
-		fmt.Fprintf(&b, "Message-ID: <%s@%s>\r\n", env.ID, fqdn)
+		b = append(b, "Message-ID: <"...)
+		b = append(b, env.ID...)
+		b = append(b, '@')
+		b = append(b, fqdn...)
+		b = append(b, ">\r\n"...)
 	}
 	if !h.hasDate {
-		fmt.Fprintf(&b, "Date: %s\r\n", env.Received.Format(time.RFC1123Z))
+		b = append(b, "Date: "...)
+		b = env.Received.AppendFormat(b, time.RFC1123Z)
+		b = append(b, "\r\n"...)
 	}
 	if h.none {
-		b.WriteString("\r\n") // keep the client's first line in the body
+		b = append(b, "\r\n"...) // keep the client's first line in the body
 	}
-	return []byte(b.String())
+	return b
 }
 
 // protocol is the WITH keyword of RFC 3848 / RFC 6531 §3.7.3.
