@@ -42,17 +42,10 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 		d.log.Warn("next hop failed", "queue", hop.Key, "err", err)
 		return
 	}
-	c, host, o := d.connect(ctx, hop, targets)
-	if c == nil && s.stopping() {
-		d.q.Done(s.io, l, nil)
-		return
-	}
+	c, host := d.dial(s, hop, targets, l)
 	if c == nil {
-		d.q.HopFailed(hop.Key, l, o)
-		d.log.Warn("next hop failed; queue in retry", "queue", hop.Key, "host", o.Host, "reply", o.Reply.Error())
 		return
 	}
-	d.q.HopOK(hop.Key)
 	defer func() {
 		if c != nil {
 			c.Quit()
@@ -72,15 +65,9 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 			d.log.Info("kept connection lost before the message was sent; using a new connection",
 				"msg", l.ID, "queue", hop.Key, "host", host, "reply", firstReply(outs))
 			c.Close()
-			if c, host, o = d.connect(ctx, hop, targets); c == nil {
-				if s.stopping() {
-					d.q.Done(s.io, l, nil)
-				} else {
-					d.q.HopFailed(hop.Key, l, o)
-				}
+			if c, host = d.dial(s, hop, targets, l); c == nil {
 				return
 			}
-			d.q.HopOK(hop.Key)
 			n = -1 // a new connection: its own message count
 			continue
 		}
@@ -103,6 +90,23 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 			}
 		}
 	}
+}
+
+// dial connects to the hop for lease l. When no host can be reached
+// the lease is settled (not attempted when shutting down, else the hop
+// goes into retry) and dial returns nil.
+func (d *Deliverer) dial(s *run, hop route.Hop, targets []target, l *queue.Lease) (*smtpclient.Client, string) {
+	c, host, o := d.connect(s.stop, hop, targets)
+	switch {
+	case c == nil && s.stopping():
+		d.q.Done(s.io, l, nil)
+	case c == nil:
+		d.q.HopFailed(hop.Key, l, o)
+		d.log.Warn("next hop failed; queue in retry", "queue", hop.Key, "host", o.Host, "reply", o.Reply.Error())
+	default:
+		d.q.HopOK(hop.Key)
+	}
+	return c, host
 }
 
 // send delivers one message on an open connection and returns each
