@@ -10,30 +10,35 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/safeio"
 )
 
-// Message content from segmentMin up, when a group commit has at least
-// segmentBatch of them, goes to segment files, appended to by the
-// writer: one write and one fsync for all of them, and the database
-// keeps only where each content is. Stored in the database itself, a
-// 100 KB content was 25 pages, each written to the WAL with two system
-// calls and then again into the database at the checkpoint. Smaller
-// content, or a lone one, stays in the database: there it costs less
-// than a second fsync. A segment file is removed once nothing in it is
-// referred to any more.
+// Message content from segmentMin up, while other sessions are adding
+// too, is written by its session straight into a segment file as it
+// arrives: space in the active segment is reserved for it (an extent),
+// and the writer only fsyncs the segment before the content's row
+// commits. The session holds no more than a chunk of it in memory, and
+// a hundred sessions write in parallel where the writer would copy each
+// content twice more. Stored in the database itself, a 100 KB content
+// was 25 pages, each written to the WAL with two system calls and then
+// again into the database at the checkpoint. Smaller content, or a lone
+// one, stays in the database: there it costs less than a second fsync.
+// A segment file is removed, or kept to be used again, once nothing in
+// it is referred to.
 
-// segmentMin is the smallest content put in a segment, segmentBatch the
-// fewest in one commit (variables for tests).
-var segmentMin, segmentBatch = 32 << 10, 2
+// segmentMin is the smallest content put in a segment, segmentAdders
+// the fewest Adds in progress for it to go there (variables for tests).
+var segmentMin, segmentAdders = 32 << 10, 2
 
-// segmentMax is the size at which the writer starts a new segment (a
-// variable for tests).
+// segmentMax is the size at which a new segment is started (a variable
+// for tests).
 var segmentMax int64 = 64 << 20
 
-// segmentFlush bounds the bytes held before they are written out.
+// segmentFlush is the size of the zeros written at a time to prepare a
+// segment.
 const segmentFlush = 1 << 20
 
 // maxFree is how many dead segments are kept to be used again.
@@ -45,36 +50,61 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // record what was synced).
 var syncFile = datasync
 
-// segments is the writer's view of the segment files. Only the writer
-// goroutine (and Open and Close around it) uses it.
+// segments are the segment files. Sessions reserve space in the active
+// one and write their contents there; the writer syncs and commits
+// them and learns which segments are dead. mu guards it all; no file
+// I/O but opening the next segment happens under it.
 type segments struct {
 	dir string
 
-	active     *os.File
+	mu         sync.Mutex
+	closed     bool
+	active     *segment
 	activeNo   int64
-	activeSize int64
-	buf        []byte // appended, not yet written
-	bufStart   int64  // offset of buf[0] in the active segment
+	activeSize int64 // reserved so far
 
 	// next is the segment after the active one, being written full of
 	// zeros in the background: an fsync after writing into allocated
 	// space commits no file system metadata, and costs less.
 	next chan *os.File
 
-	live  map[int64]int     // contents referred to, by segment
-	segOf map[mail.ID]int64 // which segment holds a content
+	// open are the active segment and those still written into.
+	open map[int64]*segment
+	live map[int64]int        // contents referred to, by segment
+	at   map[mail.ID]location // where each content referred to is
+	// rd are files open for reading contents, by segment: a delivery
+	// finds its content without asking the database or opening a file.
+	rd map[int64]*os.File
 	// dead are segments nothing may refer to, removed after the next
 	// durable commit: a lazy delete lost in a crash brings its row back,
-	// and the row must still find its content. Candidates only: a
-	// segment rotated out in the middle of a batch has that batch's
-	// contents, whose rows count only once committed, so removeDead
-	// looks at live again.
+	// and the row must still find its content. Candidates only:
+	// removeDead looks at live and refs again.
 	dead []int64
 	// free are dead segments whose deletes are durable, kept to become
 	// a next segment: renaming one costs a directory fsync where a new
 	// one is 64 MiB of zeros written, as many bytes again as the
 	// contents it will hold.
 	free []int64
+}
+
+// segment is an open segment file. It stays open while contents are
+// being written into it, even after it stopped being the active one.
+type segment struct {
+	no   int64
+	f    *os.File
+	refs int // extents given out and neither committed nor given up
+}
+
+// location is where a committed content is, and its checksum.
+type location struct {
+	seg, off, size int64
+	crc            uint32
+}
+
+// extent is the space reserved in a segment for one content.
+type extent struct {
+	seg       *segment
+	off, size int64
 }
 
 func (g *segments) path(no int64) string { return segmentPath(g.dir, no) }
@@ -95,14 +125,18 @@ func segmentNo(name string) (int64, bool) {
 
 // openSegments removes the segments that live does not mention (nothing
 // refers to them) and starts a new one after the highest.
-func openSegments(dir string, live map[int64]int, segOf map[mail.ID]int64) (*segments, error) {
+func openSegments(dir string, at map[mail.ID]location) (*segments, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("queue store: %w", err)
 	}
 	if err := safeio.SyncDir(filepath.Dir(dir)); err != nil {
 		return nil, fmt.Errorf("queue store: %w", err)
 	}
-	g := &segments{dir: dir, live: live, segOf: segOf}
+	live := map[int64]int{}
+	for _, l := range at {
+		live[l.seg]++
+	}
+	g := &segments{dir: dir, open: map[int64]*segment{}, live: live, at: at, rd: map[int64]*os.File{}}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("queue store: %w", err)
@@ -123,14 +157,16 @@ func openSegments(dir string, live map[int64]int, segOf map[mail.ID]int64) (*seg
 	return g, g.rotate()
 }
 
-// rotate starts a new active segment: the one prepared in the
+// rotate (mu held) starts a new active segment: the one prepared in the
 // background if there is one, else a new empty file (its name made
-// durable). The old one is a dead candidate: the batch being placed may
-// have contents in it that live does not count yet.
+// durable). The old one is closed, and becomes a dead candidate, once
+// no content is being written into it.
 func (g *segments) rotate() error {
-	if g.active != nil {
-		g.active.Close()
-		g.dead = append(g.dead, g.activeNo)
+	if old := g.active; old != nil {
+		g.active = nil
+		if old.refs == 0 {
+			g.retire(old)
+		}
 	}
 	var f *os.File
 	if g.next != nil {
@@ -139,27 +175,34 @@ func (g *segments) rotate() error {
 	}
 	if f == nil {
 		var err error
-		if f, err = os.OpenFile(g.path(g.activeNo+1), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640); err != nil {
-			g.active = nil
+		if f, err = os.OpenFile(g.path(g.activeNo+1), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o640); err != nil {
 			return fmt.Errorf("queue store: new content segment: %w", err)
 		}
 		if err := safeio.SyncDir(g.dir); err != nil {
 			f.Close()
 			os.Remove(f.Name())
-			g.active = nil
 			return fmt.Errorf("queue store: new content segment: %w", err)
 		}
 	}
-	g.active, g.activeNo, g.activeSize = f, g.activeNo+1, 0
-	g.bufStart = 0
+	g.activeNo++
+	g.active, g.activeSize = &segment{no: g.activeNo, f: f}, 0
+	g.open[g.activeNo] = g.active
 	return nil
+}
+
+// retire (mu held) closes a segment that is neither active nor written
+// into. Contents committed in it keep it alive; removeDead checks.
+func (g *segments) retire(sg *segment) {
+	sg.f.Close()
+	delete(g.open, sg.no)
+	g.dead = append(g.dead, sg.no)
 }
 
 // prepare writes a segment of size zeros and fsyncs it and its
 // directory, then hands it over; nil if that failed (the writer then
 // starts an empty file).
 func prepare(path string, size int64, next chan<- *os.File) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o640)
 	if err != nil {
 		next <- nil
 		return
@@ -198,7 +241,7 @@ func recycle(from, path string, size int64, next chan<- *os.File) {
 		prepare(path, size, next)
 		return
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err == nil {
 		err = safeio.SyncDir(filepath.Dir(path))
 	}
@@ -213,24 +256,17 @@ func recycle(from, path string, size int64, next chan<- *os.File) {
 	next <- f
 }
 
-// add places data at the end of the active segment and reports where.
-// It is on disk after sync.
-func (g *segments) add(data []byte) (no, off int64, err error) {
-	if g.active == nil || g.activeSize >= segmentMax {
-		// Contents of this batch may be in the full segment already:
-		// they must be durable too before a row refers to them.
-		if g.active != nil {
-			if err := g.sync(); err != nil {
-				return 0, 0, err
-			}
-		}
-		if err := g.rotate(); err != nil {
-			return 0, 0, err
-		}
+// reserve gives size octets at the end of the active segment to one
+// content, starting a new segment when they do not fit.
+func (g *segments) reserve(size int64) (extent, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return extent{}, errors.New("queue store is closed")
 	}
-	if len(g.buf) >= segmentFlush {
-		if err := g.write(); err != nil {
-			return 0, 0, err
+	if g.active == nil || g.activeSize > 0 && g.activeSize+size > segmentMax {
+		if err := g.rotate(); err != nil {
+			return extent{}, err
 		}
 	}
 	if g.next == nil {
@@ -245,83 +281,113 @@ func (g *segments) add(data []byte) (no, off int64, err error) {
 			go prepare(g.path(g.activeNo+1), segmentMax, g.next)
 		}
 	}
-	if len(g.buf) == 0 {
-		g.bufStart = g.activeSize
-	}
-	no, off = g.activeNo, g.activeSize
-	g.buf = append(g.buf, data...)
-	g.activeSize += int64(len(data))
-	return no, off, nil
+	e := extent{seg: g.active, off: g.activeSize, size: size}
+	g.activeSize += size
+	g.active.refs++
+	return e, nil
 }
 
-// write hands what add held to the file.
-func (g *segments) write() error {
-	if len(g.buf) == 0 {
-		return nil
+// extend grows e to size in place if nothing was reserved after it.
+func (g *segments) extend(e *extent, size int64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if e.seg != g.active || e.off+e.size != g.activeSize || e.off+size > max(segmentMax, e.size) {
+		return false
 	}
-	_, err := g.active.WriteAt(g.buf, g.bufStart)
-	g.buf = g.buf[:0]
-	if cap(g.buf) > 4*segmentFlush {
-		g.buf = nil // one huge batch need not stay in memory
-	}
-	if err != nil {
-		// What follows must not land after a hole: start afresh.
-		g.active.Close()
-		g.active = nil
-		return fmt.Errorf("queue store: write content segment: %w", err)
-	}
-	return nil
+	g.activeSize, e.size = e.off+size, size
+	return true
 }
 
-// sync makes what was added durable; nothing refers to it before.
-func (g *segments) sync() error {
-	if err := g.write(); err != nil {
-		return err
+// trim gives back what e does not use, if nothing was reserved after it.
+func (g *segments) trim(e *extent, used int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if e.seg == g.active && e.off+e.size == g.activeSize {
+		g.activeSize, e.size = e.off+used, used
 	}
-	if g.active == nil {
-		return errors.New("queue store: no content segment")
-	}
-	if err := syncFile(g.active); err != nil {
-		return fmt.Errorf("queue store: sync content segment: %w", err)
-	}
-	return nil
 }
 
-// abandon forgets what was added since the last sync; the space stays
-// unused.
-func (g *segments) abandon() { g.buf = g.buf[:0] }
+// release gives up an extent whose content will not be committed; its
+// space stays unused.
+func (g *segments) release(e extent) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.unref(e.seg)
+}
 
-// committed records that id's content in segment no is referred to.
-func (g *segments) committed(id mail.ID, no int64) {
-	g.live[no]++
-	g.segOf[id] = no
+// unref (mu held) drops a reference to sg, retiring it if it was the
+// last one to a segment no longer active.
+func (g *segments) unref(sg *segment) {
+	if sg.refs--; sg.refs == 0 && sg != g.active {
+		g.retire(sg)
+	}
+}
+
+// committed records that id's content, at l in e, is referred to by a
+// committed row.
+func (g *segments) committed(id mail.ID, e extent, l location) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.live[l.seg]++
+	g.at[id] = l
+	g.unref(e.seg)
+}
+
+// read reads id's content into dst's space, if it is in a segment.
+func (g *segments) read(id mail.ID, dst []byte) ([]byte, bool, error) {
+	g.mu.Lock()
+	l, ok := g.at[id]
+	if !ok {
+		g.mu.Unlock()
+		return dst, false, nil
+	}
+	f := g.rd[l.seg]
+	if f == nil {
+		var err error
+		if f, err = os.Open(g.path(l.seg)); err != nil {
+			g.mu.Unlock()
+			return dst, true, err
+		}
+		g.rd[l.seg] = f
+	}
+	g.mu.Unlock()
+	data, err := readAt(f, l, dst)
+	return data, true, err
 }
 
 // deleted records that id's content is no longer referred to.
 func (g *segments) deleted(id mail.ID) {
-	no, ok := g.segOf[id]
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l, ok := g.at[id]
 	if !ok {
 		return
 	}
-	delete(g.segOf, id)
+	no := l.seg
+	delete(g.at, id)
 	if g.live[no]--; g.live[no] <= 0 {
 		delete(g.live, no)
-		if no != g.activeNo {
-			g.dead = append(g.dead, no)
-		}
+		g.dead = append(g.dead, no)
 	}
 }
 
 // removeDead keeps up to maxFree dead segments to be used again and
 // removes the others; called after a durable commit, when live counts
-// every row there is. A candidate referred to again (contents placed
-// before it was rotated out) is dropped: deleted names it again when
-// its last content goes. One still open by a reader (Windows refuses)
-// is left for the next Open.
+// every row there is. A candidate referred to again, or still being
+// written into, is dropped: deleted or unref names it again when its
+// last content goes. One still open by a reader (Windows refuses) is
+// left for the next Open.
 func (g *segments) removeDead() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	for _, no := range g.dead {
-		if g.live[no] > 0 || g.active != nil && no == g.activeNo || slices.Contains(g.free, no) {
+		if g.live[no] > 0 || g.open[no] != nil || slices.Contains(g.free, no) {
 			continue
+		}
+		// A reader still at it gets an error: it read a deleted content.
+		if f := g.rd[no]; f != nil {
+			f.Close()
+			delete(g.rd, no)
 		}
 		if len(g.free) < maxFree {
 			g.free = append(g.free, no)
@@ -334,15 +400,24 @@ func (g *segments) removeDead() {
 
 // dropFree removes the free segments, at Close.
 func (g *segments) dropFree() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	for _, no := range g.free {
 		os.Remove(g.path(no))
 	}
 	g.free = nil
 }
 
-// close closes the active segment, removing it if nothing refers to it,
-// and the prepared one.
+// close stops reservations, removes the prepared segment and retires
+// the active one (removeDead then takes it if nothing refers to it).
 func (g *segments) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = true
+	for no, f := range g.rd {
+		f.Close()
+		delete(g.rd, no)
+	}
 	if g.next != nil {
 		if f := <-g.next; f != nil {
 			f.Close()
@@ -350,33 +425,36 @@ func (g *segments) close() {
 		}
 		g.next = nil
 	}
-	if g.active == nil {
-		return
+	if old := g.active; old != nil {
+		g.active = nil
+		if old.refs == 0 {
+			g.retire(old)
+		}
 	}
-	g.write()
-	g.active.Close()
-	g.active = nil
-	g.dead = append(g.dead, g.activeNo)
 }
 
-// readSegment reads size octets at off of segment no in dir into dst's
-// space and checks them against sum.
-func readSegment(dir string, no, off, size int64, sum uint32, dst []byte) ([]byte, error) {
-	path := segmentPath(dir, no)
-	f, err := os.Open(path)
+// readSegment reads the content at l of a segment in dir into dst's
+// space and checks it against its checksum.
+func readSegment(dir string, l location, dst []byte) ([]byte, error) {
+	f, err := os.Open(segmentPath(dir, l.seg))
 	if err != nil {
 		return dst[:0], err
 	}
 	defer f.Close()
-	data := slices.Grow(dst[:0], int(size))[:size]
-	if _, err := f.ReadAt(data, off); err != nil {
+	return readAt(f, l, dst)
+}
+
+// readAt reads the content at l from f, a segment, into dst's space.
+func readAt(f *os.File, l location, dst []byte) ([]byte, error) {
+	data := slices.Grow(dst[:0], int(l.size))[:l.size]
+	if _, err := f.ReadAt(data, l.off); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return data[:0], err
 	}
-	if crc32.Checksum(data, castagnoli) != sum {
-		return data[:0], fmt.Errorf("content at %d in %s does not match its checksum", off, path)
+	if crc32.Checksum(data, castagnoli) != l.crc {
+		return data[:0], fmt.Errorf("content at %d in %s does not match its checksum", l.off, f.Name())
 	}
 	return data, nil
 }

@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"testing/iotest"
 
 	"github.com/sluice-relay/sluice/internal/mail"
 )
@@ -32,12 +36,26 @@ func segmentFiles(t *testing.T, dir string) []int64 {
 	return nos
 }
 
-// segmentsFrom puts contents of min octets and more in segments of about
-// max octets for the test.
+// segmentsFrom puts contents of more than min octets in segments of
+// max octets for the test, even from a lone Add, with 4096 octets
+// reserved first (a body of 7000 grows into 8192).
 func segmentsFrom(t *testing.T, min int, max int64) {
-	oldMin, oldMax, oldBatch := segmentMin, segmentMax, segmentBatch
-	segmentMin, segmentMax, segmentBatch = min, max, 1
-	t.Cleanup(func() { segmentMin, segmentMax, segmentBatch = oldMin, oldMax, oldBatch })
+	oldMin, oldMax, oldAdders, oldFirst := segmentMin, segmentMax, segmentAdders, streamFirst
+	segmentMin, segmentMax, segmentAdders, streamFirst = min, max, 1, 4096
+	t.Cleanup(func() { segmentMin, segmentMax, segmentAdders, streamFirst = oldMin, oldMax, oldAdders, oldFirst })
+}
+
+// streamOp writes b into a segment as Add would, returning its op for
+// a batch the test commits.
+func streamOp(t *testing.T, s *Store, b []byte) *op {
+	t.Helper()
+	head := b[:min(len(b), segmentMin+1)]
+	var buf []byte
+	o, err := s.stream(mail.NewID(), []byte("m"), slices.Clone(head), bytes.NewReader(b[len(head):]), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
 
 func body(i int) []byte { return bytes.Repeat([]byte(fmt.Sprintf("%05d\r\n", i)), 1000) } // 7000 octets
@@ -76,7 +94,7 @@ func readAll(t *testing.T, s *Store, id mail.ID) []byte {
 // referred to and a durable commit has followed; content is read back
 // from segments (not the cache) after a reopen.
 func TestSegmentsRotateAndReclaim(t *testing.T) {
-	segmentsFrom(t, 1000, 20000) // three contents each
+	segmentsFrom(t, 1000, 3*8192) // three contents each
 	dir := t.TempDir()
 	s := openDir(t, dir)
 	ctx := context.Background()
@@ -119,7 +137,7 @@ func TestSegmentsRotateAndReclaim(t *testing.T) {
 // content written over. Contents written into it read back whole after a
 // reopen, and the number of files stays bounded.
 func TestSegmentsRecycled(t *testing.T) {
-	segmentsFrom(t, 1000, 20000) // three contents each
+	segmentsFrom(t, 1000, 3*8192) // three contents each
 	dir := t.TempDir()
 	s := openDir(t, dir)
 	ctx := context.Background()
@@ -307,47 +325,70 @@ func TestSegmentsOnlyFromMin(t *testing.T) {
 	}
 }
 
-// A lone content stays in the database (one fsync) unless other ops
-// wait; two or more in one commit go to a segment together (one write,
-// one fsync more for all).
-func TestPlaceByBatch(t *testing.T) {
-	segmentsFrom(t, 1000, segmentMax)
-	segmentBatch = 2
+// A lone Add keeps its content in the database (one fsync); while
+// another Add is in progress, content from segmentMin up goes to a
+// segment as it arrives.
+func TestStreamOnlyWhileOthersAdd(t *testing.T) {
+	oldMin := segmentMin
+	segmentMin = 1000
+	t.Cleanup(func() { segmentMin = oldMin })
 	s := open(t)
-	add := func(i int) *op { return &op{kind: opAdd, id: mail.NewID(), body: body(i)} }
-	lone := add(1)
-	if err := s.place([]*op{lone, {kind: opDelete, id: mail.NewID()}}, false); err != nil {
+	ctx := context.Background()
+	where := func(id mail.ID) string {
+		t.Helper()
+		var seg sql.NullInt64
+		if err := s.db.QueryRow("SELECT seg FROM bodies WHERE id = ?", string(id)).Scan(&seg); err != nil {
+			t.Fatal(err)
+		}
+		if seg.Valid {
+			return "segment"
+		}
+		return "database"
+	}
+	lone := mail.NewID()
+	addContent(t, s, lone, body(1))
+	if got := where(lone); got != "database" {
+		t.Errorf("a lone content went to the %s", got)
+	}
+	// slow is an Add whose client sends its first 500 octets and waits.
+	pr, pw := io.Pipe()
+	slow := mail.NewID()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Add(ctx, slow, []byte("m"), pr)
+		done <- err
+	}()
+	pw.Write(body(2)[:500])
+	for s.adding.Load() < 1 {
+		runtime.Gosched()
+	}
+	busy := mail.NewID()
+	addContent(t, s, busy, body(3))
+	if got := where(busy); got != "segment" {
+		t.Errorf("a content added while another Add was in progress went to the %s", got)
+	}
+	// Alone again when it reads past segmentMin: the database.
+	pw.Write(body(2)[500:])
+	pw.Close()
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if lone.segmented {
-		t.Error("a lone content went to a segment while nothing else waited")
+	if got := where(slow); got != "database" {
+		t.Errorf("the slow content, alone once past segmentMin, went to the %s", got)
 	}
-	lone = add(4)
-	if err := s.place([]*op{lone}, true); err != nil {
-		t.Fatal(err)
-	}
-	if !lone.segmented {
-		t.Error("a lone content stayed in the database while other ops waited for the writer")
-	}
-	a, b, small := add(2), add(3), &op{kind: opAdd, id: mail.NewID(), body: []byte("x\r\n")}
-	if err := s.place([]*op{a, small, b}, false); err != nil {
-		t.Fatal(err)
-	}
-	if !a.segmented || !b.segmented || small.segmented {
-		t.Fatalf("segmented: %v %v, small %v; want the two big ones only", a.segmented, b.segmented, small.segmented)
-	}
-	for _, o := range []*op{a, b} {
-		got, err := readSegment(s.segDir, o.seg, o.off, int64(len(o.body)), o.crc, nil)
-		if err != nil || !bytes.Equal(got, o.body) {
-			t.Errorf("content at %d: %v", o.off, err)
+	s.cache.drop(lone)
+	s.cache.drop(slow)
+	for id, want := range map[mail.ID][]byte{lone: body(1), slow: body(2), busy: body(3)} {
+		if got := readAll(t, s, id); !bytes.Equal(got, want) {
+			t.Errorf("content %s: %d octets, want %d", id, len(got), len(want))
 		}
 	}
 }
 
-// A batch whose contents fill one segment and go on in the next makes
-// both durable before any row refers to them.
-func TestPlaceSyncsAcrossRotation(t *testing.T) {
-	segmentsFrom(t, 1000, 10000) // two contents of 7000 fill a segment
+// A batch whose contents were written into two segments (one rotated
+// out between them) makes both durable before any row refers to them.
+func TestCommitSyncsEverySegmentWritten(t *testing.T) {
+	segmentsFrom(t, 1000, 10000) // one content of 7000 per segment
 	s := open(t)
 	var synced []string
 	old := syncFile
@@ -356,19 +397,18 @@ func TestPlaceSyncsAcrossRotation(t *testing.T) {
 		return old(f)
 	}
 	t.Cleanup(func() { syncFile = old })
-	var batch []*op
-	for i := range 3 {
-		batch = append(batch, &op{kind: opAdd, id: mail.NewID(), body: body(i)})
-	}
-	if err := s.place(batch, false); err != nil {
-		t.Fatal(err)
-	}
+	batch := []*op{streamOp(t, s, body(0)), streamOp(t, s, body(1)), streamOp(t, s, body(2))}
 	first, last := batch[0].seg, batch[2].seg
 	if first == last {
-		t.Fatalf("all three contents in segment %d; the test wants the batch to span two", first)
+		t.Fatalf("all three contents in segment %d; the test wants the batch to span segments", first)
 	}
-	for _, no := range []int64{first, last} {
-		if name := filepath.Base(segmentPath(s.segDir, no)); !slices.Contains(synced, name) {
+	for i, err := range s.commit(context.Background(), batch) {
+		if err != nil {
+			t.Fatalf("op %d: %v", i, err)
+		}
+	}
+	for _, o := range batch {
+		if name := filepath.Base(segmentPath(s.segDir, o.seg)); !slices.Contains(synced, name) {
 			t.Errorf("segment %s holds contents of the batch and was not synced (synced: %v)", name, synced)
 		}
 	}
@@ -379,7 +419,7 @@ func TestPlaceSyncsAcrossRotation(t *testing.T) {
 // referred to by the batch's rows and must stay (it was once taken for
 // dead at rotation, kept free and removed, or written over).
 func TestSegmentRotatedWithBatchContentsStays(t *testing.T) {
-	segmentsFrom(t, 1000, 20000) // three contents of 7000 fill a segment
+	segmentsFrom(t, 1000, 3*8192) // three contents of 7000 fill a segment
 	dir := t.TempDir()
 	s := openDir(t, dir)
 	ctx := context.Background()
@@ -399,11 +439,8 @@ func TestSegmentRotatedWithBatchContentsStays(t *testing.T) {
 		t.Fatal(err) // small: stays in the database; commits the delete
 	}
 	var batch []*op
-	var ids []mail.ID
 	for i := range 3 {
-		id := mail.NewID()
-		ids = append(ids, id)
-		batch = append(batch, &op{kind: opAdd, id: id, meta: []byte("m"), body: body(10 + i), size: int64(len(body(10 + i)))})
+		batch = append(batch, streamOp(t, s, body(10+i)))
 	}
 	for i, err := range s.commit(ctx, batch) {
 		if err != nil {
@@ -418,10 +455,150 @@ func TestSegmentRotatedWithBatchContentsStays(t *testing.T) {
 	}
 	s = openDir(t, dir)
 	defer s.Close()
-	for i, id := range ids {
-		if got := readAll(t, s, id); !bytes.Equal(got, body(10+i)) {
-			t.Errorf("content %d of the batch (segment %d) after reopen: %d octets", i, batch[i].seg, len(got))
+	for i, o := range batch {
+		if got := readAll(t, s, o.id); !bytes.Equal(got, body(10+i)) {
+			t.Errorf("content %d of the batch (segment %d) after reopen: %d octets", i, o.seg, len(got))
 		}
+	}
+}
+
+// A segment rotated out while a content is still being written into it
+// stays, though every content committed in it is deleted durably: the
+// content being written is committed there later.
+func TestSegmentWrittenIntoStays(t *testing.T) {
+	segmentsFrom(t, 1000, 3*8192)
+	dir := t.TempDir()
+	s := openDir(t, dir)
+	ctx := context.Background()
+	before := streamOp(t, s, body(0))
+	// A session has reserved space after it and is still receiving.
+	e, err := s.seg.reserve(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &segWriter{g: s.seg, e: e}
+	if err := w.write(body(1)[:3000]); err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range s.commit(ctx, []*op{before}) {
+		if err != nil {
+			t.Fatalf("op %d: %v", i, err)
+		}
+	}
+	// Others fill the segment and go on in the next; the one committed
+	// in it goes, durably.
+	others := []*op{streamOp(t, s, body(2)), streamOp(t, s, body(3))}
+	if others[1].seg == e.seg.no {
+		t.Fatalf("segment %d not rotated out; the test wants it to be", e.seg.no)
+	}
+	s.commit(ctx, others)
+	s.commit(ctx, []*op{{kind: opDelete, id: before.id}, {kind: opSync}})
+	if !slices.Contains(segmentFiles(t, dir), e.seg.no) {
+		t.Fatalf("segment %d removed while a content was being written into it", e.seg.no)
+	}
+	// More rotations: the free segments are used again, but not this one.
+	for i := range 6 {
+		o := streamOp(t, s, body(20+i))
+		s.commit(ctx, []*op{o})
+		s.commit(ctx, []*op{{kind: opDelete, id: o.id}, {kind: opSync}})
+	}
+	if err := w.write(body(1)[3000:]); err != nil {
+		t.Fatal(err)
+	}
+	s.seg.trim(&w.e, w.n)
+	late := &op{kind: opAdd, id: mail.NewID(), meta: []byte("m"), size: w.n, segmented: true,
+		ext: w.e, seg: w.e.seg.no, off: w.e.off, crc: w.crc}
+	if errs := s.commit(ctx, []*op{late}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openDir(t, dir)
+	defer s.Close()
+	if got := readAll(t, s, late.id); !bytes.Equal(got, body(1)) {
+		t.Errorf("content written across rotations and recycling: %d octets", len(got))
+	}
+}
+
+// Many Adds at once, of sizes around the first reservation and past
+// inlineMax: their extents interleave, some grow in place, some move,
+// one goes to a file of its own. Every content reads back as it was
+// sent, after a reopen too.
+func TestConcurrentAdds(t *testing.T) {
+	segmentsFrom(t, 1000, 200000)
+	dir := t.TempDir()
+	s := openDir(t, dir)
+	ctx := context.Background()
+	want := map[mail.ID][]byte{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 2))
+			for i := range 25 {
+				n := 500 + rng.IntN(12000)
+				if g == 0 && i == 3 {
+					n = inlineMax + 5000
+				}
+				b := make([]byte, n)
+				for j := range b {
+					b[j] = byte('a' + (g+i+j/7)%26)
+				}
+				id := mail.NewID()
+				// A client that sends in small pieces, as over a network.
+				if _, err := s.Add(ctx, id, []byte("m"), iotest.OneByteReader(bytes.NewReader(b))); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				want[id] = b
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	var inSeg, inFile int
+	s.db.QueryRow("SELECT count(*) FROM bodies WHERE seg IS NOT NULL").Scan(&inSeg)
+	s.db.QueryRow("SELECT count(*) FROM bodies WHERE in_file").Scan(&inFile)
+	if inSeg < 50 || inFile != 1 {
+		t.Errorf("%d contents in segments and %d in files; want most in segments and one in a file", inSeg, inFile)
+	}
+	for _, reopen := range []bool{false, true} {
+		if reopen {
+			s.Close()
+			s = openDir(t, dir)
+		}
+		for id, b := range want {
+			s.cache.drop(id)
+			if got := readAll(t, s, id); !bytes.Equal(got, b) {
+				t.Fatalf("reopened %v: content %s: %d octets, want %d", reopen, id, len(got), len(b))
+			}
+		}
+	}
+	s.Close()
+}
+
+// A content refused while arriving (too big, bare LF, connection lost)
+// gives its space back; nothing refers to it and the next content
+// reads back whole.
+func TestStreamRefused(t *testing.T) {
+	segmentsFrom(t, 1000, segmentMax)
+	s := open(t)
+	refused := errors.New("550 5.6.11 bare LF")
+	r := io.MultiReader(bytes.NewReader(body(1)), iotest.ErrReader(refused))
+	if _, err := s.Add(context.Background(), mail.NewID(), []byte("m"), r); !errors.Is(err, refused) {
+		t.Fatalf("Add of a refused content: %v, want the reader's error", err)
+	}
+	if s.seg.activeSize != 0 || s.seg.active.refs != 0 {
+		t.Errorf("after a refused content: %d octets reserved, %d extents held; want 0 and 0", s.seg.activeSize, s.seg.active.refs)
+	}
+	id := mail.NewID()
+	addContent(t, s, id, body(2))
+	if got := readAll(t, s, id); !bytes.Equal(got, body(2)) {
+		t.Errorf("content after a refused one: %d octets", len(got))
 	}
 }
 
@@ -436,7 +613,6 @@ func TestSegmentsModel(t *testing.T) {
 	for seed := range 12 {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			segmentsFrom(t, 1000, 30000)
-			segmentBatch = 1 + seed%2
 			rng := rand.New(rand.NewPCG(uint64(seed), 1))
 			dir := t.TempDir()
 			s := openDir(t, dir)
@@ -465,9 +641,12 @@ func TestSegmentsModel(t *testing.T) {
 					var batch []*op
 					for range 1 + rng.IntN(4) {
 						b := bytes.Repeat([]byte(fmt.Sprintf("%d.%d\r\n", step, rng.IntN(1000))), 50+rng.IntN(1500))
-						id := mail.NewID()
-						batch = append(batch, &op{kind: opAdd, id: id, meta: []byte("m"), body: b, size: int64(len(b))})
-						want[id] = b
+						o := &op{kind: opAdd, id: mail.NewID(), meta: []byte("m"), body: b, size: int64(len(b))}
+						if len(b) > segmentMin {
+							o = streamOp(t, s, b)
+						}
+						batch = append(batch, o)
+						want[o.id] = b
 					}
 					for id := range want {
 						if rng.IntN(3) == 0 && len(batch) < 8 && !slices.ContainsFunc(batch, func(o *op) bool { return o.id == id }) {

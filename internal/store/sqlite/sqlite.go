@@ -3,9 +3,10 @@
 // single goroutine that commits whatever is waiting in one transaction —
 // group commit: many sessions share each fsync. The database holds the
 // messages' metadata and their content: under 32 KiB in the database,
-// up to 1 MiB appended to segment files (segments.go), larger in a file
-// of its own; a file is fsynced before the transaction that refers to it
-// commits.
+// up to 1 MiB in the database or, while sessions add in parallel,
+// written by the session into segment files (segments.go), larger in a
+// file of its own; a file is fsynced before the transaction that refers
+// to it commits.
 package sqlite
 
 import (
@@ -65,8 +66,11 @@ type Store struct {
 
 	body *sql.Stmt // sqlBody on the readers, prepared once
 
-	seg   *segments // the writer's
-	cache cache     // content just added, for its delivery
+	seg *segments
+	// adding counts the Adds in progress: with more than one, content
+	// goes to segments as it arrives.
+	adding atomic.Int32
+	cache  cache // content just added, for its delivery
 	// deleting are the ids whose lazy delete is not committed yet: gone
 	// for readers already.
 	deleting sync.Map
@@ -94,12 +98,14 @@ type op struct {
 	kind   opKind
 	id     mail.ID
 	meta   []byte
-	body   []byte // content read into memory, for the database or a segment
+	body   []byte // content read into memory, for the database
 	size   int64
 	inFile bool
-	// Where the writer placed the content, if in a segment: segment,
-	// offset, checksum.
+	// Where the content was written, if in a segment: segment, offset,
+	// checksum; the extent stays reserved until the writer commits the
+	// row or gives it up.
 	segmented bool
+	ext       extent
 	seg, off  int64
 	crc       uint32
 	// lazy marks a delete whose commit need not wait for the disk: if a
@@ -113,11 +119,6 @@ type op struct {
 // maxReaders bounds the database connections used to read (the writer
 // has one more of its own).
 const maxReaders = 4
-
-// segmentable reports whether o adds content that may go to a segment.
-func (o *op) segmentable() bool {
-	return o.kind == opAdd && !o.inFile && len(o.body) >= segmentMin
-}
 
 // Open opens (or creates) the store in dir.
 func Open(dir string) (*Store, error) {
@@ -180,14 +181,27 @@ func Open(dir string) (*Store, error) {
 
 // Add implements queue.Store.
 func (s *Store) Add(ctx context.Context, id mail.ID, meta []byte, body io.Reader) (int64, error) {
+	s.adding.Add(1)
+	defer s.adding.Add(-1)
 	bp := s.bufs.Get().(*[]byte)
-	data, err := readUpTo((*bp)[:0], body, inlineMax+1)
+	data, err := readUpTo((*bp)[:0], body, segmentMin)
+	if err == nil && len(data) > segmentMin {
+		if int(s.adding.Load()) >= segmentAdders {
+			o, err := s.stream(id, meta, data, body, bp)
+			s.putBuf(bp, *bp)
+			if err != nil {
+				return 0, err
+			}
+			return o.size, s.addOp(ctx, o)
+		}
+		data, err = readUpTo(data, body, inlineMax+1)
+	}
 	n := int64(len(data))
 	if err != nil {
 		s.putBuf(bp, data)
 		return n, err
 	}
-	o := &op{kind: opAdd, id: id, meta: meta, err: make(chan error, 1)}
+	o := &op{kind: opAdd, id: id, meta: meta}
 	if n > inlineMax {
 		// Too big to hold: what was read and the rest go to a file of
 		// their own, durable before the row that names it.
@@ -203,13 +217,9 @@ func (s *Store) Add(ctx context.Context, id mail.ID, meta []byte, body io.Reader
 		o.body = data
 	}
 	o.size = n
-	if err := s.submit(ctx, o); err != nil {
+	if err := s.addOp(ctx, o); err != nil {
 		// Not back to the pool: the writer may still hold the buffer
 		// when the caller gave up waiting.
-		if o.inFile {
-			s.files.Delete(id)
-			os.Remove(s.bodyPath(id))
-		}
 		return n, err
 	}
 	if !o.inFile {
@@ -219,6 +229,38 @@ func (s *Store) Add(ctx context.Context, id mail.ID, meta []byte, body io.Reader
 		}
 	}
 	return n, nil
+}
+
+// addOp hands an add to the writer and waits for its commit. What an add
+// the writer never got, or failed, had written is given up; one the
+// caller stopped waiting for is the writer's to commit, and a file of its
+// own left by a failure then goes at the next Open.
+func (s *Store) addOp(ctx context.Context, o *op) error {
+	o.err = make(chan error, 1)
+	if err := s.enqueue(ctx, o); err != nil {
+		if o.segmented {
+			s.seg.release(o.ext)
+		}
+		s.dropFile(o)
+		return err
+	}
+	select {
+	case err := <-o.err:
+		if err != nil {
+			s.dropFile(o)
+		}
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// dropFile removes the file of an add that was not committed.
+func (s *Store) dropFile(o *op) {
+	if o.inFile {
+		s.files.Delete(o.id)
+		os.Remove(s.bodyPath(o.id))
+	}
 }
 
 // putBuf returns a content buffer to the pool, unless it grew so large
@@ -320,6 +362,15 @@ func (s *Store) Body(ctx context.Context, id mail.ID) (io.ReadCloser, error) {
 	if _, ok := s.deleting.Load(id); ok {
 		return nil, queue.ErrNotFound
 	}
+	bp := s.bufs.Get().(*[]byte)
+	if data, ok, err := s.seg.read(id, *bp); ok {
+		if err != nil {
+			s.putBuf(bp, data)
+			return nil, fmt.Errorf("queue store: content of %s: %w", id, err)
+		}
+		return s.pooled(bp, data), nil
+	}
+	s.bufs.Put(bp)
 	var data []byte
 	var inFile bool
 	var seg, off, crc sql.NullInt64
@@ -339,15 +390,14 @@ func (s *Store) Body(ctx context.Context, id mail.ID) (io.ReadCloser, error) {
 		}
 		return f, nil
 	case seg.Valid:
+		// Committed since the look in the segments' map above.
 		bp := s.bufs.Get().(*[]byte)
-		if data, err = readSegment(s.segDir, seg.Int64, off.Int64, size, uint32(crc.Int64), *bp); err != nil {
+		l := location{seg: seg.Int64, off: off.Int64, size: size, crc: uint32(crc.Int64)}
+		if data, err = readSegment(s.segDir, l, *bp); err != nil {
 			s.putBuf(bp, data)
 			return nil, fmt.Errorf("queue store: content of %s: %w", id, err)
 		}
-		*bp = data
-		r := &pooledReader{s: s, bp: bp}
-		r.Reset(data)
-		return r, nil
+		return s.pooled(bp, data), nil
 	}
 	return io.NopCloser(bytes.NewReader(data)), nil
 }
@@ -360,6 +410,14 @@ type pooledReader struct {
 	bytes.Reader
 	s  *Store
 	bp *[]byte
+}
+
+// pooled reads data, held in *bp, which goes back to the pool on Close.
+func (s *Store) pooled(bp *[]byte, data []byte) io.ReadCloser {
+	*bp = data
+	r := &pooledReader{s: s, bp: bp}
+	r.Reset(data)
+	return r
 }
 
 func (r *pooledReader) Close() error {
@@ -485,29 +543,29 @@ func migrate(ctx context.Context, w *sql.Conn) error {
 	return nil
 }
 
-// openSegments learns which segment holds each content, and so which
+// openSegments learns where each content in a segment is, and so which
 // segments are still needed.
 func (s *Store) openSegments(ctx context.Context) error {
-	live := map[int64]int{}
-	segOf := map[mail.ID]int64{}
-	rows, err := s.db.QueryContext(ctx, "SELECT id, seg FROM bodies WHERE seg IS NOT NULL")
+	at := map[mail.ID]location{}
+	rows, err := s.db.QueryContext(ctx, "SELECT id, seg, off, size, crc FROM bodies WHERE seg IS NOT NULL")
 	if err != nil {
 		return fmt.Errorf("queue store: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var id string
-		var no int64
-		if err := rows.Scan(&id, &no); err != nil {
+		var l location
+		var crc int64
+		if err := rows.Scan(&id, &l.seg, &l.off, &l.size, &crc); err != nil {
 			return fmt.Errorf("queue store: %w", err)
 		}
-		live[no]++
-		segOf[mail.ID(id)] = no
+		l.crc = uint32(crc)
+		at[mail.ID(id)] = l
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("queue store: %w", err)
 	}
-	s.seg, err = openSegments(s.segDir, live, segOf)
+	s.seg, err = openSegments(s.segDir, at)
 	return err
 }
 

@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"hash/crc32"
+	"slices"
 	"time"
 
 	"github.com/sluice-relay/sluice/internal/queue"
@@ -100,6 +100,8 @@ func lazyOnly(batch []*op) bool {
 // since the transaction is rolled back.
 func (s *Store) commit(ctx context.Context, batch []*op) []error {
 	errs := make([]error, len(batch))
+	committed := false
+	defer func() { s.settle(batch, errs, committed) }()
 	fail := func(err error) []error {
 		for i := range errs {
 			errs[i] = err
@@ -120,7 +122,7 @@ func (s *Store) commit(ctx context.Context, batch []*op) []error {
 		}
 		s.synced = sync
 	}
-	if err := s.place(batch, len(s.ops) > 0); err != nil {
+	if err := s.syncSegments(batch); err != nil {
 		return fail(err)
 	}
 	if err := s.run(ctx, sqlBegin); err != nil {
@@ -141,51 +143,43 @@ func (s *Store) commit(ctx context.Context, batch []*op) []error {
 		s.run(ctx, sqlRollback)
 		return fail(fmt.Errorf("queue store: commit: %w", mapErr(err)))
 	}
-	for i, o := range batch {
-		switch {
-		case o.segmented:
-			s.seg.committed(o.id, o.seg)
-		case o.kind == opDelete && errs[i] == nil:
-			s.seg.deleted(o.id)
-		}
-	}
-	if sync {
-		s.seg.removeDead()
-	}
+	committed = true
 	return errs
 }
 
-// place appends the batch's new contents to the active segment and
-// makes them durable, before any row refers to them. A lone content
-// while nothing else waits for the writer stays in the database: there
-// the commit waits for one fsync, not two. Under load (ops waiting) the
-// second fsync's wait is spent gathering the next batch, and a segment
-// saves writing the content twice more (WAL, checkpoint).
-func (s *Store) place(batch []*op, busy bool) error {
-	n := 0
-	for _, o := range batch {
-		if o.segmentable() {
-			n++
+// settle tells the segments what became of a batch: the contents it
+// wrote there are referred to now, or given up; its deletes took
+// contents away. After a durable commit, live counts every row there is,
+// and the dead segments can go.
+func (s *Store) settle(batch []*op, errs []error, committed bool) {
+	for i, o := range batch {
+		switch {
+		case o.segmented && committed:
+			s.seg.committed(o.id, o.ext, location{seg: o.seg, off: o.off, size: o.size, crc: o.crc})
+		case o.segmented:
+			s.seg.release(o.ext)
+		case o.kind == opDelete && committed && errs[i] == nil:
+			s.seg.deleted(o.id)
 		}
 	}
-	if n == 0 || n < segmentBatch && !busy {
-		return nil
+	if committed && !lazyOnly(batch) {
+		s.seg.removeDead()
 	}
+}
+
+// syncSegments makes the contents the batch wrote to segments durable,
+// before any row refers to them: one fdatasync per segment, however many
+// sessions wrote there.
+func (s *Store) syncSegments(batch []*op) error {
+	var synced []*segment
 	for _, o := range batch {
-		if !o.segmentable() {
+		if !o.segmented || slices.Contains(synced, o.ext.seg) {
 			continue
 		}
-		var err error
-		if o.seg, o.off, err = s.seg.add(o.body); err != nil {
-			s.seg.abandon()
-			return mapErr(err)
+		if err := syncFile(o.ext.seg.f); err != nil {
+			return mapErr(fmt.Errorf("queue store: sync content segment: %w", err))
 		}
-		o.crc = crc32.Checksum(o.body, castagnoli)
-		o.segmented = true
-	}
-	if err := s.seg.sync(); err != nil {
-		s.seg.abandon()
-		return mapErr(err)
+		synced = append(synced, o.ext.seg)
 	}
 	return nil
 }
