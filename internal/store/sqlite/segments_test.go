@@ -376,9 +376,43 @@ func TestStreamOnlyWhileOthersAdd(t *testing.T) {
 	if got := where(slow); got != "database" {
 		t.Errorf("the slow content, alone once past segmentMin, went to the %s", got)
 	}
+	// Alone past segmentMin, then joined by another Add: from there it
+	// goes to a segment, with what it held so far.
+	first, joined := make(chan error, 1), mail.NewID()
+	pr, pw = io.Pipe()
+	go func() {
+		_, err := s.Add(ctx, joined, []byte("m"), pr)
+		first <- err
+	}()
+	pw.Write(body(4)[:1500])
+	for s.adding.Load() < 1 {
+		runtime.Gosched()
+	}
+	pr2, pw2 := io.Pipe()
+	other := mail.NewID()
+	go func() {
+		_, err := s.Add(ctx, other, []byte("m"), pr2)
+		done <- err
+	}()
+	for s.adding.Load() < 2 {
+		runtime.Gosched()
+	}
+	pw.Write(body(4)[1500:])
+	pw.Close()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if got := where(joined); got != "segment" {
+		t.Errorf("a content joined by another Add past segmentMin went to the %s", got)
+	}
+	pw2.Write([]byte("short\r\n"))
+	pw2.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 	s.cache.drop(lone)
 	s.cache.drop(slow)
-	for id, want := range map[mail.ID][]byte{lone: body(1), slow: body(2), busy: body(3)} {
+	for id, want := range map[mail.ID][]byte{lone: body(1), slow: body(2), busy: body(3), joined: body(4)} {
 		if got := readAll(t, s, id); !bytes.Equal(got, want) {
 			t.Errorf("content %s: %d octets, want %d", id, len(got), len(want))
 		}

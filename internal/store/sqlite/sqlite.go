@@ -53,9 +53,14 @@ type Store struct {
 	w       *sql.Conn
 	ops     chan *op
 	done    chan struct{}
-	bufs    sync.Pool
-	closed  chan struct{}
-	once    sync.Once
+	// Content buffers, pooled by size: small ones (up to segmentMin)
+	// for a content's head and for small contents; whole ones for a
+	// larger content read for delivery or added alone. Apart, because a
+	// session given a whole one for its head holds it through its
+	// message: a hundred sessions, megabytes.
+	small, whole pool
+	closed       chan struct{}
+	once         sync.Once
 
 	onCommit atomic.Pointer[func(time.Duration)]
 
@@ -147,7 +152,7 @@ func Open(dir string) (*Store, error) {
 		dir: dir, bodyDir: bodyDir, segDir: filepath.Join(dir, "segments"), db: db, w: w,
 		ops: make(chan *op, 4096), done: make(chan struct{}), closed: make(chan struct{}),
 	}
-	s.bufs.New = func() any { b := make([]byte, 0, 16<<10); return &b }
+	s.small.size, s.whole.size = 16<<10, 128<<10
 	s.cache.release = func(bp *[]byte) { s.putBuf(bp, *bp) }
 	// Readers share few connections: each has its own page cache, and
 	// contents are mostly served from memory or segment files.
@@ -183,9 +188,13 @@ func Open(dir string) (*Store, error) {
 func (s *Store) Add(ctx context.Context, id mail.ID, meta []byte, body io.Reader) (int64, error) {
 	s.adding.Add(1)
 	defer s.adding.Add(-1)
-	bp := s.bufs.Get().(*[]byte)
-	data, err := readUpTo((*bp)[:0], body, segmentMin)
-	if err == nil && len(data) > segmentMin {
+	bp := s.small.get()
+	limit := segmentMin - 1
+	data, err := readUpTo((*bp)[:0], body, limit)
+	// Past segmentMin, the content goes to a segment as soon as another
+	// Add is in progress: sessions come in waves (all answered by one
+	// commit), and the first may be alone only for a moment.
+	for err == nil && len(data) > limit && limit < inlineMax {
 		if int(s.adding.Load()) >= segmentAdders {
 			o, err := s.stream(id, meta, data, body, bp)
 			s.putBuf(bp, *bp)
@@ -194,7 +203,14 @@ func (s *Store) Add(ctx context.Context, id mail.ID, meta []byte, body io.Reader
 			}
 			return o.size, s.addOp(ctx, o)
 		}
-		data, err = readUpTo(data, body, inlineMax+1)
+		if limit == segmentMin-1 {
+			wp := s.whole.get()
+			*wp = append((*wp)[:0], data...)
+			s.small.put(bp, data)
+			bp, data = wp, *wp
+		}
+		limit = min(2*limit+1, inlineMax)
+		data, err = readUpTo(data, body, limit)
 	}
 	n := int64(len(data))
 	if err != nil {
@@ -263,12 +279,35 @@ func (s *Store) dropFile(o *op) {
 	}
 }
 
-// putBuf returns a content buffer to the pool, unless it grew so large
-// that keeping it would hold memory for a rare message.
+// putBuf returns a content buffer to the pool of its size.
 func (s *Store) putBuf(bp *[]byte, data []byte) {
+	if cap(data) <= segmentMin {
+		s.small.put(bp, data)
+	} else {
+		s.whole.put(bp, data)
+	}
+}
+
+// pool keeps content buffers for reuse.
+type pool struct {
+	p    sync.Pool
+	size int // of a new buffer
+}
+
+func (p *pool) get() *[]byte {
+	if bp, ok := p.p.Get().(*[]byte); ok {
+		return bp
+	}
+	b := make([]byte, 0, p.size)
+	return &b
+}
+
+// put returns a buffer holding data, unless it grew so large that
+// keeping it would hold memory for a rare message.
+func (p *pool) put(bp *[]byte, data []byte) {
 	if cap(data) <= maxPooled {
 		*bp = data[:0]
-		s.bufs.Put(bp)
+		p.p.Put(bp)
 	}
 }
 
@@ -276,13 +315,15 @@ func (s *Store) putBuf(bp *[]byte, data []byte) {
 const maxPooled = 256 << 10
 
 // readUpTo appends r to dst until EOF or until more than limit octets
-// are in it. It grows dst as append does, by about a quarter at these
-// sizes, where bytes.Buffer would double it: with a hundred sessions
-// holding 100 KB each, that is megabytes.
+// are in it. It doubles dst as it fills, but never past limit+1: a head
+// read to decide whether a content goes to a segment takes exactly
+// segmentMin, which is then the chunk it is streamed through.
 func readUpTo(dst []byte, r io.Reader, limit int) ([]byte, error) {
 	for len(dst) <= limit {
 		if len(dst) == cap(dst) {
-			dst = append(dst, 0)[:len(dst)]
+			// Exactly: append and slices.Grow would round 32 KiB up to 48.
+			grown := make([]byte, len(dst), len(dst)+max(1, min(cap(dst), limit+1-len(dst))))
+			dst = grown[:copy(grown, dst)]
 		}
 		n, err := r.Read(dst[len(dst):min(cap(dst), limit+1)])
 		dst = dst[:len(dst)+n]
@@ -362,15 +403,15 @@ func (s *Store) Body(ctx context.Context, id mail.ID) (io.ReadCloser, error) {
 	if _, ok := s.deleting.Load(id); ok {
 		return nil, queue.ErrNotFound
 	}
-	bp := s.bufs.Get().(*[]byte)
+	bp := s.whole.get()
 	if data, ok, err := s.seg.read(id, *bp); ok {
 		if err != nil {
-			s.putBuf(bp, data)
+			s.whole.put(bp, data)
 			return nil, fmt.Errorf("queue store: content of %s: %w", id, err)
 		}
 		return s.pooled(bp, data), nil
 	}
-	s.bufs.Put(bp)
+	s.whole.put(bp, *bp)
 	var data []byte
 	var inFile bool
 	var seg, off, crc sql.NullInt64
@@ -391,10 +432,10 @@ func (s *Store) Body(ctx context.Context, id mail.ID) (io.ReadCloser, error) {
 		return f, nil
 	case seg.Valid:
 		// Committed since the look in the segments' map above.
-		bp := s.bufs.Get().(*[]byte)
+		bp := s.whole.get()
 		l := location{seg: seg.Int64, off: off.Int64, size: size, crc: uint32(crc.Int64)}
 		if data, err = readSegment(s.segDir, l, *bp); err != nil {
-			s.putBuf(bp, data)
+			s.whole.put(bp, data)
 			return nil, fmt.Errorf("queue store: content of %s: %w", id, err)
 		}
 		return s.pooled(bp, data), nil
@@ -423,7 +464,7 @@ func (s *Store) pooled(bp *[]byte, data []byte) io.ReadCloser {
 func (r *pooledReader) Close() error {
 	if r.bp != nil {
 		r.Reset(nil)
-		r.s.putBuf(r.bp, *r.bp)
+		r.s.whole.put(r.bp, *r.bp)
 		r.bp = nil
 	}
 	return nil

@@ -12,10 +12,6 @@ import (
 	"github.com/sluice-relay/sluice/internal/safeio"
 )
 
-// streamChunk is how much of a content is read before it is written:
-// two writes for a 100 KB message, and no more than this in memory.
-const streamChunk = 64 << 10
-
 // streamFirst is the space first reserved for a content. Most fit; the
 // others grow in place if nothing was reserved after them, else move.
 // (A variable for tests.)
@@ -30,7 +26,7 @@ type segWriter struct {
 }
 
 // stream writes a content into segment space as it is read: head (read
-// already) and then the rest of body, a chunk at a time through *buf.
+// already, in *buf) and then the rest of body.
 // A content that outgrows inlineMax goes on in a file of its own. The op
 // returned holds its extent until the writer commits or releases it.
 func (s *Store) stream(id mail.ID, meta, head []byte, body io.Reader, buf *[]byte) (*op, error) {
@@ -43,8 +39,11 @@ func (s *Store) stream(id mail.ID, meta, head []byte, body io.Reader, buf *[]byt
 		w.drop()
 		return nil, err
 	}
-	*buf = slices.Grow(head[:0], streamChunk)
-	chunk := (*buf)[:streamChunk]
+	// The rest goes through the buffer the head was read into, a
+	// segmentMin at a time: four writes for a 100 KB content, and no
+	// more than that in memory.
+	*buf = slices.Grow(head[:0], segmentMin)
+	chunk := (*buf)[:segmentMin]
 	for {
 		n, rerr := readFull(body, chunk)
 		if w.n+int64(n) > inlineMax {
