@@ -22,18 +22,16 @@ import (
 	"time"
 
 	"github.com/sluice-relay/sluice/internal/dailyfile"
+	"github.com/sluice-relay/sluice/internal/logqueue"
 )
 
 // Log is one direction's protocol log ("receive" or "send"). A nil *Log
 // logs nothing.
 type Log struct {
-	log    *slog.Logger
-	ch     chan record
-	done   chan struct{}
-	once   sync.Once
-	mu     sync.RWMutex // orders writes against Close (see tracking.Log)
-	closed bool
-	now    func() time.Time
+	log  *slog.Logger
+	q    *logqueue.Queue[record] // a line written after Close is dropped
+	done chan struct{}
+	now  func() time.Time
 }
 
 // record is one line and the time that decides its file.
@@ -56,7 +54,7 @@ func open(dir, prefix string, retention time.Duration, log *slog.Logger, now fun
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{log: log, ch: make(chan record, 16384), done: make(chan struct{}), now: now}
+	l := &Log{log: log, q: logqueue.New[record](16384), done: make(chan struct{}), now: now}
 	go l.writer(dw)
 	return l, nil
 }
@@ -103,14 +101,7 @@ func (s *Session) write(ev byte, data string) {
 	data = s.mask(ev, data)
 	now := s.l.now()
 	rec := record{at: now, line: fmt.Sprintf("%s,%s,%c,%s", now.UTC().Format("2006-01-02T15:04:05.000Z"), s.prefix, ev, csv(data))}
-	s.l.mu.RLock()
-	defer s.l.mu.RUnlock()
-	if s.l.closed {
-		return
-	}
-	select {
-	case s.l.ch <- rec:
-	default:
+	if full := s.l.q.Put(rec); full {
 		s.l.log.Error("protocol log is behind; line dropped", "session", s.id)
 	}
 }
@@ -159,12 +150,7 @@ func (l *Log) Close() {
 	if l == nil {
 		return
 	}
-	l.once.Do(func() {
-		l.mu.Lock()
-		l.closed = true
-		close(l.ch)
-		l.mu.Unlock()
-	})
+	l.q.Close()
 	<-l.done
 }
 
@@ -173,15 +159,17 @@ func (l *Log) writer(dw *dailyfile.Writer) {
 	defer dw.Close()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	for {
+	var batch []record
+	for more := true; more; {
 		select {
-		case rec, ok := <-l.ch:
-			if !ok {
-				return
-			}
-			dw.Write(rec.at, []byte(rec.line))
+		case <-l.q.Ready():
 		case <-tick.C:
 			dw.Flush()
+			continue
+		}
+		batch, more = l.q.Take(batch)
+		for _, rec := range batch {
+			dw.Write(rec.at, []byte(rec.line))
 		}
 	}
 }

@@ -10,10 +10,10 @@ package tracking
 
 import (
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/sluice-relay/sluice/internal/dailyfile"
+	"github.com/sluice-relay/sluice/internal/logqueue"
 	"github.com/sluice-relay/sluice/internal/mail"
 )
 
@@ -64,16 +64,12 @@ func (t EventType) Valid() bool {
 
 // Log writes tracking records. A nil *Log records nothing.
 type Log struct {
-	log       *slog.Logger
-	ch        chan request
-	done      chan struct{}
-	closeOnce sync.Once
-	// mu orders Record against Close: a delivery cut off at shutdown may
-	// still record after the log closed; that record is dropped, not a
-	// send on a closed channel.
-	mu     sync.RWMutex
-	closed bool
-	now    func() time.Time // the clock for events without a time, and for the retention
+	log *slog.Logger
+	// q holds what waits for the writer. A delivery cut off at shutdown
+	// may still record after the log closed; that record is dropped.
+	q    *logqueue.Queue[request]
+	done chan struct{}
+	now  func() time.Time // the clock for events without a time, and for the retention
 }
 
 // request is an event for the writer, or a Flush waiting for it.
@@ -97,7 +93,7 @@ func open(dir string, retention time.Duration, log *slog.Logger, now func() time
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{log: log, ch: make(chan request, 8192), done: make(chan struct{}), now: now}
+	l := &Log{log: log, q: logqueue.New[request](8192), done: make(chan struct{}), now: now}
 	go l.writer(dw)
 	return l, nil
 }
@@ -111,14 +107,7 @@ func (l *Log) Record(e Event) {
 	if e.Time.IsZero() {
 		e.Time = l.now()
 	}
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.closed {
-		return
-	}
-	select {
-	case l.ch <- request{e: e}:
-	default:
+	if full := l.q.Put(request{e: e}); full {
 		l.log.Error("tracking log is behind; record dropped", "event", string(e.Event), "msg", e.ID)
 	}
 }
@@ -131,14 +120,9 @@ func (l *Log) Flush() {
 		return
 	}
 	flushed := make(chan struct{})
-	l.mu.RLock()
-	if l.closed {
-		l.mu.RUnlock()
-		return
+	if l.q.PutAlways(request{flushed: flushed}) {
+		<-flushed
 	}
-	l.ch <- request{flushed: flushed}
-	l.mu.RUnlock()
-	<-flushed
 }
 
 // Close writes what is buffered, closes the file and stops; events
@@ -147,12 +131,7 @@ func (l *Log) Close() {
 	if l == nil {
 		return
 	}
-	l.closeOnce.Do(func() {
-		l.mu.Lock()
-		l.closed = true
-		close(l.ch)
-		l.mu.Unlock()
-	})
+	l.q.Close()
 	<-l.done
 }
 
@@ -168,12 +147,16 @@ func (l *Log) writer(dw *dailyfile.Writer) {
 	flush := time.NewTicker(200 * time.Millisecond)
 	defer flush.Stop()
 	var line []byte
-	for {
+	var batch []request
+	for more := true; more; {
 		select {
-		case r, ok := <-l.ch:
-			if !ok {
-				return
-			}
+		case <-l.q.Ready():
+		case <-flush.C:
+			dw.Flush()
+			continue
+		}
+		batch, more = l.q.Take(batch)
+		for _, r := range batch {
 			if r.flushed != nil {
 				dw.Flush()
 				close(r.flushed)
@@ -181,8 +164,6 @@ func (l *Log) writer(dw *dailyfile.Writer) {
 			}
 			line = appendRecord(line[:0], &r.e)
 			dw.Write(r.e.Time, line)
-		case <-flush.C:
-			dw.Flush()
 		}
 	}
 }

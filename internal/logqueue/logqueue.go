@@ -1,0 +1,92 @@
+// Package logqueue owns the buffer between the goroutines that write a
+// log (sessions, deliveries) and the one goroutine that writes its file:
+// Put never blocks on the disk, and a record that finds the buffer full
+// is dropped, not waited for. Unlike a buffered channel of the same
+// bound, it holds memory only for what is waiting: the tracking and
+// protocol logs' channels were 4 MiB of a relay's heap, full or not.
+package logqueue
+
+import "sync"
+
+// Queue is a bounded FIFO of T for one reader.
+type Queue[T any] struct {
+	mu     sync.Mutex
+	items  []T
+	max    int
+	closed bool
+	ready  chan struct{} // holds a token while items wait or once closed
+}
+
+// New returns a queue that holds at most max items.
+func New[T any](max int) *Queue[T] {
+	return &Queue[T]{max: max, ready: make(chan struct{}, 1)}
+}
+
+// Put adds v, unless the queue is closed (v is dropped: the log is
+// gone) or full (v is dropped and Put reports it, for the caller to
+// say so).
+func (q *Queue[T]) Put(v T) (full bool) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return false
+	}
+	if len(q.items) >= q.max {
+		q.mu.Unlock()
+		return true
+	}
+	q.items = append(q.items, v)
+	q.mu.Unlock()
+	q.signal()
+	return false
+}
+
+// PutAlways adds v even to a full queue (a request someone waits on,
+// that must not be dropped); false only once the queue is closed.
+func (q *Queue[T]) PutAlways(v T) bool {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return false
+	}
+	q.items = append(q.items, v)
+	q.mu.Unlock()
+	q.signal()
+	return true
+}
+
+func (q *Queue[T]) signal() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Ready has a value when Take may return something, or the queue was
+// closed.
+func (q *Queue[T]) Ready() <-chan struct{} { return q.ready }
+
+// Take returns what waits, giving buf (the slice the last Take
+// returned, emptied) to hold what comes next; more is false once the
+// queue is closed: what Take returned then was the last.
+func (q *Queue[T]) Take(buf []T) (items []T, more bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	clear(buf)
+	if cap(buf) > shrinkAbove {
+		buf = nil // a burst is over: let its memory go
+	}
+	items, q.items = q.items, buf[:0]
+	return items, !q.closed
+}
+
+// shrinkAbove is the largest buffer kept from one Take to the next.
+const shrinkAbove = 256
+
+// Close refuses further items; Take still returns those waiting.
+func (q *Queue[T]) Close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
+}

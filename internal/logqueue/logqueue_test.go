@@ -1,0 +1,104 @@
+package logqueue
+
+import (
+	"sync"
+	"testing"
+)
+
+// drain takes everything until the queue reports closed, as a writer.
+func drain[T any](q *Queue[T]) []T {
+	var got, batch []T
+	for more := true; more; {
+		<-q.Ready()
+		batch, more = q.Take(batch)
+		got = append(got, batch...)
+	}
+	return got
+}
+
+func TestOrderBoundAndClose(t *testing.T) {
+	q := New[int](3)
+	for i := range 3 {
+		if full := q.Put(i); full {
+			t.Fatalf("Put %d reported full with room", i)
+		}
+	}
+	if full := q.Put(3); !full {
+		t.Error("Put into a full queue did not report it")
+	}
+	if !q.PutAlways(4) {
+		t.Error("PutAlways refused on a full, open queue")
+	}
+	q.Close()
+	if full := q.Put(5); full {
+		t.Error("Put after Close reported full; it is dropped quietly")
+	}
+	if q.PutAlways(6) {
+		t.Error("PutAlways accepted after Close")
+	}
+	got := drain(q)
+	want := []int{0, 1, 2, 4}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+}
+
+// Many writers, one reader: each writer's items arrive, in its order,
+// and nothing is lost while the queue has room.
+func TestConcurrentWriters(t *testing.T) {
+	const writers, each = 8, 2000
+	q := New[[2]int](writers * each)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if q.Put([2]int{w, i}) {
+					t.Error("full")
+					return
+				}
+			}
+		}()
+	}
+	done := make(chan [][2]int)
+	go func() { done <- drain(q) }()
+	wg.Wait()
+	q.Close()
+	got := <-done
+	next := make([]int, writers)
+	for _, v := range got {
+		if v[1] != next[v[0]] {
+			t.Fatalf("writer %d: item %d after %d", v[0], v[1], next[v[0]]-1)
+		}
+		next[v[0]]++
+	}
+	if len(got) != writers*each {
+		t.Errorf("%d items arrived, want %d", len(got), writers*each)
+	}
+}
+
+// After a burst, the queue does not keep the burst's memory.
+func TestShrinksAfterBurst(t *testing.T) {
+	q := New[int](10000)
+	for i := range 5000 {
+		q.Put(i)
+	}
+	batch, _ := q.Take(nil)
+	if len(batch) != 5000 {
+		t.Fatalf("took %d", len(batch))
+	}
+	q.Put(1)
+	batch, _ = q.Take(batch)
+	q.mu.Lock()
+	kept := cap(q.items)
+	q.mu.Unlock()
+	if kept > shrinkAbove {
+		t.Errorf("after a burst of 5000 the queue keeps room for %d", kept)
+	}
+}
