@@ -74,7 +74,7 @@ type segments struct {
 	at   map[mail.ID]location // where each content referred to is
 	// rd are files open for reading contents, by segment: a delivery
 	// finds its content without asking the database or opening a file.
-	rd map[int64]*os.File
+	rd map[int64]*readFile
 	// dead are segments nothing may refer to, removed after the next
 	// durable commit: a lazy delete lost in a crash brings its row back,
 	// and the row must still find its content. Candidates only:
@@ -93,6 +93,11 @@ type segment struct {
 	no   int64
 	f    *os.File
 	refs int // extents given out and neither committed nor given up
+	// failed: an fdatasync of it failed. What was written before may
+	// be lost though a later fdatasync succeeds (Linux reports a failed
+	// writeback once, and forgets the pages), so nothing written into
+	// it is committed any more.
+	failed bool
 }
 
 // location is where a committed content is, and its checksum.
@@ -100,6 +105,17 @@ type location struct {
 	seg, off, size int64
 	crc            uint32
 }
+
+// readFile is a segment open for reading, shared by deliveries.
+type readFile struct {
+	f     *os.File
+	users int
+	drop  bool // closed when its last user is done
+}
+
+// maxReadFiles bounds the segments kept open for reading: under a
+// backlog, contents are spread over many segments.
+const maxReadFiles = 16
 
 // extent is the space reserved in a segment for one content.
 type extent struct {
@@ -136,7 +152,7 @@ func openSegments(dir string, at map[mail.ID]location) (*segments, error) {
 	for _, l := range at {
 		live[l.seg]++
 	}
-	g := &segments{dir: dir, open: map[int64]*segment{}, live: live, at: at, rd: map[int64]*os.File{}}
+	g := &segments{dir: dir, open: map[int64]*segment{}, live: live, at: at, rd: map[int64]*readFile{}}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("queue store: %w", err)
@@ -262,7 +278,7 @@ func (g *segments) reserve(size int64) (extent, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
-		return extent{}, errors.New("queue store is closed")
+		return extent{}, errClosed
 	}
 	if g.active == nil || g.activeSize > 0 && g.activeSize+size > segmentMax {
 		if err := g.rotate(); err != nil {
@@ -285,6 +301,24 @@ func (g *segments) reserve(size int64) (extent, error) {
 	g.activeSize += size
 	g.active.refs++
 	return e, nil
+}
+
+// markFailed marks sg as failed to sync, and starts a new active segment
+// at the next reserve.
+func (g *segments) markFailed(sg *segment) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	sg.failed = true
+	if g.active == sg {
+		g.active = nil // retired by its last unref: refs are held
+	}
+}
+
+// isFailed reports whether sg failed to sync.
+func (g *segments) isFailed(sg *segment) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return sg.failed
 }
 
 // extend grows e to size in place if nothing was reserved after it.
@@ -336,23 +370,56 @@ func (g *segments) committed(id mail.ID, e extent, l location) {
 // read reads id's content into dst's space, if it is in a segment.
 func (g *segments) read(id mail.ID, dst []byte) ([]byte, bool, error) {
 	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return dst, true, errClosed
+	}
 	l, ok := g.at[id]
 	if !ok {
 		g.mu.Unlock()
 		return dst, false, nil
 	}
-	f := g.rd[l.seg]
-	if f == nil {
-		var err error
-		if f, err = os.Open(g.path(l.seg)); err != nil {
+	r := g.rd[l.seg]
+	if r == nil {
+		f, err := os.Open(g.path(l.seg))
+		if err != nil {
 			g.mu.Unlock()
 			return dst, true, err
 		}
-		g.rd[l.seg] = f
+		for no, r := range g.rd {
+			if len(g.rd) < maxReadFiles {
+				break
+			}
+			if r.users == 0 {
+				g.closeReader(no)
+			}
+		}
+		r = &readFile{f: f}
+		g.rd[l.seg] = r
+	}
+	r.users++
+	g.mu.Unlock()
+	data, err := readAt(r.f, l, dst)
+	g.mu.Lock()
+	if r.users--; r.users == 0 && r.drop {
+		r.f.Close()
 	}
 	g.mu.Unlock()
-	data, err := readAt(f, l, dst)
 	return data, true, err
+}
+
+// closeReader (mu held) closes segment no's read file, now or when its
+// last reader is done.
+func (g *segments) closeReader(no int64) {
+	r := g.rd[no]
+	if r == nil {
+		return
+	}
+	delete(g.rd, no)
+	r.drop = true
+	if r.users == 0 {
+		r.f.Close()
+	}
 }
 
 // deleted records that id's content is no longer referred to.
@@ -384,11 +451,7 @@ func (g *segments) removeDead() {
 		if g.live[no] > 0 || g.open[no] != nil || slices.Contains(g.free, no) {
 			continue
 		}
-		// A reader still at it gets an error: it read a deleted content.
-		if f := g.rd[no]; f != nil {
-			f.Close()
-			delete(g.rd, no)
-		}
+		g.closeReader(no)
 		if len(g.free) < maxFree {
 			g.free = append(g.free, no)
 			continue
@@ -414,9 +477,8 @@ func (g *segments) close() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.closed = true
-	for no, f := range g.rd {
-		f.Close()
-		delete(g.rd, no)
+	for no := range g.rd {
+		g.closeReader(no)
 	}
 	if g.next != nil {
 		if f := <-g.next; f != nil {

@@ -425,13 +425,18 @@ func TestCommitSyncsEverySegmentWritten(t *testing.T) {
 	segmentsFrom(t, 1000, 10000) // one content of 7000 per segment
 	s := open(t)
 	var synced []string
+	batch := []*op{streamOp(t, s, body(0)), streamOp(t, s, body(1)), streamOp(t, s, body(2))}
 	old := syncFile
 	syncFile = func(f *os.File) error {
 		synced = append(synced, filepath.Base(f.Name()))
+		// Before the rows: a reader sees none of them yet.
+		var n int
+		if err := s.db.QueryRow("SELECT count(*) FROM bodies").Scan(&n); err != nil || n != 0 {
+			t.Errorf("segment %s synced with %d rows committed (%v); want it before the commit", f.Name(), n, err)
+		}
 		return old(f)
 	}
 	t.Cleanup(func() { syncFile = old })
-	batch := []*op{streamOp(t, s, body(0)), streamOp(t, s, body(1)), streamOp(t, s, body(2))}
 	first, last := batch[0].seg, batch[2].seg
 	if first == last {
 		t.Fatalf("all three contents in segment %d; the test wants the batch to span segments", first)
@@ -497,16 +502,16 @@ func TestSegmentRotatedWithBatchContentsStays(t *testing.T) {
 }
 
 // A segment rotated out while a content is still being written into it
-// stays, though every content committed in it is deleted durably: the
-// content being written is committed there later.
+// stays, though every content committed in it is deleted durably and
+// later segments die and are recycled: the content being written is
+// committed there later.
 func TestSegmentWrittenIntoStays(t *testing.T) {
 	segmentsFrom(t, 1000, 3*8192)
 	dir := t.TempDir()
 	s := openDir(t, dir)
 	ctx := context.Background()
 	before := streamOp(t, s, body(0))
-	// A session has reserved space after it and is still receiving.
-	e, err := s.seg.reserve(4096)
+	e, err := s.seg.reserve(8192) // room for all of it: no move
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,27 +519,30 @@ func TestSegmentWrittenIntoStays(t *testing.T) {
 	if err := w.write(body(1)[:3000]); err != nil {
 		t.Fatal(err)
 	}
-	for i, err := range s.commit(ctx, []*op{before}) {
-		if err != nil {
-			t.Fatalf("op %d: %v", i, err)
-		}
-	}
-	// Others fill the segment and go on in the next; the one committed
-	// in it goes, durably.
+	s.commit(ctx, []*op{before})
 	others := []*op{streamOp(t, s, body(2)), streamOp(t, s, body(3))}
 	if others[1].seg == e.seg.no {
-		t.Fatalf("segment %d not rotated out; the test wants it to be", e.seg.no)
+		t.Fatalf("segment %d not rotated out", e.seg.no)
 	}
 	s.commit(ctx, others)
-	s.commit(ctx, []*op{{kind: opDelete, id: before.id}, {kind: opSync}})
+	var dels []*op
+	for _, o := range append([]*op{before}, others...) {
+		dels = append(dels, &op{kind: opDelete, id: o.id})
+	}
+	s.commit(ctx, append(dels, &op{kind: opSync}))
+	if s.seg.live[e.seg.no] != 0 {
+		t.Fatalf("segment %d still has %d live contents; the test wants none", e.seg.no, s.seg.live[e.seg.no])
+	}
 	if !slices.Contains(segmentFiles(t, dir), e.seg.no) {
 		t.Fatalf("segment %d removed while a content was being written into it", e.seg.no)
 	}
-	// More rotations: the free segments are used again, but not this one.
 	for i := range 6 {
 		o := streamOp(t, s, body(20+i))
 		s.commit(ctx, []*op{o})
 		s.commit(ctx, []*op{{kind: opDelete, id: o.id}, {kind: opSync}})
+	}
+	if !slices.Contains(segmentFiles(t, dir), e.seg.no) {
+		t.Fatalf("segment %d recycled or removed while a content was being written into it", e.seg.no)
 	}
 	if err := w.write(body(1)[3000:]); err != nil {
 		t.Fatal(err)

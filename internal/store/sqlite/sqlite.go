@@ -60,6 +60,7 @@ type Store struct {
 	// message: a hundred sessions, megabytes.
 	small, whole pool
 	closed       chan struct{}
+	closing      sync.RWMutex // held to send on ops, taken to close it
 	once         sync.Once
 
 	onCommit atomic.Pointer[func(time.Duration)]
@@ -381,17 +382,25 @@ func (s *Store) submit(ctx context.Context, o *op) error {
 	}
 }
 
-// enqueue hands an op to the writer.
+// enqueue hands an op to the writer. The read lock keeps Close from
+// closing ops under a send: a session or delivery may outlive the store.
 func (s *Store) enqueue(ctx context.Context, o *op) error {
+	s.closing.RLock()
+	defer s.closing.RUnlock()
+	select {
+	case <-s.closed:
+		return errClosed
+	default:
+	}
 	select {
 	case s.ops <- o:
 		return nil
-	case <-s.closed:
-		return errors.New("queue store is closed")
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
+
+var errClosed = errors.New("queue store is closed")
 
 const sqlBody = "SELECT data, in_file, seg, off, size, crc FROM bodies WHERE id = ?"
 
@@ -501,8 +510,10 @@ func (s *Store) Load(ctx context.Context, fn func(id mail.ID, meta []byte, size 
 // Close implements queue.Store: pending writes are committed first.
 func (s *Store) Close() error {
 	s.once.Do(func() {
+		s.closing.Lock()
 		close(s.closed)
 		close(s.ops)
+		s.closing.Unlock()
 	})
 	<-s.done
 	s.seg.close()

@@ -46,6 +46,10 @@ func (s *Store) stream(id mail.ID, meta, head []byte, body io.Reader, buf *[]byt
 	chunk := (*buf)[:segmentMin]
 	for {
 		n, rerr := readFull(body, chunk)
+		if rerr != nil && rerr != io.EOF {
+			w.drop()
+			return nil, rerr // the content was refused: too big, bare LF, connection lost
+		}
 		if w.n+int64(n) > inlineMax {
 			return s.toFile(id, meta, w, chunk[:n], body)
 		}
@@ -57,10 +61,6 @@ func (s *Store) stream(id mail.ID, meta, head []byte, body io.Reader, buf *[]byt
 		}
 		if rerr == io.EOF {
 			break
-		}
-		if rerr != nil {
-			w.drop()
-			return nil, rerr // the content was refused: too big, bare LF, connection lost
 		}
 	}
 	s.seg.trim(&w.e, w.n)

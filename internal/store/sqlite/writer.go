@@ -176,7 +176,11 @@ func (s *Store) syncSegments(batch []*op) error {
 		if !o.segmented || slices.Contains(synced, o.ext.seg) {
 			continue
 		}
+		if s.seg.isFailed(o.ext.seg) {
+			return fmt.Errorf("queue store: content segment %d failed to sync earlier", o.ext.seg.no)
+		}
 		if err := syncFile(o.ext.seg.f); err != nil {
+			s.seg.markFailed(o.ext.seg)
 			return mapErr(fmt.Errorf("queue store: sync content segment: %w", err))
 		}
 		synced = append(synced, o.ext.seg)
