@@ -52,8 +52,10 @@ var syncFile = datasync
 
 // segments are the segment files. Sessions reserve space in the active
 // one and write their contents there; the writer syncs and commits
-// them and learns which segments are dead. mu guards it all; no file
-// I/O but opening the next segment happens under it.
+// them and learns which segments are dead. mu guards it all. Contents
+// are written and read outside it; under it files are only opened,
+// closed and removed, and rotate waits for the next segment (prepared
+// in the background since the active one took its first content).
 type segments struct {
 	dir string
 
