@@ -159,7 +159,6 @@ func Open(dir string) (*Store, error) {
 	// contents are mostly served from memory or segment files.
 	db.SetMaxOpenConns(1 + maxReaders)
 	db.SetMaxIdleConns(1 + maxReaders)
-	s.synced = true // synchronous(FULL) from the DSN
 	s.stmts = map[string]*sql.Stmt{}
 	for _, q := range writerStatements {
 		st, err := w.PrepareContext(ctx, q)
@@ -168,6 +167,18 @@ func Open(dir string) (*Store, error) {
 			return nil, fmt.Errorf("queue store %s: %w", dir, err)
 		}
 		s.stmts[q] = st
+	}
+	// FULL whatever the DSN did, and checked: a commit at NORMAL is not
+	// durable, and nothing else would show it (kill -9 keeps the page
+	// cache; only a power loss finds out).
+	if err := s.setSynchronous(ctx, true); err != nil {
+		s.closeDB()
+		return nil, err
+	}
+	var level int
+	if err := w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&level); err != nil || level != 2 {
+		s.closeDB()
+		return nil, fmt.Errorf("queue store %s: synchronous is %d, not FULL (%v)", dir, level, err)
 	}
 	if s.body, err = db.PrepareContext(ctx, sqlBody); err != nil {
 		s.closeDB()

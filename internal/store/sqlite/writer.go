@@ -113,14 +113,9 @@ func (s *Store) commit(ctx context.Context, batch []*op) []error {
 	// WAL mode also makes every earlier commit durable.
 	sync := !lazyOnly(batch)
 	if sync != s.synced {
-		mode := sqlSyncNormal
-		if sync {
-			mode = sqlSyncFull
+		if err := s.setSynchronous(ctx, sync); err != nil {
+			return fail(err)
 		}
-		if err := s.run(ctx, mode); err != nil {
-			return fail(fmt.Errorf("queue store: set synchronous: %w", mapErr(err)))
-		}
-		s.synced = sync
 	}
 	if err := s.syncSegments(batch); err != nil {
 		return fail(err)
@@ -193,21 +188,36 @@ func (s *Store) syncSegments(batch []*op) error {
 // database/sql's Tx, whose StmtContext prepares a Conn's statement again
 // for every use: parsing SQL cost as much as executing it.
 const (
-	sqlBegin      = "BEGIN IMMEDIATE"
-	sqlCommit     = "COMMIT"
-	sqlRollback   = "ROLLBACK"
-	sqlSyncFull   = "PRAGMA synchronous = FULL"
-	sqlSyncNormal = "PRAGMA synchronous = NORMAL"
-	sqlInsMsg     = "INSERT INTO messages (id, meta) VALUES (?, ?)"
-	sqlInsBody    = "INSERT INTO bodies (id, size, data, in_file, seg, off, crc) VALUES (?, ?, ?, ?, ?, ?, ?)"
-	sqlUpdMsg     = "UPDATE messages SET meta = ? WHERE id = ?"
-	sqlDelMsg     = "DELETE FROM messages WHERE id = ?"
-	sqlDelBody    = "DELETE FROM bodies WHERE id = ?"
+	sqlBegin    = "BEGIN IMMEDIATE"
+	sqlCommit   = "COMMIT"
+	sqlRollback = "ROLLBACK"
+	sqlInsMsg   = "INSERT INTO messages (id, meta) VALUES (?, ?)"
+	sqlInsBody  = "INSERT INTO bodies (id, size, data, in_file, seg, off, crc) VALUES (?, ?, ?, ?, ?, ?, ?)"
+	sqlUpdMsg   = "UPDATE messages SET meta = ? WHERE id = ?"
+	sqlDelMsg   = "DELETE FROM messages WHERE id = ?"
+	sqlDelBody  = "DELETE FROM bodies WHERE id = ?"
 )
 
 // writerStatements are prepared at Open.
-var writerStatements = []string{sqlBegin, sqlCommit, sqlRollback, sqlSyncFull, sqlSyncNormal,
+var writerStatements = []string{sqlBegin, sqlCommit, sqlRollback,
 	sqlInsMsg, sqlInsBody, sqlUpdMsg, sqlDelMsg, sqlDelBody}
+
+// setSynchronous switches the writer's connection between a commit that
+// waits for the disk (FULL) and one that does not (NORMAL). Never from a
+// prepared statement: SQLite applies PRAGMA synchronous when it parses
+// the statement, and running it later does nothing. (Preparing both
+// once left every commit at NORMAL, the last one parsed: no fsync.)
+func (s *Store) setSynchronous(ctx context.Context, full bool) error {
+	mode := "NORMAL"
+	if full {
+		mode = "FULL"
+	}
+	if _, err := s.w.ExecContext(ctx, "PRAGMA synchronous = "+mode); err != nil {
+		return fmt.Errorf("queue store: set synchronous: %w", mapErr(err))
+	}
+	s.synced = full
+	return nil
+}
 
 // run executes one of the writer's prepared statements.
 func (s *Store) run(ctx context.Context, q string, args ...any) error {

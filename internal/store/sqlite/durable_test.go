@@ -1,0 +1,62 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/mail"
+)
+
+// Every commit with an add runs at synchronous FULL (SQLite fsyncs the
+// WAL before COMMIT returns); a commit of lazy deletes alone at NORMAL.
+// The level is read on the writer's own connection right after each
+// commit. A kill -9 test cannot see this: the page cache outlives the
+// process, and only a power loss loses a commit that was not synced.
+// (PRAGMA synchronous from a prepared statement takes effect when it is
+// parsed, not when it runs: preparing FULL and NORMAL once left every
+// commit at NORMAL, and all tests passed.)
+func TestCommitsAtTheRightSynchronous(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var levels []int
+	s.ObserveCommits(func(time.Duration) {
+		var level int
+		if err := s.w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&level); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		levels = append(levels, level)
+		mu.Unlock()
+	})
+	seen := func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(levels)
+	}
+	add := func() mail.ID {
+		t.Helper()
+		id := mail.NewID()
+		if _, err := s.Add(ctx, id, []byte("m"), bytes.NewReader([]byte("x\r\n"))); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	id := add()
+	if err := s.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	// The lazy delete commits alone once no durable write comes.
+	for deadline := time.Now().Add(10 * time.Second); len(seen()) < 2 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	add()
+	want := []int{2, 1, 2} // FULL, NORMAL, FULL
+	if got := seen(); !slices.Equal(got, want) {
+		t.Errorf("synchronous level of each commit: %v, want %v (2 = FULL, 1 = NORMAL)", got, want)
+	}
+}
