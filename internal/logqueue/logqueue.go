@@ -6,7 +6,10 @@
 // protocol logs' channels were 4 MiB of a relay's heap, full or not.
 package logqueue
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // Queue is a bounded FIFO of T for one reader.
 type Queue[T any] struct {
@@ -26,33 +29,31 @@ func New[T any](max int) *Queue[T] {
 // gone) or full (v is dropped and Put reports it, for the caller to
 // say so).
 func (q *Queue[T]) Put(v T) (full bool) {
-	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		return false
-	}
-	if len(q.items) >= q.max {
-		q.mu.Unlock()
-		return true
-	}
-	q.items = append(q.items, v)
-	q.mu.Unlock()
-	q.signal()
-	return false
+	_, full = q.add(v, true)
+	return full
 }
 
 // PutAlways adds v even to a full queue (a request someone waits on,
 // that must not be dropped); false only once the queue is closed.
 func (q *Queue[T]) PutAlways(v T) bool {
+	added, _ := q.add(v, false)
+	return added
+}
+
+func (q *Queue[T]) add(v T, bounded bool) (added, full bool) {
 	q.mu.Lock()
-	if q.closed {
+	switch {
+	case q.closed:
 		q.mu.Unlock()
-		return false
+		return false, false
+	case bounded && len(q.items) >= q.max:
+		q.mu.Unlock()
+		return false, true
 	}
 	q.items = append(q.items, v)
 	q.mu.Unlock()
 	q.signal()
-	return true
+	return true, false
 }
 
 func (q *Queue[T]) signal() {
@@ -82,6 +83,27 @@ func (q *Queue[T]) Take(buf []T) (items []T, more bool) {
 
 // shrinkAbove is the largest buffer kept from one Take to the next.
 const shrinkAbove = 256
+
+// Serve is the reader's loop: it hands each item to write, in order,
+// and calls flush every interval (a log file's buffer goes to the disk
+// even when little is written), until the queue is closed and empty.
+func (q *Queue[T]) Serve(interval time.Duration, flush func(), write func(T)) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var batch []T
+	for more := true; more; {
+		select {
+		case <-q.ready:
+		case <-tick.C:
+			flush()
+			continue
+		}
+		batch, more = q.Take(batch)
+		for _, v := range batch {
+			write(v)
+		}
+	}
+}
 
 // Close refuses further items; Take still returns those waiting.
 func (q *Queue[T]) Close() {

@@ -3,6 +3,7 @@ package logqueue
 import (
 	"sync"
 	"testing"
+	"time"
 )
 
 // drain takes everything until the queue reports closed, as a writer.
@@ -100,5 +101,38 @@ func TestShrinksAfterBurst(t *testing.T) {
 	q.mu.Unlock()
 	if kept > shrinkAbove {
 		t.Errorf("after a burst of 5000 the queue keeps room for %d", kept)
+	}
+}
+
+// Serve writes every item in order, flushes on its interval while idle,
+// and returns once the queue is closed and everything is written.
+func TestServe(t *testing.T) {
+	q := New[int](100)
+	flushed := make(chan struct{}, 1)
+	var got []int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		q.Serve(time.Millisecond, func() {
+			select {
+			case flushed <- struct{}{}:
+			default:
+			}
+		}, func(v int) { got = append(got, v) })
+	}()
+	for i := range 10 {
+		q.Put(i)
+	}
+	<-flushed // idle: the interval's flush comes
+	q.Put(10)
+	q.Close()
+	<-done
+	if len(got) != 11 {
+		t.Fatalf("wrote %v, want 0..10", got)
+	}
+	for i, v := range got {
+		if v != i {
+			t.Fatalf("wrote %v, want 0..10 in order", got)
+		}
 	}
 }

@@ -157,19 +157,5 @@ func (l *Log) Close() {
 func (l *Log) writer(dw *dailyfile.Writer) {
 	defer close(l.done)
 	defer dw.Close()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	var batch []record
-	for more := true; more; {
-		select {
-		case <-l.q.Ready():
-		case <-tick.C:
-			dw.Flush()
-			continue
-		}
-		batch, more = l.q.Take(batch)
-		for _, rec := range batch {
-			dw.Write(rec.at, []byte(rec.line))
-		}
-	}
+	l.q.Serve(200*time.Millisecond, dw.Flush, func(rec record) { dw.Write(rec.at, []byte(rec.line)) })
 }

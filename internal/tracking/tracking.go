@@ -144,26 +144,14 @@ func files(dir string) []string { return dailyfile.Files(dir, "track", ".jsonl")
 func (l *Log) writer(dw *dailyfile.Writer) {
 	defer close(l.done)
 	defer dw.Close()
-	flush := time.NewTicker(200 * time.Millisecond)
-	defer flush.Stop()
 	var line []byte
-	var batch []request
-	for more := true; more; {
-		select {
-		case <-l.q.Ready():
-		case <-flush.C:
+	l.q.Serve(200*time.Millisecond, dw.Flush, func(r request) {
+		if r.flushed != nil {
 			dw.Flush()
-			continue
+			close(r.flushed)
+			return
 		}
-		batch, more = l.q.Take(batch)
-		for _, r := range batch {
-			if r.flushed != nil {
-				dw.Flush()
-				close(r.flushed)
-				continue
-			}
-			line = appendRecord(line[:0], &r.e)
-			dw.Write(r.e.Time, line)
-		}
-	}
+		line = appendRecord(line[:0], &r.e)
+		dw.Write(r.e.Time, line)
+	})
 }

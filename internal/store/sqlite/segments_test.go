@@ -351,13 +351,18 @@ func TestStreamOnlyWhileOthersAdd(t *testing.T) {
 		t.Errorf("a lone content went to the %s", got)
 	}
 	// slow is an Add whose client sends its first 500 octets and waits.
-	pr, pw := io.Pipe()
+	// addFrom starts an Add of what is written to the pipe it returns.
+	addFrom := func(id mail.ID) (*io.PipeWriter, chan error) {
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Add(ctx, id, []byte("m"), pr)
+			done <- err
+		}()
+		return pw, done
+	}
 	slow := mail.NewID()
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Add(ctx, slow, []byte("m"), pr)
-		done <- err
-	}()
+	pw, done := addFrom(slow)
 	pw.Write(body(2)[:500])
 	for s.adding.Load() < 1 {
 		runtime.Gosched()
@@ -378,22 +383,13 @@ func TestStreamOnlyWhileOthersAdd(t *testing.T) {
 	}
 	// Alone past segmentMin, then joined by another Add: from there it
 	// goes to a segment, with what it held so far.
-	first, joined := make(chan error, 1), mail.NewID()
-	pr, pw = io.Pipe()
-	go func() {
-		_, err := s.Add(ctx, joined, []byte("m"), pr)
-		first <- err
-	}()
+	joined := mail.NewID()
+	pw, first := addFrom(joined)
 	pw.Write(body(4)[:1500])
 	for s.adding.Load() < 1 {
 		runtime.Gosched()
 	}
-	pr2, pw2 := io.Pipe()
-	other := mail.NewID()
-	go func() {
-		_, err := s.Add(ctx, other, []byte("m"), pr2)
-		done <- err
-	}()
+	pw2, done := addFrom(mail.NewID())
 	for s.adding.Load() < 2 {
 		runtime.Gosched()
 	}
