@@ -361,6 +361,15 @@ func TestStreamOnlyWhileOthersAdd(t *testing.T) {
 		}()
 		return pw, done
 	}
+	// finish sends the rest of such an Add and waits for it.
+	finish := func(pw *io.PipeWriter, done chan error, rest []byte) {
+		t.Helper()
+		pw.Write(rest)
+		pw.Close()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
 	slow := mail.NewID()
 	pw, done := addFrom(slow)
 	pw.Write(body(2)[:500])
@@ -373,11 +382,7 @@ func TestStreamOnlyWhileOthersAdd(t *testing.T) {
 		t.Errorf("a content added while another Add was in progress went to the %s", got)
 	}
 	// Alone again when it reads past segmentMin: the database.
-	pw.Write(body(2)[500:])
-	pw.Close()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	finish(pw, done, body(2)[500:])
 	if got := where(slow); got != "database" {
 		t.Errorf("the slow content, alone once past segmentMin, went to the %s", got)
 	}
@@ -393,19 +398,11 @@ func TestStreamOnlyWhileOthersAdd(t *testing.T) {
 	for s.adding.Load() < 2 {
 		runtime.Gosched()
 	}
-	pw.Write(body(4)[1500:])
-	pw.Close()
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
+	finish(pw, first, body(4)[1500:])
 	if got := where(joined); got != "segment" {
 		t.Errorf("a content joined by another Add past segmentMin went to the %s", got)
 	}
-	pw2.Write([]byte("short\r\n"))
-	pw2.Close()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	finish(pw2, done, []byte("short\r\n"))
 	s.cache.drop(lone)
 	s.cache.drop(slow)
 	for id, want := range map[mail.ID][]byte{lone: body(1), slow: body(2), busy: body(3), joined: body(4)} {
