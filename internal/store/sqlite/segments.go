@@ -60,6 +60,8 @@ type segments struct {
 	dir string
 
 	mu         sync.Mutex
+	ready      *sync.Cond // signalled when a rotation ends
+	rotating   bool
 	closed     bool
 	active     *segment
 	activeNo   int64
@@ -172,13 +174,18 @@ func openSegments(dir string, at map[mail.ID]location) (*segments, error) {
 	for no := range live {
 		g.activeNo = max(g.activeNo, no)
 	}
+	g.ready = sync.NewCond(&g.mu)
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	return g, g.rotate()
 }
 
 // rotate (mu held) starts a new active segment: the one prepared in the
 // background if there is one, else a new empty file (its name made
 // durable). The old one is closed, and becomes a dead candidate, once
-// no content is being written into it.
+// no content is being written into it. It waits for the new file
+// without mu: the writer settling a batch and deliveries reading go on;
+// other reservations wait on ready.
 func (g *segments) rotate() error {
 	if old := g.active; old != nil {
 		g.active = nil
@@ -186,27 +193,50 @@ func (g *segments) rotate() error {
 			g.retire(old)
 		}
 	}
-	var f *os.File
-	if g.next != nil {
-		f = <-g.next
-		g.next = nil
+	next, no := g.next, g.activeNo+1
+	g.next, g.rotating = nil, true
+	g.mu.Unlock()
+	f, err := nextSegment(next, g.path(no))
+	g.mu.Lock()
+	g.rotating = false
+	g.ready.Broadcast()
+	switch {
+	case err != nil:
+		return err
+	case g.closed:
+		f.Close()
+		os.Remove(f.Name())
+		return errClosed
 	}
-	if f == nil {
-		var err error
-		if f, err = os.OpenFile(g.path(g.activeNo+1), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o640); err != nil {
-			return fmt.Errorf("queue store: new content segment: %w", err)
-		}
-		if err := safeio.SyncDir(g.dir); err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			return fmt.Errorf("queue store: new content segment: %w", err)
-		}
-	}
-	g.activeNo++
-	g.active, g.activeSize = &segment{no: g.activeNo, f: f}, 0
-	g.open[g.activeNo] = g.active
+	g.activeNo = no
+	g.active, g.activeSize = &segment{no: no, f: f}, 0
+	g.open[no] = g.active
 	return nil
 }
+
+// nextSegment takes the segment prepared in the background, or if
+// there is none (or preparing failed) creates an empty one at path.
+func nextSegment(next chan *os.File, path string) (*os.File, error) {
+	if next != nil {
+		if f := handOver(next); f != nil {
+			return f, nil
+		}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("queue store: new content segment: %w", err)
+	}
+	if err := safeio.SyncDir(filepath.Dir(path)); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("queue store: new content segment: %w", err)
+	}
+	return f, nil
+}
+
+// handOver receives the prepared segment (a variable for tests, which
+// make it slow).
+var handOver = func(next chan *os.File) *os.File { return <-next }
 
 // retire (mu held) closes a segment that is neither active nor written
 // into. Contents committed in it keep it alive; removeDead checks.
@@ -279,14 +309,25 @@ func recycle(from, path string, size int64, next chan<- *os.File) {
 func (g *segments) reserve(size int64) (extent, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.closed {
-		return extent{}, errClosed
-	}
-	if g.active == nil || g.activeSize > 0 && g.activeSize+size > segmentMax {
-		if err := g.rotate(); err != nil {
-			return extent{}, err
+	for {
+		switch {
+		case g.closed:
+			return extent{}, errClosed
+		case g.rotating:
+			g.ready.Wait()
+		case g.active == nil || g.activeSize > 0 && g.activeSize+size > segmentMax:
+			if err := g.rotate(); err != nil {
+				return extent{}, err
+			}
+		default:
+			return g.reserveActive(size), nil
 		}
 	}
+}
+
+// reserveActive (mu held) reserves size octets at the end of the active
+// segment, and has the next one prepared once this one is in use.
+func (g *segments) reserveActive(size int64) extent {
 	if g.next == nil {
 		// The active segment is in use: prepare the one after it. A
 		// store whose contents all stay in the database writes none.
@@ -302,7 +343,7 @@ func (g *segments) reserve(size int64) (extent, error) {
 	e := extent{seg: g.active, off: g.activeSize, size: size}
 	g.activeSize += size
 	g.active.refs++
-	return e, nil
+	return e
 }
 
 // markFailed marks sg as failed to sync, and starts a new active segment

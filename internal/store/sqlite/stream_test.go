@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/sluice-relay/sluice/internal/mail"
 )
@@ -157,5 +159,73 @@ func TestReadFilesBounded(t *testing.T) {
 	s.seg.mu.Unlock()
 	if n > maxReadFiles {
 		t.Errorf("%d segment files open for reading, want at most %d", n, maxReadFiles)
+	}
+}
+
+// While a rotation waits for the next segment (preparing one is 64 MiB
+// of zeros and an fsync), the writer commits what was written already
+// and deliveries read: only reservations wait.
+func TestRotationWaitsAlone(t *testing.T) {
+	segmentsFrom(t, 1000, 3*8192)
+	s := open(t)
+	ctx := context.Background()
+	kept := mail.NewID()
+	addContent(t, s, kept, body(0)) // the active segment is in use: the next is being prepared
+	pending := streamOp(t, s, body(1))
+	release := make(chan struct{})
+	old := handOver
+	handOver = func(next chan *os.File) *os.File {
+		<-release
+		return old(next)
+	}
+	t.Cleanup(func() { handOver = old })
+	// This one does not fit: it waits for the next segment.
+	rotated := make(chan *op, 1)
+	go func() {
+		b := append(body(2), body(3)...)
+		rotated <- streamOp(t, s, b)
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatal("no rotation waiting without the segments' lock")
+		}
+		if !s.seg.mu.TryLock() {
+			continue
+		}
+		waiting := s.seg.rotating
+		s.seg.mu.Unlock()
+		if waiting {
+			break
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		errs := s.commit(ctx, []*op{pending})
+		if errs[0] == nil {
+			_, err := s.Body(ctx, kept)
+			errs[0] = err
+		}
+		done <- errs[0]
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("a commit and a read waited for the rotation")
+	}
+	close(release)
+	o := <-rotated
+	if o.seg == pending.seg {
+		t.Errorf("the content that did not fit went into segment %d, the full one", o.seg)
+	}
+	if errs := s.commit(ctx, []*op{o}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if got := readAll(t, s, o.id); !bytes.Equal(got, append(body(2), body(3)...)) {
+		t.Errorf("content after the rotation: %d octets", len(got))
 	}
 }
