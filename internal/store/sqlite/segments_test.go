@@ -430,7 +430,7 @@ func TestCommitSyncsEverySegmentWritten(t *testing.T) {
 		return old(f)
 	}
 	t.Cleanup(func() { syncFile = old })
-	first, last := batch[0].seg, batch[2].seg
+	first, last := batch[0].ext.seg.no, batch[2].ext.seg.no
 	if first == last {
 		t.Fatalf("all three contents in segment %d; the test wants the batch to span segments", first)
 	}
@@ -440,7 +440,7 @@ func TestCommitSyncsEverySegmentWritten(t *testing.T) {
 		}
 	}
 	for _, o := range batch {
-		if name := filepath.Base(segmentPath(s.segDir, o.seg)); !slices.Contains(synced, name) {
+		if name := filepath.Base(segmentPath(s.segDir, o.ext.seg.no)); !slices.Contains(synced, name) {
 			t.Errorf("segment %s holds contents of the batch and was not synced (synced: %v)", name, synced)
 		}
 	}
@@ -479,8 +479,8 @@ func TestSegmentRotatedWithBatchContentsStays(t *testing.T) {
 			t.Fatalf("op %d: %v", i, err)
 		}
 	}
-	if batch[0].seg == batch[2].seg {
-		t.Fatalf("the batch is all in segment %d; the test wants it to span a rotation", batch[0].seg)
+	if batch[0].ext.seg.no == batch[2].ext.seg.no {
+		t.Fatalf("the batch is all in segment %d; the test wants it to span a rotation", batch[0].ext.seg.no)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -489,7 +489,7 @@ func TestSegmentRotatedWithBatchContentsStays(t *testing.T) {
 	defer s.Close()
 	for i, o := range batch {
 		if got := readAll(t, s, o.id); !bytes.Equal(got, body(10+i)) {
-			t.Errorf("content %d of the batch (segment %d) after reopen: %d octets", i, o.seg, len(got))
+			t.Errorf("content %d of the batch (segment %d) after reopen: %d octets", i, o.ext.seg.no, len(got))
 		}
 	}
 }
@@ -514,7 +514,7 @@ func TestSegmentWrittenIntoStays(t *testing.T) {
 	}
 	s.commit(ctx, []*op{before})
 	others := []*op{streamOp(t, s, body(2)), streamOp(t, s, body(3))}
-	if others[1].seg == e.seg.no {
+	if others[1].ext.seg.no == e.seg.no {
 		t.Fatalf("segment %d not rotated out", e.seg.no)
 	}
 	s.commit(ctx, others)
@@ -541,8 +541,8 @@ func TestSegmentWrittenIntoStays(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.seg.trim(&w.e, w.n)
-	late := &op{kind: opAdd, id: mail.NewID(), meta: []byte("m"), size: w.n, segmented: true,
-		ext: w.e, seg: w.e.seg.no, off: w.e.off, crc: w.crc}
+	late := &op{kind: opAdd, id: mail.NewID(), meta: []byte("m"), size: w.n,
+		ext: w.e, crc: w.crc}
 	if errs := s.commit(ctx, []*op{late}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}

@@ -107,19 +107,25 @@ type op struct {
 	body   []byte // content read into memory, for the database
 	size   int64
 	inFile bool
-	// Where the content was written, if in a segment: segment, offset,
-	// checksum; the extent stays reserved until the writer commits the
-	// row or gives it up.
-	segmented bool
-	ext       extent
-	seg, off  int64
-	crc       uint32
+	// Where the content was written, if in a segment, and its checksum;
+	// the extent stays reserved until the writer commits the row or gives
+	// it up.
+	ext extent
+	crc uint32
 	// lazy marks a delete whose commit need not wait for the disk: if a
 	// crash loses it, the message is delivered once more (at least once),
 	// never lost. Deletes of contents kept in files stay durable, so the
 	// file is never removed under a row that comes back.
 	lazy bool
 	err  chan error
+}
+
+// segmented reports whether o's content was written into a segment.
+func (o *op) segmented() bool { return o.ext.seg != nil }
+
+// location is where o's content is in its segment.
+func (o *op) location() location {
+	return location{seg: o.ext.seg.no, off: o.ext.off, size: o.size, crc: o.crc}
 }
 
 // maxReaders bounds the database connections used to read (the writer
@@ -266,7 +272,7 @@ func (s *Store) Add(ctx context.Context, id mail.ID, meta []byte, body io.Reader
 func (s *Store) addOp(ctx context.Context, o *op) error {
 	o.err = make(chan error, 1)
 	if err := s.enqueue(ctx, o); err != nil {
-		if o.segmented {
+		if o.segmented() {
 			s.seg.release(o.ext)
 		}
 		s.dropFile(o)

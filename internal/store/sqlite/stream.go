@@ -65,7 +65,7 @@ func (s *Store) stream(id mail.ID, meta, head []byte, body io.Reader, buf *[]byt
 	}
 	s.seg.trim(&w.e, w.n)
 	return &op{kind: opAdd, id: id, meta: meta, size: w.n,
-		segmented: true, ext: w.e, seg: w.e.seg.no, off: w.e.off, crc: w.crc}, nil
+		ext: w.e, crc: w.crc}, nil
 }
 
 // readFull reads until p is full or r ends; io.EOF only with p not full.

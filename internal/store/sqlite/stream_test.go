@@ -23,8 +23,8 @@ func TestSyncFailureFailsSegment(t *testing.T) {
 	ctx := context.Background()
 	a := streamOp(t, s, body(1))
 	b := streamOp(t, s, body(2)) // written; its op not with the writer yet
-	if a.seg != b.seg {
-		t.Fatalf("contents in segments %d and %d; the test wants one", a.seg, b.seg)
+	if a.ext.seg.no != b.ext.seg.no {
+		t.Fatalf("contents in segments %d and %d; the test wants one", a.ext.seg.no, b.ext.seg.no)
 	}
 	old := syncFile
 	fail := true
@@ -40,11 +40,11 @@ func TestSyncFailureFailsSegment(t *testing.T) {
 		t.Fatal("a batch whose segment failed to sync committed")
 	}
 	if errs := s.commit(ctx, []*op{b}); errs[0] == nil {
-		t.Errorf("content written into segment %d before its fdatasync failed was committed later", b.seg)
+		t.Errorf("content written into segment %d before its fdatasync failed was committed later", b.ext.seg.no)
 	}
 	c := streamOp(t, s, body(3))
-	if c.seg == a.seg {
-		t.Errorf("a new content went into segment %d, which failed to sync", a.seg)
+	if c.ext.seg.no == a.ext.seg.no {
+		t.Errorf("a new content went into segment %d, which failed to sync", a.ext.seg.no)
 	}
 	if errs := s.commit(ctx, []*op{c}); errs[0] != nil {
 		t.Fatal(errs[0])
@@ -219,8 +219,8 @@ func TestRotationWaitsAlone(t *testing.T) {
 	}
 	close(release)
 	o := <-rotated
-	if o.seg == pending.seg {
-		t.Errorf("the content that did not fit went into segment %d, the full one", o.seg)
+	if o.ext.seg.no == pending.ext.seg.no {
+		t.Errorf("the content that did not fit went into segment %d, the full one", o.ext.seg.no)
 	}
 	if errs := s.commit(ctx, []*op{o}); errs[0] != nil {
 		t.Fatal(errs[0])

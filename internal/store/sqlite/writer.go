@@ -149,9 +149,9 @@ func (s *Store) commit(ctx context.Context, batch []*op) []error {
 func (s *Store) settle(batch []*op, errs []error, committed bool) {
 	for i, o := range batch {
 		switch {
-		case o.segmented && committed:
-			s.seg.committed(o.id, o.ext, location{seg: o.seg, off: o.off, size: o.size, crc: o.crc})
-		case o.segmented:
+		case o.segmented() && committed:
+			s.seg.committed(o.id, o.ext, o.location())
+		case o.segmented():
 			s.seg.release(o.ext)
 		case o.kind == opDelete && committed && errs[i] == nil:
 			s.seg.deleted(o.id)
@@ -168,7 +168,7 @@ func (s *Store) settle(batch []*op, errs []error, committed bool) {
 func (s *Store) syncSegments(batch []*op) error {
 	var synced []*segment
 	for _, o := range batch {
-		if !o.segmented || slices.Contains(synced, o.ext.seg) {
+		if !o.segmented() || slices.Contains(synced, o.ext.seg) {
 			continue
 		}
 		if s.seg.isFailed(o.ext.seg) {
@@ -239,8 +239,8 @@ func (s *Store) exec(ctx context.Context, o *op) error {
 		switch {
 		case o.inFile:
 			_, err = run(sqlInsBody, string(o.id), o.size, nil, true, nil, nil, nil)
-		case o.segmented:
-			_, err = run(sqlInsBody, string(o.id), o.size, nil, false, o.seg, o.off, int64(o.crc))
+		case o.segmented():
+			_, err = run(sqlInsBody, string(o.id), o.size, nil, false, o.ext.seg.no, o.ext.off, int64(o.crc))
 		default:
 			_, err = run(sqlInsBody, string(o.id), o.size, o.body, false, nil, nil, nil)
 		}
