@@ -253,19 +253,5 @@ const connectionIdle = 2 * time.Second
 // nextLease takes the hop's next due message, waiting up to
 // connectionIdle for one to arrive.
 func (d *Deliverer) nextLease(s *run, hop route.Hop) *queue.Lease {
-	timer := time.NewTimer(connectionIdle)
-	defer timer.Stop()
-	for {
-		changed := d.q.Changed()
-		if l := d.q.Lease(hop.Key); l != nil {
-			return l
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			return nil
-		case <-s.stop.Done():
-			return nil
-		}
-	}
+	return d.q.Await(s.stop, hop.Key, connectionIdle)
 }

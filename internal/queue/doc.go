@@ -16,7 +16,8 @@
 // routed (package route) to a next hop; a NextHop holds one item per
 // message with recipients for it, in a heap ordered by when the item is
 // next due. Delivery asks Ready for hops with due items, Leases items one
-// at a time, and reports per-recipient Outcomes with Done, or a
+// at a time (a session holding an idle connection waits in Await, and a
+// message made due wakes one such session, not all), and reports per-recipient Outcomes with Done, or a
 // connection-level failure with HopFailed, which puts the whole hop in
 // retry (Exchange's queue-level Retry status) without touching the
 // messages' own schedules. A sweep every few seconds expires what is too

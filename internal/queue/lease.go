@@ -78,6 +78,11 @@ func (q *Queue) Lease(key string) *Lease {
 	now := q.now()
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return q.lease(key, now)
+}
+
+// lease (q.mu held) takes the hop's next due message.
+func (q *Queue) lease(key string, now time.Time) *Lease {
 	h := q.hops[key]
 	if h == nil || !h.due(now) {
 		return nil
@@ -153,7 +158,7 @@ func (q *Queue) Done(ctx context.Context, l *Lease, outs []Outcome) {
 	q.mu.Unlock()
 	q.bounce(ctx, m, bounced, false)
 	q.persist(ctx, m)
-	q.signal()
+	q.poke()
 }
 
 // HopFailed records a failure to reach the next hop at all (connection,

@@ -43,10 +43,9 @@ type Queue struct {
 	msgs map[mail.ID]*Message
 	hops map[string]*NextHop
 	wake chan struct{}
-	// changed is closed (and replaced) whenever mail may have become due,
-	// for delivery sessions that wait on an open connection.
-	changedMu sync.Mutex
-	changed   chan struct{}
+	// idle are the delivery sessions waiting in Await, per next hop, in
+	// the order they went idle.
+	idle map[string][]chan struct{}
 }
 
 // Open builds the queue from what the store holds: every message that was
@@ -63,7 +62,7 @@ func Open(ctx context.Context, o Options) (*Queue, error) {
 		msgs:     map[mail.ID]*Message{},
 		hops:     map[string]*NextHop{},
 		wake:     make(chan struct{}, 1),
-		changed:  make(chan struct{}),
+		idle:     map[string][]chan struct{}{},
 	}
 	if q.log == nil {
 		q.log = slog.New(slog.DiscardHandler)
@@ -157,7 +156,7 @@ func (q *Queue) Put(ctx context.Context, env *mail.Envelope, body io.Reader) err
 	q.schedule(m)
 	q.trackSubmit(m)
 	q.mu.Unlock()
-	q.signal()
+	q.poke()
 	return nil
 }
 
@@ -204,6 +203,9 @@ func (q *Queue) schedule(m *Message) {
 			q.hops[key] = h
 		}
 		h.put(m, t)
+		if !t.After(now) {
+			q.wakeOne(key)
+		}
 	}
 }
 
@@ -229,23 +231,24 @@ func (q *Queue) dropIfEmpty(h *NextHop) {
 // Wake is signalled when there may be new work for delivery.
 func (q *Queue) Wake() <-chan struct{} { return q.wake }
 
-func (q *Queue) signal() {
+// poke tells delivery's dispatcher to look again. A message made due
+// wakes a waiting session itself (schedule), so this is all Put and
+// Done need.
+func (q *Queue) poke() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
-	q.changedMu.Lock()
-	close(q.changed)
-	q.changed = make(chan struct{})
-	q.changedMu.Unlock()
 }
 
-// Changed is closed the next time mail may have become due: a delivery
-// session holding an idle connection waits on it for more work.
-func (q *Queue) Changed() <-chan struct{} {
-	q.changedMu.Lock()
-	defer q.changedMu.Unlock()
-	return q.changed
+// signal wakes the dispatcher and every waiting session, after a change
+// that may have made mail due other than by scheduling it: a hop resumed
+// or retried, a new config.
+func (q *Queue) signal() {
+	q.poke()
+	q.mu.Lock()
+	q.wakeAll()
+	q.mu.Unlock()
 }
 
 // Len is the number of messages in the queue.
@@ -258,5 +261,6 @@ func (q *Queue) Len() int {
 // Close releases the store.
 func (q *Queue) Close() error { return q.store.Close() }
 
-// Kick asks delivery to look for due mail again.
-func (q *Queue) Kick() { q.signal() }
+// Kick asks delivery's dispatcher to look for due mail again (a session
+// ended: the hop may need another).
+func (q *Queue) Kick() { q.poke() }

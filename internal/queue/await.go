@@ -1,0 +1,94 @@
+package queue
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// Delivery sessions holding an idle connection to a next hop wait here
+// for its next message. A message that becomes due wakes one of them, not
+// all: waking every session of every hop for each message costs sessions
+// times hops wake-ups per message, nearly all for nothing (one hop with
+// twenty connections at 3,000 messages a second: tens of thousands a
+// second). The session woken is the one
+// that went idle last, so the connections in use stay few and warm and
+// the rest reach their idle limit and close, as with Postfix's
+// connection cache. Mail that falls due with time (a retry) wakes no
+// one: the dispatcher starts a session for it once the idle ones have
+// left, within their idle limit (seconds, against a retry's minutes).
+
+// Await leases the hop's next due message, waiting up to idle for one to
+// become due. It returns nil when none did, or when ctx ends.
+func (q *Queue) Await(ctx context.Context, key string, idle time.Duration) *Lease {
+	timer := time.NewTimer(idle)
+	defer timer.Stop()
+	w := make(chan struct{}, 1)
+	for {
+		q.mu.Lock()
+		if l := q.lease(key, q.now()); l != nil {
+			q.mu.Unlock()
+			return l
+		}
+		q.idle[key] = append(q.idle[key], w)
+		q.mu.Unlock()
+		select {
+		case <-w:
+			continue
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		q.mu.Lock()
+		q.stopWaiting(key, w)
+		q.mu.Unlock()
+		return nil
+	}
+}
+
+// stopWaiting (q.mu held) takes w off the hop's waiters. If a message
+// woke w already, the wake-up is handed to another waiter, or the message
+// would wait for a session that is leaving.
+func (q *Queue) stopWaiting(key string, w chan struct{}) {
+	ws := q.idle[key]
+	for i, c := range ws {
+		if c == w {
+			q.setWaiters(key, slices.Delete(ws, i, i+1))
+			return
+		}
+	}
+	select {
+	case <-w:
+		q.wakeOne(key)
+	default:
+	}
+}
+
+// wakeOne (q.mu held) wakes the hop's waiter that went idle last.
+func (q *Queue) wakeOne(key string) {
+	ws := q.idle[key]
+	if len(ws) == 0 {
+		return
+	}
+	w := ws[len(ws)-1]
+	q.setWaiters(key, ws[:len(ws)-1])
+	w <- struct{}{} // never blocks: a waiter is listed once per wake-up
+}
+
+// wakeAll (q.mu held) wakes every waiter, after a change that may have
+// made any hop's mail due (a config reload, an operator's retry).
+func (q *Queue) wakeAll() {
+	for key, ws := range q.idle {
+		for _, w := range ws {
+			w <- struct{}{}
+		}
+		delete(q.idle, key)
+	}
+}
+
+func (q *Queue) setWaiters(key string, ws []chan struct{}) {
+	if len(ws) == 0 {
+		delete(q.idle, key)
+		return
+	}
+	q.idle[key] = ws
+}

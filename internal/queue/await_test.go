@@ -1,0 +1,111 @@
+package queue_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/queue"
+)
+
+// awaiting starts a session waiting in Await and returns what it gets.
+func awaiting(f *fixture, ctx context.Context, idle time.Duration) <-chan *queue.Lease {
+	c := make(chan *queue.Lease, 1)
+	go func() { c <- f.q.Await(ctx, "Exchange", idle) }()
+	return c
+}
+
+// waitWaiters waits until n sessions are waiting on the Exchange hop.
+func waitWaiters(t *testing.T, f *fixture, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for queue.Waiters(f.q, "Exchange") != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions waiting, want %d", queue.Waiters(f.q, "Exchange"), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A message wakes one waiting session, the one that went idle last; the
+// others keep waiting.
+func TestAwaitWakesOneSession(t *testing.T) {
+	f := newFixture(t, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var sessions []<-chan *queue.Lease
+	for i := range 4 {
+		sessions = append(sessions, awaiting(f, ctx, time.Hour))
+		waitWaiters(t, f, i+1)
+	}
+	for want := 3; want >= 2; want-- {
+		env := f.put(t, "app@contoso.com", "bob@contoso.com")
+		l := <-sessions[want]
+		if l == nil || l.ID != env.ID {
+			t.Fatalf("session %d got %+v, want the lease of %s", want, l, env.ID)
+		}
+		if n := queue.Waiters(f.q, "Exchange"); n != want {
+			t.Fatalf("after one message, %d sessions waiting, want %d", n, want)
+		}
+		for i := range want {
+			select {
+			case l := <-sessions[i]:
+				t.Fatalf("session %d woke too and got %+v", i, l)
+			default:
+			}
+		}
+	}
+	// Two messages in one go wake both remaining sessions.
+	ids := map[mail.ID]bool{}
+	ids[f.put(t, "app@contoso.com", "bob@contoso.com").ID] = true
+	ids[f.put(t, "app@contoso.com", "carol@contoso.com").ID] = true
+	for i := range 2 {
+		l := <-sessions[i]
+		if l == nil || !ids[l.ID] {
+			t.Fatalf("session %d got %+v, want one of %v", i, l, ids)
+		}
+		delete(ids, l.ID)
+	}
+}
+
+// A session stops waiting at its idle limit or when delivery stops, and
+// leaves no trace behind.
+func TestAwaitGivesUp(t *testing.T) {
+	f := newFixture(t, "")
+	if l := <-awaiting(f, context.Background(), 20*time.Millisecond); l != nil {
+		t.Fatalf("idle session got %+v with nothing queued", l)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := awaiting(f, ctx, time.Hour)
+	waitWaiters(t, f, 1)
+	cancel()
+	if l := <-s; l != nil {
+		t.Fatalf("stopped session got %+v", l)
+	}
+	if n := queue.Waiters(f.q, "Exchange"); n != 0 {
+		t.Fatalf("%d sessions still listed as waiting", n)
+	}
+	// Mail queued before the session asks is leased without waiting.
+	env := f.put(t, "app@contoso.com", "bob@contoso.com")
+	if l := <-awaiting(f, context.Background(), time.Hour); l == nil || l.ID != env.ID {
+		t.Fatalf("Await = %+v, want %s at once", l, env.ID)
+	}
+}
+
+// An operator's Retry-Queue makes deferred mail due: the sessions
+// waiting on the hop hear of it.
+func TestAwaitWokenByRetryQueue(t *testing.T) {
+	f := newFixture(t, "")
+	env := f.put(t, "app@contoso.com", "bob@contoso.com")
+	l := f.q.Lease("Exchange")
+	f.q.Done(context.Background(), l, []queue.Outcome{fail("451 4.3.0 try later")})
+	s := awaiting(f, context.Background(), time.Hour)
+	waitWaiters(t, f, 1)
+	if err := f.q.RetryQueue("Exchange"); err != nil {
+		t.Fatal(err)
+	}
+	if l := <-s; l == nil || l.ID != env.ID {
+		t.Fatalf("after Retry-Queue the waiting session got %+v, want %s", l, env.ID)
+	}
+}
