@@ -51,10 +51,20 @@ func (q *Queue[T]) add(v T, bounded bool) (added, full bool) {
 		return false, true
 	}
 	q.items = append(q.items, v)
+	n := len(q.items)
 	q.mu.Unlock()
-	q.signal()
+	// A record waits for the reader's next tick: waking it for each one
+	// cost a goroutine wake-up (often a thread's) per log line, on the
+	// session's path. A request someone waits on, or a batch worth
+	// writing, wakes it now.
+	if !bounded || n == wakeAt {
+		q.signal()
+	}
 	return true, false
 }
+
+// wakeAt is how many records wake the reader before its tick.
+const wakeAt = 256
 
 func (q *Queue[T]) signal() {
 	select {
@@ -63,8 +73,9 @@ func (q *Queue[T]) signal() {
 	}
 }
 
-// Ready has a value when Take may return something, or the queue was
-// closed.
+// Ready has a value when a batch of records or a PutAlways item waits,
+// or the queue was closed; fewer records wait for the reader to look
+// (Serve: every interval).
 func (q *Queue[T]) Ready() <-chan struct{} { return q.ready }
 
 // Take returns what waits, giving buf (the slice the last Take
@@ -85,22 +96,26 @@ func (q *Queue[T]) Take(buf []T) (items []T, more bool) {
 const shrinkAbove = 256
 
 // Serve is the reader's loop: it hands each item to write, in order,
-// and calls flush every interval (a log file's buffer goes to the disk
-// even when little is written), until the queue is closed and empty.
+// when Ready says so and every interval, then calls flush (a log file's
+// buffer goes to the disk even when little is written), until the queue
+// is closed and empty.
 func (q *Queue[T]) Serve(interval time.Duration, flush func(), write func(T)) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	var batch []T
 	for more := true; more; {
+		ticked := false
 		select {
 		case <-q.ready:
 		case <-tick.C:
-			flush()
-			continue
+			ticked = true
 		}
 		batch, more = q.Take(batch)
 		for _, v := range batch {
 			write(v)
+		}
+		if ticked {
+			flush()
 		}
 	}
 }

@@ -136,3 +136,60 @@ func TestServe(t *testing.T) {
 		}
 	}
 }
+
+// A record does not wake the reader by itself: a batch does, and so
+// does an item someone waits on. Serve's tick writes what waits before
+// it flushes, so a flush covers every record put before the tick.
+func TestWakesForBatchesAndRequests(t *testing.T) {
+	ready := func(q *Queue[int]) bool {
+		select {
+		case <-q.Ready():
+			return true
+		default:
+			return false
+		}
+	}
+	q := New[int](10 * wakeAt)
+	for i := range wakeAt - 1 {
+		q.Put(i)
+	}
+	if ready(q) {
+		t.Fatalf("%d records woke the reader", wakeAt-1)
+	}
+	q.Put(wakeAt)
+	if !ready(q) {
+		t.Fatalf("%d records did not wake the reader", wakeAt)
+	}
+	q.Take(nil)
+	q.Put(1)
+	q.PutAlways(2)
+	if !ready(q) {
+		t.Fatal("PutAlways did not wake the reader")
+	}
+
+	q = New[int](100)
+	flushedAt := make(chan int, 1)
+	written := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		q.Serve(time.Millisecond, func() {
+			select {
+			case flushedAt <- written:
+			default:
+			}
+		}, func(int) { written++ })
+	}()
+	for i := range 5 {
+		q.Put(i)
+	}
+	for n := 0; n != 5; {
+		select {
+		case n = <-flushedAt:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no flush with the 5 records written; the last flushed %d", n)
+		}
+	}
+	q.Close()
+	<-done
+}
