@@ -63,15 +63,17 @@ func (q *Queue) stopWaiting(key string, w chan struct{}) {
 	}
 }
 
-// wakeOne (q.mu held) wakes the hop's waiter that went idle last.
-func (q *Queue) wakeOne(key string) {
+// wakeOne (q.mu held) wakes the hop's waiter that went idle last, and
+// reports whether there was one.
+func (q *Queue) wakeOne(key string) bool {
 	ws := q.idle[key]
 	if len(ws) == 0 {
-		return
+		return false
 	}
 	w := ws[len(ws)-1]
 	q.setWaiters(key, ws[:len(ws)-1])
 	w <- struct{}{} // never blocks: a waiter is listed once per wake-up
+	return true
 }
 
 // wakeAll (q.mu held) wakes every waiter, after a change that may have

@@ -158,7 +158,6 @@ func (q *Queue) Done(ctx context.Context, l *Lease, outs []Outcome) {
 	q.mu.Unlock()
 	q.bounce(ctx, m, bounced, false)
 	q.persist(ctx, m)
-	q.poke()
 }
 
 // HopFailed records a failure to reach the next hop at all (connection,

@@ -156,7 +156,6 @@ func (q *Queue) Put(ctx context.Context, env *mail.Envelope, body io.Reader) err
 	q.schedule(m)
 	q.trackSubmit(m)
 	q.mu.Unlock()
-	q.poke()
 	return nil
 }
 
@@ -203,8 +202,10 @@ func (q *Queue) schedule(m *Message) {
 			q.hops[key] = h
 		}
 		h.put(m, t)
-		if !t.After(now) {
-			q.wakeOne(key)
+		// Due now: a session waiting on the hop takes it. Otherwise the
+		// dispatcher looks: it may start a session, or wait until t.
+		if t.After(now) || !q.wakeOne(key) {
+			q.poke()
 		}
 	}
 }
@@ -231,9 +232,8 @@ func (q *Queue) dropIfEmpty(h *NextHop) {
 // Wake is signalled when there may be new work for delivery.
 func (q *Queue) Wake() <-chan struct{} { return q.wake }
 
-// poke tells delivery's dispatcher to look again. A message made due
-// wakes a waiting session itself (schedule), so this is all Put and
-// Done need.
+// poke tells delivery's dispatcher to look again. Scheduling a message
+// does, unless a waiting session took it: Put and Done need no more.
 func (q *Queue) poke() {
 	select {
 	case q.wake <- struct{}{}:
