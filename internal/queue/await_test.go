@@ -109,3 +109,33 @@ func TestAwaitWokenByRetryQueue(t *testing.T) {
 		t.Fatalf("after Retry-Queue the waiting session got %+v, want %s", l, env.ID)
 	}
 }
+
+// The dispatcher hears of a message only when no waiting session took
+// it, or when it falls due later (its timer has to know).
+func TestDispatcherWokenOnlyWhenNeeded(t *testing.T) {
+	f := newFixture(t, "")
+	woken := func() bool {
+		select {
+		case <-f.q.Wake():
+			return true
+		default:
+			return false
+		}
+	}
+	woken() // what opening the queue said
+	s := awaiting(f, context.Background(), time.Hour)
+	waitWaiters(t, f, 1)
+	f.put(t, "app@contoso.com", "bob@contoso.com")
+	l := <-s
+	if woken() {
+		t.Error("the dispatcher was woken for a message a waiting session took")
+	}
+	f.q.Done(context.Background(), l, []queue.Outcome{fail("451 4.3.0 try later")})
+	if !woken() {
+		t.Error("the dispatcher did not hear of a message deferred to later")
+	}
+	f.put(t, "app@contoso.com", "carol@contoso.com")
+	if !woken() {
+		t.Error("the dispatcher did not hear of a message no session waited for")
+	}
+}
