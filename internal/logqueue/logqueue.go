@@ -63,8 +63,9 @@ func (q *Queue[T]) add(v T, bounded bool) (added, full bool) {
 	return true, false
 }
 
-// wakeAt is how many records wake the reader before its tick.
-const wakeAt = 256
+// wakeAt is how many records wake the reader before its tick: under
+// shrinkAbove, so a batch's buffer is kept for the next.
+const wakeAt = shrinkAbove / 2
 
 func (q *Queue[T]) signal() {
 	select {

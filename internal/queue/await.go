@@ -14,52 +14,70 @@ import (
 // second). The session woken is the one
 // that went idle last, so the connections in use stay few and warm and
 // the rest reach their idle limit and close, as with Postfix's
-// connection cache. Mail that falls due with time (a retry) wakes no
-// one: the dispatcher starts a session for it once the idle ones have
-// left, within their idle limit (seconds, against a retry's minutes).
+// connection cache. Mail that falls due with time (a retry) is found
+// by the dispatcher's timer: Ready wakes a session waiting on its hop.
 
 // Await leases the hop's next due message, waiting up to idle for one to
-// become due. It returns nil when none did, or when ctx ends.
+// become due. It returns nil when none did, or when ctx ends: then it
+// starts nothing new, and a wake-up it took goes to another session.
 func (q *Queue) Await(ctx context.Context, key string, idle time.Duration) *Lease {
 	timer := time.NewTimer(idle)
 	defer timer.Stop()
 	w := make(chan struct{}, 1)
+	woken, expired := false, false
 	for {
 		q.mu.Lock()
-		if l := q.lease(key, q.now()); l != nil {
+		if ctx.Err() != nil {
+			if woken {
+				q.passOn(key)
+			}
+			q.mu.Unlock()
+			return nil
+		}
+		// Also at the idle limit: mail due by then goes on this
+		// connection rather than wait for a new one.
+		if l := q.lease(key, q.now()); l != nil || expired {
 			q.mu.Unlock()
 			return l
 		}
 		q.idle[key] = append(q.idle[key], w)
 		q.mu.Unlock()
+		woken = false
 		select {
 		case <-w:
-			continue
+			woken = true
 		case <-timer.C:
+			expired = true
 		case <-ctx.Done():
 		}
-		q.mu.Lock()
-		q.stopWaiting(key, w)
-		q.mu.Unlock()
-		return nil
+		if !woken {
+			q.mu.Lock()
+			woken = q.stopWaiting(key, w)
+			q.mu.Unlock()
+		}
 	}
 }
 
-// stopWaiting (q.mu held) takes w off the hop's waiters. If a message
-// woke w already, the wake-up is handed to another waiter, or the message
-// would wait for a session that is leaving.
-func (q *Queue) stopWaiting(key string, w chan struct{}) {
+// stopWaiting (q.mu held) takes w off the hop's waiters, and reports
+// whether a message had woken it meanwhile.
+func (q *Queue) stopWaiting(key string, w chan struct{}) (woken bool) {
 	ws := q.idle[key]
 	for i, c := range ws {
 		if c == w {
 			q.setWaiters(key, slices.Delete(ws, i, i+1))
-			return
+			return false
 		}
 	}
-	select {
-	case <-w:
-		q.wakeOne(key)
-	default:
+	<-w // off the list: a waker took it off and sent
+	return true
+}
+
+// passOn (q.mu held) gives a wake-up a leaving session took to another
+// waiting session, or to the dispatcher: otherwise the message would wait
+// for a session that is gone.
+func (q *Queue) passOn(key string) {
+	if !q.wakeOne(key) {
+		q.poke()
 	}
 }
 

@@ -139,3 +139,57 @@ func TestDispatcherWokenOnlyWhenNeeded(t *testing.T) {
 		t.Error("the dispatcher did not hear of a message no session waited for")
 	}
 }
+
+// A retry that falls due while a session waits on its hop goes on that
+// session's connection: the dispatcher's timer runs Ready, which wakes
+// it (the dispatcher counts it as busy and starts no other).
+func TestAwaitWokenForARetryFallingDue(t *testing.T) {
+	f := newFixture(t, "")
+	env := f.put(t, "app@contoso.com", "bob@contoso.com")
+	f.q.Done(context.Background(), f.q.Lease("Exchange"), []queue.Outcome{fail("451 4.3.0 try later")})
+	s := awaiting(f, context.Background(), time.Hour)
+	waitWaiters(t, f, 1)
+	f.clock.Add(time.Hour)
+	if work, _ := f.q.Ready(); len(work) != 1 {
+		t.Fatalf("Ready = %+v, want the Exchange hop due", work)
+	}
+	select {
+	case l := <-s:
+		if l == nil || l.ID != env.ID {
+			t.Fatalf("waiting session got %+v, want %s", l, env.ID)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting session was not woken for the retry")
+	}
+}
+
+// A session woken as delivery stops starts nothing, and its wake-up goes
+// to the next waiting session: the message must not wait for one that
+// left.
+func TestAwaitStoppingPassesTheMessageOn(t *testing.T) {
+	f := newFixture(t, "")
+	env := f.put(t, "app@contoso.com", "bob@contoso.com")
+	if err := f.q.SuspendQueue("Exchange"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := awaiting(f, ctx, time.Hour)
+	waitWaiters(t, f, 1)
+	stop, stopB := context.WithCancel(context.Background())
+	b := awaiting(f, stop, time.Hour)
+	waitWaiters(t, f, 2)
+	// b is woken (it went idle last) with its stop already signalled.
+	queue.ResumeWakingOne(f.q, "Exchange", stopB)
+	if l := <-b; l != nil {
+		t.Fatalf("a stopping session leased %s", l.ID)
+	}
+	select {
+	case l := <-a:
+		if l == nil || l.ID != env.ID {
+			t.Fatalf("the other session got %+v, want %s", l, env.ID)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the message waits: the stopping session's wake-up was lost")
+	}
+}

@@ -35,6 +35,9 @@ func (q *Queue) Ready() ([]Work, time.Time) {
 		}
 		if h.due(now) {
 			work = append(work, Work{Hop: h.Hop, Due: h.waiting.dueUpTo(now, h.Connector.MaxConnections)})
+			// Mail that fell due with time (a retry) woke no one, and
+			// the dispatcher counts an idle session as busy.
+			q.wakeOne(h.Key)
 			continue
 		}
 		if t := h.nextDue(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
