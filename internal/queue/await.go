@@ -11,11 +11,11 @@ import (
 // all: waking every session of every hop for each message costs sessions
 // times hops wake-ups per message, nearly all for nothing (one hop with
 // twenty connections at 3,000 messages a second: tens of thousands a
-// second). The session woken is the one
-// that went idle last, so the connections in use stay few and warm and
-// the rest reach their idle limit and close, as with Postfix's
-// connection cache. Mail that falls due with time (a retry) is found
-// by the dispatcher's timer: Ready wakes a session waiting on its hop.
+// second). The session woken is the one that went idle last, so the
+// connections in use stay few and warm and the rest reach their idle
+// limit and close, as with Postfix's connection cache. Mail that falls
+// due with time (a retry) is found by the dispatcher's timer: Ready
+// wakes a session waiting on its hop.
 
 // Await leases the hop's next due message, waiting up to idle for one to
 // become due. It returns nil when none did, or when ctx ends: then it

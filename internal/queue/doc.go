@@ -17,10 +17,10 @@
 // message with recipients for it, in a heap ordered by when the item is
 // next due. Delivery asks Ready for hops with due items, Leases items one
 // at a time (a session holding an idle connection waits in Await, and a
-// message made due wakes one such session, not all), and reports per-recipient Outcomes with Done, or a
-// connection-level failure with HopFailed, which puts the whole hop in
-// retry (Exchange's queue-level Retry status) without touching the
-// messages' own schedules. A sweep every few seconds expires what is too
-// old and sends delay notices. Writes to the Store happen outside the
+// message made due wakes one such session, not all), and reports
+// per-recipient Outcomes with Done, or a connection-level failure with
+// HopFailed, which puts the whole hop in retry (Exchange's queue-level
+// Retry status) without touching the messages' own schedules. A sweep
+// every few seconds expires what is too old and sends delay notices. Writes to the Store happen outside the
 // mutex, serialised per message so the last state written is the latest.
 package queue
