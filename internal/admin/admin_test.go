@@ -85,7 +85,7 @@ admin: {listen: "127.0.0.1:0"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { d.Run(ctx); close(done) }()
-	adm := admin.New(admin.Options{Queue: q, Metrics: metrics.New(), Ready: q.Accepting}, cfg)
+	adm := admin.New(admin.Options{Queue: q, Metrics: metrics.New(), Ready: q.Accepting, FlushTracking: tl.Flush}, cfg)
 	if err := adm.Start(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -279,6 +279,28 @@ func TestTestSendFollowsTheMessage(t *testing.T) {
 	out, code = r.sluice("test", "send", "--from", "admin@contoso.com", "--to", "someone@example.org", "--via", "Nope")
 	if code != 1 || !strings.Contains(out, `no send connector is called "Nope"`) {
 		t.Fatalf("test send --via Nope = %d\n%s", code, out)
+	}
+}
+
+// A search through the API sees every event recorded before it, though
+// the tracking log writes its buffer only every 200 ms.
+func TestTrackSeesTheLatestEvents(t *testing.T) {
+	r := start(t, "")
+	for range 20 {
+		id := r.put("app@contoso.com", "someone@fabrikam.com")
+		resp, err := http.Get(r.url + "/api/v1/track?message_id=" + string(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var events []tracking.Event
+		err = json.NewDecoder(resp.Body).Decode(&events)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events) == 0 || events[0].Event != tracking.EventSubmit {
+			t.Fatalf("track %s right after it was queued: %+v, want its SUBMIT", id, events)
+		}
 	}
 }
 

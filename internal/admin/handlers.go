@@ -214,6 +214,9 @@ func (s *Server) track(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	q.Limit, _ = strconv.Atoi(f.Get("limit"))
+	if s.o.FlushTracking != nil {
+		s.o.FlushTracking()
+	}
 	events, err := tracking.Search(s.trackingDir(), q)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "cannot search the tracking log: "+err.Error())

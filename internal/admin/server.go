@@ -33,6 +33,11 @@ type Options struct {
 	Health func() []health.Finding
 	// Ready says why Sluice cannot take mail now (nil: it can).
 	Ready func() error
+	// FlushTracking makes the events recorded so far searchable: the
+	// tracking log writes its buffer every 200 ms, and a search right
+	// after a message (sluice test send follows its message so) would
+	// miss the latest. Nil: none.
+	FlushTracking func()
 }
 
 // Health is the health report as the API serves it.

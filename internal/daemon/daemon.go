@@ -69,7 +69,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	var current atomic.Pointer[config.Config]
 	current.Store(cfg)
-	adm := admin.New(admin.Options{Queue: q, Metrics: m, Log: log, Ready: q.Accepting, Health: healthFunc(&current, q, d)}, cfg)
+	adm := admin.New(admin.Options{Queue: q, Metrics: m, Log: log, Ready: q.Accepting, Health: healthFunc(&current, q, d),
+		FlushTracking: logs.tracking.Flush}, cfg)
 	if err := adm.Start(cfg); err != nil {
 		srv.Shutdown(context.Background())
 		q.Close()
