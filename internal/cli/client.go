@@ -180,11 +180,6 @@ func printJSON(w io.Writer, v any) {
 	enc.Encode(v)
 }
 
-func printJSONLine(w io.Writer, v any) {
-	b, _ := json.Marshal(v)
-	w.Write(append(b, '\n'))
-}
-
 // show asks the daemon and prints the answer: JSON with --json, else with
 // print. It is the body of every read-only admin command.
 func show[T any](e *env, af *apiFlags, method, path string, query url.Values, body any, print func(io.Writer, T)) (int, error) {

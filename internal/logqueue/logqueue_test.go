@@ -95,7 +95,7 @@ func TestShrinksAfterBurst(t *testing.T) {
 		t.Fatalf("took %d", len(batch))
 	}
 	q.Put(1)
-	batch, _ = q.Take(batch)
+	q.Take(batch)
 	q.mu.Lock()
 	kept := cap(q.items)
 	q.mu.Unlock()
