@@ -28,6 +28,19 @@ func waitWaiters(t *testing.T, f *fixture, n int) {
 	}
 }
 
+// leased waits for what a session in Await returns; the deadline only
+// guards against a hang.
+func leased(t *testing.T, s <-chan *queue.Lease, what string) *queue.Lease {
+	t.Helper()
+	select {
+	case l := <-s:
+		return l
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: the session is still waiting", what)
+		return nil
+	}
+}
+
 // A message wakes one waiting session, the one that went idle last; the
 // others keep waiting.
 func TestAwaitWakesOneSession(t *testing.T) {
@@ -41,7 +54,7 @@ func TestAwaitWakesOneSession(t *testing.T) {
 	}
 	for want := 3; want >= 2; want-- {
 		env := f.put(t, "app@contoso.com", "bob@contoso.com")
-		l := <-sessions[want]
+		l := leased(t, sessions[want], "after one message")
 		if l == nil || l.ID != env.ID {
 			t.Fatalf("session %d got %+v, want the lease of %s", want, l, env.ID)
 		}
@@ -61,7 +74,7 @@ func TestAwaitWakesOneSession(t *testing.T) {
 	ids[f.put(t, "app@contoso.com", "bob@contoso.com").ID] = true
 	ids[f.put(t, "app@contoso.com", "carol@contoso.com").ID] = true
 	for i := range 2 {
-		l := <-sessions[i]
+		l := leased(t, sessions[i], "after two messages")
 		if l == nil || !ids[l.ID] {
 			t.Fatalf("session %d got %+v, want one of %v", i, l, ids)
 		}
@@ -80,7 +93,7 @@ func TestAwaitGivesUp(t *testing.T) {
 	s := awaiting(f, ctx, time.Hour)
 	waitWaiters(t, f, 1)
 	cancel()
-	if l := <-s; l != nil {
+	if l := leased(t, s, "after its stop"); l != nil {
 		t.Fatalf("stopped session got %+v", l)
 	}
 	if n := queue.Waiters(f.q, "Exchange"); n != 0 {
@@ -105,7 +118,7 @@ func TestAwaitWokenByRetryQueue(t *testing.T) {
 	if err := f.q.RetryQueue("Exchange"); err != nil {
 		t.Fatal(err)
 	}
-	if l := <-s; l == nil || l.ID != env.ID {
+	if l := leased(t, s, "after Retry-Queue"); l == nil || l.ID != env.ID {
 		t.Fatalf("after Retry-Queue the waiting session got %+v, want %s", l, env.ID)
 	}
 }
@@ -126,7 +139,7 @@ func TestDispatcherWokenOnlyWhenNeeded(t *testing.T) {
 	s := awaiting(f, context.Background(), time.Hour)
 	waitWaiters(t, f, 1)
 	f.put(t, "app@contoso.com", "bob@contoso.com")
-	l := <-s
+	l := leased(t, s, "after a message")
 	if woken() {
 		t.Error("the dispatcher was woken for a message a waiting session took")
 	}
@@ -153,13 +166,8 @@ func TestAwaitWokenForARetryFallingDue(t *testing.T) {
 	if work, _ := f.q.Ready(); len(work) != 1 {
 		t.Fatalf("Ready = %+v, want the Exchange hop due", work)
 	}
-	select {
-	case l := <-s:
-		if l == nil || l.ID != env.ID {
-			t.Fatalf("waiting session got %+v, want %s", l, env.ID)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the waiting session was not woken for the retry")
+	if l := leased(t, s, "a retry fell due"); l == nil || l.ID != env.ID {
+		t.Fatalf("waiting session got %+v, want %s", l, env.ID)
 	}
 }
 
@@ -181,15 +189,10 @@ func TestAwaitStoppingPassesTheMessageOn(t *testing.T) {
 	waitWaiters(t, f, 2)
 	// b is woken (it went idle last) with its stop already signalled.
 	queue.ResumeWakingOne(f.q, "Exchange", stopB)
-	if l := <-b; l != nil {
+	if l := leased(t, b, "stopping"); l != nil {
 		t.Fatalf("a stopping session leased %s", l.ID)
 	}
-	select {
-	case l := <-a:
-		if l == nil || l.ID != env.ID {
-			t.Fatalf("the other session got %+v, want %s", l, env.ID)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the message waits: the stopping session's wake-up was lost")
+	if l := leased(t, a, "the stopping session's wake-up was lost"); l == nil || l.ID != env.ID {
+		t.Fatalf("the other session got %+v, want %s", l, env.ID)
 	}
 }
