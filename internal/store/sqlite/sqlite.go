@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,6 +70,7 @@ type Store struct {
 	// current synchronous setting.
 	stmts  map[string]*sql.Stmt
 	synced bool
+	wal    *walAhead
 
 	body *sql.Stmt // sqlBody on the readers, prepared once
 
@@ -139,7 +141,8 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("queue store: %w", err)
 	}
 	dsn := "file:" + filepath.Join(dir, "queue.db") +
-		"?_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(16384)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+		"?_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(" + strconv.Itoa(walCheckpointPages) +
+		")&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("queue store: %w", err)
@@ -198,6 +201,7 @@ func Open(dir string) (*Store, error) {
 		s.closeDB()
 		return nil, err
 	}
+	s.wal = newWALAhead(ctx, w, filepath.Join(dir, "queue.db-wal"))
 	go s.writer()
 	return s, nil
 }
@@ -533,6 +537,7 @@ func (s *Store) Close() error {
 		s.closing.Unlock()
 	})
 	<-s.done
+	s.wal.close()
 	s.seg.close()
 	err := s.closeDB()
 	// Closing the last connection checkpointed the WAL: every delete
