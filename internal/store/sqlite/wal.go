@@ -93,6 +93,11 @@ func (a *walAhead) advance() {
 		return // SQLite is still writing over zeros
 	}
 	end := min(size+a.chunk, a.target)
+	if a.target-end < a.chunk {
+		// The rest too: a checkpoint may start the log over before
+		// it reaches a last small chunk, and this would go on looking.
+		end = a.target
+	}
 	if err := writeZeros(a.f, size, end); err != nil {
 		a.f.Truncate(size)
 		a.close()
