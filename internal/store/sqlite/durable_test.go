@@ -3,10 +3,13 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"modernc.org/sqlite"
 
 	"github.com/sluice-relay/sluice/internal/mail"
 )
@@ -58,5 +61,18 @@ func TestCommitsAtTheRightSynchronous(t *testing.T) {
 	want := []int{2, 1, 2} // FULL, NORMAL, FULL
 	if got := seen(); !slices.Equal(got, want) {
 		t.Errorf("synchronous level of each commit: %v, want %v (2 = FULL, 1 = NORMAL)", got, want)
+	}
+}
+
+// On Linux commits sync with fdatasync (what the process's SQLite
+// calls for every sync once switched); fsync would also push the log's
+// timestamps through the journal.
+func TestCommitsWithFdatasync(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("fdatasync is switched on where modernc.org/sqlite honours it; this checks Linux, where it must be")
+	}
+	open(t)
+	if !sqlite.FdatasyncEnabled() {
+		t.Error("after Open SQLite still commits with fsync, not fdatasync")
 	}
 }
