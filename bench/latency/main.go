@@ -13,10 +13,11 @@ import (
 	"net"
 	"os"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-relay/sluice/bench/internal/smtpmsg"
 )
 
 func main() {
@@ -27,7 +28,7 @@ func main() {
 	label := flag.String("label", "relay", "label for the output row")
 	header := flag.Bool("header", false, "print the TSV header first")
 	flag.Parse()
-	body := makeBody(*size)
+	body := []byte(smtpmsg.Content(*size, "latency"))
 	var next atomic.Int64
 	lat := make([]time.Duration, *n)
 	var failed atomic.Int64
@@ -73,17 +74,6 @@ func main() {
 		float64(len(ok))/elapsed.Seconds(), pct(0.5), pct(0.99), pct(1), failed.Load())
 }
 
-func makeBody(size int) []byte {
-	var b strings.Builder
-	b.WriteString("From: a@example.com\r\nTo: b@example.net\r\nSubject: latency\r\n\r\n")
-	line := strings.Repeat("x", 76) + "\r\n"
-	for b.Len() < size {
-		b.WriteString(line)
-	}
-	b.WriteString(".\r\n")
-	return []byte(b.String())
-}
-
 // one sends a message over a new connection and returns the time from
 // the final dot to the 250.
 func one(addr string, body []byte) (time.Duration, error) {
@@ -94,20 +84,7 @@ func one(addr string, body []byte) (time.Duration, error) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(60 * time.Second))
 	r := bufio.NewReader(c)
-	expect := func(code string) error {
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				return err
-			}
-			if !strings.HasPrefix(line, code) {
-				return fmt.Errorf("want %s, got %q", code, strings.TrimSpace(line))
-			}
-			if len(line) < 4 || line[3] != '-' {
-				return nil
-			}
-		}
-	}
+	expect := func(code string) error { return smtpmsg.Expect(r, code) }
 	steps := []struct{ cmd, code string }{{"", "220"}, {"EHLO latency.test\r\n", "250"}, {"MAIL FROM:<a@example.com>\r\n", "250"},
 		{"RCPT TO:<b@example.net>\r\n", "250"}, {"DATA\r\n", "354"}}
 	for _, s := range steps {

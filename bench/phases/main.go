@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sluice-relay/sluice/bench/internal/smtpmsg"
 )
 
 var steps = []string{"connect", "220", "EHLO", "MAIL", "RCPT", "DATA", "dot", "QUIT", "close"}
@@ -30,8 +32,8 @@ func main() {
 	n := flag.Int("n", 5000, "messages")
 	size := flag.Int("size", 10240, "message size in bytes")
 	flag.Parse()
-	cmds := []string{"EHLO phases.example\r\n", "MAIL FROM:<phases@example.com>\r\n",
-		"RCPT TO:<sink@example.net>\r\n", "DATA\r\n", content(*size), "QUIT\r\n"}
+	cmds := []string{"EHLO phases.example\r\n", "MAIL FROM:<a@example.com>\r\n",
+		"RCPT TO:<b@example.net>\r\n", "DATA\r\n", smtpmsg.Content(*size, "phases"), "QUIT\r\n"}
 	took := make([][]time.Duration, len(steps))
 	for i := range *n {
 		t, err := message(*addr, cmds)
@@ -74,7 +76,7 @@ func message(addr string, cmds []string) ([]time.Duration, error) {
 	defer c.Close()
 	mark()
 	r := bufio.NewReader(c)
-	if err := reply(r, "220"); err != nil {
+	if err := smtpmsg.Expect(r, "220"); err != nil {
 		return nil, err
 	}
 	mark()
@@ -83,7 +85,7 @@ func message(addr string, cmds []string) ([]time.Duration, error) {
 		if _, err := c.Write([]byte(cmd)); err != nil {
 			return nil, err
 		}
-		if err := reply(r, want[i]); err != nil {
+		if err := smtpmsg.Expect(r, want[i]); err != nil {
 			return nil, fmt.Errorf("after %q: %w", strings.TrimSpace(cmd[:min(len(cmd), 20)]), err)
 		}
 		mark()
@@ -92,34 +94,6 @@ func message(addr string, cmds []string) ([]time.Duration, error) {
 	r.ReadByte()
 	mark()
 	return t, nil
-}
-
-// reply reads one (possibly multiline) reply and checks its code.
-func reply(r *bufio.Reader, code string) error {
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return err
-		}
-		if !strings.HasPrefix(line, code) {
-			return fmt.Errorf("reply %q, want %s", strings.TrimSpace(line), code)
-		}
-		if len(line) < 4 || line[3] != '-' {
-			return nil
-		}
-	}
-}
-
-// content is a message of about size octets, with the final dot.
-func content(size int) string {
-	var b strings.Builder
-	b.WriteString("From: phases@example.com\r\nTo: sink@example.net\r\nSubject: phases\r\n\r\n")
-	line := strings.Repeat("x", 76) + "\r\n"
-	for b.Len() < size {
-		b.WriteString(line)
-	}
-	b.WriteString(".\r\n")
-	return b.String()
 }
 
 func mean(d []time.Duration) time.Duration {
