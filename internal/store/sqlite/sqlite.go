@@ -208,6 +208,7 @@ func Open(dir string) (*Store, error) {
 		return nil, err
 	}
 	s.wal = newWALAhead(ctx, w, filepath.Join(dir, "queue.db-wal"))
+	s.extendWAL(ctx)
 	go s.writer()
 	return s, nil
 }

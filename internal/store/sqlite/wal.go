@@ -41,20 +41,26 @@ const walFirstChunk, walMaxChunk = 1 << 20, 8 << 20
 // Zeros are not frames: a frame counts only if its salt matches the
 // header's, and recovery stops at the first that does not, as it does
 // at the frames of the previous round that a restarted log leaves
-// behind. Only the space past the file's end is written, and only by
-// the writer between commits, when nothing else writes the log (no
-// other connection writes; checkpoints run inside the writer's
-// commits). Best effort, like a segment's preparation: if the disk
-// cannot take a chunk, the log is cut back and grows as it would have.
+// behind. They are written from the file's end, or from the start of a
+// frame a crash left torn there: completed with the very zeros it
+// lacked, such a frame could pass its checksum, and a second crash
+// would bring back a commit the first recovery had dropped. A chunk is
+// written by the writer between its commits, inside an empty
+// transaction holding SQLite's write lock, so no other connection (an
+// operator's sqlite3, say) writes the log meanwhile; an empty
+// transaction writes nothing to it. Best effort, like a segment's
+// preparation: if the disk cannot take a chunk, the log is cut back and
+// grows as it would have.
 type walAhead struct {
 	f      *os.File // nil once done
 	end    int64    // where the zeros end
 	target int64
 	chunk  int64
+	frame  int64 // a frame's size: its header and a page
 }
 
-// newWALAhead writes the first chunk; nil if the log cannot be found
-// or needs none.
+// newWALAhead prepares to write zeros ahead of the log at path; nil if
+// it cannot be found.
 func newWALAhead(ctx context.Context, w *sql.Conn, path string) *walAhead {
 	var pageSize int64
 	if err := w.QueryRowContext(ctx, "PRAGMA page_size").Scan(&pageSize); err != nil || pageSize <= 0 {
@@ -64,33 +70,52 @@ func newWALAhead(ctx context.Context, w *sql.Conn, path string) *walAhead {
 	if err != nil {
 		return nil // no log yet: SQLite makes it at the first write
 	}
-	a := &walAhead{f: f, end: -1, chunk: walFirstChunk,
-		target: walHeader + (walCheckpointPages+walSlackFrames)*(walFrameHeader+pageSize)}
-	a.advance()
-	if a.f == nil {
-		return nil
-	}
-	return a
+	frame := walFrameHeader + pageSize
+	return &walAhead{f: f, end: -1, chunk: walFirstChunk, frame: frame,
+		target: walHeader + (walCheckpointPages+walSlackFrames)*frame}
 }
 
-// advance writes the next chunk if SQLite has written past the zeros.
-// Writer goroutine only, between commits.
-func (a *walAhead) advance() {
-	if a == nil || a.f == nil {
+// extendWAL writes the next chunk of zeros ahead of the log if SQLite
+// has written past the last, under SQLite's write lock. Writer goroutine
+// only (or Open, before it starts), between commits.
+func (s *Store) extendWAL(ctx context.Context) {
+	if _, due := s.wal.due(); !due {
 		return
+	}
+	if err := s.run(ctx, sqlBegin); err != nil {
+		return // another writer held the log past the busy timeout: after the next commit
+	}
+	defer s.run(ctx, sqlRollback)
+	if size, due := s.wal.due(); due {
+		s.wal.advance(size)
+	}
+}
+
+// due reports the log's size and whether SQLite has written past the
+// zeros; it lets go of the log once it has its full size.
+func (a *walAhead) due() (int64, bool) {
+	if a == nil || a.f == nil {
+		return 0, false
 	}
 	fi, err := a.f.Stat()
 	if err != nil {
 		a.close()
-		return
+		return 0, false
 	}
 	size := fi.Size()
 	if size >= a.target {
 		a.close()
-		return
+		return size, false
 	}
-	if size <= a.end {
-		return // SQLite is still writing over zeros
+	return size, size > a.end
+}
+
+// advance writes the next chunk of zeros, from the last whole frame at
+// or before size.
+func (a *walAhead) advance(size int64) {
+	from := int64(0) // a torn header: the log is empty
+	if size >= walHeader {
+		from = walHeader + (size-walHeader)/a.frame*a.frame
 	}
 	end := min(size+a.chunk, a.target)
 	if a.target-end < a.chunk {
@@ -98,7 +123,7 @@ func (a *walAhead) advance() {
 		// it reaches a last small chunk, and this would go on looking.
 		end = a.target
 	}
-	if err := writeZeros(a.f, size, end); err != nil {
+	if err := writeZeros(a.f, from, end); err != nil {
 		a.f.Truncate(size)
 		a.close()
 		return

@@ -46,7 +46,7 @@ func (s *Store) writer() {
 			o.err <- errs[i]
 		}
 		// After the answers: a chunk of zeros is not theirs to wait for.
-		s.wal.advance()
+		s.extendWAL(ctx)
 	}
 }
 
