@@ -23,6 +23,7 @@ import (
 	"github.com/sluice-relay/sluice/internal/admin"
 	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/delivery"
+	"github.com/sluice-relay/sluice/internal/dirlock"
 	"github.com/sluice-relay/sluice/internal/metrics"
 	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/smtpd"
@@ -43,6 +44,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	lock, err := dirlock.Acquire(cfg.Node.DataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	log := NewLogger(o.LogOutput, cfg.Log)
 	logs, err := openLogs(cfg, log)
 	if err != nil {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -152,4 +153,34 @@ func TestShutdownDuringData(t *testing.T) {
 	if !strings.Contains(string(m.msg), "Subject: in transfer at SIGTERM") {
 		t.Errorf("stored message is not the one sent:\n%s", head(m.msg))
 	}
+}
+
+// TestSecondInstanceRefused: a second `sluice serve` on a data directory
+// in use exits at once with a message naming the directory and the
+// running process, and the first goes on accepting mail. (Two on one
+// queue would write contents over each other's.)
+func TestSecondInstanceRefused(t *testing.T) {
+	t.Parallel()
+	skipWithout(t, "swaks")
+	addr := freeAddr(t)
+	first := startSluice(t, "receive_connectors:\n"+relayConnector("First", addr, "", ""), listen(addr))
+
+	second := &sluice{t: t, dir: first.dir, config: first.dir + "/second.yaml",
+		dataDir: first.dataDir, dropDir: first.dropDir, admin: freeAddr(t)}
+	second.writeConfig("receive_connectors:\n" + relayConnector("Second", freeAddr(t), "", ""))
+	second.start("serve", "-config", second.config)
+	if err := second.waitExit(); err == nil {
+		t.Fatal("the second sluice serve on one data directory exited with status 0, want a failure")
+	}
+	out := second.log.String()
+	for _, want := range []string{first.dataDir, "in use by another Sluice", "pid " + strconv.Itoa(first.proc.cmd.Process.Pid)} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the second sluice says %q, want it to name %q", strings.TrimSpace(out), want)
+		}
+	}
+
+	r := swaks(t, addr, "--from", "app@contoso.com", "--to", "still@fabrikam.example")
+	r.wantExit(t, true)
+	r.want(t, "250 2.6.0")
+	waitMessage(t, first.dropDir, "still@fabrikam.example")
 }

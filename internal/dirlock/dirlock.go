@@ -1,0 +1,71 @@
+// Package dirlock owns the data directory's lock: one Sluice per
+// node.data_dir. Two processes on one queue would both number segment
+// files from the same place and write contents over each other's, and
+// both append to the same tracking logs; SQLite's own locks protect only
+// its database. The lock is the operating system's (flock, LockFileEx),
+// so a process that dies, even by kill -9, lets go of it.
+package dirlock
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Name is the lock file's name in the data directory.
+const Name = "sluice.lock"
+
+// Lock is a held data directory lock.
+type Lock struct {
+	f *os.File
+}
+
+// ErrHeld reports that another process holds the lock.
+var ErrHeld = errors.New("in use by another Sluice")
+
+// Acquire takes the lock on dir, creating dir if needed, and writes this
+// process's id into the lock file for whoever finds it taken.
+func Acquire(dir string) (*Lock, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, Name)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	if err := lock(f); err != nil {
+		f.Close()
+		if errors.Is(err, errWouldBlock) {
+			return nil, fmt.Errorf("data directory %s is %w%s, which holds %s: stop it, or give this one its own node.data_dir",
+				dir, ErrHeld, holder(path), path)
+		}
+		return nil, fmt.Errorf("lock data directory %s: %w", dir, err)
+	}
+	// The process id is for the message above, not the lock itself.
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return &Lock{f: f}, nil
+}
+
+// holder names the process that wrote the lock file, if it says.
+func holder(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+		return fmt.Sprintf(" (pid %d)", pid)
+	}
+	return ""
+}
+
+// Release lets go of the lock. The file stays: removing it would let a
+// process that opened it just before lock a file no one else can find.
+func (l *Lock) Release() error {
+	return l.f.Close()
+}
