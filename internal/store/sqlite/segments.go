@@ -255,7 +255,10 @@ func prepare(path string, size int64, next chan<- *os.File) {
 		next <- nil
 		return
 	}
-	err = writeZeros(f, 0, size)
+	zeros := make([]byte, min(size, segmentFlush))
+	for off := int64(0); off < size && err == nil; off += int64(len(zeros)) {
+		_, err = f.WriteAt(zeros[:min(int64(len(zeros)), size-off)], off)
+	}
 	if err == nil {
 		err = f.Sync()
 	}

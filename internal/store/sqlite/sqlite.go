@@ -18,7 +18,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,7 +69,6 @@ type Store struct {
 	// current synchronous setting.
 	stmts  map[string]*sql.Stmt
 	synced bool
-	wal    *walAhead
 
 	body *sql.Stmt // sqlBody on the readers, prepared once
 
@@ -147,8 +145,7 @@ func Open(dir string) (*Store, error) {
 	// unless told; where it cannot (Windows, macOS) fsync stays.
 	sqlite.Fdatasync(true)
 	dsn := "file:" + filepath.Join(dir, "queue.db") +
-		"?_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(" + strconv.Itoa(walCheckpointPages) +
-		")&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+		"?_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(16384)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("queue store: %w", err)
@@ -207,8 +204,6 @@ func Open(dir string) (*Store, error) {
 		s.closeDB()
 		return nil, err
 	}
-	s.wal = newWALAhead(ctx, w, filepath.Join(dir, "queue.db-wal"))
-	s.extendWAL(ctx)
 	go s.writer()
 	return s, nil
 }
@@ -544,7 +539,6 @@ func (s *Store) Close() error {
 		s.closing.Unlock()
 	})
 	<-s.done
-	s.wal.close()
 	s.seg.close()
 	err := s.closeDB()
 	// Closing the last connection checkpointed the WAL: every delete

@@ -45,8 +45,6 @@ func (s *Store) writer() {
 			}
 			o.err <- errs[i]
 		}
-		// After the answers: a chunk of zeros is not theirs to wait for.
-		s.extendWAL(ctx)
 	}
 }
 
