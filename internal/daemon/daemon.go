@@ -44,12 +44,14 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	log := NewLogger(o.LogOutput, cfg.Log)
 	lock, err := dirlock.Acquire(cfg.Node.DataDir)
-	if err != nil {
+	if errors.Is(err, dirlock.ErrUnsupported) {
+		log.Warn("running without the data directory lock", "err", err)
+	} else if err != nil {
 		return err
 	}
 	defer lock.Release()
-	log := NewLogger(o.LogOutput, cfg.Log)
 	logs, err := openLogs(cfg, log)
 	if err != nil {
 		return err

@@ -26,6 +26,14 @@ type Lock struct {
 // ErrHeld reports that another process holds the lock.
 var ErrHeld = errors.New("in use by another Sluice")
 
+// ErrUnsupported reports a file system that cannot lock (some network
+// file systems): Sluice runs without the lock rather than not at all,
+// and says so.
+var ErrUnsupported = errors.New("its file system does not support file locks")
+
+// lockFile is lock, or a test's stand-in.
+var lockFile = lock
+
 // Acquire takes the lock on dir, creating dir if needed, and writes this
 // process's id into the lock file for whoever finds it taken.
 func Acquire(dir string) (*Lock, error) {
@@ -37,8 +45,11 @@ func Acquire(dir string) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := lock(f); err != nil {
+	if err := lockFile(f); err != nil {
 		f.Close()
+		if unsupported(err) {
+			return nil, fmt.Errorf("data directory %s: %w (%v): make sure no other Sluice uses it", dir, ErrUnsupported, err)
+		}
 		if errors.Is(err, errWouldBlock) {
 			return nil, fmt.Errorf("data directory %s is %w%s, which holds %s: stop it, or give this one its own node.data_dir",
 				dir, ErrHeld, holder(path), path)
@@ -67,5 +78,8 @@ func holder(path string) string {
 // Release lets go of the lock. The file stays: removing it would let a
 // process that opened it just before lock a file no one else can find.
 func (l *Lock) Release() error {
+	if l == nil {
+		return nil
+	}
 	return l.f.Close()
 }

@@ -3,6 +3,7 @@
 package dirlock
 
 import (
+	"errors"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -19,4 +20,9 @@ func lock(f *os.File) error {
 			return err
 		}
 	}
+}
+
+// unsupported reports an error that says the file system cannot lock.
+func unsupported(err error) bool {
+	return errors.Is(err, unix.ENOLCK) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS)
 }

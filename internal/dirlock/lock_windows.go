@@ -3,6 +3,7 @@
 package dirlock
 
 import (
+	"errors"
 	"os"
 
 	"golang.org/x/sys/windows"
@@ -17,4 +18,9 @@ func lock(f *os.File) error {
 	ol := &windows.Overlapped{OffsetHigh: 0x7fffffff}
 	return windows.LockFileEx(windows.Handle(f.Fd()),
 		windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, ol)
+}
+
+// unsupported reports an error that says the file system cannot lock.
+func unsupported(err error) bool {
+	return errors.Is(err, windows.ERROR_NOT_SUPPORTED) || errors.Is(err, windows.ERROR_INVALID_FUNCTION)
 }
