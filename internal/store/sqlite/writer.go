@@ -240,7 +240,8 @@ func (s *Store) exec(ctx context.Context, o *op) error {
 		case o.inFile:
 			_, err = run(sqlInsBody, string(o.id), o.size, nil, true, nil, nil, nil)
 		case o.segmented():
-			_, err = run(sqlInsBody, string(o.id), o.size, nil, false, o.ext.seg.no, o.ext.off, int64(o.crc))
+			loc := o.location()
+			_, err = run(sqlInsBody, string(o.id), o.size, nil, false, loc.seg, loc.off, int64(loc.crc))
 		default:
 			_, err = run(sqlInsBody, string(o.id), o.size, o.body, false, nil, nil, nil)
 		}
