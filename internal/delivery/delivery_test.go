@@ -327,3 +327,40 @@ func TestRewriteSender(t *testing.T) {
 		t.Errorf("header after rewrite:\n%s", data)
 	}
 }
+
+// RFC 5321 §4.5.3.1.10: a server out of room for recipients answers 452,
+// and a client should take the 552 of older servers the same way. Either
+// way the recipients are deferred to a later transaction, not bounced.
+func TestTooManyRecipientsDefers(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{Replies: map[string]string{
+		"carol@fabrikam.com": "452 4.5.3 Too many recipients",
+		"dave@fabrikam.com":  "552 5.5.3 Too many recipients",
+	}})
+	r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
+    address_spaces: [fabrikam.com]
+    smarthosts: ["%s"]
+    tls: {mode: none}
+    retry: {first: 10m, max_interval: 10m}
+`, up.Addr()))
+	id := r.put("many recipients", "bob@fabrikam.com", "carol@fabrikam.com", "dave@fabrikam.com")
+	var mi queue.MessageInfo
+	waitFor(t, "the attempt", func() bool {
+		var ok bool
+		mi, ok = r.q.Message(id)
+		return !ok || mi.Recipients[0].Attempts > 0 && mi.Recipients[2].Attempts > 0
+	})
+	if got := len(up.Messages()); got != 1 {
+		t.Fatalf("upstream got %d messages; want 1", got)
+	}
+	for _, rc := range mi.Recipients[1:] {
+		if rc.Status != queue.StatusQueued {
+			t.Errorf("%s is %s (%s); want it queued for a later transaction", rc.Address, rc.Status, rc.LastError)
+		}
+	}
+	if !strings.Contains(mi.Recipients[2].LastError, "552 5.5.3") {
+		t.Errorf("last error %q; want the upstream's 552 5.5.3 in it", mi.Recipients[2].LastError)
+	}
+	if b := r.bounces(); len(b) != 0 {
+		t.Errorf("bounced:\n%s", b[0])
+	}
+}
