@@ -364,3 +364,34 @@ func TestTooManyRecipientsDefers(t *testing.T) {
 		t.Errorf("bounced:\n%s", b[0])
 	}
 }
+
+// A null MX among other MX records (RFC 7505 §3 forbids it, but zones
+// have it) is not a host: "." must never become ":25", which dials this
+// machine. The real MX here refuses connections, so the mail must wait.
+func TestNullMXAmongOthersIsNoHost(t *testing.T) {
+	local := smtptest.NewServer(t, smtptest.Options{})
+	port := local.Addr()[strings.LastIndex(local.Addr(), ":")+1:]
+	dns := dnstest.NewServer(t, dnstest.Zone{
+		MX: map[string][]string{"mixed.test": {"0 .", "10 mx1.mixed.test."}},
+		A:  map[string][]string{"mx1.mixed.test": {"127.0.0.2"}}, // nothing listens there
+	})
+	r := start(t, ", dns_servers: [\""+dns.Addr()+"\"]", fmt.Sprintf(`  - name: Internet
+    address_spaces: ["*.test"]
+    delivery: mx
+    port: %s
+    tls: {mode: none}
+    retry: {first: 10m, max_interval: 10m}
+`, port))
+	r.put("mixed null MX", "bob@mixed.test")
+	var qi queue.QueueInfo
+	waitFor(t, "the attempt", func() bool {
+		qi, _ = r.q.QueueByName("Internet/mixed.test")
+		return qi.LastError != "" || len(local.Messages()) > 0
+	})
+	if n := len(local.Messages()); n != 0 {
+		t.Fatalf("a server on this machine got %d messages for mixed.test", n)
+	}
+	if !strings.Contains(qi.LastError, "mx1.mixed.test") {
+		t.Errorf("last error %q; want the connection to mx1.mixed.test refused", qi.LastError)
+	}
+}

@@ -39,7 +39,11 @@ func (d *Deliverer) lookupMX(ctx context.Context, domain string) ([]string, *rep
 	sort.SliceStable(mxs, func(i, j int) bool { return mxs[i].Pref < mxs[j].Pref })
 	hosts := make([]string, 0, len(mxs))
 	for _, mx := range mxs {
-		hosts = append(hosts, strings.TrimSuffix(mx.Host, "."))
+		// A null MX among others (RFC 7505 §3 forbids that) names no
+		// host; as "" it would become ":25", this machine.
+		if h := strings.TrimSuffix(mx.Host, "."); h != "" {
+			hosts = append(hosts, h)
+		}
 	}
 	return hosts, nil, nil
 }
