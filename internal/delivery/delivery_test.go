@@ -395,3 +395,38 @@ func TestNullMXAmongOthersIsNoHost(t *testing.T) {
 		t.Errorf("last error %q; want the connection to mx1.mixed.test refused", qi.LastError)
 	}
 }
+
+// Only a 2xx means taken. A 3xx where a final reply belongs (to RCPT, or
+// after the message data; RFC 5321 §4.3.2 allows none) is a server out of
+// step, and the recipient waits for another try instead of counting as
+// delivered.
+func TestIntermediateReplyIsNotDelivery(t *testing.T) {
+	cases := []struct {
+		name string
+		o    smtptest.Options
+	}{
+		{"to RCPT", smtptest.Options{Replies: map[string]string{"carol@fabrikam.com": "354 Start mail input"}}},
+		{"to the end of data", smtptest.Options{DataReply: "354 Start mail input"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			up := smtptest.NewServer(t, tc.o)
+			r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
+    address_spaces: [fabrikam.com]
+    smarthosts: ["%s"]
+    tls: {mode: none}
+    retry: {first: 10m, max_interval: 10m}
+`, up.Addr()))
+			id := r.put("3xx", "carol@fabrikam.com", "bob@fabrikam.com")
+			var mi queue.MessageInfo
+			waitFor(t, "the attempt", func() bool {
+				var ok bool
+				mi, ok = r.q.Message(id)
+				return !ok || mi.Recipients[0].Attempts > 0
+			})
+			if len(mi.Recipients) == 0 || mi.Recipients[0].Status != queue.StatusQueued {
+				t.Fatalf("carol after a 354: %+v; want her still queued", mi.Recipients)
+			}
+		})
+	}
+}

@@ -135,10 +135,11 @@ func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string,
 	for i := range outs {
 		o := queue.Outcome{Host: host}
 		switch {
-		case res != nil && i < len(res.Rcpts) && res.Rcpts[i].Code != 0 && !res.Rcpts[i].Positive():
+		// Only a 2xx is a yes: Positive would take a stray 3xx for one.
+		case res != nil && i < len(res.Rcpts) && res.Rcpts[i].Code != 0 && res.Rcpts[i].Code/100 != 2:
 			o.Reply = rcptRefusal(res.Rcpts[i]) // this recipient was refused
 		case res != nil && res.Data.Code != 0:
-			o.Reply, o.Delivered = res.Data, res.Data.Positive()
+			o.Reply, o.Delivered = res.Data, res.Data.Code/100 == 2
 		case errors.As(err, &se):
 			o.Reply = se.Reply // MAIL FROM refused, or SMTPUTF8 not offered
 		case err != nil:
