@@ -1,6 +1,7 @@
 package delivery_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/sluice-relay/sluice/internal/certtest"
 	"github.com/sluice-relay/sluice/internal/dnstest"
+	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/smtptest"
 	"github.com/sluice-relay/sluice/internal/token"
@@ -428,5 +430,43 @@ func TestIntermediateReplyIsNotDelivery(t *testing.T) {
 				t.Fatalf("carol after a 354: %+v; want her still queued", mi.Recipients)
 			}
 		})
+	}
+}
+
+// RFC 6531 §3.2 (and RFC 5890): DNS knows an internationalised domain by
+// its A-labels. Mail to bob@bücher.test is delivered through the MX of
+// xn--bcher-kva.test, and through its address when it has no MX (RFC
+// 5321 §5.1), not bounced as a domain that does not exist.
+func TestMXDeliveryInternationalDomain(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{})
+	port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
+	dns := dnstest.NewServer(t, dnstest.Zone{
+		MX: map[string][]string{"xn--bcher-kva.test": {"10 mx1.fabrikam.test."}},
+		A: map[string][]string{
+			"mx1.fabrikam.test": {"127.0.0.1"},
+			"xn--caf-dma.test":  {"127.0.0.1"}, // café.test: no MX, an address
+		},
+	})
+	r := start(t, ", dns_servers: [\""+dns.Addr()+"\"]", fmt.Sprintf(`  - name: Internet
+    address_spaces: ["*.test"]
+    delivery: mx
+    port: %s
+    tls: {mode: none}
+    retry: {first: 1s, max_interval: 1s}
+`, port))
+	for _, to := range []string{"bob@bücher.test", "bob@café.test"} {
+		rcpt, err := mail.ParseMailbox(to, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := &mail.Envelope{ID: mail.NewID(), Received: time.Now(), From: "app@contoso.com", SMTPUTF8: true,
+			Rcpts: []mail.Recipient{{Addr: rcpt}}}
+		if err := r.q.Put(context.Background(), env, strings.NewReader("From: app@contoso.com\r\nSubject: IDN\r\n\r\nbody\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		r.waitDone(env.ID)
+	}
+	if got := len(up.Messages()); got != 2 {
+		t.Fatalf("upstream got %d messages; want 2; bounces: %v", got, r.bounces())
 	}
 }
