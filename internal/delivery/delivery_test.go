@@ -1,6 +1,7 @@
 package delivery_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/sluice-relay/sluice/internal/certtest"
 	"github.com/sluice-relay/sluice/internal/dnstest"
+	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/smtptest"
 	"github.com/sluice-relay/sluice/internal/token"
@@ -325,5 +327,146 @@ func TestRewriteSender(t *testing.T) {
 	}
 	if !strings.Contains(data, "From: <relay@fabrikam.com>") || !strings.Contains(data, "Reply-To: scanner@contoso.com") {
 		t.Errorf("header after rewrite:\n%s", data)
+	}
+}
+
+// RFC 5321 §4.5.3.1.10: a server out of room for recipients answers 452,
+// and a client should take the 552 of older servers the same way. Either
+// way the recipients are deferred to a later transaction, not bounced.
+func TestTooManyRecipientsDefers(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{Replies: map[string]string{
+		"carol@fabrikam.com": "452 4.5.3 Too many recipients",
+		"dave@fabrikam.com":  "552 5.5.3 Too many recipients",
+	}})
+	r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
+    address_spaces: [fabrikam.com]
+    smarthosts: ["%s"]
+    tls: {mode: none}
+    retry: {first: 10m, max_interval: 10m}
+`, up.Addr()))
+	id := r.put("many recipients", "bob@fabrikam.com", "carol@fabrikam.com", "dave@fabrikam.com")
+	var mi queue.MessageInfo
+	waitFor(t, "the attempt", func() bool {
+		var ok bool
+		mi, ok = r.q.Message(id)
+		return !ok || mi.Recipients[0].Attempts > 0 && mi.Recipients[2].Attempts > 0
+	})
+	if got := len(up.Messages()); got != 1 {
+		t.Fatalf("upstream got %d messages; want 1", got)
+	}
+	for _, rc := range mi.Recipients[1:] {
+		if rc.Status != queue.StatusQueued {
+			t.Errorf("%s is %s (%s); want it queued for a later transaction", rc.Address, rc.Status, rc.LastError)
+		}
+	}
+	if !strings.Contains(mi.Recipients[2].LastError, "552 5.5.3") {
+		t.Errorf("last error %q; want the upstream's 552 5.5.3 in it", mi.Recipients[2].LastError)
+	}
+	if b := r.bounces(); len(b) != 0 {
+		t.Errorf("bounced:\n%s", b[0])
+	}
+}
+
+// A null MX among other MX records (RFC 7505 §3 forbids it, but zones
+// have it) is not a host: "." must never become ":25", which dials this
+// machine. The real MX here refuses connections, so the mail must wait.
+func TestNullMXAmongOthersIsNoHost(t *testing.T) {
+	local := smtptest.NewServer(t, smtptest.Options{})
+	port := local.Addr()[strings.LastIndex(local.Addr(), ":")+1:]
+	dns := dnstest.NewServer(t, dnstest.Zone{
+		MX: map[string][]string{"mixed.test": {"0 .", "10 mx1.mixed.test."}},
+		A:  map[string][]string{"mx1.mixed.test": {"127.0.0.2"}}, // nothing listens there
+	})
+	r := start(t, ", dns_servers: [\""+dns.Addr()+"\"]", fmt.Sprintf(`  - name: Internet
+    address_spaces: ["*.test"]
+    delivery: mx
+    port: %s
+    tls: {mode: none}
+    retry: {first: 10m, max_interval: 10m}
+`, port))
+	r.put("mixed null MX", "bob@mixed.test")
+	var qi queue.QueueInfo
+	waitFor(t, "the attempt", func() bool {
+		qi, _ = r.q.QueueByName("Internet/mixed.test")
+		return qi.LastError != "" || len(local.Messages()) > 0
+	})
+	if n := len(local.Messages()); n != 0 {
+		t.Fatalf("a server on this machine got %d messages for mixed.test", n)
+	}
+	if !strings.Contains(qi.LastError, "mx1.mixed.test") {
+		t.Errorf("last error %q; want the connection to mx1.mixed.test refused", qi.LastError)
+	}
+}
+
+// Only a 2xx means taken. A 3xx where a final reply belongs (to RCPT, or
+// after the message data; RFC 5321 §4.3.2 allows none) is a server out of
+// step, and the recipient waits for another try instead of counting as
+// delivered.
+func TestIntermediateReplyIsNotDelivery(t *testing.T) {
+	cases := []struct {
+		name string
+		o    smtptest.Options
+	}{
+		{"to RCPT", smtptest.Options{Replies: map[string]string{"carol@fabrikam.com": "354 Start mail input"}}},
+		{"to the end of data", smtptest.Options{DataReply: "354 Start mail input"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			up := smtptest.NewServer(t, tc.o)
+			r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
+    address_spaces: [fabrikam.com]
+    smarthosts: ["%s"]
+    tls: {mode: none}
+    retry: {first: 10m, max_interval: 10m}
+`, up.Addr()))
+			id := r.put("3xx", "carol@fabrikam.com", "bob@fabrikam.com")
+			var mi queue.MessageInfo
+			waitFor(t, "the attempt", func() bool {
+				var ok bool
+				mi, ok = r.q.Message(id)
+				return !ok || mi.Recipients[0].Attempts > 0
+			})
+			if len(mi.Recipients) == 0 || mi.Recipients[0].Status != queue.StatusQueued {
+				t.Fatalf("carol after a 354: %+v; want her still queued", mi.Recipients)
+			}
+		})
+	}
+}
+
+// RFC 6531 §3.2 (and RFC 5890): DNS knows an internationalised domain by
+// its A-labels. Mail to bob@bücher.test is delivered through the MX of
+// xn--bcher-kva.test, and through its address when it has no MX (RFC
+// 5321 §5.1), not bounced as a domain that does not exist.
+func TestMXDeliveryInternationalDomain(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{})
+	port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
+	dns := dnstest.NewServer(t, dnstest.Zone{
+		MX: map[string][]string{"xn--bcher-kva.test": {"10 mx1.fabrikam.test."}},
+		A: map[string][]string{
+			"mx1.fabrikam.test": {"127.0.0.1"},
+			"xn--caf-dma.test":  {"127.0.0.1"}, // café.test: no MX, an address
+		},
+	})
+	r := start(t, ", dns_servers: [\""+dns.Addr()+"\"]", fmt.Sprintf(`  - name: Internet
+    address_spaces: ["*.test"]
+    delivery: mx
+    port: %s
+    tls: {mode: none}
+    retry: {first: 1s, max_interval: 1s}
+`, port))
+	for _, to := range []string{"bob@bücher.test", "bob@café.test"} {
+		rcpt, err := mail.ParseMailbox(to, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := &mail.Envelope{ID: mail.NewID(), Received: time.Now(), From: "app@contoso.com", SMTPUTF8: true,
+			Rcpts: []mail.Recipient{{Addr: rcpt}}}
+		if err := r.q.Put(context.Background(), env, strings.NewReader("From: app@contoso.com\r\nSubject: IDN\r\n\r\nbody\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		r.waitDone(env.ID)
+	}
+	if got := len(up.Messages()); got != 2 {
+		t.Fatalf("upstream got %d messages; want 2; bounces: %v", got, r.bounces())
 	}
 }

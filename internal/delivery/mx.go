@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"golang.org/x/net/idna"
+
 	"github.com/sluice-relay/sluice/internal/reply"
 )
 
@@ -16,7 +18,13 @@ import (
 // failure for its recipients; any other DNS failure is temporary.
 func (d *Deliverer) lookupMX(ctx context.Context, domain string) ([]string, *reply.Reply, error) {
 	r := d.resolver()
-	mxs, err := r.LookupMX(ctx, domain)
+	// DNS knows an internationalised domain by its A-labels (RFC 5890
+	// §2.3.2.1; RFC 6531 §3.2): bücher.example is xn--bcher-kva.example.
+	name := domain
+	if a, err := idna.Lookup.ToASCII(domain); err == nil {
+		name = a
+	}
+	mxs, err := r.LookupMX(ctx, name)
 	var dnsErr *net.DNSError
 	if err != nil && !(errors.As(err, &dnsErr) && dnsErr.IsNotFound) {
 		return nil, nil, reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 3}, Text: "DNS lookup of the MX of " + domain + " failed: " + err.Error()}
@@ -27,19 +35,23 @@ func (d *Deliverer) lookupMX(ctx context.Context, domain string) ([]string, *rep
 	if len(mxs) == 0 {
 		// No MX: the domain itself is the host (RFC 5321 §5.1), if it has
 		// an address at all.
-		addrs, err := r.LookupHost(ctx, domain)
+		addrs, err := r.LookupHost(ctx, name)
 		if err != nil || len(addrs) == 0 {
 			if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
 				return nil, &reply.Reply{Code: 550, Enhanced: [3]int{5, 1, 2}, Text: domain + " has no MX and no address: the domain does not exist"}, nil
 			}
 			return nil, nil, reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 3}, Text: "DNS lookup of " + domain + " failed: " + errString(err)}
 		}
-		return []string{domain}, nil, nil
+		return []string{name}, nil, nil
 	}
 	sort.SliceStable(mxs, func(i, j int) bool { return mxs[i].Pref < mxs[j].Pref })
 	hosts := make([]string, 0, len(mxs))
 	for _, mx := range mxs {
-		hosts = append(hosts, strings.TrimSuffix(mx.Host, "."))
+		// A null MX among others (RFC 7505 §3 forbids that) names no
+		// host; as "" it would become ":25", this machine.
+		if h := strings.TrimSuffix(mx.Host, "."); h != "" {
+			hosts = append(hosts, h)
+		}
 	}
 	return hosts, nil, nil
 }

@@ -135,10 +135,11 @@ func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string,
 	for i := range outs {
 		o := queue.Outcome{Host: host}
 		switch {
-		case res != nil && i < len(res.Rcpts) && res.Rcpts[i].Code != 0 && !res.Rcpts[i].Positive():
-			o.Reply = res.Rcpts[i] // this recipient was refused
+		// Only a 2xx is a yes: Positive would take a stray 3xx for one.
+		case res != nil && i < len(res.Rcpts) && res.Rcpts[i].Code != 0 && res.Rcpts[i].Code/100 != 2:
+			o.Reply = rcptRefusal(res.Rcpts[i]) // this recipient was refused
 		case res != nil && res.Data.Code != 0:
-			o.Reply, o.Delivered = res.Data, res.Data.Positive()
+			o.Reply, o.Delivered = res.Data, res.Data.Code/100 == 2
 		case errors.As(err, &se):
 			o.Reply = se.Reply // MAIL FROM refused, or SMTPUTF8 not offered
 		case err != nil:
@@ -153,6 +154,20 @@ func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string,
 	// answered: the content never went out.
 	unsent = err != nil && !answered(res) && (!errors.As(err, &se) || se.Reply.Code == 421)
 	return outs, alive, unsent
+}
+
+// rcptRefusal is a refused recipient's reply as the queue is to take it.
+// RFC 5321 §4.5.3.1.10: "too many recipients" is 452, and a client should
+// take the 552 that servers following RFC 821 send for it as temporary
+// too, so the recipient goes in a later transaction instead of bouncing.
+// Only a 552 that says so (X.5.3, RFC 3463) is changed: a 552 for a full
+// mailbox stays final.
+func rcptRefusal(r reply.Reply) reply.Reply {
+	if r.Code != 552 || r.Enhanced != [3]int{5, 5, 3} {
+		return r
+	}
+	r.Code, r.Enhanced[0] = 452, 4
+	return r.With("the upstream replied 552 5.5.3, which RFC 5321 §4.5.3.1.10 says to take as temporary")
 }
 
 // firstReply is the first outcome's reply, for a log line.
