@@ -534,3 +534,25 @@ func TestApplyReload(t *testing.T) {
 		return err != nil
 	})
 }
+
+// RFC 4954 §4: AUTH during a transaction gets 503. Otherwise a client
+// could give MAIL FROM anonymously (checked as anonymous, so any outside
+// address) and then authenticate to relay with it, past its send-as list.
+func TestSessionAuthInTransaction(t *testing.T) {
+	cfg, cert := authConfig(t, "implicit")
+	cfg = strings.Replace(cfg, "auth_mechanisms: [PLAIN, LOGIN]", "auth_mechanisms: [PLAIN, LOGIN]\n    permissions: [anonymous]", 1)
+	_, spool, port := startServer(t, cfg)
+	c := dial(t, port)
+	c.startTLS(cert.ClientConfig("relay.test"))
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	c.expect("MAIL FROM:<spoofed@fabrikam.example>", "250 2.1.0")
+	c.expect("AUTH PLAIN "+b64("\x00app@contoso.com\x00s3cret"), "503 5.5.1 AUTH is not allowed during a mail transaction")
+	c.expect("RCPT TO:<someone@fabrikam.example>", "550 5.7.54")
+	c.expect("RSET", "250")
+	c.expect("AUTH PLAIN "+b64("\x00app@contoso.com\x00s3cret"), "235")
+	c.expect("MAIL FROM:<spoofed@fabrikam.example>", "550 5.7.60")
+	if n := len(spool.all()); n != 0 {
+		t.Errorf("%d messages stored", n)
+	}
+}
