@@ -556,3 +556,23 @@ func TestSessionAuthInTransaction(t *testing.T) {
 		t.Errorf("%d messages stored", n)
 	}
 }
+
+// RFC 3207 §4.2: after STARTTLS the session is back in its initial state;
+// a login made in the clear (possibly by someone in the path) is gone.
+func TestSessionSTARTTLSForgetsAuth(t *testing.T) {
+	cfg, cert := authConfig(t, "starttls")
+	cfg = strings.Replace(cfg, "auth_mechanisms: [PLAIN, LOGIN]", "auth_mechanisms: [PLAIN, LOGIN]\n    require_tls_for_auth: false", 1)
+	_, _, port := startServer(t, cfg)
+	c := dial(t, port)
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	c.expect("AUTH PLAIN "+b64("\x00app@contoso.com\x00s3cret"), "235")
+	c.expect("STARTTLS", "220 2.0.0")
+	c.startTLS(cert.ClientConfig("relay.test"))
+	if ehlo := c.expect("EHLO x", "250"); !strings.Contains(ehlo, "AUTH PLAIN LOGIN") {
+		t.Errorf("after TLS the EHLO must offer AUTH again:\n%s", ehlo)
+	}
+	c.expect("MAIL FROM:<app@contoso.com>", "530 5.7.57")
+	c.expect("AUTH PLAIN "+b64("\x00app@contoso.com\x00s3cret"), "235")
+	c.expect("MAIL FROM:<app@contoso.com>", "250")
+}
