@@ -576,3 +576,25 @@ func TestSessionSTARTTLSForgetsAuth(t *testing.T) {
 	c.expect("AUTH PLAIN "+b64("\x00app@contoso.com\x00s3cret"), "235")
 	c.expect("MAIL FROM:<app@contoso.com>", "250")
 }
+
+// A message whose first line starts with white space has no header field
+// there to continue: taken as a header, it would fold into the trace
+// fields Sluice puts in front and let the client write into our Received.
+func TestSessionLeadingFoldedLine(t *testing.T) {
+	_, spool, port := startServer(t, anonConfig)
+	c := dial(t, port)
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	c.expect("MAIL FROM:<a@fabrikam.example>", "250")
+	c.expect("RCPT TO:<b@contoso.com>", "250")
+	c.expect("DATA", "354")
+	c.expect(" from evil.example ([192.0.2.1])\r\nMessage-ID: <1@x>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\nx\r\n.", "250")
+	body := spool.all()[0].body
+	header, _, _ := strings.Cut(body, "\r\n\r\n")
+	if strings.Contains(header, "evil.example") {
+		t.Errorf("the client's first line continued a field Sluice added:\n%q", body)
+	}
+	if !strings.Contains(body, "\r\n\r\n from evil.example ([192.0.2.1])\r\nMessage-ID: <1@x>\r\n") {
+		t.Errorf("the client's text was not kept as it came:\n%q", body)
+	}
+}
