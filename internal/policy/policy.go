@@ -7,6 +7,7 @@ package policy
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/sluice-relay/sluice/internal/config"
@@ -185,11 +186,17 @@ func Rcpt(cfg *config.Config, s *Session, rcpt mail.Address, count int) error {
 	if max := MaxRecipients(s); max > 0 && count >= max {
 		return reply.TooManyRcpts.Withf("Too many recipients; at most %d per message, send the rest in another message", max)
 	}
-	if cfg.AcceptedDomain(rcpt.Domain()) != nil {
-		return nil
-	}
 	if s.Has(config.PermRelay) {
 		return nil
 	}
-	return reply.RelayDenied
+	if cfg.AcceptedDomain(rcpt.Domain()) == nil {
+		return reply.RelayDenied
+	}
+	// RFC 2505 §2.1: user%other@accepted, other!user@accepted and
+	// "user@other"@accepted are relaying through the next hop, which
+	// trusts this relay and may act on the percent hack or bang path.
+	if strings.ContainsAny(rcpt.Local(), "%!@") {
+		return reply.RelayDenied.With("% ! or @ in the local part would route it onward, so write the final address instead")
+	}
+	return nil
 }

@@ -23,6 +23,9 @@ var errAuthCancelled = errors.New("cancelled")
 func (s *session) auth(arg string) bool {
 	mech, initial, hasInitial := strings.Cut(strings.TrimSpace(arg), " ")
 	mech = strings.ToUpper(mech)
+	// RFC 4954 §4: no AUTH inside a transaction; its MAIL FROM was checked
+	// for the identity the session had then.
+	s.policy.InMail = s.tx != nil
 	if err := policy.Auth(&s.policy, mech); err != nil {
 		return s.reply(err.(reply.Reply))
 	}

@@ -62,11 +62,19 @@ func max0(i int) int {
 }
 
 // scan notes which fields the header has. A first line that is not a
-// field ("name: value") means the client sent no header section.
+// field ("name: value"), folded continuation included, means the client
+// sent no header section.
 func (h *header) scan() {
 	first := true
 	for line := range bytes.Lines(h.raw) {
 		if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
+			if first {
+				// RFC 5322 §2.2.3: a folded line continues the field
+				// before it, and there is none: in front of this line
+				// would be the fields Sluice adds.
+				h.none = true
+				return
+			}
 			continue
 		}
 		name, _, ok := bytes.Cut(line, []byte(":"))

@@ -534,3 +534,67 @@ func TestApplyReload(t *testing.T) {
 		return err != nil
 	})
 }
+
+// RFC 4954 §4: AUTH during a transaction gets 503. Otherwise a client
+// could give MAIL FROM anonymously (checked as anonymous, so any outside
+// address) and then authenticate to relay with it, past its send-as list.
+func TestSessionAuthInTransaction(t *testing.T) {
+	cfg, cert := authConfig(t, "implicit")
+	cfg = strings.Replace(cfg, "auth_mechanisms: [PLAIN, LOGIN]", "auth_mechanisms: [PLAIN, LOGIN]\n    permissions: [anonymous]", 1)
+	_, spool, port := startServer(t, cfg)
+	c := dial(t, port)
+	c.startTLS(cert.ClientConfig("relay.test"))
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	c.expect("MAIL FROM:<spoofed@fabrikam.example>", "250 2.1.0")
+	c.expect("AUTH PLAIN "+b64("\x00app@contoso.com\x00s3cret"), "503 5.5.1 AUTH is not allowed during a mail transaction")
+	c.expect("RCPT TO:<someone@fabrikam.example>", "550 5.7.54")
+	c.expect("RSET", "250")
+	c.expect("AUTH PLAIN "+b64("\x00app@contoso.com\x00s3cret"), "235")
+	c.expect("MAIL FROM:<spoofed@fabrikam.example>", "550 5.7.60")
+	if n := len(spool.all()); n != 0 {
+		t.Errorf("%d messages stored", n)
+	}
+}
+
+// RFC 3207 §4.2: after STARTTLS the session is back in its initial state;
+// a login made in the clear (possibly by someone in the path) is gone.
+func TestSessionSTARTTLSForgetsAuth(t *testing.T) {
+	cfg, cert := authConfig(t, "starttls")
+	cfg = strings.Replace(cfg, "auth_mechanisms: [PLAIN, LOGIN]", "auth_mechanisms: [PLAIN, LOGIN]\n    require_tls_for_auth: false", 1)
+	_, _, port := startServer(t, cfg)
+	c := dial(t, port)
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	c.expect("AUTH PLAIN "+b64("\x00app@contoso.com\x00s3cret"), "235")
+	c.expect("STARTTLS", "220 2.0.0")
+	c.startTLS(cert.ClientConfig("relay.test"))
+	if ehlo := c.expect("EHLO x", "250"); !strings.Contains(ehlo, "AUTH PLAIN LOGIN") {
+		t.Errorf("after TLS the EHLO must offer AUTH again:\n%s", ehlo)
+	}
+	c.expect("MAIL FROM:<app@contoso.com>", "530 5.7.57")
+	c.expect("AUTH PLAIN "+b64("\x00app@contoso.com\x00s3cret"), "235")
+	c.expect("MAIL FROM:<app@contoso.com>", "250")
+}
+
+// A message whose first line starts with white space has no header field
+// there to continue: taken as a header, it would fold into the trace
+// fields Sluice puts in front and let the client write into our Received.
+func TestSessionLeadingFoldedLine(t *testing.T) {
+	_, spool, port := startServer(t, anonConfig)
+	c := dial(t, port)
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	c.expect("MAIL FROM:<a@fabrikam.example>", "250")
+	c.expect("RCPT TO:<b@contoso.com>", "250")
+	c.expect("DATA", "354")
+	c.expect(" from evil.example ([192.0.2.1])\r\nMessage-ID: <1@x>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\nx\r\n.", "250")
+	body := spool.all()[0].body
+	header, _, _ := strings.Cut(body, "\r\n\r\n")
+	if strings.Contains(header, "evil.example") {
+		t.Errorf("the client's first line continued a field Sluice added:\n%q", body)
+	}
+	if !strings.Contains(body, "\r\n\r\n from evil.example ([192.0.2.1])\r\nMessage-ID: <1@x>\r\n") {
+		t.Errorf("the client's text was not kept as it came:\n%q", body)
+	}
+}

@@ -40,8 +40,9 @@ func (s *session) startTLS(arg string) bool {
 		s.log.Warn("TLS handshake failed", "err", err)
 		return true
 	}
-	// RFC 3207 §4.2: forget everything learnt before TLS.
-	s.helo, s.esmtp, s.tx = "", false, nil
+	// RFC 3207 §4.2: forget everything learnt before TLS, a login
+	// included: the session is back in its initial state.
+	s.helo, s.esmtp, s.tx, s.policy.User = "", false, nil, nil
 	return false
 }
 
