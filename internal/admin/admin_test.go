@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-relay/sluice/internal/admin"
+	"github.com/sluice-relay/sluice/internal/certtest"
 	"github.com/sluice-relay/sluice/internal/cli"
 	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/delivery"
@@ -396,5 +397,40 @@ func TestTokenAuth(t *testing.T) {
 	code = cli.Run(context.Background(), []string{"queue", "list", "--admin", url, "--token-file", tokenFile}, nil, &out, &errb)
 	if code != 0 {
 		t.Fatalf("CLI with --token-file = %d: %s%s", code, out.String(), errb.String())
+	}
+}
+
+// A reload (Apply) cannot take away the client certificate the listener
+// was started to demand: the TLS listener and its CA only change with a
+// restart, so a config that drops admin.client_ca (say, back to a
+// loopback address) must not leave the running API open to anyone.
+func TestClientCAOutlivesApply(t *testing.T) {
+	r := start(t, "")
+	c := certtest.New(t, "127.0.0.1")
+	cfg := *r.cfg
+	cfg.Admin.Certificate, cfg.Admin.Key, cfg.Admin.ClientCA = c.CertFile, c.KeyFile, c.CAFile
+	adm := admin.New(admin.Options{Queue: r.q}, &cfg)
+	if err := adm.Start(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Shutdown(context.Background())
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: c.ClientConfig("127.0.0.1")}}
+	url := "https://" + adm.Addr().String() + "/api/v1/queues"
+	get := func() int {
+		t.Helper()
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(); code != http.StatusUnauthorized {
+		t.Fatalf("without a client certificate: %d; want 401", code)
+	}
+	reloaded := *r.cfg // admin.client_ca gone
+	adm.Apply(&reloaded)
+	if code := get(); code != http.StatusUnauthorized {
+		t.Fatalf("without a client certificate after a reload that dropped admin.client_ca: %d; want 401 until a restart", code)
 	}
 }

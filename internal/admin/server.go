@@ -54,6 +54,10 @@ type Server struct {
 	ln       net.Listener
 	token    []byte
 	stopping atomic.Bool
+	// needCert: the listener demands client certificates (admin.client_ca
+	// at Start). Like the token and the listener, it changes only with a
+	// restart, so a reload cannot leave the API without credentials.
+	needCert bool
 }
 
 // New builds the API for cfg; Start serves it.
@@ -105,6 +109,7 @@ func (s *Server) Start(cfg *config.Config) error {
 			}
 			tcfg.ClientCAs = pool
 			tcfg.ClientAuth = tls.VerifyClientCertIfGiven
+			s.needCert = true
 		}
 	}
 	ln, err := net.Listen("tcp", a.Listen)
@@ -180,8 +185,7 @@ func (s *Server) routes() http.Handler {
 // verified client certificate.
 func (s *Server) auth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cfg := s.cfg.Load()
-		needCert := cfg.Admin.ClientCA != ""
+		needCert := s.needCert
 		if s.token == nil && !needCert {
 			h.ServeHTTP(w, r)
 			return
