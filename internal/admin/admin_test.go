@@ -434,3 +434,44 @@ func TestClientCAOutlivesApply(t *testing.T) {
 		t.Fatalf("without a client certificate after a reload that dropped admin.client_ca: %d; want 401 until a restart", code)
 	}
 }
+
+// The loopback API without credentials answers only requests meant for
+// it: a web page the admin happens to open must not act on it (a form
+// posted cross-origin, or its own name rebound to 127.0.0.1).
+func TestLoopbackRefusesBrowsers(t *testing.T) {
+	r := start(t, "")
+	r.put("app@contoso.com", "user@fabrikam.com")
+	waitFor(t, "the Fabrikam queue", func() bool { return r.queueInfo("Fabrikam").Identity != "" })
+	do := func(method, path, host, origin, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, r.url+path, strings.NewReader(body))
+		if host != "" {
+			req.Host = host
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+			req.Header.Set("Sec-Fetch-Site", "cross-site")
+			req.Header.Set("Content-Type", "text/plain")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := do("POST", "/api/v1/queue-actions/suspend", "", "http://evil.example", `{"identity":"Fabrikam"}`); code != http.StatusForbidden {
+		t.Errorf("a cross-origin form post: %d; want 403", code)
+	}
+	if st := r.queueInfo("Fabrikam").Status; st == "Suspended" {
+		t.Errorf("a cross-origin form post suspended the queue")
+	}
+	if code := do("GET", "/api/v1/queues", "evil.example:8025", "", ""); code != http.StatusForbidden {
+		t.Errorf("a request for another host name (DNS rebinding): %d; want 403", code)
+	}
+	for _, host := range []string{"", "localhost:8025", "[::1]:8025"} {
+		if code := do("GET", "/api/v1/queues", host, "", ""); code != http.StatusOK {
+			t.Errorf("GET with Host %q: %d; want 200", host, code)
+		}
+	}
+}
