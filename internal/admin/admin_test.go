@@ -281,6 +281,12 @@ func TestTestSendFollowsTheMessage(t *testing.T) {
 	if code != 1 || !strings.Contains(out, `no send connector is called "Nope"`) {
 		t.Fatalf("test send --via Nope = %d\n%s", code, out)
 	}
+	// The subject becomes a header line: a line break in it would add
+	// headers (or a bare LF) to the message.
+	out, code = r.sluice("test", "send", "--from", "admin@contoso.com", "--to", "someone@example.org", "--subject", "hi\r\nBcc: victim@example.net")
+	if code != 1 || !strings.Contains(out, "subject") || strings.Contains(out, "queued as") {
+		t.Fatalf("test send with a line break in --subject = %d\n%s", code, out)
+	}
 }
 
 // A search through the API sees every event recorded before it, though
