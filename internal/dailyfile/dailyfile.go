@@ -75,11 +75,16 @@ func torn(f *os.File) bool {
 	return err == nil && last[0] != '\n'
 }
 
-// Flush writes what is buffered.
+// Flush writes what is buffered. If that fails (a full disk), the
+// buffered lines are lost and the file is opened again for the next
+// line: a bufio.Writer keeps its first error for good, and would lose
+// every line until the day changes.
 func (w *Writer) Flush() {
 	if w.w != nil {
 		if err := w.w.Flush(); err != nil {
-			w.log.Error("cannot write log file", "file", w.day, "err", err)
+			w.log.Error("cannot write log file; buffered lines lost", "file", w.day, "err", err)
+			w.f.Close()
+			w.f, w.w, w.day = nil, nil, ""
 		}
 	}
 }
@@ -88,8 +93,8 @@ func (w *Writer) Flush() {
 func (w *Writer) Close() { w.closeFile() }
 
 func (w *Writer) closeFile() {
+	w.Flush()
 	if w.f != nil {
-		w.Flush()
 		w.f.Close()
 		w.f, w.w, w.day = nil, nil, ""
 	}
