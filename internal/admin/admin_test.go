@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-relay/sluice/internal/admin"
+	"github.com/sluice-relay/sluice/internal/certtest"
 	"github.com/sluice-relay/sluice/internal/cli"
 	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/delivery"
@@ -280,6 +281,12 @@ func TestTestSendFollowsTheMessage(t *testing.T) {
 	if code != 1 || !strings.Contains(out, `no send connector is called "Nope"`) {
 		t.Fatalf("test send --via Nope = %d\n%s", code, out)
 	}
+	// The subject becomes a header line: a line break in it would add
+	// headers (or a bare LF) to the message.
+	out, code = r.sluice("test", "send", "--from", "admin@contoso.com", "--to", "someone@example.org", "--subject", "hi\r\nBcc: victim@example.net")
+	if code != 1 || !strings.Contains(out, "subject") || strings.Contains(out, "queued as") {
+		t.Fatalf("test send with a line break in --subject = %d\n%s", code, out)
+	}
 }
 
 // A search through the API sees every event recorded before it, though
@@ -396,5 +403,81 @@ func TestTokenAuth(t *testing.T) {
 	code = cli.Run(context.Background(), []string{"queue", "list", "--admin", url, "--token-file", tokenFile}, nil, &out, &errb)
 	if code != 0 {
 		t.Fatalf("CLI with --token-file = %d: %s%s", code, out.String(), errb.String())
+	}
+}
+
+// A reload (Apply) cannot take away the client certificate the listener
+// was started to demand: the TLS listener and its CA only change with a
+// restart, so a config that drops admin.client_ca (say, back to a
+// loopback address) must not leave the running API open to anyone.
+func TestClientCAOutlivesApply(t *testing.T) {
+	r := start(t, "")
+	c := certtest.New(t, "127.0.0.1")
+	cfg := *r.cfg
+	cfg.Admin.Certificate, cfg.Admin.Key, cfg.Admin.ClientCA = c.CertFile, c.KeyFile, c.CAFile
+	adm := admin.New(admin.Options{Queue: r.q}, &cfg)
+	if err := adm.Start(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Shutdown(context.Background())
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: c.ClientConfig("127.0.0.1")}}
+	url := "https://" + adm.Addr().String() + "/api/v1/queues"
+	get := func() int {
+		t.Helper()
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(); code != http.StatusUnauthorized {
+		t.Fatalf("without a client certificate: %d; want 401", code)
+	}
+	reloaded := *r.cfg // admin.client_ca gone
+	adm.Apply(&reloaded)
+	if code := get(); code != http.StatusUnauthorized {
+		t.Fatalf("without a client certificate after a reload that dropped admin.client_ca: %d; want 401 until a restart", code)
+	}
+}
+
+// The loopback API without credentials answers only requests meant for
+// it: a web page the admin happens to open must not act on it (a form
+// posted cross-origin, or its own name rebound to 127.0.0.1).
+func TestLoopbackRefusesBrowsers(t *testing.T) {
+	r := start(t, "")
+	r.put("app@contoso.com", "user@fabrikam.com")
+	waitFor(t, "the Fabrikam queue", func() bool { return r.queueInfo("Fabrikam").Identity != "" })
+	do := func(method, path, host, origin, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, r.url+path, strings.NewReader(body))
+		if host != "" {
+			req.Host = host
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+			req.Header.Set("Sec-Fetch-Site", "cross-site")
+			req.Header.Set("Content-Type", "text/plain")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := do("POST", "/api/v1/queue-actions/suspend", "", "http://evil.example", `{"identity":"Fabrikam"}`); code != http.StatusForbidden {
+		t.Errorf("a cross-origin form post: %d; want 403", code)
+	}
+	if st := r.queueInfo("Fabrikam").Status; st == "Suspended" {
+		t.Errorf("a cross-origin form post suspended the queue")
+	}
+	if code := do("GET", "/api/v1/queues", "evil.example:8025", "", ""); code != http.StatusForbidden {
+		t.Errorf("a request for another host name (DNS rebinding): %d; want 403", code)
+	}
+	for _, host := range []string{"", "localhost:8025", "[::1]:8025"} {
+		if code := do("GET", "/api/v1/queues", host, "", ""); code != http.StatusOK {
+			t.Errorf("GET with Host %q: %d; want 200", host, code)
+		}
 	}
 }

@@ -287,6 +287,10 @@ func (s *Server) testSend(w http.ResponseWriter, r *http.Request) {
 		to = append(to, addr.String())
 	}
 	subject := req.Subject
+	if strings.ContainsAny(subject, "\r\n") {
+		writeError(w, http.StatusBadRequest, "the subject must be one line: a line break would add header lines to the message")
+		return
+	}
 	if subject == "" {
 		subject = "Sluice test message " + string(env.ID)
 	}

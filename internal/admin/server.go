@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -54,6 +55,10 @@ type Server struct {
 	ln       net.Listener
 	token    []byte
 	stopping atomic.Bool
+	// needCert: the listener demands client certificates (admin.client_ca
+	// at Start). Like the token and the listener, it changes only with a
+	// restart, so a reload cannot leave the API without credentials.
+	needCert bool
 }
 
 // New builds the API for cfg; Start serves it.
@@ -105,6 +110,7 @@ func (s *Server) Start(cfg *config.Config) error {
 			}
 			tcfg.ClientCAs = pool
 			tcfg.ClientAuth = tls.VerifyClientCertIfGiven
+			s.needCert = true
 		}
 	}
 	ln, err := net.Listen("tcp", a.Listen)
@@ -131,6 +137,13 @@ func (s *Server) Addr() net.Addr {
 		return nil
 	}
 	return s.ln.Addr()
+}
+
+func (s *Server) port() int {
+	if a, ok := s.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
 }
 
 // Draining makes /readyz fail, so load balancers stop sending new
@@ -172,17 +185,45 @@ func (s *Server) routes() http.Handler {
 	prof.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	prof.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/debug/pprof/", s.auth(prof))
-	return mux
+	// A web page the admin opens must not act on the API: browsers post
+	// forms cross-origin without asking (Caddy's admin.go checks Origin
+	// for the same reason). The CLI sends no Origin and passes.
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.o.Log.Warn("admin API request refused: cross-origin", "client", r.RemoteAddr, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
+		writeError(w, http.StatusForbidden, "cross-origin request refused: the admin API does not take requests from web pages; use the sluice CLI or curl")
+	}))
+	return cop.Handler(mux)
+}
+
+// loopbackHost reports whether a request's Host names this machine by a
+// loopback address or "localhost". Without credentials that is the only
+// name the API answers to: a page whose own name an attacker rebinds to
+// 127.0.0.1 (DNS rebinding) asks for that name, not for these.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // auth lets a request through when the API needs no credentials
-// (loopback without a token file), or it carries the bearer token or a
-// verified client certificate.
+// (loopback without a token file) and it is addressed to loopback, or it
+// carries the bearer token or a verified client certificate.
 func (s *Server) auth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cfg := s.cfg.Load()
-		needCert := cfg.Admin.ClientCA != ""
+		needCert := s.needCert
 		if s.token == nil && !needCert {
+			if !loopbackHost(r.Host) {
+				s.o.Log.Warn("admin API request refused: not addressed to loopback", "client", r.RemoteAddr, "path", r.URL.Path, "host", r.Host)
+				writeError(w, http.StatusForbidden, fmt.Sprintf("this admin API has no credentials, so it answers only requests for 127.0.0.1, ::1 or localhost, not %q; use e.g. http://127.0.0.1:%d, or set admin.token_file", r.Host, s.port()))
+				return
+			}
 			h.ServeHTTP(w, r)
 			return
 		}

@@ -197,6 +197,13 @@ func (d *decoder) decodeSlice(n ast.Node, v reflect.Value, path string) {
 	for i, item := range seq.Values {
 		sub := fmt.Sprintf("%s[%d]", path, i)
 		d.lines[sub] = line(item)
+		if _, isNull := d.resolve(item).(*ast.NullNode); isNull || item == nil {
+			// An empty value keeps a key's default, but an empty item
+			// would be a zero binding, range or permission that the
+			// checks take for a real one.
+			d.errorf(item, sub, "an empty list item; give it a value or remove it")
+			continue
+		}
 		d.decode(item, out.Index(i), sub)
 	}
 	v.Set(out)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -116,6 +117,13 @@ func (k *checker) checkOps() {
 			if err := readable(f.path); err != nil {
 				k.errorf(f.key, "%v", err)
 			}
+		}
+	}
+	if a.TokenFile != "" {
+		// The admin API refuses to start with a short token; say so here,
+		// with the key, not only when sluice serve fails.
+		if b, err := os.ReadFile(a.TokenFile); err == nil && len(strings.TrimSpace(string(b))) < 16 {
+			k.errorf("admin.token_file", "the token in %s is shorter than 16 characters; make a longer one (e.g. openssl rand -hex 32)", a.TokenFile)
 		}
 	}
 }

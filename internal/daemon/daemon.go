@@ -98,6 +98,7 @@ func Run(ctx context.Context, o Options) error {
 		"data_dir", cfg.Node.DataDir, "queued", q.Len(), "pid", os.Getpid())
 	describe(log, cfg)
 
+	started := cfg // the admin API's listener and credentials are this config's
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -105,6 +106,9 @@ func Run(ctx context.Context, o Options) error {
 		select {
 		case <-hup:
 			cfg = reload(log, o.ConfigPath, cfg, srv, q, d)
+			if cfg.Admin != started.Admin {
+				log.Warn("the admin section changed; the admin API keeps its address, certificate and credentials until Sluice restarts")
+			}
 			adm.Apply(cfg)
 			current.Store(cfg)
 		case <-ctx.Done():

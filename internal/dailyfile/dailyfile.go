@@ -46,23 +46,45 @@ func Name(prefix, ext string, t time.Time) string {
 func (w *Writer) Write(t time.Time, line []byte) {
 	if name := Name(w.prefix, w.ext, t); name != w.day {
 		w.closeFile()
-		f, err := os.OpenFile(filepath.Join(w.dir, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		f, err := os.OpenFile(filepath.Join(w.dir, name), os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o640)
 		if err != nil {
 			w.log.Error("cannot open log file", "file", name, "err", err)
 			return
 		}
 		w.f, w.w, w.day = f, bufio.NewWriterSize(f, 64<<10), name
+		if torn(f) {
+			// The file ends inside a line (Sluice was killed while
+			// writing): end it, or the next line would be joined to it
+			// and lost to every reader.
+			w.w.WriteByte('\n')
+		}
 		w.prune()
 	}
 	w.w.Write(line)
 	w.w.WriteByte('\n')
 }
 
-// Flush writes what is buffered.
+// torn reports whether f is not empty and does not end in a newline.
+func torn(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return false
+	}
+	var last [1]byte
+	_, err = f.ReadAt(last[:], fi.Size()-1)
+	return err == nil && last[0] != '\n'
+}
+
+// Flush writes what is buffered. If that fails (a full disk), the
+// buffered lines are lost and the file is opened again for the next
+// line: a bufio.Writer keeps its first error for good, and would lose
+// every line until the day changes.
 func (w *Writer) Flush() {
 	if w.w != nil {
 		if err := w.w.Flush(); err != nil {
-			w.log.Error("cannot write log file", "file", w.day, "err", err)
+			w.log.Error("cannot write log file; buffered lines lost", "file", w.day, "err", err)
+			w.f.Close()
+			w.f, w.w, w.day = nil, nil, ""
 		}
 	}
 }
@@ -71,8 +93,8 @@ func (w *Writer) Flush() {
 func (w *Writer) Close() { w.closeFile() }
 
 func (w *Writer) closeFile() {
+	w.Flush()
 	if w.f != nil {
-		w.Flush()
 		w.f.Close()
 		w.f, w.w, w.day = nil, nil, ""
 	}

@@ -214,3 +214,27 @@ func TestEventTypeValid(t *testing.T) {
 		}
 	}
 }
+
+// A file cut off in the middle of a record (Sluice killed while its
+// buffer went to the disk) takes no later record with it: the next one
+// starts a line of its own.
+func TestRecordAfterTornLine(t *testing.T) {
+	dir := t.TempDir()
+	c := testclock.New(time.Date(2026, 11, 24, 9, 30, 0, 0, time.UTC))
+	path := filepath.Join(dir, "track-20261124.jsonl")
+	torn := `{"time":"2026-11-24T09:29:00Z","event":"RECEIVE","source":"SMTP","msg":"0aaaaaaaaaaaaaaa","sen`
+	if err := os.WriteFile(path, []byte(torn), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	l := openAt(t, dir, 0, c)
+	id := mail.NewID()
+	l.Record(Event{Event: EventReceive, Source: "SMTP", ID: id, Sender: "app@contoso.com"})
+	l.Close()
+	got, err := Search(dir, Query{Sender: "app@contoso.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ID != id {
+		t.Fatalf("search after a torn line found %+v; want the new RECEIVE", got)
+	}
+}
