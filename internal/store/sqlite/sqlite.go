@@ -96,7 +96,7 @@ const (
 	opAdd opKind = iota
 	opUpdate
 	opDelete
-	opSync // nothing: makes the lazy deletes before it durable
+	opSync // nothing: commits the lazy deletes before it (not durable: it writes nothing)
 )
 
 // op is one write waiting for the next group commit.
