@@ -17,16 +17,18 @@ const maxBounceHeader = 256 << 10
 
 // bounce tells m's sender about recipients idx: that they failed (or
 // expired), or with delayed set that they are still waiting. The notice is
-// a new message from <> to the sender, Put (durable) before this returns.
+// a new message from <> to the sender, Put (durable) before this returns;
+// the error says it could not be queued (a full disk), and the caller
+// keeps the recipients waiting so that a later pass tries again.
 // A message from <> is never bounced (RFC 5321 §6.1), and each recipient's
 // NOTIFY is honoured (RFC 3461 §4.1).
-func (q *Queue) bounce(ctx context.Context, m *Message, idx []int, delayed bool) {
+func (q *Queue) bounce(ctx context.Context, m *Message, idx []int, delayed bool) error {
 	if len(idx) == 0 {
-		return
+		return nil
 	}
 	if m.Env.From.IsNull() {
 		q.log.Info("not bouncing a message from <>", "msg", m.ID, "rcpts", len(idx))
-		return
+		return nil
 	}
 	now := q.now()
 	q.mu.Lock()
@@ -52,7 +54,7 @@ func (q *Queue) bounce(ctx context.Context, m *Message, idx []int, delayed bool)
 	}
 	q.mu.Unlock()
 	if len(recips) == 0 {
-		return
+		return nil
 	}
 	original, err := q.original(ctx, m)
 	if err != nil {
@@ -73,7 +75,7 @@ func (q *Queue) bounce(ctx context.Context, m *Message, idx []int, delayed bool)
 	body, err := dsn.Compose(rep, now, func() string { return string(id) })
 	if err != nil {
 		q.log.Error("cannot compose bounce", "msg", m.ID, "err", err)
-		return
+		return nil // retrying would not help
 	}
 	env := &mail.Envelope{
 		ID:       id,
@@ -85,8 +87,8 @@ func (q *Queue) bounce(ctx context.Context, m *Message, idx []int, delayed bool)
 		Origin:   mail.Origin{Connector: "(delivery status notification)"},
 	}
 	if err := q.Put(ctx, env, bytes.NewReader(body)); err != nil {
-		q.log.Error("cannot queue bounce", "msg", m.ID, "dsn", id, "err", err)
-		return
+		q.log.Error("cannot queue bounce; its recipients stay queued", "msg", m.ID, "dsn", id, "err", err)
+		return err
 	}
 	kind := "failure"
 	if delayed {
@@ -98,6 +100,22 @@ func (q *Queue) bounce(ctx context.Context, m *Message, idx []int, delayed bool)
 	}
 	q.trackDSN(m, id, about, kind+" notice to "+m.Env.From.String())
 	q.log.Info("delivery status notification queued", "msg", m.ID, "dsn", id, "kind", kind, "to", m.Env.From.String(), "rcpts", len(recips))
+	return nil
+}
+
+// keepQueued (q.mu held) puts recipients whose notice could not be
+// queued back in the queue: final only once their bounce is durable. A
+// next attempt no sooner than next (zero: as it was) fails or expires
+// them again, and the sweep does, with a new bounce.
+func (q *Queue) keepQueued(m *Message, idx []int, next time.Time) {
+	for _, i := range idx {
+		r := &m.Rcpts[i]
+		r.Status = StatusQueued
+		if r.NextAttempt.Before(next) {
+			r.NextAttempt = next
+		}
+	}
+	q.schedule(m)
 }
 
 // wantsNotice applies NOTIFY: unset means failures and delays (RFC 3461

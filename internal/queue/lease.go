@@ -159,7 +159,11 @@ func (q *Queue) Done(ctx context.Context, l *Lease, outs []Outcome) {
 	q.trackOutcomes(m, l, outs)
 	q.release(m, l.Hop.Key)
 	q.mu.Unlock()
-	q.bounce(ctx, m, bounced, false)
+	if err := q.bounce(ctx, m, bounced, false); err != nil {
+		q.mu.Lock()
+		q.keepQueued(m, bounced, now.Add(q.backoff(l.Hop, 1)))
+		q.mu.Unlock()
+	}
 	q.persist(ctx, m)
 }
 

@@ -362,6 +362,56 @@ func TestDiskFull(t *testing.T) {
 	}
 }
 
+// A bounce is durable before the recipient it reports is final (package
+// doc). While the disk is below min_free_space the queue refuses new
+// messages, bounces too: the failed or expired recipient then stays
+// queued, and its notice goes once there is room again. It was marked
+// final and the message deleted: the sender never heard.
+func TestBounceRefusedKeepsRecipient(t *testing.T) {
+	f := newFixture(t, "")
+	ctx := context.Background()
+	failed := f.put(t, "app@contoso.com", "carol@fabrikam.example")
+	expiring := f.put(t, "app@contoso.com", "dave@northwind.example")
+	roomy := f.cfg
+	full, err := config.Parse("", []byte(strings.Replace(testConfig, "DATA", f.dir, 1)+"queue: {min_free_space: 1000000GB}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.store.Close()
+	f.cfg = full
+	f.open(t)
+	f.q.Done(ctx, f.q.Lease("Internet/fabrikam.example"), []queue.Outcome{fail("550 5.1.1 carol: no such user")})
+	f.clock.Add(48 * time.Hour)
+	f.q.Sweep(ctx)
+	for _, id := range []mail.ID{failed.ID, expiring.ID} {
+		m, found := f.q.Message(id)
+		if !found || m.Recipients[0].Status != queue.StatusQueued {
+			t.Fatalf("message %s after its bounce was refused: found %v, %+v; want kept with its recipient queued", id, found, m.Recipients)
+		}
+	}
+	// Room again (and a restart: the state kept is the durable one).
+	f.store.Close()
+	f.cfg = roomy
+	f.open(t)
+	f.q.Sweep(ctx)
+	if l := f.q.Lease("Internet/fabrikam.example"); l != nil {
+		f.q.Done(ctx, l, []queue.Outcome{fail("550 5.1.1 carol: no such user")})
+	}
+	var about []string
+	for _, b := range f.bounces(t) {
+		for _, r := range b.Recipients {
+			about = append(about, string(r.Final))
+		}
+	}
+	if got := strings.Join(about, ","); got != "carol@fabrikam.example,dave@northwind.example" &&
+		got != "dave@northwind.example,carol@fabrikam.example" {
+		t.Errorf("bounces once there is room about %q; want carol's and dave's", got)
+	}
+	if m := f.q.Messages(func(mi *queue.MessageInfo) bool { return mi.From != "<>" }); len(m) != 0 {
+		t.Errorf("messages left after their bounces were queued: %+v", m)
+	}
+}
+
 func TestBodyErrorIsReply(t *testing.T) {
 	f := newFixture(t, "")
 	env := &mail.Envelope{ID: mail.NewID(), From: "a@contoso.com", Rcpts: []mail.Recipient{{Addr: "b@contoso.com"}}}

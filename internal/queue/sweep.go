@@ -73,8 +73,18 @@ func (q *Queue) Sweep(ctx context.Context) {
 			q.trackExpired(t.m, t.expired)
 			q.mu.Unlock()
 		}
-		q.bounce(ctx, t.m, t.expired, false)
-		q.bounce(ctx, t.m, t.delays, true)
+		if err := q.bounce(ctx, t.m, t.expired, false); err != nil {
+			q.mu.Lock()
+			q.keepQueued(t.m, t.expired, time.Time{})
+			q.mu.Unlock()
+		}
+		if err := q.bounce(ctx, t.m, t.delays, true); err != nil {
+			q.mu.Lock()
+			for _, i := range t.delays {
+				t.m.Rcpts[i].DelayNotified = false
+			}
+			q.mu.Unlock()
+		}
 		q.persist(ctx, t.m)
 		t.m.writeMu.Unlock()
 	}

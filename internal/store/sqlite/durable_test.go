@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -74,5 +75,32 @@ func TestCommitsWithFdatasync(t *testing.T) {
 	open(t)
 	if !sqlite.FdatasyncEnabled() {
 		t.Error("after Open SQLite still commits with fsync, not fdatasync")
+	}
+}
+
+// Open makes the directories it creates durable: the store's own, in
+// its parent, as well as bodies and segments in it. A queue created at
+// first start that took a message (its 250 sent) and then lost power
+// could otherwise come back without its directory, and so without the
+// message.
+func TestOpenSyncsTheDirectoriesItCreates(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "queue")
+	var synced []string
+	old := syncDir
+	syncDir = func(d string) error {
+		synced = append(synced, d)
+		return old(d)
+	}
+	t.Cleanup(func() { syncDir = old })
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for _, want := range []string{parent, dir} {
+		if !slices.Contains(synced, want) {
+			t.Errorf("Open created %s and synced %v, not %s", dir, synced, want)
+		}
 	}
 }

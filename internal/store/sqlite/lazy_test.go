@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -155,5 +156,56 @@ func TestBodyCacheReaderOutlivesDelete(t *testing.T) {
 	r.Close()
 	if got := append(head, rest...); !bytes.Equal(got, first) {
 		t.Fatalf("content read across its delete changed: %q...", got[:min(len(got), 40)])
+	}
+}
+
+// A segment emptied by a lazy delete is freed (to be recycled and written
+// over) only after a commit that syncs the log. A batch that must be
+// durable but changes no row (Load's sync, an Update of a message already
+// gone) commits no page, and SQLite syncs nothing for it: the delete is
+// still only in the page cache, and a power loss brings back its row,
+// which must find its content where it was.
+func TestSegmentFreedOnlyOnceItsLazyDeleteIsSynced(t *testing.T) {
+	segmentsFrom(t, 1000, 8192) // one content of 7000 per segment
+	s := open(t)
+	ctx := context.Background()
+	gone := mail.NewID()
+	addContent(t, s, gone, body(0))
+	addContent(t, s, mail.NewID(), body(1)) // the next segment: gone's is no longer active
+	s.seg.mu.Lock()
+	seg := s.seg.at[gone].seg
+	s.seg.mu.Unlock()
+	free := func() bool {
+		s.seg.mu.Lock()
+		defer s.seg.mu.Unlock()
+		return slices.Contains(s.seg.free, seg)
+	}
+	if err := s.Delete(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	// The lazy delete commits alone, at synchronous NORMAL.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, pending := s.deleting.Load(gone); !pending {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("lazy delete never committed")
+		}
+	}
+	if err := s.Load(ctx, func(mail.ID, []byte, int64) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, mail.NewID(), []byte("m")); !errors.Is(err, queue.ErrNotFound) {
+		t.Fatalf("Update of an unknown message: %v", err)
+	}
+	if free() {
+		t.Fatalf("segment %d free for reuse after commits that changed nothing, so synced nothing: its lazy delete is not durable", seg)
+	}
+	// A commit that writes syncs the log, and the delete with it.
+	if _, err := s.Add(ctx, mail.NewID(), []byte("m"), bytes.NewReader([]byte("x\r\n"))); err != nil {
+		t.Fatal(err)
+	}
+	if !free() {
+		t.Errorf("segment %d not freed after a durable commit followed its delete", seg)
 	}
 }

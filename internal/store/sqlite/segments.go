@@ -46,9 +46,9 @@ const maxFree = 2
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// syncFile makes a segment's data durable (a variable for tests, which
-// record what was synced).
-var syncFile = datasync
+// syncFile makes a segment's data durable, syncDir a directory's entries
+// (variables for tests, which record what was synced).
+var syncFile, syncDir = datasync, safeio.SyncDir
 
 // segments are the segment files. Sessions reserve space in the active
 // one and write their contents there; the writer syncs and commits
@@ -149,7 +149,7 @@ func openSegments(dir string, at map[mail.ID]location) (*segments, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("queue store: %w", err)
 	}
-	if err := safeio.SyncDir(filepath.Dir(dir)); err != nil {
+	if err := syncDir(filepath.Dir(dir)); err != nil {
 		return nil, fmt.Errorf("queue store: %w", err)
 	}
 	live := map[int64]int{}

@@ -96,7 +96,7 @@ const (
 	opAdd opKind = iota
 	opUpdate
 	opDelete
-	opSync // nothing: makes the lazy deletes before it durable
+	opSync // nothing: commits the lazy deletes before it (not durable: it writes nothing)
 )
 
 // op is one write waiting for the next group commit.
@@ -135,8 +135,17 @@ const maxReaders = 4
 // Open opens (or creates) the store in dir.
 func Open(dir string) (*Store, error) {
 	bodyDir := filepath.Join(dir, "bodies")
+	_, err := os.Stat(dir)
+	created := errors.Is(err, os.ErrNotExist)
 	if err := os.MkdirAll(bodyDir, 0o750); err != nil {
 		return nil, fmt.Errorf("queue store: %w", err)
+	}
+	// A new store's directory must keep its name in its parent: it holds
+	// every message. (openSegments syncs the entries in it.)
+	if created {
+		if err := syncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
+			return nil, fmt.Errorf("queue store: %w", err)
+		}
 	}
 	// Commit with fdatasync, as SQLite's own Linux builds do: fsync also
 	// pushes the log's new mtime through the file system's journal, a

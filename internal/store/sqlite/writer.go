@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -100,8 +99,8 @@ func lazyOnly(batch []*op) bool {
 // since the transaction is rolled back.
 func (s *Store) commit(ctx context.Context, batch []*op) []error {
 	errs := make([]error, len(batch))
-	committed := false
-	defer func() { s.settle(batch, errs, committed) }()
+	committed, synced := false, false
+	defer func() { s.settle(batch, errs, committed, synced) }()
 	fail := func(err error) []error {
 		for i := range errs {
 			errs[i] = err
@@ -110,7 +109,7 @@ func (s *Store) commit(ctx context.Context, batch []*op) []error {
 	}
 	// A batch of lazy deletes only is committed without waiting for the
 	// disk (synchronous NORMAL); anything else with a full fsync, which in
-	// WAL mode also makes every earlier commit durable.
+	// WAL mode also makes every earlier commit durable (if it wrote).
 	sync := !lazyOnly(batch)
 	if sync != s.synced {
 		if err := s.setSynchronous(ctx, sync); err != nil {
@@ -123,8 +122,10 @@ func (s *Store) commit(ctx context.Context, batch []*op) []error {
 	if err := s.run(ctx, sqlBegin); err != nil {
 		return fail(fmt.Errorf("queue store: begin: %w", mapErr(err)))
 	}
+	changed := false
 	for i, o := range batch {
-		err := s.exec(ctx, o)
+		n, err := s.exec(ctx, o)
+		changed = changed || n > 0
 		if errors.Is(err, queue.ErrNotFound) {
 			errs[i] = err
 			continue
@@ -139,14 +140,18 @@ func (s *Store) commit(ctx context.Context, batch []*op) []error {
 		return fail(fmt.Errorf("queue store: commit: %w", mapErr(err)))
 	}
 	committed = true
+	// SQLite syncs the log only for a transaction that changed a page:
+	// one that changed no row (Load's opSync, an Update of a message
+	// gone) leaves the lazy deletes before it unsynced.
+	synced = sync && changed
 	return errs
 }
 
 // settle tells the segments what became of a batch: the contents it
 // wrote there are referred to now, or given up; its deletes took
-// contents away. After a durable commit, live counts every row there is,
-// and the dead segments can go.
-func (s *Store) settle(batch []*op, errs []error, committed bool) {
+// contents away. After a commit that synced the log, live counts every
+// row there is, and the dead segments can go.
+func (s *Store) settle(batch []*op, errs []error, committed, synced bool) {
 	for i, o := range batch {
 		switch {
 		case o.segmented() && committed:
@@ -157,7 +162,7 @@ func (s *Store) settle(batch []*op, errs []error, committed bool) {
 			s.seg.deleted(o.id)
 		}
 	}
-	if committed && !lazyOnly(batch) {
+	if synced {
 		s.seg.removeDead()
 	}
 }
@@ -225,16 +230,24 @@ func (s *Store) run(ctx context.Context, q string, args ...any) error {
 	return err
 }
 
-// exec runs one op inside the writer's open transaction.
-func (s *Store) exec(ctx context.Context, o *op) error {
-	run := func(q string, args ...any) (sql.Result, error) {
-		return s.stmts[q].ExecContext(ctx, args...)
+// exec runs one op inside the writer's open transaction, and returns the
+// rows it changed.
+func (s *Store) exec(ctx context.Context, o *op) (int64, error) {
+	var changed int64
+	run := func(q string, args ...any) (int64, error) {
+		res, err := s.stmts[q].ExecContext(ctx, args...)
+		if err != nil {
+			return 0, err
+		}
+		n, _ := res.RowsAffected()
+		changed += n
+		return n, nil
 	}
 	var err error
 	switch o.kind {
 	case opAdd:
 		if _, err = run(sqlInsMsg, string(o.id), o.meta); err != nil {
-			return err
+			return changed, err
 		}
 		switch {
 		case o.inFile:
@@ -246,18 +259,15 @@ func (s *Store) exec(ctx context.Context, o *op) error {
 			_, err = run(sqlInsBody, string(o.id), o.size, o.body, false, nil, nil, nil)
 		}
 	case opUpdate:
-		var res sql.Result
-		res, err = run(sqlUpdMsg, o.meta, string(o.id))
-		if err == nil {
-			if n, _ := res.RowsAffected(); n == 0 {
-				return queue.ErrNotFound
-			}
+		var n int64
+		if n, err = run(sqlUpdMsg, o.meta, string(o.id)); err == nil && n == 0 {
+			return changed, queue.ErrNotFound
 		}
 	case opDelete:
 		if _, err = run(sqlDelMsg, string(o.id)); err != nil {
-			return err
+			return changed, err
 		}
 		_, err = run(sqlDelBody, string(o.id))
 	}
-	return err
+	return changed, err
 }
