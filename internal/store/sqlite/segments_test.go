@@ -716,3 +716,31 @@ func TestSegmentsModel(t *testing.T) {
 		})
 	}
 }
+
+// A content too big for the database or a segment lives in a file of its
+// own, without a checksum; a file cut short (a disk or an admin's
+// mistake) must not be delivered as if it were the message.
+func TestFileContentCutShort(t *testing.T) {
+	dir := t.TempDir()
+	s := openDir(t, dir)
+	id := mail.NewID()
+	b := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n"), inlineMax/64+100)
+	addContent(t, s, id, b)
+	if got := readAll(t, s, id); !bytes.Equal(got, b) {
+		t.Fatalf("content read back: %d octets, want %d", len(got), len(b))
+	}
+	s.Close()
+	if err := os.Truncate(s.bodyPath(id), int64(len(b)/2)); err != nil {
+		t.Fatal(err)
+	}
+	s = openDir(t, dir)
+	defer s.Close()
+	r, err := s.Body(context.Background(), id)
+	if err == nil {
+		r.Close()
+		t.Fatal("Body of a content cut in half: no error")
+	}
+	if !strings.Contains(err.Error(), fmt.Sprint(len(b)/2)) || !strings.Contains(err.Error(), fmt.Sprint(len(b))) {
+		t.Errorf("Body of a content cut in half: %v, want both sizes named", err)
+	}
+}

@@ -470,6 +470,15 @@ func (s *Store) Body(ctx context.Context, id mail.ID) (io.ReadCloser, error) {
 		if err != nil {
 			return nil, fmt.Errorf("queue store: content of %s: %w", id, err)
 		}
+		// Such a file has no checksum; its size at least must be the
+		// one it was accepted with, or a message cut short goes out.
+		if fi, err := f.Stat(); err != nil || fi.Size() != size {
+			f.Close()
+			if err == nil {
+				err = fmt.Errorf("%s is %d octets, %d when it was accepted: it was changed or cut short", f.Name(), fi.Size(), size)
+			}
+			return nil, fmt.Errorf("queue store: content of %s: %w", id, err)
+		}
 		return f, nil
 	case seg.Valid:
 		// Committed since the look in the segments' map above.
