@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/sluice-relay/sluice/internal/safeio"
 )
 
 // Name is the lock file's name in the data directory.
@@ -37,7 +39,7 @@ var lockFile = lock
 // Acquire takes the lock on dir, creating dir if needed, and writes this
 // process's id into the lock file for whoever finds it taken.
 func Acquire(dir string) (*Lock, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := safeio.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(dir, Name)
