@@ -122,6 +122,17 @@ func (f *apiFlags) client() (*apiClient, error) {
 	return c, nil
 }
 
+// unreachableError: no Sluice answers at the admin API's address, as
+// against one that answered with an error.
+type unreachableError struct {
+	base string
+	err  error
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("cannot reach Sluice's admin API at %s: is 'sluice serve' running with this config? (%v)", e.base, e.err)
+}
+
 // call does one request; out, when not nil, receives the JSON answer.
 func (c *apiClient) call(ctx context.Context, method, path string, query url.Values, body, out any) error {
 	u := c.base + path
@@ -150,7 +161,7 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
-			return fmt.Errorf("cannot reach Sluice's admin API at %s: is 'sluice serve' running with this config? (%v)", c.base, op.Err)
+			return &unreachableError{base: c.base, err: op.Err}
 		}
 		return fmt.Errorf("admin API at %s: %w", c.base, err)
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -25,7 +26,8 @@ fix it.
 
 It asks the running Sluice (admin API) when it can, which adds the queue and
 token rules; with --offline, or when no Sluice answers, it checks the config
-file and the files it names. Exits 1 when there is an error finding.`,
+file and the files it names. Exits 1 when there is an error finding, or
+when the running Sluice refuses the CLI's credentials.`,
 		flags: func(fs *flag.FlagSet) func(*env, []string) (int, error) {
 			af := addAPIFlags(fs)
 			offline := fs.Bool("offline", false, "check the config file only, without asking the running Sluice")
@@ -36,12 +38,19 @@ file and the files it names. Exits 1 when there is an error finding.`,
 				var rep admin.Health
 				asked := false
 				if !*offline {
-					if c, err := af.client(); err == nil {
-						if err := c.call(e.ctx, http.MethodGet, "/api/v1/health", nil, nil, &rep); err == nil {
-							asked = true
-						} else if !*af.json {
-							fmt.Fprintf(e.stderr, "note: %v\nchecking the config file only\n", err)
+					c, err := af.client()
+					if err == nil {
+						err = c.call(e.ctx, http.MethodGet, "/api/v1/health", nil, nil, &rep)
+						var unreachable *unreachableError
+						if err != nil && !errors.As(err, &unreachable) {
+							// A Sluice answered and refused: its health is
+							// not the config file's, so don't pass that off.
+							return ExitFailure, fmt.Errorf("the running Sluice did not report its health: %w; fix the admin credentials (--token-file, --cert), or use --offline to check only the config file", err)
 						}
+						asked = err == nil
+					}
+					if err != nil && !*af.json {
+						fmt.Fprintf(e.stderr, "note: %v\nchecking the config file only\n", err)
 					}
 				}
 				if !asked {

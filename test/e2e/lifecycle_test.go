@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -183,4 +185,37 @@ func TestSecondInstanceRefused(t *testing.T) {
 	r.wantExit(t, true)
 	r.want(t, "250 2.6.0")
 	waitMessage(t, first.dropDir, "still@fabrikam.example")
+}
+
+// TestHealthAsksTheRunningSluice: `sluice health` reports what the
+// running Sluice finds; when that Sluice refuses the CLI (a wrong admin
+// token), it says so and fails instead of passing off the config file's
+// findings as the node's health. With no Sluice running, it checks the
+// config file and says that is all it did.
+func TestHealthAsksTheRunningSluice(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	token := filepath.Join(dir, "admin.token")
+	wrong := filepath.Join(dir, "wrong.token")
+	if err := os.WriteFile(token, []byte("right-token-0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wrong, []byte("wrong-token-0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr, admin := freeAddr(t), freeAddr(t)
+	s := startSluice(t, fmt.Sprintf("admin: {listen: %q, token_file: %s}\nreceive_connectors:\n", admin, token)+
+		relayConnector("Apps", addr, "", ""), listen(addr))
+
+	ok := runClient(t, nil, sluiceBin, "health", "-config", s.config)
+	ok.wantExit(t, true)
+	ok.wantNot(t, "checking the config file only")
+
+	refused := runClient(t, nil, sluiceBin, "health", "-config", s.config, "--token-file", wrong)
+	refused.wantExit(t, false)
+	refused.want(t, "did not report its health", "--offline")
+	refused.wantNot(t, "checking the config file only")
+
+	down := runClient(t, nil, sluiceBin, "health", "-config", s.config, "--admin", "http://"+freeAddr(t))
+	down.want(t, "cannot reach Sluice's admin API", "checking the config file only")
 }
