@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -128,6 +129,14 @@ func (r *relay) sluice(args ...string) (string, int) {
 	args = append(args, "--admin", r.url)
 	code := cli.Run(context.Background(), args, strings.NewReader(""), &out, &errb)
 	return out.String() + errb.String(), code
+}
+
+// sluiceStreams is sluice with standard output and error apart.
+func (r *relay) sluiceStreams(args ...string) (stdout, stderr string, code int) {
+	var out, errb bytes.Buffer
+	args = append(args, "--admin", r.url)
+	code = cli.Run(context.Background(), args, strings.NewReader(""), &out, &errb)
+	return out.String(), errb.String(), code
 }
 
 // waitFor polls cond; the deadline only guards against a hang.
@@ -286,6 +295,34 @@ func TestTestSendFollowsTheMessage(t *testing.T) {
 	out, code = r.sluice("test", "send", "--from", "admin@contoso.com", "--to", "someone@example.org", "--subject", "hi\r\nBcc: victim@example.net")
 	if code != 1 || !strings.Contains(out, "subject") || strings.Contains(out, "queued as") {
 		t.Fatalf("test send with a line break in --subject = %d\n%s", code, out)
+	}
+}
+
+// With --json, standard output is JSON only (the queued message, then
+// its events) and the verdict goes to standard error; a recipient given
+// twice is waited for once.
+func TestTestSendJSON(t *testing.T) {
+	r := start(t, "")
+	out, errs, code := r.sluiceStreams("test", "send", "--json", "--from", "admin@contoso.com",
+		"--to", "someone@example.org,Someone@Example.org", "--wait", "20s")
+	if code != 0 || !strings.Contains(errs, "DELIVERED to someone@example.org") {
+		t.Fatalf("test send --json = %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	var sent admin.TestSent
+	if err := dec.Decode(&sent); err != nil || sent.ID == "" {
+		t.Fatalf("first JSON value %+v, %v; want the queued message; stdout:\n%s", sent, err, out)
+	}
+	var kinds []string
+	for dec.More() {
+		var ev tracking.Event
+		if err := dec.Decode(&ev); err != nil {
+			t.Fatalf("stdout is not JSON only: %v\n%s", err, out)
+		}
+		kinds = append(kinds, string(ev.Event))
+	}
+	if len(kinds) < 2 || kinds[0] != string(tracking.EventSubmit) || !slices.Contains(kinds, string(tracking.EventSend)) {
+		t.Errorf("events on stdout %v, want SUBMIT first and a SEND", kinds)
 	}
 }
 

@@ -40,8 +40,10 @@ delivered, 1 otherwise (a message still deferred stays queued and is retried).`,
 					return ExitFailure, err
 				}
 				req := admin.TestSend{From: *from, Via: *via, Subject: *subject}
+				distinct := map[string]bool{} // follow waits for each once
 				for _, a := range strings.Split(*to, ",") {
-					if a = strings.TrimSpace(a); a != "" {
+					if a = strings.TrimSpace(a); a != "" && !distinct[strings.ToLower(a)] {
+						distinct[strings.ToLower(a)] = true
 						req.To = append(req.To, a)
 					}
 				}
@@ -49,7 +51,11 @@ delivered, 1 otherwise (a message still deferred stays queued and is retried).`,
 				if err := c.call(e.ctx, http.MethodPost, "/api/v1/test-send", nil, req, &sent); err != nil {
 					return ExitFailure, err
 				}
-				fmt.Fprintf(e.stdout, "queued as %s (Message-ID %s) in %s\n", sent.ID, sent.MessageID, strings.Join(sent.Queues, ", "))
+				if *af.json {
+					printJSON(e.stdout, sent)
+				} else {
+					fmt.Fprintf(e.stdout, "queued as %s (Message-ID %s) in %s\n", sent.ID, sent.MessageID, strings.Join(sent.Queues, ", "))
+				}
 				return follow(e, c, sent, len(req.To), *wait, *af.json)
 			}
 		},
@@ -57,8 +63,14 @@ delivered, 1 otherwise (a message still deferred stays queued and is retried).`,
 }
 
 // follow polls the tracking log for the test message until each
-// recipient has a final event or the wait is over.
+// recipient has a final event or the wait is over. With JSON the events
+// are standard output's only content and the verdict goes to standard
+// error.
 func follow(e *env, c *apiClient, sent admin.TestSent, rcpts int, wait time.Duration, asJSON bool) (int, error) {
+	say := e.stdout
+	if asJSON {
+		say = e.stderr
+	}
 	deadline := time.Now().Add(wait)
 	seen := 0
 	final := map[string]tracking.Event{}
@@ -86,9 +98,9 @@ func follow(e *env, c *apiClient, sent admin.TestSent, rcpts int, wait time.Dura
 			break
 		}
 		if time.Now().After(deadline) {
-			fmt.Fprintf(e.stdout, "still not delivered after %s; it stays queued (sluice message show %s)\n", wait, sent.ID)
+			fmt.Fprintf(say, "still not delivered after %s; it stays queued (sluice message show %s)\n", wait, sent.ID)
 			if lastDefer != nil {
-				fmt.Fprintf(e.stdout, "last reply: %s\n", lastDefer.Reply)
+				fmt.Fprintf(say, "last reply: %s\n", lastDefer.Reply)
 			}
 			return ExitFailure, nil
 		}
@@ -101,9 +113,9 @@ func follow(e *env, c *apiClient, sent admin.TestSent, rcpts int, wait time.Dura
 	code := ExitOK
 	for r, ev := range final {
 		if ev.Event == tracking.EventSend {
-			fmt.Fprintf(e.stdout, "DELIVERED to %s via %s: %s\n", r, ev.Host, ev.Reply)
+			fmt.Fprintf(say, "DELIVERED to %s via %s: %s\n", r, ev.Host, ev.Reply)
 		} else {
-			fmt.Fprintf(e.stdout, "FAILED for %s (%s): %s\n", r, ev.Host, ev.Reply)
+			fmt.Fprintf(say, "FAILED for %s (%s): %s\n", r, ev.Host, ev.Reply)
 			code = ExitFailure
 		}
 	}
