@@ -52,6 +52,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 				printHelp(stdout, c, nil)
 				return ExitOK
 			}
+			fmt.Fprintf(stderr, "sluice help: no command %q; the commands are:\n", strings.Join(args[1:], " "))
+			usage(stderr)
+			return ExitUsage
 		}
 		usage(stdout)
 		if len(args) == 0 {

@@ -163,3 +163,16 @@ func TestPrintQueueUnreadable(t *testing.T) {
 		t.Errorf("queue show:\n%s", &b)
 	}
 }
+
+// Help for a command that does not exist is a usage error, not a
+// successful help text a script would take for yes.
+func TestHelpUnknownCommand(t *testing.T) {
+	out, errs, code := run(t, "", "help", "queue", "nonsense")
+	if code != ExitUsage || out != "" || !strings.Contains(errs, `no command "queue nonsense"`) || !strings.Contains(errs, "health") {
+		t.Errorf("help queue nonsense = %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	out, _, code = run(t, "", "help", "health")
+	if code != ExitOK || !strings.Contains(out, "health rules") {
+		t.Errorf("help health = %d\n%s", code, out)
+	}
+}
