@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -98,7 +99,7 @@ func Run(ctx context.Context, o Options) error {
 		"data_dir", cfg.Node.DataDir, "queued", q.Len(), "pid", os.Getpid())
 	describe(log, cfg)
 
-	started := cfg // the admin API's listener and credentials are this config's
+	started := cfg // what is built once (log, log files, admin API) is this config's
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -106,8 +107,9 @@ func Run(ctx context.Context, o Options) error {
 		select {
 		case <-hup:
 			cfg = reload(log, o.ConfigPath, cfg, srv, q, d)
-			if cfg.Admin != started.Admin {
-				log.Warn("the admin section changed; the admin API keeps its address, certificate and credentials until Sluice restarts")
+			if s := restartOnly(started, cfg); len(s) > 0 {
+				log.Warn("these sections changed but apply only when Sluice restarts; until then the ones it started with stay in force",
+					"sections", s)
 			}
 			adm.Apply(cfg)
 			current.Store(cfg)
@@ -180,6 +182,26 @@ func reload(log *slog.Logger, path string, old *config.Config, srv *smtpd.Server
 		"receive_connectors", len(cfg.ReceiveConnectors), "send_connectors", len(cfg.SendConnectors))
 	describe(log, cfg)
 	return cfg
+}
+
+// restartOnly names the sections that differ between the config Sluice
+// started with and now but that a reload does not apply: the log, the
+// log files and the admin API are built once, at start.
+func restartOnly(started, now *config.Config) []string {
+	var changed []string
+	for _, sec := range []struct {
+		name     string
+		old, new any
+	}{
+		{"log", started.Log, now.Log},
+		{"logs", started.Logs, now.Logs},
+		{"admin", started.Admin, now.Admin},
+	} {
+		if !reflect.DeepEqual(sec.old, sec.new) {
+			changed = append(changed, sec.name)
+		}
+	}
+	return changed
 }
 
 // shutdown stops listening and waits for sessions: those receiving a

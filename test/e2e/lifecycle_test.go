@@ -73,6 +73,18 @@ func TestReload(t *testing.T) {
 		}
 		send(t, first, "after-removal@fabrikam.example")
 	})
+
+	// The log and the admin API are built at start: a change to them is
+	// not applied by a reload, and the log says so instead of nothing.
+	t.Run("restart-only section", func(t *testing.T) {
+		s.writeConfig("log: {level: debug}\n" + one)
+		s.signal(syscall.SIGHUP)
+		l := s.waitLog("apply only when Sluice restarts")
+		if !strings.Contains(l, "sections=[log]") {
+			t.Errorf("the warning does not name the log section:\n%s", l)
+		}
+		send(t, first, "after-log-change@fabrikam.example")
+	})
 }
 
 // TestShutdownDuringData: SIGTERM while a client is in the middle of DATA.
