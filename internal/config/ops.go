@@ -109,6 +109,8 @@ func (k *checker) checkOps() {
 	}
 	if !ap.Addr().IsLoopback() && a.TokenFile == "" && a.ClientCA == "" {
 		k.errorf("admin.listen", "%s is reachable from other machines; give admin.token_file (bearer token) or admin.client_ca (client certificates), or listen on 127.0.0.1", a.Listen)
+	} else if !ap.Addr().IsLoopback() && a.TokenFile != "" && a.Certificate == "" {
+		k.errorf("admin.listen", "%s is reachable from other machines over plain HTTP: the bearer token would cross the network in clear with every request; give admin.certificate and admin.key (HTTPS), or listen on 127.0.0.1", a.Listen)
 	}
 	for _, f := range []struct{ key, path string }{
 		{"admin.token_file", a.TokenFile}, {"admin.certificate", a.Certificate}, {"admin.key", a.Key}, {"admin.client_ca", a.ClientCA},
