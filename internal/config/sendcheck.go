@@ -280,7 +280,7 @@ func (k *checker) checkSendAuth(sc *SendConnector, p string) {
 			}
 		case "refresh_token":
 			if o.ClientID == "" || o.RefreshToken.IsZero() || o.TokenURL == "" {
-				k.errorf(p+".auth.oauth2", "the refresh_token flow needs client_id, client_secret, refresh_token and token_url")
+				k.errorf(p+".auth.oauth2", "the refresh_token flow needs client_id, refresh_token and token_url (and client_secret when the app registration has one)")
 			}
 		default:
 			k.errorf(p+".auth.oauth2.flow", "%q is not allowed here; write one of: client_credentials, refresh_token", o.Flow)
