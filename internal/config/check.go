@@ -291,19 +291,24 @@ func serverTLS(pair *tls.Certificate, minVersion uint16) *tls.Config {
 
 // checkBindings enforces Exchange's rule that every client maps to one
 // connector: connectors sharing a binding must differ in remote IP ranges,
-// and a wildcard binding cannot share a port with a specific address
+// and a wildcard binding cannot share a port with an address it covers
 // (the operating system cannot listen on both).
 func (k *checker) checkBindings() {
 	type owner struct {
 		conn, bind int
 	}
 	byBinding := map[Binding][]owner{}
+	var order []Binding // as they first appear, so the report reads top-down
 	for i, rc := range k.c.ReceiveConnectors {
 		for j, b := range rc.Bindings {
+			if _, seen := byBinding[b]; !seen {
+				order = append(order, b)
+			}
 			byBinding[b] = append(byBinding[b], owner{i, j})
 		}
 	}
-	for b, owners := range byBinding {
+	for _, b := range order {
+		owners := byBinding[b]
 		for x := 0; x < len(owners); x++ {
 			for y := x + 1; y < len(owners); y++ {
 				a, c := owners[x], owners[y]
@@ -320,11 +325,8 @@ func (k *checker) checkBindings() {
 				}
 			}
 		}
-		if b.Wildcard() {
-			continue
-		}
-		for other, oowners := range byBinding {
-			if other.Wildcard() && other.Port() == b.Port() && other.Addr().Is4() == b.Addr().Is4() {
+		for _, other := range order {
+			if oowners := byBinding[other]; other != b && other.Port() == b.Port() && covers(other, b) {
 				o := oowners[0]
 				k.errorf(fmt.Sprintf("receive_connectors[%d].bindings[%d]", owners[0].conn, owners[0].bind),
 					"%s overlaps %s of connector %q: the system cannot listen on both; use %s on both connectors and tell them apart by remote_ip_ranges",
@@ -332,6 +334,17 @@ func (k *checker) checkBindings() {
 			}
 		}
 	}
+}
+
+// covers reports whether listening on wildcard w takes b's port on b's
+// address too: 0.0.0.0 takes every IPv4 address; [::] every IPv6 one
+// and, dual-stack as Go opens it (and Linux and Windows allow), every
+// IPv4 one, 0.0.0.0 included.
+func covers(w, b Binding) bool {
+	if !w.Wildcard() {
+		return false
+	}
+	return w.Addr().Is6() || b.Addr().Is4()
 }
 
 func (k *checker) checkUsers() {
