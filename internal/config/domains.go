@@ -24,3 +24,16 @@ func (c *Config) AcceptedDomain(domain string) *AcceptedDomain {
 		}
 	}
 }
+
+// PostmasterDomain is the domain whose postmaster a bare RCPT
+// TO:<postmaster> reaches (RFC 5321 §4.5.1): the first accepted domain
+// that is not a "*." pattern, as Exchange uses its default accepted
+// domain; "" when there is none.
+func (c *Config) PostmasterDomain() string {
+	for _, ad := range c.AcceptedDomains {
+		if !strings.HasPrefix(ad.Domain, "*.") {
+			return ad.Domain
+		}
+	}
+	return ""
+}

@@ -62,6 +62,7 @@ var (
 	NotAuthenticated = Reply{530, [3]int{5, 7, 57}, "Client was not authenticated to send anonymous mail during MAIL FROM"}
 	RelayDenied      = Reply{550, [3]int{5, 7, 54}, "Unable to relay recipient in non-accepted domain"}
 	SendAsDenied     = Reply{550, [3]int{5, 7, 60}, "Client does not have permissions to send as this sender"}
+	NoPostmaster     = Reply{550, [3]int{5, 1, 1}, "This relay has no accepted domain to deliver postmaster to; write postmaster@ and the domain"}
 
 	// Limits.
 	TooBig         = Reply{552, [3]int{5, 3, 4}, "Message size exceeds fixed maximum message size"}

@@ -90,6 +90,16 @@ func (s *session) rcpt(arg string) bool {
 	if err != nil {
 		return s.reply(reply.BadAddress.Withf("Invalid recipient address: %v", err))
 	}
+	if to.Domain() == "" { // only postmaster parses without one
+		// RFC 5321 §4.5.1: accepted from anyone, for this relay's
+		// postmaster, who is the default accepted domain's.
+		d := s.cfg.PostmasterDomain()
+		if d == "" {
+			s.log.Info("recipient refused", "from", s.tx.env.From.String(), "to", to.String(), "user", s.user(), "reply", reply.NoPostmaster.Error())
+			return s.reply(reply.NoPostmaster)
+		}
+		to = mail.Address("postmaster@" + d)
+	}
 	rc := mail.Recipient{Addr: to}
 	for _, p := range strings.Fields(params) {
 		key, val, _ := strings.Cut(p, "=")

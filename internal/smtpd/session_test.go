@@ -598,3 +598,27 @@ func TestSessionLeadingFoldedLine(t *testing.T) {
 		t.Errorf("the client's text was not kept as it came:\n%q", body)
 	}
 }
+
+// RFC 5321 §4.5.1: RCPT TO:<Postmaster> without a domain is accepted from
+// anyone and goes to the postmaster of the default (first) accepted
+// domain; a relay without accepted domains says where to write instead.
+func TestSessionPostmaster(t *testing.T) {
+	_, spool, port := startServer(t, anonConfig)
+	c := dial(t, port)
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	c.expect("MAIL FROM:<someone@fabrikam.example>", "250")
+	c.expect("RCPT TO:<Postmaster>", "250 2.1.5")
+	c.expect("DATA", "354")
+	c.expect("Subject: hello\r\n\r\nx\r\n.", "250")
+	if msgs := spool.all(); len(msgs) != 1 || len(msgs[0].env.Rcpts) != 1 || msgs[0].env.Rcpts[0].Addr != "postmaster@contoso.com" {
+		t.Fatalf("stored %+v, want one message to postmaster@contoso.com", msgs)
+	}
+
+	_, _, port = startServer(t, strings.Replace(anonConfig, "accepted_domains: [{domain: contoso.com}]", "", 1))
+	c = dial(t, port)
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	c.expect("MAIL FROM:<someone@fabrikam.example>", "250")
+	c.expect("RCPT TO:<postmaster>", "550 5.1.1 This relay has no accepted domain to deliver postmaster to")
+}
