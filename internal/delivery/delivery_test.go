@@ -398,6 +398,33 @@ func TestNullMXAmongOthersIsNoHost(t *testing.T) {
 	}
 }
 
+// One MX record whose name is not a host name does not stop delivery to
+// the domain's other MX hosts (Go's resolver returns those with an error).
+func TestMalformedMXAmongOthers(t *testing.T) {
+	local := smtptest.NewServer(t, smtptest.Options{})
+	port := local.Addr()[strings.LastIndex(local.Addr(), ":")+1:]
+	dns := dnstest.NewServer(t, dnstest.Zone{
+		MX: map[string][]string{"odd.test": {"5 bad\\032name.odd.test.", "10 mx1.odd.test."}},
+		A:  map[string][]string{"mx1.odd.test": {"127.0.0.1"}},
+	})
+	r := start(t, ", dns_servers: [\""+dns.Addr()+"\"]", fmt.Sprintf(`  - name: Internet
+    address_spaces: ["*.test"]
+    delivery: mx
+    port: %s
+    tls: {mode: none}
+    retry: {first: 10m, max_interval: 10m}
+`, port))
+	r.put("one odd MX", "bob@odd.test")
+	var qi queue.QueueInfo
+	waitFor(t, "the attempt", func() bool {
+		qi, _ = r.q.QueueByName("Internet/odd.test")
+		return qi.LastError != "" || len(local.Messages()) > 0
+	})
+	if n := len(local.Messages()); n != 1 {
+		t.Fatalf("mx1.odd.test got %d messages, want 1; last error %q", n, qi.LastError)
+	}
+}
+
 // Only a 2xx means taken. A 3xx where a final reply belongs (to RCPT, or
 // after the message data; RFC 5321 §4.3.2 allows none) is a server out of
 // step, and the recipient waits for another try instead of counting as

@@ -26,7 +26,9 @@ func (d *Deliverer) lookupMX(ctx context.Context, domain string) ([]string, *rep
 	}
 	mxs, err := r.LookupMX(ctx, name)
 	var dnsErr *net.DNSError
-	if err != nil && !(errors.As(err, &dnsErr) && dnsErr.IsNotFound) {
+	// With records whose names are not host names, Go returns the others
+	// and an error: those others are the domain's MX all the same.
+	if err != nil && len(mxs) == 0 && !(errors.As(err, &dnsErr) && dnsErr.IsNotFound) {
 		return nil, nil, reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 3}, Text: "DNS lookup of the MX of " + domain + " failed: " + err.Error()}
 	}
 	if len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == "") {
