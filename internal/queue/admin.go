@@ -113,25 +113,43 @@ func (q *Queue) RemoveMessage(ctx context.Context, id mail.ID, bounce bool) erro
 			return ErrInFlight
 		}
 	}
+	type was struct {
+		status    Status
+		lastError string
+	}
+	var before []was
 	for i := range m.Rcpts {
 		r := &m.Rcpts[i]
 		if r.Status.Final() {
 			continue
 		}
+		before = append(before, was{r.Status, r.LastError})
 		r.Status, r.LastError = StatusRemoved, removedReply.Error()
 		idx = append(idx, i)
 		rcpts = append(rcpts, r.Addr.String())
 	}
 	q.schedule(m)
+	q.mu.Unlock()
+	if bounce {
+		if err := q.bounce(ctx, m, idx, false); err != nil {
+			// The admin asked for the sender to be told: without the
+			// notice, the message stays as it was.
+			q.mu.Lock()
+			for k, i := range idx {
+				m.Rcpts[i].Status, m.Rcpts[i].LastError = before[k].status, before[k].lastError
+			}
+			q.schedule(m)
+			q.mu.Unlock()
+			return fmt.Errorf("the non-delivery report could not be queued, so the message stays queued: %w", err)
+		}
+	}
 	note := "removed without notice to the sender"
 	if bounce {
 		note = "removed; the sender gets a non-delivery report"
 	}
+	q.mu.Lock()
 	q.trackAdmin(tracking.EventDelete, m, rcpts, note)
 	q.mu.Unlock()
-	if bounce {
-		q.bounce(ctx, m, idx, false)
-	}
 	q.persist(ctx, m)
 	return nil
 }

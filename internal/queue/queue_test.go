@@ -495,3 +495,30 @@ func TestUnreadableContentShows(t *testing.T) {
 		t.Errorf("still %d unreadable after the content was read", qi.Unreadable)
 	}
 }
+
+// An admin's remove with a non-delivery report that cannot be queued
+// (the disk below min_free_space) leaves the message as it was and says
+// so, rather than removing it without the notice asked for.
+func TestRemoveWithBounceRefusedKeepsMessage(t *testing.T) {
+	f := newFixture(t, "")
+	ctx := context.Background()
+	m := f.put(t, "app@contoso.com", "carol@fabrikam.example")
+	full, err := config.Parse("", []byte(strings.Replace(testConfig, "DATA", f.dir, 1)+"queue: {min_free_space: 1000000GB}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.store.Close()
+	f.cfg = full
+	f.open(t)
+	err = f.q.RemoveMessage(ctx, m.ID, true)
+	if err == nil || !strings.Contains(err.Error(), "stays queued") {
+		t.Fatalf("RemoveMessage with a bounce that cannot be queued: %v, want an error saying the message stays", err)
+	}
+	got, found := f.q.Message(m.ID)
+	if !found || got.Recipients[0].Status != queue.StatusQueued {
+		t.Fatalf("after the refused remove: found %v, %+v; want the message with its recipient queued", found, got.Recipients)
+	}
+	if l := f.q.Lease("Internet/fabrikam.example"); l == nil {
+		t.Error("the message kept is not offered for delivery")
+	}
+}
