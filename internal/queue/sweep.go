@@ -29,6 +29,12 @@ func (q *Queue) Run(ctx context.Context) {
 
 // Sweep runs one expiry and delay-notice pass.
 func (q *Queue) Sweep(ctx context.Context) {
+	// A message's bounce and its saved state go together, shutdown or
+	// not (as in Done): a bounce queued while the state is not saved
+	// would go out again after a restart. A shutdown stops the pass
+	// between messages; those not reached are swept after the restart.
+	stop := ctx
+	ctx = context.WithoutCancel(ctx)
 	now := q.now()
 	type todo struct {
 		m               *Message
@@ -66,6 +72,9 @@ func (q *Queue) Sweep(ctx context.Context) {
 	}
 	q.mu.Unlock()
 	for _, t := range work {
+		if stop.Err() != nil {
+			break
+		}
 		t.m.writeMu.Lock()
 		if len(t.expired) > 0 {
 			q.log.Info("message expired; bouncing", "msg", t.m.ID, "rcpts", len(t.expired))
