@@ -31,7 +31,7 @@ func (d *Deliverer) auth(ctx context.Context, c *smtpclient.Client, sc *config.S
 		if err == nil || try > 0 || !errors.As(err, &se) || se.Reply.Code != 535 {
 			return err
 		}
-		src.Invalidate()
+		src.Invalidate(tok)
 	}
 }
 

@@ -171,12 +171,17 @@ func (s *Source) fetch(ctx context.Context, c *call) {
 	c.tok = s.tok
 }
 
-// Invalidate drops the cached token so the next Token fetches a new one.
-// Call it when the upstream answered 535 to XOAUTH2. A fetch already in
-// flight is not affected: its token is newer than the one rejected.
-func (s *Source) Invalidate() {
+// Invalidate drops the cached token, when it is still rejected, so the
+// next Token fetches a new one. Call it with the token the upstream
+// answered 535 to XOAUTH2. A token fetched since (by another session
+// that met the same 535 first) is newer and stays, and so is a fetch
+// already in flight.
+func (s *Source) Invalidate(rejected string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.tok != rejected {
+		return
+	}
 	s.tok, s.expiry = "", time.Time{}
 	s.status.ExpiresAt = time.Time{}
 }

@@ -103,13 +103,32 @@ func TestInvalidate(t *testing.T) {
 	if srv.Valid(old) {
 		t.Fatal("revoked token still valid")
 	}
-	src.Invalidate()
+	src.Invalidate(old)
 	if st := src.Status(); !st.ExpiresAt.IsZero() {
 		t.Errorf("Status after Invalidate has ExpiresAt %v, want zero", st.ExpiresAt)
 	}
 	tok := mustToken(t, src)
 	if tok == old || !srv.Valid(tok) {
 		t.Errorf("after Invalidate Token() = %q (old %q, valid %v), want a new valid token", tok, old, srv.Valid(tok))
+	}
+	if n := srv.Requests(); n != 2 {
+		t.Errorf("token requests = %d, want 2", n)
+	}
+}
+
+// Two sessions meet a 535 with the same token: the first invalidates it
+// and fetches a new one; the second's Invalidate must not throw that
+// new one away.
+func TestInvalidateKeepsANewerToken(t *testing.T) {
+	srv := tokentest.NewServer(t, tokentest.Options{})
+	src := token.New(srv.Config())
+	old := mustToken(t, src)
+	srv.Revoke()
+	src.Invalidate(old) // the first session
+	fresh := mustToken(t, src)
+	src.Invalidate(old) // the second, late
+	if got := mustToken(t, src); got != fresh {
+		t.Errorf("after a late Invalidate of the old token, Token() = %q, want the fresh %q kept", got, fresh)
 	}
 	if n := srv.Requests(); n != 2 {
 		t.Errorf("token requests = %d, want 2", n)
@@ -194,7 +213,7 @@ func TestRefreshTokenFlow(t *testing.T) {
 	if !srv.Valid(tok) || mustToken(t, src) != tok || srv.Requests() != 1 {
 		t.Fatalf("token %q valid=%v, requests %d; want one cached valid token", tok, srv.Valid(tok), srv.Requests())
 	}
-	src.Invalidate()
+	src.Invalidate(tok)
 	if tok2 := mustToken(t, src); tok2 == tok || !srv.Valid(tok2) {
 		t.Errorf("after Invalidate got %q, want a new valid token", tok2)
 	}
