@@ -35,6 +35,12 @@ const fetchTimeout = 30 * time.Second
 // a token revoked earlier is replaced after the upstream's 535.
 const assumedLifetime = time.Hour
 
+// retryAfterFailure spaces the attempts to replace a token that is still
+// valid after one failed: each delivery session asks for the token, and
+// an endpoint that is down, or refuses an expired client secret, would
+// otherwise get a request from every one until the token expires.
+const retryAfterFailure = 30 * time.Second
+
 // MicrosoftTokenURL is the Microsoft identity platform's v2.0 token
 // endpoint for a tenant (directory id or verified domain).
 func MicrosoftTokenURL(tenant string) string {
@@ -48,9 +54,10 @@ type Config struct {
 	ClientID      string
 	ClientSecret  string
 	Scopes        []string
-	RefreshToken  string        // FlowRefreshToken only
-	RefreshBefore time.Duration // replace a token this long before expiry; default DefaultRefreshBefore
-	HTTPClient    *http.Client  // default: one with a 30s timeout and the environment's proxy
+	RefreshToken  string           // FlowRefreshToken only
+	RefreshBefore time.Duration    // replace a token this long before expiry; default DefaultRefreshBefore
+	HTTPClient    *http.Client     // default: one with a 30s timeout and the environment's proxy
+	Now           func() time.Time // default time.Now; tests set a clock
 }
 
 // Status is a Source's state, for health and the admin API.
@@ -74,8 +81,9 @@ type Source struct {
 	mu      sync.Mutex
 	tok     string
 	expiry  time.Time
-	refresh string // the current refresh token; the endpoint may rotate it
-	call    *call  // the fetch in flight, if any
+	refresh string    // the current refresh token; the endpoint may rotate it
+	retryAt time.Time // after a failed early refresh: no new one before
+	call    *call     // the fetch in flight, if any
 	status  Status
 }
 
@@ -97,6 +105,9 @@ func New(c Config) *Source {
 	if s.client == nil {
 		s.client = &http.Client{Timeout: fetchTimeout}
 	}
+	if s.cfg.Now == nil {
+		s.cfg.Now = time.Now
+	}
 	return s
 }
 
@@ -106,7 +117,8 @@ func New(c Config) *Source {
 // fetch goes on (up to 30s) and its token is cached for the next caller.
 func (s *Source) Token(ctx context.Context) (string, error) {
 	s.mu.Lock()
-	if s.tok != "" && time.Now().Before(s.expiry.Add(-s.before)) {
+	now := s.cfg.Now()
+	if s.tok != "" && (now.Before(s.expiry.Add(-s.before)) || now.Before(s.expiry) && now.Before(s.retryAt)) {
 		tok := s.tok
 		s.mu.Unlock()
 		return tok, nil
@@ -143,7 +155,7 @@ func (s *Source) fetch(ctx context.Context, c *call) {
 	s.mu.Unlock()
 
 	t, err := s.retrieve(ctx, refresh)
-	now := time.Now()
+	now := s.cfg.Now()
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -155,12 +167,13 @@ func (s *Source) fetch(ctx context.Context, c *call) {
 		s.status.OK, s.status.LastError, s.status.Err = false, e.Error(), e
 		if s.tok != "" && now.Before(s.expiry) {
 			c.tok = s.tok
+			s.retryAt = now.Add(retryAfterFailure)
 			return
 		}
 		c.err = e
 		return
 	}
-	s.tok, s.expiry = t.AccessToken, t.Expiry
+	s.tok, s.expiry, s.retryAt = t.AccessToken, t.Expiry, time.Time{}
 	if s.expiry.IsZero() {
 		s.expiry = now.Add(assumedLifetime)
 	}
@@ -182,7 +195,7 @@ func (s *Source) Invalidate(rejected string) {
 	if s.tok != rejected {
 		return
 	}
-	s.tok, s.expiry = "", time.Time{}
+	s.tok, s.expiry, s.retryAt = "", time.Time{}, time.Time{}
 	s.status.ExpiresAt = time.Time{}
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-relay/sluice/internal/testclock"
 	"github.com/sluice-relay/sluice/internal/token"
 	"github.com/sluice-relay/sluice/internal/tokentest"
 )
@@ -72,21 +73,34 @@ func TestEarlyRefresh(t *testing.T) {
 }
 
 // A refresh that fails while the cached token is still valid serves the
-// cached token and records the failure for health.
+// cached token and records the failure for health; the next try waits
+// 30 seconds, however many sessions ask meanwhile.
 func TestEarlyRefreshFailureKeepsToken(t *testing.T) {
 	srv := tokentest.NewServer(t, tokentest.Options{ExpiresIn: time.Minute})
-	src := token.New(srv.Config()) // default window 5m: every call refreshes
+	clock := testclock.New(time.Now())
+	c := srv.Config()
+	c.Now = clock.Now
+	src := token.New(c) // default window 5m: every call refreshes
 	tok := mustToken(t, src)
 	srv.SetOutage(http.StatusServiceUnavailable)
-	got, err := src.Token(context.Background())
-	if err != nil || got != tok {
-		t.Fatalf("Token() during outage = %q, %v; want the cached token", got, err)
+	for range 5 {
+		got, err := src.Token(context.Background())
+		if err != nil || got != tok {
+			t.Fatalf("Token() during outage = %q, %v; want the cached token", got, err)
+		}
+	}
+	if n := srv.Requests(); n != 2 {
+		t.Errorf("token requests = %d after five calls in the outage, want 2 (the first fetch, one failed refresh)", n)
 	}
 	st := src.Status()
 	if st.OK || !strings.Contains(st.LastError, "HTTP 503") {
 		t.Errorf("Status = %+v, want not OK with the 503", st)
 	}
 	srv.SetOutage(0)
+	if got := mustToken(t, src); got != tok {
+		t.Error("a refresh was tried again within 30 seconds of the failed one")
+	}
+	clock.Add(31 * time.Second)
 	if got := mustToken(t, src); got == tok {
 		t.Error("after the outage Token() kept the old token, want a new one")
 	}
