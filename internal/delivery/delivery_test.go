@@ -73,17 +73,16 @@ func TestTLSModes(t *testing.T) {
 }
 
 func TestClientCertificatePresented(t *testing.T) {
-	// The upstream in smtptest does not ask for client certificates, so
-	// this checks the config side: a connector with a client certificate
-	// delivers over TLS (the certificate is loaded and offered).
+	// The upstream requires a client certificate from client's CA and
+	// records the one presented.
 	cert := certtest.New(t, "localhost")
 	client := certtest.New(t, "relay.test")
-	up := smtptest.NewServer(t, smtptest.Options{TLS: cert})
+	up := smtptest.NewServer(t, smtptest.Options{TLS: cert, ClientCA: client})
 	port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
 	r := start(t, "", smarthost("Fabrikam", "localhost:"+port, fmt.Sprintf("    tls: {mode: verify, ca_file: %s, client_certificate: %s, client_key: %s}\n", cert.CAFile, client.CertFile, client.KeyFile)))
 	r.waitDone(r.put("mutual TLS", "bob@fabrikam.com"))
-	if m := up.Messages(); len(m) != 1 || !m[0].TLS {
-		t.Fatalf("upstream got %+v", m)
+	if m := up.Messages(); len(m) != 1 || !m[0].TLS || m[0].ClientCert == nil || !m[0].ClientCert.Equal(client.Leaf) {
+		t.Fatalf("upstream got %+v; want one message over TLS with the connector's client certificate", m)
 	}
 }
 
