@@ -3,6 +3,7 @@ package admin_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -460,8 +461,11 @@ func TestClientCAOutlivesApply(t *testing.T) {
 	}
 	defer adm.Shutdown(context.Background())
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: c.ClientConfig("127.0.0.1")}}
+	withCert := c.ClientConfig("127.0.0.1")
+	withCert.Certificates = []tls.Certificate{c.Pair}
+	certified := &http.Client{Transport: &http.Transport{TLSClientConfig: withCert}}
 	url := "https://" + adm.Addr().String() + "/api/v1/queues"
-	get := func() int {
+	get := func(client *http.Client) int {
 		t.Helper()
 		resp, err := client.Get(url)
 		if err != nil {
@@ -470,13 +474,21 @@ func TestClientCAOutlivesApply(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if code := get(); code != http.StatusUnauthorized {
+	// A client with a certificate from the CA gets in, before and after
+	// the reload: the 401s below are for the missing certificate.
+	if code := get(certified); code != http.StatusOK {
+		t.Fatalf("with a client certificate: %d; want 200", code)
+	}
+	if code := get(client); code != http.StatusUnauthorized {
 		t.Fatalf("without a client certificate: %d; want 401", code)
 	}
 	reloaded := *r.cfg // admin.client_ca gone
 	adm.Apply(&reloaded)
-	if code := get(); code != http.StatusUnauthorized {
+	if code := get(client); code != http.StatusUnauthorized {
 		t.Fatalf("without a client certificate after a reload that dropped admin.client_ca: %d; want 401 until a restart", code)
+	}
+	if code := get(certified); code != http.StatusOK {
+		t.Fatalf("with a client certificate after the reload: %d; want 200", code)
 	}
 }
 

@@ -248,12 +248,21 @@ func TestNoBounceCases(t *testing.T) {
 	ctx := context.Background()
 	env := &mail.Envelope{ID: mail.NewID(), From: mail.Null, Received: f.clock.Now(),
 		Rcpts: []mail.Recipient{{Addr: "carol@fabrikam.example"}}}
-	f.q.Put(ctx, env, strings.NewReader("Subject: a bounce\r\n\r\nx\r\n"))
+	if err := f.q.Put(ctx, env, strings.NewReader("Subject: a bounce\r\n\r\nx\r\n")); err != nil {
+		t.Fatal(err)
+	}
 	env2 := &mail.Envelope{ID: mail.NewID(), From: "app@contoso.com", Received: f.clock.Now(),
 		Rcpts: []mail.Recipient{{Addr: "dave@fabrikam.example", Notify: mail.NotifyNever}, {Addr: "erin@fabrikam.example", Notify: mail.NotifySuccess}}}
-	f.q.Put(ctx, env2, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+	if err := f.q.Put(ctx, env2, strings.NewReader("Subject: x\r\n\r\nx\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
 	for l := f.q.Lease("Internet/fabrikam.example"); l != nil; l = f.q.Lease("Internet/fabrikam.example") {
+		failed += len(l.Rcpts)
 		f.q.Done(ctx, l, repeat(fail("550 5.1.1 unknown"), len(l.Rcpts)))
+	}
+	if failed != 3 {
+		t.Fatalf("%d recipients leased and refused, want all 3", failed)
 	}
 	if n := f.q.Len(); n != 0 {
 		t.Fatalf("%d messages left: a bounce of <> or against NOTIFY was queued: %+v", n, f.q.Messages(nil))
@@ -314,7 +323,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 		m.Recipients[1].Attempts != 1 || !strings.Contains(m.Recipients[1].LastError, "4.4.1 later") {
 		t.Errorf("recipient state after restart: %+v", m.Recipients)
 	}
-	if m.Size == 0 || m.Origin.Connector != "" && m.From != "app@contoso.com" {
+	if m.Size == 0 || m.From != "app@contoso.com" {
 		t.Errorf("message after restart: %+v", m)
 	}
 	if _, found := f.q.QueueByName("Exchange"); found {

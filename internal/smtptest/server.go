@@ -12,6 +12,7 @@
 package smtptest
 
 import (
+	"crypto/x509"
 	"maps"
 	"net"
 	"slices"
@@ -54,6 +55,9 @@ type Options struct {
 	// its idle timeout or a load balancer ends a connection the client
 	// keeps for more. 0: never.
 	CloseAfter int
+	// ClientCA, when set, makes the TLS handshake require a client
+	// certificate issued by its CA (Message.ClientCert has it).
+	ClientCA *certtest.Cert
 }
 
 // clone copies o with its own maps, so that a test changing its maps
@@ -73,6 +77,7 @@ type Message struct {
 	RcptParams []map[string]string // each accepted recipient's parameters
 	Data       []byte              // as received, unstuffed, CRLF line endings
 	TLS        bool                // sent over TLS
+	ClientCert *x509.Certificate   // the client's TLS certificate (Options.ClientCA), nil if none
 	AuthUser   string              // the user logged in, "" if none
 	Helo       string              // the EHLO/HELO argument
 	Session    int                 // which connection it came on, from 1 (see Sessions)

@@ -3,6 +3,7 @@ package smtptest
 import (
 	"bufio"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -26,13 +27,14 @@ type session struct {
 	r    *bufio.Reader
 	w    *bufio.Writer
 
-	tls      bool
-	helo     string
-	authUser string
-	tx       *Message // open transaction
-	refusing bool     // the greeting was not 2xx
-	closing  bool     // a 421 was given: the session ends (RFC 5321 §3.8)
-	taken    int      // messages accepted (Options.CloseAfter)
+	tls        bool
+	clientCert *x509.Certificate
+	helo       string
+	authUser   string
+	tx         *Message // open transaction
+	refusing   bool     // the greeting was not 2xx
+	closing    bool     // a 421 was given: the session ends (RFC 5321 §3.8)
+	taken      int      // messages accepted (Options.CloseAfter)
 }
 
 func (s *Server) serve(c net.Conn, id int) {
@@ -190,13 +192,20 @@ func (ss *session) handshake(o Options) error {
 	if o.TLS == nil {
 		return errors.New("ImplicitTLS without a TLS certificate")
 	}
-	tc := tls.Server(ss.conn, &tls.Config{Certificates: []tls.Certificate{o.TLS.Pair}})
+	cfg := &tls.Config{Certificates: []tls.Certificate{o.TLS.Pair}}
+	if o.ClientCA != nil {
+		cfg.ClientAuth, cfg.ClientCAs = tls.RequireAndVerifyClientCert, o.ClientCA.Pool
+	}
+	tc := tls.Server(ss.conn, cfg)
 	tc.SetDeadline(time.Now().Add(handshakeTimeout))
 	if err := tc.Handshake(); err != nil {
 		return err
 	}
 	tc.SetDeadline(time.Time{})
 	ss.tls = true
+	if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+		ss.clientCert = certs[0]
+	}
 	ss.setConn(tc)
 	ss.logf("TLS established")
 	return nil

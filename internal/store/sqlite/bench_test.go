@@ -22,27 +22,36 @@ func BenchmarkAdd(b *testing.B) {
 		}
 		defer s.Close()
 		ctx := context.Background()
-		add := func() {
+		// add reports with Error, not Fatal: it runs on RunParallel's
+		// goroutines too.
+		add := func() bool {
 			id := mail.NewID()
 			if _, err := s.Add(ctx, id, meta, bytes.NewReader(body)); err != nil {
-				b.Fatal(err)
+				b.Error(err)
+				return false
 			}
 			if err := s.Delete(ctx, id); err != nil {
-				b.Fatal(err)
+				b.Error(err)
+				return false
 			}
+			return true
 		}
 		b.SetBytes(int64(len(body)))
 		b.ReportAllocs()
 		if !parallel {
 			for range b.N {
-				add()
+				if !add() {
+					return
+				}
 			}
 			return
 		}
 		b.SetParallelism(10) // 20 goroutines on 2 cores, like 20 sessions
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				add()
+				if !add() {
+					return
+				}
 			}
 		})
 	}

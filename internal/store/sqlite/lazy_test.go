@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -64,6 +65,11 @@ func TestLazyDeleteAlone(t *testing.T) {
 
 // A delete followed by an add is committed with it, in one transaction.
 func TestLazyDeleteRidesWithAdd(t *testing.T) {
+	// The delete waits for the add however long the test takes to send
+	// it: at 50 ms a stalled test goroutine saw it commit alone.
+	old := lazyWait
+	lazyWait = time.Hour
+	t.Cleanup(func() { lazyWait = old })
 	s := open(t)
 	ctx := context.Background()
 	var commits atomic.Int32
@@ -76,6 +82,17 @@ func TestLazyDeleteRidesWithAdd(t *testing.T) {
 	<-done
 	if err := s.Delete(ctx, a); err != nil {
 		t.Fatal(err)
+	}
+	// Once the writer holds the delete, it must wait for the add: a
+	// commit now is the delete alone. (The 100 ms only widens the window
+	// to see one; the writer would wait an hour.)
+	for len(s.ops) > 0 {
+		runtime.Gosched()
+	}
+	select {
+	case <-done:
+		t.Fatal("the delete was committed alone, without waiting for a durable write")
+	case <-time.After(100 * time.Millisecond):
 	}
 	if _, err := s.Add(ctx, b, []byte("m"), bytes.NewReader([]byte("b\r\n"))); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -180,10 +181,18 @@ func TestRotationWaitsAlone(t *testing.T) {
 	}
 	t.Cleanup(func() { handOver = old })
 	// This one does not fit: it waits for the next segment.
-	rotated := make(chan *op, 1)
+	// Not streamOp: its Fatal must not run on this goroutine.
+	type streamed struct {
+		o   *op
+		err error
+	}
+	rotated := make(chan streamed, 1)
 	go func() {
 		b := append(body(2), body(3)...)
-		rotated <- streamOp(t, s, b)
+		head := b[:min(len(b), segmentMin+1)]
+		var buf []byte
+		o, err := s.stream(mail.NewID(), []byte("m"), slices.Clone(head), bytes.NewReader(b[len(head):]), &buf)
+		rotated <- streamed{o, err}
 	}()
 	for deadline := time.Now().Add(10 * time.Second); ; runtime.Gosched() {
 		if time.Now().After(deadline) {
@@ -218,7 +227,11 @@ func TestRotationWaitsAlone(t *testing.T) {
 		t.Fatal("a commit and a read waited for the rotation")
 	}
 	close(release)
-	o := <-rotated
+	r := <-rotated
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	o := r.o
 	if o.ext.seg.no == pending.ext.seg.no {
 		t.Errorf("the content that did not fit went into segment %d, the full one", o.ext.seg.no)
 	}

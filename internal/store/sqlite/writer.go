@@ -16,8 +16,9 @@ const maxBatch = 512
 
 // lazyWait is how long a batch of lazy deletes waits for a write that
 // has to be durable, to share its transaction. At one connection every
-// message would otherwise cost two commits, its add and its delete.
-const lazyWait = 50 * time.Millisecond
+// message would otherwise cost two commits, its add and its delete. A
+// variable for tests only.
+var lazyWait = 50 * time.Millisecond
 
 // writer is the only goroutine that writes: it takes every op that is
 // waiting, commits them in one transaction (one fsync of the WAL for all),
