@@ -101,3 +101,26 @@ func TestImplicitTLSAndAdviceBeforeTLS(t *testing.T) {
 		t.Fatalf("closed port: %+v", r)
 	}
 }
+
+// Microsoft 365 answers 5.7.139 for three different problems; each needs
+// its own advice. SMTP AUTH turned off must not send the admin to OAuth2
+// (which needs SMTP AUTH on too), and wrong credentials are not a
+// basic-auth shutdown.
+func TestMicrosoft5_7_139Advice(t *testing.T) {
+	cert := certtest.New(t, "localhost")
+	for _, c := range []struct{ reply, want, not string }{
+		{reply: "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information. [AM0PR10CA0001.EURPRD10.PROD.OUTLOOK.COM]",
+			want: "SmtpClientAuthenticationDisabled", not: "use OAuth2"},
+		{reply: "535 5.7.139 Authentication unsuccessful, the user credentials were incorrect. [AM0PR10CA0001.EURPRD10.PROD.OUTLOOK.COM]",
+			want: "refused the user name or password", not: "basic authentication turned off"},
+		{reply: "535 5.7.139 Authentication unsuccessful, basic authentication is disabled. [DB8PR04CA0001.eurprd04.prod.outlook.com]",
+			want: "OAuth2"},
+	} {
+		ms := smtptest.NewServer(t, smtptest.Options{TLS: cert, Auth: []string{"LOGIN"}, Users: map[string]string{"a@contoso.com": secret}, AuthReply: c.reply})
+		r := probe.Run(context.Background(), probe.Options{Addr: ms.Addr(), StartTLS: true, User: "a@contoso.com", Password: secret, Mechanism: "LOGIN", Timeout: 10 * time.Second})
+		advice := strings.Join(r.Advice, "\n")
+		if r.OK() || !strings.Contains(advice, c.want) || c.not != "" && strings.Contains(advice, c.not) {
+			t.Errorf("reply %q: advice %q, want it to say %q and not %q", c.reply, advice, c.want, c.not)
+		}
+	}
+}
