@@ -367,7 +367,7 @@ func sans(c *x509.Certificate) []string {
 
 func hasCap(caps []string, name string) bool {
 	for _, c := range caps {
-		if strings.EqualFold(strings.Fields(c + " ")[0], name) {
+		if f := strings.Fields(c); len(f) > 0 && strings.EqualFold(f[0], name) {
 			return true
 		}
 	}

@@ -1,8 +1,11 @@
 package probe_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +125,46 @@ func TestMicrosoft5_7_139Advice(t *testing.T) {
 		if r.OK() || !strings.Contains(advice, c.want) || c.not != "" && strings.Contains(advice, c.not) {
 			t.Errorf("reply %q: advice %q, want it to say %q and not %q", c.reply, advice, c.want, c.not)
 		}
+	}
+}
+
+// rawServer answers one connection with script's lines in turn, one
+// reply per line the client sends, after the greeting (script[0]).
+func rawServer(t *testing.T, script ...string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		rd := bufio.NewReader(c)
+		for i, s := range script {
+			if i > 0 {
+				if _, err := rd.ReadString('\n'); err != nil {
+					return
+				}
+			}
+			if _, err := io.WriteString(c, s); err != nil {
+				return
+			}
+		}
+		io.Copy(io.Discard, rd)
+	}()
+	return ln.Addr().String()
+}
+
+// A device whose EHLO reply has an empty capability line is probed like
+// any other; the probe must not crash on it.
+func TestEmptyCapabilityLine(t *testing.T) {
+	addr := rawServer(t, "220 printer ESMTP\r\n", "250-printer\r\n250-\r\n250 AUTH LOGIN\r\n", "221 bye\r\n")
+	r := probe.Run(context.Background(), probe.Options{Addr: addr, Timeout: 10 * time.Second})
+	if !r.OK() || strings.Join(r.AuthOffered, " ") != "LOGIN" {
+		t.Fatalf("report %+v", r)
 	}
 }
