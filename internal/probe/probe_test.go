@@ -168,3 +168,15 @@ func TestEmptyCapabilityLine(t *testing.T) {
 		t.Fatalf("report %+v", r)
 	}
 }
+
+// A certificate that expired an hour ago has expired; it does not
+// "expire in 0 days".
+func TestJustExpiredCertificate(t *testing.T) {
+	cert := certtest.NewWith(t, certtest.Options{NotAfter: time.Now().Add(-30 * time.Minute)}, "localhost")
+	srv := smtptest.NewServer(t, smtptest.Options{TLS: cert})
+	r := probe.Run(context.Background(), probe.Options{Addr: "localhost:" + portOf(srv.Addr()), StartTLS: true, CAFile: cert.CAFile, Timeout: 10 * time.Second})
+	advice := strings.Join(r.Advice, "\n")
+	if r.TLS == nil || r.TLS.Chain[0].DaysLeft >= 0 || !strings.Contains(advice, "the certificate has expired") || strings.Contains(advice, "expires in") {
+		t.Fatalf("expired 30 minutes ago: TLS %+v advice %q", r.TLS, advice)
+	}
+}
