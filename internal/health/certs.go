@@ -139,6 +139,15 @@ func judge(u certUse, chain []*x509.Certificate, which string, now time.Time, wi
 			Problem: fmt.Sprintf("the certificate %s expires on %s, %s", desc, day(l.NotAfter), in(left)),
 			Fix:     fmt.Sprintf("renew it before then, replace %s and %s, and reload Sluice (SIGHUP); once it has expired %s", u.cert, u.key, u.impact)})
 	}
+	for i := 1; i < len(chain); i++ {
+		if chain[i-1].CheckSignatureFrom(chain[i]) == nil {
+			continue
+		}
+		out = append(out, Finding{Rule: RuleCertMissing, Severity: Error, Subject: u.subject,
+			Problem: fmt.Sprintf("the chain of the certificate %s is broken: certificate %d in the file (CN=%s) did not issue certificate %d (CN=%s, issued by %s), so clients cannot verify it", desc, i+1, chain[i].Subject.CommonName, i, chain[i-1].Subject.CommonName, chain[i-1].Issuer.CommonName),
+			Fix:     fmt.Sprintf("put after the certificate in %s the intermediate certificates that issued it, in order (the CA delivers them with the certificate), and reload Sluice (SIGHUP); until then %s", u.cert, u.impact)})
+		break
+	}
 	for _, c := range chain[1:] {
 		desc := fmt.Sprintf("%sCN=%s, sent after the certificate %s in %s", which, c.Subject.CommonName, describe(l), u.cert)
 		fix := fmt.Sprintf("get the intermediate certificate the CA issues certificates under now (it comes with a renewed certificate), put it after the certificate in %s in place of the old one, and reload Sluice (SIGHUP)", u.cert)

@@ -89,3 +89,27 @@ func TestIntermediateExpiry(t *testing.T) {
 	check(t, fs, health.RuleCertExpiring, "")
 	check(t, fs, health.RuleCertMissing, "")
 }
+
+// A chain file whose second certificate did not issue the first (the
+// leaf renewed under a new intermediate, the old one left in the file)
+// cannot be verified by any client.
+func TestChainMismatch(t *testing.T) {
+	leaf := certtest.New(t, "relay.contoso.com")  // leaf, then the CA that issued it
+	other := certtest.New(t, "relay.contoso.com") // another CA
+	b, err := os.ReadFile(leaf.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	ca, err := os.ReadFile(other.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(leaf.CertFile, append(pem.EncodeToMemory(block), ca...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := load(t, receiveTLS(leaf, "relay.contoso.com"))
+	fs := health.Evaluate(health.Input{Config: cfg})
+	check(t, fs, health.RuleCertMissing, "error: did not issue")
+	check(t, health.Evaluate(health.Input{Config: load(t, receiveTLS(certtest.New(t, "relay.contoso.com"), "relay.contoso.com"))}), health.RuleCertMissing, "")
+}
