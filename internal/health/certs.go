@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,9 +19,9 @@ type certUse struct {
 	cert, key string // PEM files
 	fqdn      string // a receive connector's name clients verify; "" for others
 	impact    string // what breaks when the certificate does
-	// served is the certificate Sluice loaded with the config and uses
-	// now; nil when the config does not keep it (admin API).
-	served *x509.Certificate
+	// served is the chain Sluice loaded with the config and uses now,
+	// leaf first; nil when the config does not keep it (admin API).
+	served []*x509.Certificate
 }
 
 func certUses(c *config.Config) []certUse {
@@ -32,7 +33,7 @@ func certUses(c *config.Config) []certUse {
 		}
 		out = append(out, certUse{subject: "receive connector " + rc.Name, cert: rc.TLS.Certificate, key: rc.TLS.Key, fqdn: rc.FQDN,
 			impact: "clients that check certificates refuse STARTTLS or TLS on this connector and cannot send",
-			served: leafOf(rc.TLSConfig())})
+			served: chainOf(rc.TLSConfig())})
 	}
 	for i := range c.SendConnectors {
 		sc := &c.SendConnectors[i]
@@ -41,7 +42,7 @@ func certUses(c *config.Config) []certUse {
 		}
 		out = append(out, certUse{subject: "send connector " + sc.Name + " (client certificate)", cert: sc.TLS.ClientCertificate, key: sc.TLS.ClientKey,
 			impact: "an upstream that requires the client certificate refuses Sluice, and mail waits in the queue (seed 003)",
-			served: leafOf(sc.TLSConfig())})
+			served: chainOf(sc.TLSConfig())})
 	}
 	if c.Admin.Certificate != "" {
 		out = append(out, certUse{subject: "admin API", cert: c.Admin.Certificate, key: c.Admin.Key,
@@ -50,25 +51,33 @@ func certUses(c *config.Config) []certUse {
 	return out
 }
 
-func leafOf(cfg *tls.Config) *x509.Certificate {
+func chainOf(cfg *tls.Config) []*x509.Certificate {
 	if cfg == nil || len(cfg.Certificates) == 0 {
 		return nil
 	}
-	return leaf(&cfg.Certificates[0])
+	return chain(&cfg.Certificates[0])
 }
 
-func leaf(pair *tls.Certificate) *x509.Certificate {
-	if pair.Leaf != nil {
-		return pair.Leaf
+// chain parses the certificates a pair sends, leaf first; nil when the
+// leaf cannot be parsed, and without any later one that cannot.
+func chain(pair *tls.Certificate) []*x509.Certificate {
+	var out []*x509.Certificate
+	for i, der := range pair.Certificate {
+		if i == 0 && pair.Leaf != nil {
+			out = append(out, pair.Leaf)
+			continue
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			break
+		}
+		out = append(out, c)
 	}
-	if len(pair.Certificate) == 0 {
-		return nil
-	}
-	l, err := x509.ParseCertificate(pair.Certificate[0])
-	if err != nil {
-		return nil
-	}
-	return l
+	return out
+}
+
+func sameChain(a, b []*x509.Certificate) bool {
+	return slices.EqualFunc(a, b, func(x, y *x509.Certificate) bool { return bytes.Equal(x.Raw, y.Raw) })
 }
 
 // certificates reads every certificate file again: it may have been
@@ -79,17 +88,17 @@ func certificates(c *config.Config, now time.Time) []Finding {
 	within := c.Health.CertificateExpiry.D()
 	var out []Finding
 	for _, u := range certUses(c) {
-		var file *x509.Certificate
+		var file []*x509.Certificate
 		pair, err := certs.Load(u.cert, u.key)
 		if err != nil {
 			problem := err.Error()
 			if u.served != nil {
-				problem += fmt.Sprintf("; Sluice still uses the copy it loaded (valid until %s), but the next reload or restart will fail", day(u.served.NotAfter))
+				problem += fmt.Sprintf("; Sluice still uses the copy it loaded (valid until %s), but the next reload or restart will fail", day(u.served[0].NotAfter))
 			}
 			out = append(out, Finding{Rule: RuleCertMissing, Severity: Error, Subject: u.subject, Problem: problem,
 				Fix: fmt.Sprintf("put the certificate chain at %s and its private key at %s (PEM, readable by the account Sluice runs as), or correct the paths in the config; otherwise %s", u.cert, u.key, u.impact)})
 		} else {
-			file = leaf(pair)
+			file = chain(pair)
 		}
 		inUse := u.served
 		if inUse == nil {
@@ -99,11 +108,11 @@ func certificates(c *config.Config, now time.Time) []Finding {
 			continue
 		}
 		fs := judge(u, inUse, "", now, within)
-		if file != nil && !bytes.Equal(file.Raw, inUse.Raw) {
+		if file != nil && !sameChain(file, inUse) {
 			next := judge(u, file, "the certificate now in the file, which Sluice uses after the next reload, ", now, within)
 			for i := range fs {
 				if !hasRule(next, fs[i].Rule) {
-					fs[i].Fix = fmt.Sprintf("%s already holds a certificate without this problem (valid until %s): reload Sluice (SIGHUP) or restart it to use it", u.cert, day(file.NotAfter))
+					fs[i].Fix = fmt.Sprintf("%s already holds a certificate without this problem (valid until %s): reload Sluice (SIGHUP) or restart it to use it", u.cert, day(file[0].NotAfter))
 				}
 			}
 			fs = append(fs, next...)
@@ -113,9 +122,11 @@ func certificates(c *config.Config, now time.Time) []Finding {
 	return out
 }
 
-// judge checks one certificate's expiry and name. which is "" for the one
-// in use, or says which other one it is.
-func judge(u certUse, l *x509.Certificate, which string, now time.Time, within time.Duration) []Finding {
+// judge checks one chain: the expiry of each certificate in it (clients
+// verify them all) and the leaf's name. which is "" for the one in use,
+// or says which other one it is.
+func judge(u certUse, chain []*x509.Certificate, which string, now time.Time, within time.Duration) []Finding {
+	l := chain[0]
 	var out []Finding
 	desc := fmt.Sprintf("%s(%s, %s)", which, describe(l), u.cert)
 	switch left := l.NotAfter.Sub(now); {
@@ -127,6 +138,29 @@ func judge(u certUse, l *x509.Certificate, which string, now time.Time, within t
 		out = append(out, Finding{Rule: RuleCertExpiring, Severity: Warning, Subject: u.subject,
 			Problem: fmt.Sprintf("the certificate %s expires on %s, %s", desc, day(l.NotAfter), in(left)),
 			Fix:     fmt.Sprintf("renew it before then, replace %s and %s, and reload Sluice (SIGHUP); once it has expired %s", u.cert, u.key, u.impact)})
+	}
+	for i := 1; i < len(chain); i++ {
+		if chain[i-1].CheckSignatureFrom(chain[i]) == nil {
+			continue
+		}
+		out = append(out, Finding{Rule: RuleCertMissing, Severity: Error, Subject: u.subject,
+			Problem: fmt.Sprintf("the chain of the certificate %s is broken: certificate %d in the file (CN=%s) did not issue certificate %d (CN=%s, issued by %s), so clients cannot verify it", desc, i+1, chain[i].Subject.CommonName, i, chain[i-1].Subject.CommonName, chain[i-1].Issuer.CommonName),
+			Fix:     fmt.Sprintf("put after the certificate in %s the intermediate certificates that issued it, in order (the CA delivers them with the certificate), and reload Sluice (SIGHUP); until then %s", u.cert, u.impact)})
+		break
+	}
+	for _, c := range chain[1:] {
+		desc := fmt.Sprintf("%sCN=%s, sent after the certificate %s in %s", which, c.Subject.CommonName, describe(l), u.cert)
+		fix := fmt.Sprintf("get the intermediate certificate the CA issues certificates under now (it comes with a renewed certificate), put it after the certificate in %s in place of the old one, and reload Sluice (SIGHUP)", u.cert)
+		switch left := c.NotAfter.Sub(now); {
+		case left <= 0:
+			out = append(out, Finding{Rule: RuleCertExpired, Severity: Error, Subject: u.subject,
+				Problem: fmt.Sprintf("the intermediate certificate (%s) expired on %s: clients verify the whole chain", desc, day(c.NotAfter)),
+				Fix:     fmt.Sprintf("%s; until then %s", fix, u.impact)})
+		case left < within:
+			out = append(out, Finding{Rule: RuleCertExpiring, Severity: Warning, Subject: u.subject,
+				Problem: fmt.Sprintf("the intermediate certificate (%s) expires on %s, %s: clients verify the whole chain", desc, day(c.NotAfter), in(left)),
+				Fix:     fmt.Sprintf("before then, %s; once it has expired %s", fix, u.impact)})
+		}
 	}
 	if u.fqdn != "" && l.VerifyHostname(u.fqdn) != nil {
 		out = append(out, Finding{Rule: RuleCertName, Severity: Warning, Subject: u.subject,

@@ -48,7 +48,7 @@ func (s Severity) rank() int {
 
 // Rule ids: stable, documented in the README, searched for by admins.
 const (
-	RuleCertMissing  = "CERT-MISSING"  // error: a certificate or key file is missing, unreadable or mismatched
+	RuleCertMissing  = "CERT-MISSING"  // error: a certificate or key file is missing, unreadable or mismatched, or a broken chain
 	RuleCertExpired  = "CERT-EXPIRED"  // error: a certificate has expired
 	RuleCertExpiring = "CERT-EXPIRING" // warning: expires within health.certificate_expiry
 	RuleCertName     = "CERT-NAME"     // warning: a receive connector's certificate lacks its FQDN

@@ -37,10 +37,18 @@ func (r *Report) advise(o Options) {
 	}
 	if r.Auth != nil && !r.Auth.OK {
 		reply := r.Auth.Reply
+		lower := strings.ToLower(reply)
+		// Microsoft 365 gives 5.7.139 for SMTP AUTH turned off, wrong
+		// credentials and basic authentication turned off alike; the
+		// text tells them apart (as health's UPSTREAM-AUTH does).
 		switch {
-		case strings.Contains(reply, "5.7.139") || strings.Contains(reply, "5.7.30") || strings.Contains(strings.ToLower(reply), "basic authentication is disabled"):
+		case strings.Contains(lower, "smtpclientauthentication"):
+			add("Microsoft 365 has SMTP AUTH (authenticated client submission) turned off for this mailbox or the whole tenant, which OAuth2 needs too: in Exchange Online PowerShell run Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false (or, tenant-wide, Set-TransportConfig -SmtpClientAuthenticationDisabled $false)")
+		case strings.Contains(reply, "5.7.139") && strings.Contains(lower, "credentials were incorrect"):
+			add("the server refused the user name or password")
+		case strings.Contains(reply, "5.7.139") || strings.Contains(reply, "5.7.30") || strings.Contains(lower, "basic authentication is disabled"):
 			add("Microsoft 365 has basic authentication turned off for this tenant or mailbox: use OAuth2 (a send connector with preset: microsoft365 and auth.oauth2)")
-		case strings.Contains(reply, "5.7.57") || strings.Contains(reply, "SmtpClientAuthentication"):
+		case strings.Contains(reply, "5.7.57"):
 			add("the mailbox is not allowed to use SMTP AUTH (client submission): enable Authenticated SMTP for it or use OAuth2")
 		case strings.HasPrefix(reply, "535"):
 			add("the server refused the user name or password")

@@ -15,6 +15,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"strings"
@@ -70,7 +71,7 @@ type CertInfo struct {
 	Issuer    string    `json:"issuer"`
 	NotBefore time.Time `json:"not_before"`
 	NotAfter  time.Time `json:"not_after"`
-	DaysLeft  int       `json:"days_left"`
+	DaysLeft  int       `json:"days_left"` // whole days, rounded down: negative once expired
 }
 
 // Auth is the outcome of the login.
@@ -273,7 +274,7 @@ func (s *session) handshake() bool {
 	info := &TLSInfo{Version: tls.VersionName(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite), ServerName: s.o.ServerName}
 	for _, c := range st.PeerCertificates {
 		info.Chain = append(info.Chain, CertInfo{Subject: c.Subject.String(), SANs: sans(c), Issuer: c.Issuer.String(),
-			NotBefore: c.NotBefore, NotAfter: c.NotAfter, DaysLeft: int(time.Until(c.NotAfter).Hours() / 24)})
+			NotBefore: c.NotBefore, NotAfter: c.NotAfter, DaysLeft: int(math.Floor(time.Until(c.NotAfter).Hours() / 24))})
 	}
 	if err := s.verify(st.PeerCertificates); err != nil {
 		info.VerifyError = err.Error()
@@ -367,7 +368,7 @@ func sans(c *x509.Certificate) []string {
 
 func hasCap(caps []string, name string) bool {
 	for _, c := range caps {
-		if strings.EqualFold(strings.Fields(c + " ")[0], name) {
+		if f := strings.Fields(c); len(f) > 0 && strings.EqualFold(f[0], name) {
 			return true
 		}
 	}

@@ -1,8 +1,11 @@
 package probe_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +102,81 @@ func TestImplicitTLSAndAdviceBeforeTLS(t *testing.T) {
 	r = probe.Run(context.Background(), probe.Options{Addr: "127.0.0.1:1", Timeout: 2 * time.Second})
 	if r.OK() || !strings.Contains(r.Error, "cannot connect") {
 		t.Fatalf("closed port: %+v", r)
+	}
+}
+
+// Microsoft 365 answers 5.7.139 for three different problems; each needs
+// its own advice. SMTP AUTH turned off must not send the admin to OAuth2
+// (which needs SMTP AUTH on too), and wrong credentials are not a
+// basic-auth shutdown.
+func TestMicrosoft5_7_139Advice(t *testing.T) {
+	cert := certtest.New(t, "localhost")
+	for _, c := range []struct{ reply, want, not string }{
+		{reply: "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information. [AM0PR10CA0001.EURPRD10.PROD.OUTLOOK.COM]",
+			want: "SmtpClientAuthenticationDisabled", not: "use OAuth2"},
+		{reply: "535 5.7.139 Authentication unsuccessful, the user credentials were incorrect. [AM0PR10CA0001.EURPRD10.PROD.OUTLOOK.COM]",
+			want: "refused the user name or password", not: "basic authentication turned off"},
+		{reply: "535 5.7.139 Authentication unsuccessful, basic authentication is disabled. [DB8PR04CA0001.eurprd04.prod.outlook.com]",
+			want: "OAuth2"},
+	} {
+		ms := smtptest.NewServer(t, smtptest.Options{TLS: cert, Auth: []string{"LOGIN"}, Users: map[string]string{"a@contoso.com": secret}, AuthReply: c.reply})
+		r := probe.Run(context.Background(), probe.Options{Addr: ms.Addr(), StartTLS: true, User: "a@contoso.com", Password: secret, Mechanism: "LOGIN", Timeout: 10 * time.Second})
+		advice := strings.Join(r.Advice, "\n")
+		if r.OK() || !strings.Contains(advice, c.want) || c.not != "" && strings.Contains(advice, c.not) {
+			t.Errorf("reply %q: advice %q, want it to say %q and not %q", c.reply, advice, c.want, c.not)
+		}
+	}
+}
+
+// rawServer answers one connection with script's lines in turn, one
+// reply per line the client sends, after the greeting (script[0]).
+func rawServer(t *testing.T, script ...string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		rd := bufio.NewReader(c)
+		for i, s := range script {
+			if i > 0 {
+				if _, err := rd.ReadString('\n'); err != nil {
+					return
+				}
+			}
+			if _, err := io.WriteString(c, s); err != nil {
+				return
+			}
+		}
+		io.Copy(io.Discard, rd)
+	}()
+	return ln.Addr().String()
+}
+
+// A device whose EHLO reply has an empty capability line is probed like
+// any other; the probe must not crash on it.
+func TestEmptyCapabilityLine(t *testing.T) {
+	addr := rawServer(t, "220 printer ESMTP\r\n", "250-printer\r\n250-\r\n250 AUTH LOGIN\r\n", "221 bye\r\n")
+	r := probe.Run(context.Background(), probe.Options{Addr: addr, Timeout: 10 * time.Second})
+	if !r.OK() || strings.Join(r.AuthOffered, " ") != "LOGIN" {
+		t.Fatalf("report %+v", r)
+	}
+}
+
+// A certificate that expired an hour ago has expired; it does not
+// "expire in 0 days".
+func TestJustExpiredCertificate(t *testing.T) {
+	cert := certtest.NewWith(t, certtest.Options{NotAfter: time.Now().Add(-30 * time.Minute)}, "localhost")
+	srv := smtptest.NewServer(t, smtptest.Options{TLS: cert})
+	r := probe.Run(context.Background(), probe.Options{Addr: "localhost:" + portOf(srv.Addr()), StartTLS: true, CAFile: cert.CAFile, Timeout: 10 * time.Second})
+	advice := strings.Join(r.Advice, "\n")
+	if r.TLS == nil || r.TLS.Chain[0].DaysLeft >= 0 || !strings.Contains(advice, "the certificate has expired") || strings.Contains(advice, "expires in") {
+		t.Fatalf("expired 30 minutes ago: TLS %+v advice %q", r.TLS, advice)
 	}
 }

@@ -56,23 +56,33 @@ var ErrInvalid = errors.New("invalid credentials")
 // Authenticate returns the user whose name and password these are.
 func (db *DB) Authenticate(ctx context.Context, name, pw string) (*config.User, error) {
 	u, ok := db.users[strings.ToLower(name)]
+	var hash string
+	var mac [32]byte
 	if !ok {
-		return nil, ErrInvalid
-	}
-	mac := db.mac(u.Name, pw)
-	db.mu.Lock()
-	known, hit := db.verified[u.Name]
-	db.mu.Unlock()
-	if hit && hmac.Equal(known[:], mac[:]) {
-		return u, nil
+		hash = unknownHash()
+	} else {
+		mac = db.mac(u.Name, pw)
+		db.mu.Lock()
+		known, hit := db.verified[u.Name]
+		db.mu.Unlock()
+		if hit && hmac.Equal(known[:], mac[:]) {
+			return u, nil
+		}
+		hash = u.PasswordHash
 	}
 	select {
 	case db.hashing <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	err := password.Verify(u.PasswordHash, pw)
+	// An unknown name is hashed too, against a hash no password
+	// matches: answered at once, it would show by its speed which names
+	// exist.
+	err := password.Verify(hash, pw)
 	<-db.hashing
+	if !ok {
+		return nil, ErrInvalid
+	}
 	if err != nil {
 		if errors.Is(err, password.ErrMismatch) {
 			return nil, ErrInvalid
@@ -84,6 +94,16 @@ func (db *DB) Authenticate(ctx context.Context, name, pw string) (*config.User, 
 	db.mu.Unlock()
 	return u, nil
 }
+
+// unknownHash is what an unknown name's password is checked against:
+// an argon2id hash with the parameters of `sluice user hash`, of a
+// random password, made once.
+var unknownHash = sync.OnceValue(func() string {
+	pw := make([]byte, 32)
+	rand.Read(pw)
+	h, _ := password.Hash(string(pw)) // fails only with crypto/rand, which does not
+	return h
+})
 
 func (db *DB) mac(name, pw string) [32]byte {
 	h := hmac.New(sha256.New, db.cacheKey)
