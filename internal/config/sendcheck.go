@@ -136,6 +136,7 @@ func (k *checker) checkSendConnectors() {
 	}
 	names := map[string]int{}
 	spaces := map[AddressSpace]int{}
+	dirs := map[string]int{}
 	for i := range c.SendConnectors {
 		sc := &c.SendConnectors[i]
 		p := fmt.Sprintf("send_connectors[%d]", i)
@@ -155,6 +156,17 @@ func (k *checker) checkSendConnectors() {
 			spaces[a] = i
 		}
 		k.checkDelivery(sc, p)
+		if sc.Delivery == DeliveryDirectory && sc.Directory != "" {
+			// Files are named by message id: a message with recipients
+			// on both connectors would be written twice to one name, the
+			// second copy over the first.
+			d := filepath.Clean(sc.Directory)
+			if o, dup := dirs[d]; dup {
+				k.errorf(p+".directory", "send connector %q writes to the same directory; a message with recipients on both would be written there twice under one name, the second copy over the first: give each connector its own directory", c.SendConnectors[o].Name)
+			} else {
+				dirs[d] = i
+			}
+		}
 		k.checkSendTLS(sc, p)
 		k.checkSendAuth(sc, p)
 	}

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -22,9 +21,10 @@ type Dir struct {
 	path string
 }
 
-// Open creates the directory if needed.
+// Open creates the directory if needed, durably: files delivered into a
+// new directory must not vanish with it at a power loss.
 func Open(path string) (*Dir, error) {
-	if err := os.MkdirAll(path, 0o750); err != nil {
+	if err := safeio.MkdirAll(path, 0o750); err != nil {
 		return nil, fmt.Errorf("drop directory %s: %w", path, err)
 	}
 	return &Dir{path: path}, nil
