@@ -130,6 +130,12 @@ func judge(u certUse, chain []*x509.Certificate, which string, now time.Time, wi
 	var out []Finding
 	desc := fmt.Sprintf("%s(%s, %s)", which, describe(l), u.cert)
 	switch left := l.NotAfter.Sub(now); {
+	case now.Before(l.NotBefore):
+		// Clients refuse it as they refuse an expired one: a certificate
+		// issued for later, or this machine's clock behind.
+		out = append(out, Finding{Rule: RuleCertExpired, Severity: Error, Subject: u.subject,
+			Problem: fmt.Sprintf("the certificate %s is not valid until %s", desc, l.NotBefore.UTC().Format(time.RFC3339)),
+			Fix:     fmt.Sprintf("check this machine's clock; if it is right, put a certificate valid now in %s and %s and reload Sluice (SIGHUP); until then %s", u.cert, u.key, u.impact)})
 	case left <= 0:
 		out = append(out, Finding{Rule: RuleCertExpired, Severity: Error, Subject: u.subject,
 			Problem: fmt.Sprintf("the certificate %s expired on %s", desc, day(l.NotAfter)),

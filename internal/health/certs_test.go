@@ -89,6 +89,8 @@ func TestCertificates(t *testing.T) {
 		}},
 		{name: "expired", cfg: good("relay.contoso.com"), now: now.Add(400 * day), rule: health.RuleCertExpired,
 			want: "error: expired on " + now.Add(365*day).UTC().Format("2006-01-02"), fix: "clients that check certificates refuse"},
+		{name: "not valid yet (a clock behind)", cfg: good("relay.contoso.com"), now: now.Add(-2 * day), rule: health.RuleCertExpired,
+			want: "error: is not valid until", fix: "check this machine's clock"},
 		{name: "fqdn not among the names", cfg: good("mail.contoso.com", "10.0.0.25"), rule: health.RuleCertName,
 			want: "warning: (for mail.contoso.com, 10.0.0.25, ", fix: "include relay.contoso.com"},
 		{name: "wildcard covers the fqdn", cfg: good("*.contoso.com"), rule: health.RuleCertName},
