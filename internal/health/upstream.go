@@ -135,7 +135,7 @@ func authFinding(subject, lastErr string, sc *config.SendConnector) (Finding, bo
 		f.Fix = "Microsoft 365 has turned off basic SMTP AUTH for this tenant/mailbox; switch the send connector to auth mechanism XOAUTH2 with an oauth2 client-credentials app registration (see README, Microsoft 365 with OAuth2)"
 	case r.code == 534 && (r.enhanced == "5.7.9" || r.enhanced == "5.7.14"):
 		f.Fix = "Google refuses the account's normal password: create an app password for " + mailbox + " (needs 2-Step Verification) and put it in auth.password, or switch to XOAUTH2 with preset: google"
-	case r.enhanced == "5.7.57" || r.code == 530 && strings.Contains(r.text, "authentication required"):
+	case r.enhanced == "5.7.57" || r.code == 530 && (strings.Contains(r.text, "authentication required") || strings.Contains(r.text, "not authenticated")):
 		f.Problem = "the upstream requires Sluice to authenticate: " + lastErr
 		f.Fix = "give the send connector auth (mechanism, username and password, or XOAUTH2), or have the upstream accept this relay's address without AUTH (Exchange: a receive connector for this IP with anonymous permission)"
 	case r.code == 535 && oauth:
