@@ -5,6 +5,7 @@
 package certs
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,6 +15,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -69,10 +71,17 @@ func Load(certFile, keyFile string) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, fileError("key", keyFile, err)
 	}
-	if !hasPEM(certPEM, "CERTIFICATE") {
+	switch types := pemTypes(certPEM); {
+	case slices.Contains(types, "CERTIFICATE"):
+	case slices.Contains(types, "CERTIFICATE REQUEST") || slices.Contains(types, "NEW CERTIFICATE REQUEST"):
+		return nil, fmt.Errorf("certificate file %s holds a certificate signing request, not a certificate; give the certificate the CA issued for it, with its chain, in PEM form", certFile)
+	default:
 		return nil, fmt.Errorf("certificate file %s has no PEM \"CERTIFICATE\" block; give the certificate chain in PEM form", certFile)
 	}
-	if !hasPEM(keyPEM, "PRIVATE KEY") {
+	switch types, encrypted := pemTypes(keyPEM), bytes.Contains(keyPEM, []byte("Proc-Type: 4,ENCRYPTED")); {
+	case slices.Contains(types, "ENCRYPTED PRIVATE KEY") || encrypted:
+		return nil, fmt.Errorf("key file %s is encrypted with a passphrase, which Sluice cannot ask for; give it unencrypted (openssl pkey -in %s -out KEY.pem) and readable only by the account Sluice runs as", keyFile, keyFile)
+	case !slices.ContainsFunc(types, isKeyType):
 		return nil, fmt.Errorf("key file %s has no PEM private key block; give the unencrypted private key in PEM form", keyFile)
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -96,15 +105,20 @@ func fileError(what, path string, err error) error {
 	return fmt.Errorf("%s file %s cannot be read: %v", what, path, err)
 }
 
-func hasPEM(data []byte, typ string) bool {
+// pemTypes lists the types of the PEM blocks in data.
+func pemTypes(data []byte) []string {
+	var types []string
 	for {
 		var b *pem.Block
 		b, data = pem.Decode(data)
 		if b == nil {
-			return false
+			return types
 		}
-		if strings.Contains(b.Type, typ) {
-			return true
-		}
+		types = append(types, b.Type)
 	}
+}
+
+// isKeyType: PKCS #8, PKCS #1 (RSA) and SEC 1 (EC) private keys.
+func isKeyType(t string) bool {
+	return t == "PRIVATE KEY" || t == "RSA PRIVATE KEY" || t == "EC PRIVATE KEY"
 }
