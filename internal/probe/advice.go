@@ -54,8 +54,10 @@ func (r *Report) advise(o Options) {
 			add("the server refused the user name or password")
 		case strings.HasPrefix(reply, "504") || strings.HasPrefix(reply, "502"):
 			add("the server does not take %s here; it offers %s", r.Auth.Mechanism, strings.Join(r.AuthOffered, ", "))
-		case strings.HasPrefix(reply, "530") || strings.HasPrefix(reply, "538"):
+		case (strings.HasPrefix(reply, "530") || strings.HasPrefix(reply, "538")) && r.TLS == nil:
 			add("the server wants TLS before AUTH: run again with --starttls")
+		case strings.HasPrefix(reply, "530") || strings.HasPrefix(reply, "538"):
+			add("the server refused AUTH although the session is encrypted (%s): it may want a stronger TLS version or a client certificate; its reply says which", r.TLS.Version)
 		}
 	}
 }

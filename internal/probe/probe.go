@@ -298,9 +298,11 @@ func (s *session) verify(chain []*x509.Certificate) error {
 	if s.o.CAFile != "" {
 		pem, err := os.ReadFile(s.o.CAFile)
 		if err != nil {
-			return err
+			return fmt.Errorf("cannot read --ca-file: %w", err)
 		}
-		roots.AppendCertsFromPEM(pem)
+		if !roots.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--ca-file %s has no PEM certificate", s.o.CAFile)
+		}
 	}
 	inter := x509.NewCertPool()
 	for _, c := range chain[1:] {

@@ -180,3 +180,23 @@ func TestJustExpiredCertificate(t *testing.T) {
 		t.Fatalf("expired 30 minutes ago: TLS %+v advice %q", r.TLS, advice)
 	}
 }
+
+// A 530 to AUTH inside TLS is not "send STARTTLS first", and a --ca-file
+// that cannot be read is named as such, not as a certificate that does
+// not verify.
+func TestAdviceAfterTLSAndUnreadableCAFile(t *testing.T) {
+	cert := certtest.New(t, "localhost")
+	srv := smtptest.NewServer(t, smtptest.Options{TLS: cert, Auth: []string{"LOGIN"}, Users: map[string]string{"a@contoso.com": secret},
+		AuthReply: "530 5.7.0 Client certificate required"})
+	r := probe.Run(context.Background(), probe.Options{Addr: "localhost:" + portOf(srv.Addr()), StartTLS: true, CAFile: cert.CAFile,
+		User: "a@contoso.com", Password: secret, Mechanism: "LOGIN", Timeout: 10 * time.Second})
+	advice := strings.Join(r.Advice, "\n")
+	if r.Auth == nil || r.Auth.OK || strings.Contains(advice, "--starttls") || !strings.Contains(advice, "although the session is encrypted") {
+		t.Errorf("530 to AUTH after STARTTLS: auth %+v advice %q", r.Auth, advice)
+	}
+
+	r = probe.Run(context.Background(), probe.Options{Addr: "localhost:" + portOf(srv.Addr()), StartTLS: true, CAFile: "/nonexistent/ca.pem", Timeout: 10 * time.Second})
+	if r.TLS == nil || !strings.Contains(r.TLS.VerifyError, "cannot read --ca-file") {
+		t.Errorf("unreadable --ca-file: TLS %+v", r.TLS)
+	}
+}
