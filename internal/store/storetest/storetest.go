@@ -140,12 +140,14 @@ func testConcurrent(t *testing.T, open Opener) {
 			defer wg.Done()
 			for i := 0; i < 20; i++ {
 				id := mail.NewID()
-				body := bytes.Repeat([]byte{byte(i)}, 10240)
-				if _, err := s.Add(ctx, id, []byte("m"), bytes.NewReader(body)); err != nil {
+				content := bytes.Repeat([]byte{byte(i)}, 10240)
+				if _, err := s.Add(ctx, id, []byte("m"), bytes.NewReader(content)); err != nil {
 					errs <- err
 					return
 				}
-				if got := readBody(t, s, id); !bytes.Equal(got, body) {
+				if got, err := body(s, id); err != nil {
+					errs <- err
+				} else if !bytes.Equal(got, content) {
 					errs <- fmt.Errorf("content of %s differs", id)
 				}
 				if err := s.Delete(ctx, id); err != nil {
@@ -194,14 +196,23 @@ func (errReader) Read([]byte) (int, error) { return 0, errors.New("client went a
 
 func readBody(t *testing.T, s queue.Store, id mail.ID) []byte {
 	t.Helper()
-	r, err := s.Body(context.Background(), id)
-	if err != nil {
-		t.Fatalf("Body(%s): %v", id, err)
-	}
-	defer r.Close()
-	b, err := io.ReadAll(r)
+	b, err := body(s, id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// body reads a content; for goroutines, which may not call t.Fatal.
+func body(s queue.Store, id mail.ID) ([]byte, error) {
+	r, err := s.Body(context.Background(), id)
+	if err != nil {
+		return nil, fmt.Errorf("Body(%s): %w", id, err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("Body(%s): %w", id, err)
+	}
+	return b, nil
 }
