@@ -26,6 +26,9 @@ const (
 	saltLen      = 16
 )
 
+// maxArgonMemory (KiB) bounds what a hash in the config may ask for.
+const maxArgonMemory = 256 << 10
+
 var b64 = base64.RawStdEncoding
 
 // Hash returns an argon2id PHC string for pw:
@@ -107,7 +110,12 @@ func parseArgon(h string) (argonParams, error) {
 	if _, err := fmt.Sscanf(f[3], "m=%d,t=%d,p=%d", &p.memory, &p.time, &threads); err != nil {
 		return bad("cannot read parameters " + f[3])
 	}
-	if p.memory < 8 || p.memory > 4<<20 || p.time < 1 || p.time > 64 || threads < 1 || threads > 255 {
+	// Each login being checked holds m KiB: a hash pasted from elsewhere
+	// with gigabytes would take the relay down under a few logins.
+	if p.memory > maxArgonMemory {
+		return bad(fmt.Sprintf("m=%d asks for %d MiB per login, more than the %d MiB Sluice allows", p.memory, p.memory>>10, maxArgonMemory>>10))
+	}
+	if p.memory < 8 || p.time < 1 || p.time > 64 || threads < 1 || threads > 255 {
 		return bad("parameters out of range")
 	}
 	p.threads = uint8(threads)
