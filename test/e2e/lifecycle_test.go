@@ -261,3 +261,30 @@ func TestSIGHUPWhileStarting(t *testing.T) {
 	s.signal(syscall.SIGHUP)
 	s.waitReady(listen(addr))
 }
+
+// TestSecondSignalStopsAtOnce: while a graceful stop waits for a message
+// in transfer (up to a minute or the data timeout), a second SIGTERM
+// ends the process at once, as an operator pressing Ctrl-C again or an
+// init system insisting expects. Nothing that got a 250 depends on the
+// wait: it is on disk already.
+func TestSecondSignalStopsAtOnce(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	s := startSluice(t, "receive_connectors:\n"+relayConnector("Default", addr, "", ""), listen(addr))
+	c := dialRaw(t, "", addr)
+	c.expect("220 ")
+	c.cmd("EHLO slow.test", "250")
+	c.cmd("MAIL FROM:<app@contoso.com>", "250")
+	c.cmd("RCPT TO:<slow@fabrikam.example>", "250")
+	c.cmd("DATA", "354")
+	c.write("Subject: never finished\r\n\r\n")
+
+	s.signal(syscall.SIGTERM)
+	s.waitLog("shutting down")
+	s.signal(syscall.SIGTERM)
+	select {
+	case <-s.proc.exited:
+	case <-time.After(stopTimeout):
+		t.Fatalf("sluice still runs %v after a second SIGTERM", stopTimeout)
+	}
+}
