@@ -41,6 +41,12 @@ type Options struct {
 // Run starts Sluice and blocks until ctx is cancelled (SIGTERM, SIGINT),
 // then shuts down gracefully. It returns an error if Sluice cannot start.
 func Run(ctx context.Context, o Options) error {
+	// SIGHUP is caught from the start: its default action ends the
+	// process, and one sent while the queue loads (a reload right after
+	// a start) must not. It is acted on once Sluice runs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := load(o.ConfigPath)
 	if err != nil {
 		return err
@@ -100,9 +106,6 @@ func Run(ctx context.Context, o Options) error {
 	describe(log, cfg)
 
 	started := cfg // what is built once (log, log files, admin API) is this config's
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:

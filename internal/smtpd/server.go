@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,10 +97,10 @@ func (s *Server) Apply(cfg *config.Config) error {
 	if s.closing.Load() {
 		return errors.New("server is shutting down")
 	}
-	want := map[config.Binding]bool{}
+	want := map[config.Binding][]string{} // the connectors on each binding
 	for _, rc := range cfg.ReceiveConnectors {
 		for _, b := range rc.Bindings {
-			want[b] = true
+			want[b] = append(want[b], rc.Name)
 		}
 	}
 	s.mu.Lock()
@@ -114,13 +115,15 @@ func (s *Server) Apply(cfg *config.Config) error {
 			for _, l := range opened {
 				l.ln.Close()
 			}
-			return fmt.Errorf("cannot listen on %s: %w", b, err)
+			// Name the connector: with several, the address alone does
+			// not say which one's binding to fix.
+			return fmt.Errorf("receive connector %q: cannot listen on %s: %w", strings.Join(want[b], `", "`), b, err)
 		}
 		opened[b] = &listener{srv: s, ln: ln, binding: b}
 	}
 	s.state.Store(&snapshot{cfg: cfg, users: userdb.New(cfg.Users)})
 	for b, l := range s.listeners {
-		if !want[b] {
+		if want[b] == nil {
 			l.ln.Close()
 			delete(s.listeners, b)
 			s.log.Info("stopped listening", "binding", b.String())

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -621,4 +622,51 @@ func TestSessionPostmaster(t *testing.T) {
 	c.expect("EHLO x", "250")
 	c.expect("MAIL FROM:<someone@fabrikam.example>", "250")
 	c.expect("RCPT TO:<postmaster>", "550 5.1.1 This relay has no accepted domain to deliver postmaster to")
+}
+
+// A binding that cannot be opened (another program has the port) fails
+// Apply with a message naming the receive connector and the binding, so
+// an admin with several connectors knows which one to fix; nothing else
+// is opened.
+func TestApplyBindFailureNamesConnector(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	busy := taken.Addr().(*net.TCPAddr).Port
+	free := freePort(t)
+	cfg, err := configParse(fmt.Sprintf(`
+node: {hostname: relay.test}
+receive_connectors:
+  - name: Apps
+    bindings: [127.0.0.1:%d]
+    remote_ip_ranges: [127.0.0.1]
+    permissions: [anonymous]
+  - name: Printers
+    bindings: [127.0.0.1:%d]
+    remote_ip_ranges: [127.0.0.1]
+    permissions: [anonymous]
+`, free, busy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(Options{Spool: &memSpool{}, Log: testLogger(t)})
+	err = srv.Apply(cfg)
+	if err == nil {
+		srv.Shutdown(context.Background())
+		t.Fatal("Apply with a binding in use succeeded")
+	}
+	for _, want := range []string{`receive connector "Printers"`, fmt.Sprintf("127.0.0.1:%d", busy)} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Apply says %q, want it to name %s", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "Apps") {
+		t.Errorf("Apply says %q, naming a connector whose binding is fine", err)
+	}
+	if c, err := netDial(free); err == nil {
+		c.Close()
+		t.Errorf("127.0.0.1:%d of the other connector was left open after the failed Apply", free)
+	}
 }

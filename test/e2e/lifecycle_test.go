@@ -231,3 +231,60 @@ func TestHealthAsksTheRunningSluice(t *testing.T) {
 	down := runClient(t, nil, sluiceBin, "health", "-config", s.config, "--admin", "http://"+freeAddr(t))
 	down.want(t, "cannot reach Sluice's admin API", "checking the config file only")
 }
+
+// TestSIGHUPWhileStarting: a SIGHUP that comes while Sluice is still
+// starting (opening and loading the queue, which takes a while with a
+// backlog; a config tool reloading right after a start) does not kill
+// it, as SIGHUP's default action would: it starts, and serves.
+func TestSIGHUPWhileStarting(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	s := &sluice{t: t, dir: dir, config: filepath.Join(dir, "sluice.yaml"), dataDir: filepath.Join(dir, "data"),
+		dropDir: filepath.Join(dir, "data", "drop"), admin: freeAddr(t)}
+	s.writeConfig("receive_connectors:\n" + relayConnector("Default", addr, "", ""))
+	s.start("serve", "-config", s.config)
+	// The lock file gets the pid early in the start, long before the
+	// listeners open.
+	lock := filepath.Join(s.dataDir, "sluice.lock")
+	pid := strconv.Itoa(s.proc.cmd.Process.Pid)
+	deadline := time.Now().Add(startTimeout)
+	for {
+		if b, _ := os.ReadFile(lock); strings.TrimSpace(string(b)) == pid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not get the pid %s within %v", lock, pid, startTimeout)
+		}
+		time.Sleep(time.Millisecond) // polling interval
+	}
+	s.signal(syscall.SIGHUP)
+	s.waitReady(listen(addr))
+}
+
+// TestSecondSignalStopsAtOnce: while a graceful stop waits for a message
+// in transfer (up to a minute or the data timeout), a second SIGTERM
+// ends the process at once, as an operator pressing Ctrl-C again or an
+// init system insisting expects. Nothing that got a 250 depends on the
+// wait: it is on disk already.
+func TestSecondSignalStopsAtOnce(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	s := startSluice(t, "receive_connectors:\n"+relayConnector("Default", addr, "", ""), listen(addr))
+	c := dialRaw(t, "", addr)
+	c.expect("220 ")
+	c.cmd("EHLO slow.test", "250")
+	c.cmd("MAIL FROM:<app@contoso.com>", "250")
+	c.cmd("RCPT TO:<slow@fabrikam.example>", "250")
+	c.cmd("DATA", "354")
+	c.write("Subject: never finished\r\n\r\n")
+
+	s.signal(syscall.SIGTERM)
+	s.waitLog("shutting down")
+	s.signal(syscall.SIGTERM)
+	select {
+	case <-s.proc.exited:
+	case <-time.After(stopTimeout):
+		t.Fatalf("sluice still runs %v after a second SIGTERM", stopTimeout)
+	}
+}

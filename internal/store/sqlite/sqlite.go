@@ -153,7 +153,7 @@ func Open(dir string) (*Store, error) {
 	// way. modernc.org/sqlite keeps SQLite's source default, fsync,
 	// unless told; where it cannot (Windows, macOS) fsync stays.
 	sqlite.Fdatasync(true)
-	dsn := "file:" + filepath.Join(dir, "queue.db") +
+	dsn := "file:" + uriPath.Replace(filepath.Join(dir, "queue.db")) +
 		"?_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(16384)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -216,6 +216,11 @@ func Open(dir string) (*Store, error) {
 	go s.writer()
 	return s, nil
 }
+
+// uriPath escapes what SQLite would read as URI syntax in the path of a
+// "file:" DSN (RFC 3986 §2.1): '?' and '#' would end the path there, and
+// "%41" would be read as "A", putting the database in another directory.
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
 // Add implements queue.Store.
 func (s *Store) Add(ctx context.Context, id mail.ID, meta []byte, body io.Reader) (int64, error) {
