@@ -532,3 +532,23 @@ func TestLoopbackRefusesBrowsers(t *testing.T) {
 		}
 	}
 }
+
+// An id copied with a space around it or typed in capitals finds the
+// message; a Message-ID header given instead is named as such, not
+// taken for a message delivered already.
+func TestMessageIDAsTyped(t *testing.T) {
+	r := start(t, "")
+	id := r.put("app@contoso.com", "user@fabrikam.com")
+	for _, typed := range []string{" " + string(id) + " ", strings.ToUpper(string(id))} {
+		if out, code := r.sluice("message", "show", typed); code != 0 || !strings.Contains(out, "user@fabrikam.com") {
+			t.Errorf("message show %q = %d\n%s", typed, code, out)
+		}
+		if out, code := r.sluice("message", "retry", typed); code != 0 {
+			t.Errorf("message retry %q = %d\n%s", typed, code, out)
+		}
+	}
+	out, code := r.sluice("message", "show", "<inv-1042@erp.contoso.com>")
+	if code != 1 || strings.Contains(out, "delivered already") || !strings.Contains(out, "not a message id") {
+		t.Errorf("message show of a Message-ID header = %d\n%s", code, out)
+	}
+}

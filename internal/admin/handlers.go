@@ -143,8 +143,26 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, msgs)
 }
 
+// messageID reads the {id} of a request as an admin types it: with a
+// space around it or in capitals. Anything else that is no Sluice id (a
+// Message-ID header, say) is answered as such, not as a message that may
+// have been delivered already.
+func messageID(w http.ResponseWriter, r *http.Request) (mail.ID, bool) {
+	typed := r.PathValue("id")
+	id, err := mail.ParseID(strings.ToLower(strings.TrimSpace(typed)))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is not a message id: Sluice's ids are 16 characters of 0-9 and a-v, as sluice message list shows them (sluice track --message-id finds a message by its Message-ID)", typed))
+		return "", false
+	}
+	return id, true
+}
+
 func (s *Server) showMessage(w http.ResponseWriter, r *http.Request) {
-	mi, ok := s.o.Queue.Message(mail.ID(r.PathValue("id")))
+	id, ok := messageID(w, r)
+	if !ok {
+		return
+	}
+	mi, ok := s.o.Queue.Message(id)
 	if !ok {
 		queueError(w, queue.ErrNoMessage)
 		return
@@ -159,7 +177,10 @@ type MessageAction struct {
 }
 
 func (s *Server) messageAction(w http.ResponseWriter, r *http.Request) {
-	id := mail.ID(r.PathValue("id"))
+	id, ok := messageID(w, r)
+	if !ok {
+		return
+	}
 	var req MessageAction
 	if r.ContentLength != 0 && !readJSON(w, r, &req) {
 		return
