@@ -552,3 +552,26 @@ func TestMessageIDAsTyped(t *testing.T) {
 		t.Errorf("message show of a Message-ID header = %d\n%s", code, out)
 	}
 }
+
+// Queue identities are matched as Get-Queue matches them: in any case,
+// and a space copied around one does not matter.
+func TestQueueIdentityAsTyped(t *testing.T) {
+	r := start(t, "")
+	id := r.put("app@contoso.com", "user@fabrikam.com")
+	waitFor(t, "the Fabrikam queue", func() bool { return r.queueInfo("Fabrikam").Identity != "" })
+	if out, code := r.sluice("queue", "show", "fabrikam"); code != 0 || !strings.Contains(out, "SmartHostConnectorDelivery") {
+		t.Errorf("queue show fabrikam = %d\n%s", code, out)
+	}
+	if out, code := r.sluice("queue", "suspend", " FABRIKAM "); code != 0 || !strings.Contains(out, "queue Fabrikam: suspend done") {
+		t.Errorf("queue suspend ' FABRIKAM ' = %d\n%s", code, out)
+	}
+	if s := r.queueInfo("Fabrikam").Status; s != queue.HopSuspended {
+		t.Errorf("after suspend the queue is %s", s)
+	}
+	if out, code := r.sluice("message", "list", "--queue", "fabrikam"); code != 0 || !strings.Contains(out, string(id)) {
+		t.Errorf("message list --queue fabrikam = %d\n%s", code, out)
+	}
+	if out, code := r.sluice("queue", "show", "Nowhere"); code != 1 || !strings.Contains(out, "no such queue") {
+		t.Errorf("queue show Nowhere = %d\n%s", code, out)
+	}
+}

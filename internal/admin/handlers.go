@@ -64,8 +64,24 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, s.o.Queue.Queues())
 }
 
+// queueIdentity is the identity of the queue an admin typed, matched as
+// Get-Queue matches: in any case, spaces around it ignored. A name no
+// queue has is returned trimmed, to be answered with ErrNoQueue.
+func (s *Server) queueIdentity(typed string) string {
+	typed = strings.TrimSpace(typed)
+	if _, ok := s.o.Queue.QueueByName(typed); ok {
+		return typed
+	}
+	for _, qi := range s.o.Queue.Queues() {
+		if strings.EqualFold(qi.Identity, typed) {
+			return qi.Identity
+		}
+	}
+	return typed
+}
+
 func (s *Server) showQueue(w http.ResponseWriter, r *http.Request) {
-	qi, ok := s.o.Queue.QueueByName(r.PathValue("identity"))
+	qi, ok := s.o.Queue.QueueByName(s.queueIdentity(r.PathValue("identity")))
 	if !ok {
 		queueError(w, queue.ErrNoQueue)
 		return
@@ -83,6 +99,7 @@ func (s *Server) queueAction(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
+	req.Identity = s.queueIdentity(req.Identity)
 	var err error
 	action := r.PathValue("action")
 	switch action {
@@ -110,6 +127,9 @@ func (s *Server) queueAction(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 	f := r.URL.Query()
 	qname, sender, rcpt, status := f.Get("queue"), f.Get("sender"), f.Get("recipient"), f.Get("status")
+	if qname != "" {
+		qname = s.queueIdentity(qname)
+	}
 	limit, _ := strconv.Atoi(f.Get("limit"))
 	if limit <= 0 {
 		limit = 1000
