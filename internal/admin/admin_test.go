@@ -575,3 +575,31 @@ func TestQueueIdentityAsTyped(t *testing.T) {
 		t.Errorf("queue show Nowhere = %d\n%s", code, out)
 	}
 }
+
+// --limit keeps the oldest messages, as the list promises, and says
+// when there are more.
+func TestMessageListLimitKeepsTheOldest(t *testing.T) {
+	r := start(t, "")
+	var ids []mail.ID
+	for range 12 {
+		ids = append(ids, r.put("app@contoso.com", "user@fabrikam.com"))
+	}
+	for range 5 { // map order differs from run to run
+		out, errs, code := r.sluiceStreams("message", "list", "--limit", "3", "--json")
+		var ms []queue.MessageInfo
+		if code != 0 || json.Unmarshal([]byte(out), &ms) != nil || len(ms) != 3 {
+			t.Fatalf("message list --limit 3 --json = %d\n%s\n%s", code, out, errs)
+		}
+		for i, m := range ms {
+			if m.ID != ids[i] {
+				t.Fatalf("message list --limit 3 gave %s, %s, %s; want the oldest three %v", ms[0].ID, ms[1].ID, ms[2].ID, ids[:3])
+			}
+		}
+		if !strings.Contains(errs, "there may be more") {
+			t.Fatalf("message list --limit 3 of 12 says nothing of the others on stderr: %q", errs)
+		}
+	}
+	if _, errs, _ := r.sluiceStreams("message", "list", "--limit", "12"); strings.Contains(errs, "there may be more") {
+		t.Errorf("all 12 shown, yet: %q", errs)
+	}
+}

@@ -134,11 +134,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 	if limit <= 0 {
 		limit = 1000
 	}
-	n := 0
 	msgs := s.o.Queue.Messages(func(m *queue.MessageInfo) bool {
-		if n >= limit {
-			return false
-		}
 		if sender != "" && !strings.EqualFold(m.From, sender) {
 			return false
 		}
@@ -157,9 +153,12 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 				return false
 			}
 		}
-		n++
 		return true
 	})
+	// The oldest: Messages sorts what passes, so cut only after it.
+	if len(msgs) > limit {
+		msgs = msgs[:limit]
+	}
 	writeJSON(w, msgs)
 }
 
