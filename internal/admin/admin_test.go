@@ -603,3 +603,21 @@ func TestMessageListLimitKeepsTheOldest(t *testing.T) {
 		t.Errorf("all 12 shown, yet: %q", errs)
 	}
 }
+
+// Resuming a queue whose messages are all gone drops it; the answer
+// still names the queue and its state, not blanks.
+func TestResumeEmptyQueue(t *testing.T) {
+	r := start(t, "")
+	id := r.put("app@contoso.com", "user@fabrikam.com")
+	waitFor(t, "the Fabrikam queue", func() bool { return r.queueInfo("Fabrikam").Identity != "" })
+	if out, code := r.sluice("queue", "suspend", "Fabrikam"); code != 0 {
+		t.Fatalf("queue suspend = %d\n%s", code, out)
+	}
+	if out, code := r.sluice("message", "remove", string(id)); code != 0 {
+		t.Fatalf("message remove = %d\n%s", code, out)
+	}
+	out, code := r.sluice("queue", "resume", "Fabrikam")
+	if code != 0 || !strings.Contains(out, "queue Fabrikam: resume done; status now Ready, 0 message(s)") {
+		t.Errorf("queue resume of the emptied queue = %d\n%s", code, out)
+	}
+}

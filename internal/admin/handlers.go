@@ -118,7 +118,12 @@ func (s *Server) queueAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.o.Log.Info("queue "+action+" by operator", "queue", req.Identity, "client", r.RemoteAddr)
-	qi, _ := s.o.Queue.QueueByName(req.Identity)
+	qi, ok := s.o.Queue.QueueByName(req.Identity)
+	if !ok {
+		// Resuming a queue with no message left drops it: it is empty,
+		// and one that gets a message again starts Ready.
+		qi = queue.QueueInfo{Identity: req.Identity, Status: queue.HopReady}
+	}
 	writeJSON(w, qi)
 }
 
