@@ -621,3 +621,26 @@ func TestResumeEmptyQueue(t *testing.T) {
 		t.Errorf("queue resume of the emptied queue = %d\n%s", code, out)
 	}
 }
+
+// A message from <> (itself a notice) has no sender to tell: remove
+// --bounce says so instead of claiming a non-delivery report went out,
+// and the message stays until it is removed without --bounce.
+func TestRemoveBounceOfNullSender(t *testing.T) {
+	r := start(t, "")
+	id := r.put("", "user@fabrikam.com")
+	out, code := r.sluice("message", "remove", string(id), "--bounce")
+	if code != 1 || strings.Contains(out, "gets a non-delivery report") || !strings.Contains(out, "without --bounce") {
+		t.Errorf("message remove --bounce of a message from <> = %d\n%s", code, out)
+	}
+	if _, ok := r.q.Message(id); !ok {
+		t.Fatal("the refused remove removed the message")
+	}
+	out, code = r.sluice("message", "remove", string(id))
+	if code != 0 || !strings.Contains(out, "removed without notice to the sender") {
+		t.Errorf("message remove = %d\n%s", code, out)
+	}
+	other := r.put("app@contoso.com", "user@fabrikam.com")
+	if out, code = r.sluice("message", "remove", string(other), "--bounce"); code != 0 || !strings.Contains(out, "removed; the sender gets a non-delivery report") {
+		t.Errorf("message remove --bounce = %d\n%s", code, out)
+	}
+}

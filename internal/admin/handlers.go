@@ -215,6 +215,12 @@ func (s *Server) messageAction(w http.ResponseWriter, r *http.Request) {
 	case "retry":
 		err = s.o.Queue.RetryMessage(id)
 	case "remove":
+		if mi, ok := s.o.Queue.Message(id); ok && req.Bounce && mi.From == mail.Null.String() {
+			// Never bounce <>: the queue would remove it silently while
+			// the admin is told the sender was notified.
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("message %s is from <> (itself a notice): there is no sender to send a non-delivery report to; remove it without --bounce", id))
+			return
+		}
 		err = s.o.Queue.RemoveMessage(r.Context(), id, req.Bounce)
 	case "redirect":
 		var to []mail.Address

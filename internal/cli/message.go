@@ -154,11 +154,11 @@ func messageAction(action string, extra func(*flag.FlagSet) func() admin.Message
 			}
 			switch action {
 			case "remove":
-				how := "without notice to the sender"
+				how := " without notice to the sender"
 				if req.Bounce {
 					how = "; the sender gets a non-delivery report"
 				}
-				fmt.Fprintf(e.stdout, "message %s removed %s\n", args[0], strings.TrimPrefix(how, "; "))
+				fmt.Fprintf(e.stdout, "message %s removed%s\n", args[0], how)
 			case "redirect":
 				fmt.Fprintf(e.stdout, "message %s redirected to %s\n", args[0], strings.Join(req.To, ", "))
 			default:
