@@ -195,3 +195,12 @@ queue: {min_free_space: 1KB}
 		t.Errorf("health --offline --json of a good config = %d\n%s\n%s", code, out, errs)
 	}
 }
+
+// secret check of a config it cannot read says why, not that the file
+// has "problems other than secrets".
+func TestSecretCheckMissingConfig(t *testing.T) {
+	out, _, code := run(t, "", "secret", "check", "-config", filepath.Join(t.TempDir(), "nope.yaml"))
+	if code != 1 || !strings.Contains(out, "no such file") {
+		t.Errorf("secret check of a missing file = %d\n%s", code, out)
+	}
+}

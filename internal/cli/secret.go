@@ -92,6 +92,9 @@ in plain text are listed so they can be encrypted. Exits 1 on any problem.`,
 						}
 					}
 					if n == 0 {
+						if len(errs) > 0 { // the first says why, e.g. the file cannot be read
+							fmt.Fprintln(e.stdout, errs[0].Error())
+						}
 						fmt.Fprintf(e.stdout, "%s has problems other than secrets; run sluice config check %s\n", *path, *path)
 					}
 					return ExitFailure, nil
