@@ -644,3 +644,14 @@ func TestRemoveBounceOfNullSender(t *testing.T) {
 		t.Errorf("message remove --bounce = %d\n%s", code, out)
 	}
 }
+
+// redirect takes an address as test send does: with or without <>, as
+// it is copied from a header or a tracking line.
+func TestRedirectToAngleAddress(t *testing.T) {
+	r := start(t, "")
+	id := r.put("app@contoso.com", "user@fabrikam.com")
+	if out, code := r.sluice("message", "redirect", string(id), "--to", "<postmaster@contoso.com>"); code != 0 {
+		t.Fatalf("message redirect --to <postmaster@contoso.com> = %d\n%s", code, out)
+	}
+	waitFor(t, "the redirected message to be delivered", func() bool { _, ok := r.q.Message(id); return !ok })
+}

@@ -225,7 +225,7 @@ func (s *Server) messageAction(w http.ResponseWriter, r *http.Request) {
 	case "redirect":
 		var to []mail.Address
 		for _, a := range req.To {
-			addr, perr := mail.ParseMailbox(a, true)
+			addr, perr := mail.ParseMailbox(strings.Trim(strings.TrimSpace(a), "<>"), true)
 			if perr != nil {
 				writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is not an e-mail address: %v", a, perr))
 				return
