@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -48,11 +47,11 @@ never printed.`,
 					}
 					plain = strings.TrimRight(string(b), "\r\n")
 				} else {
-					line, err := bufio.NewReader(e.stdin).ReadString('\n')
-					if err != nil && line == "" {
+					line, ok := readSecretLine(e, "Secret (not shown): ")
+					if !ok {
 						return ExitFailure, errors.New("no secret on standard input")
 					}
-					plain = strings.TrimRight(line, "\r\n")
+					plain = line
 				}
 				if plain == "" {
 					return ExitFailure, errors.New("the secret is empty")
