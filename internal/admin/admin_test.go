@@ -532,3 +532,126 @@ func TestLoopbackRefusesBrowsers(t *testing.T) {
 		}
 	}
 }
+
+// An id copied with a space around it or typed in capitals finds the
+// message; a Message-ID header given instead is named as such, not
+// taken for a message delivered already.
+func TestMessageIDAsTyped(t *testing.T) {
+	r := start(t, "")
+	id := r.put("app@contoso.com", "user@fabrikam.com")
+	for _, typed := range []string{" " + string(id) + " ", strings.ToUpper(string(id))} {
+		if out, code := r.sluice("message", "show", typed); code != 0 || !strings.Contains(out, "user@fabrikam.com") {
+			t.Errorf("message show %q = %d\n%s", typed, code, out)
+		}
+		if out, code := r.sluice("message", "retry", typed); code != 0 {
+			t.Errorf("message retry %q = %d\n%s", typed, code, out)
+		}
+	}
+	out, code := r.sluice("message", "show", "<inv-1042@erp.contoso.com>")
+	if code != 1 || strings.Contains(out, "delivered already") || !strings.Contains(out, "not a message id") {
+		t.Errorf("message show of a Message-ID header = %d\n%s", code, out)
+	}
+}
+
+// Queue identities are matched as Get-Queue matches them: in any case,
+// and a space copied around one does not matter.
+func TestQueueIdentityAsTyped(t *testing.T) {
+	r := start(t, "")
+	id := r.put("app@contoso.com", "user@fabrikam.com")
+	waitFor(t, "the Fabrikam queue", func() bool { return r.queueInfo("Fabrikam").Identity != "" })
+	if out, code := r.sluice("queue", "show", "fabrikam"); code != 0 || !strings.Contains(out, "SmartHostConnectorDelivery") {
+		t.Errorf("queue show fabrikam = %d\n%s", code, out)
+	}
+	if out, code := r.sluice("queue", "suspend", " FABRIKAM "); code != 0 || !strings.Contains(out, "queue Fabrikam: suspend done") {
+		t.Errorf("queue suspend ' FABRIKAM ' = %d\n%s", code, out)
+	}
+	if s := r.queueInfo("Fabrikam").Status; s != queue.HopSuspended {
+		t.Errorf("after suspend the queue is %s", s)
+	}
+	if out, code := r.sluice("message", "list", "--queue", "fabrikam"); code != 0 || !strings.Contains(out, string(id)) {
+		t.Errorf("message list --queue fabrikam = %d\n%s", code, out)
+	}
+	if out, code := r.sluice("queue", "show", "Nowhere"); code != 1 || !strings.Contains(out, "no such queue") {
+		t.Errorf("queue show Nowhere = %d\n%s", code, out)
+	}
+}
+
+// --limit keeps the oldest messages, as the list promises, and says
+// when there are more.
+func TestMessageListLimitKeepsTheOldest(t *testing.T) {
+	r := start(t, "")
+	var ids []mail.ID
+	for range 12 {
+		ids = append(ids, r.put("app@contoso.com", "user@fabrikam.com"))
+	}
+	for range 5 { // map order differs from run to run
+		out, errs, code := r.sluiceStreams("message", "list", "--limit", "3", "--json")
+		var ms []queue.MessageInfo
+		if code != 0 || json.Unmarshal([]byte(out), &ms) != nil || len(ms) != 3 {
+			t.Fatalf("message list --limit 3 --json = %d\n%s\n%s", code, out, errs)
+		}
+		for i, m := range ms {
+			if m.ID != ids[i] {
+				t.Fatalf("message list --limit 3 gave %s, %s, %s; want the oldest three %v", ms[0].ID, ms[1].ID, ms[2].ID, ids[:3])
+			}
+		}
+		if !strings.Contains(errs, "there may be more") {
+			t.Fatalf("message list --limit 3 of 12 says nothing of the others on stderr: %q", errs)
+		}
+	}
+	if _, errs, _ := r.sluiceStreams("message", "list", "--limit", "12"); strings.Contains(errs, "there may be more") {
+		t.Errorf("all 12 shown, yet: %q", errs)
+	}
+}
+
+// Resuming a queue whose messages are all gone drops it; the answer
+// still names the queue and its state, not blanks.
+func TestResumeEmptyQueue(t *testing.T) {
+	r := start(t, "")
+	id := r.put("app@contoso.com", "user@fabrikam.com")
+	waitFor(t, "the Fabrikam queue", func() bool { return r.queueInfo("Fabrikam").Identity != "" })
+	if out, code := r.sluice("queue", "suspend", "Fabrikam"); code != 0 {
+		t.Fatalf("queue suspend = %d\n%s", code, out)
+	}
+	if out, code := r.sluice("message", "remove", string(id)); code != 0 {
+		t.Fatalf("message remove = %d\n%s", code, out)
+	}
+	out, code := r.sluice("queue", "resume", "Fabrikam")
+	if code != 0 || !strings.Contains(out, "queue Fabrikam: resume done; status now Ready, 0 message(s)") {
+		t.Errorf("queue resume of the emptied queue = %d\n%s", code, out)
+	}
+}
+
+// A message from <> (itself a notice) has no sender to tell: remove
+// --bounce says so instead of claiming a non-delivery report went out,
+// and the message stays until it is removed without --bounce.
+func TestRemoveBounceOfNullSender(t *testing.T) {
+	r := start(t, "")
+	id := r.put("", "user@fabrikam.com")
+	out, code := r.sluice("message", "remove", string(id), "--bounce")
+	if code != 1 || strings.Contains(out, "gets a non-delivery report") || !strings.Contains(out, "without --bounce") {
+		t.Errorf("message remove --bounce of a message from <> = %d\n%s", code, out)
+	}
+	if _, ok := r.q.Message(id); !ok {
+		t.Fatal("the refused remove removed the message")
+	}
+	out, code = r.sluice("message", "remove", string(id))
+	if code != 0 || !strings.Contains(out, "removed without notice to the sender") {
+		t.Errorf("message remove = %d\n%s", code, out)
+	}
+	other := r.put("app@contoso.com", "user@fabrikam.com")
+	if out, code = r.sluice("message", "remove", string(other), "--bounce"); code != 0 || !strings.Contains(out, "removed; the sender gets a non-delivery report") {
+		t.Errorf("message remove --bounce = %d\n%s", code, out)
+	}
+}
+
+// redirect takes an address as test send does: with or without <>, as
+// it is copied from a header or a tracking line.
+func TestRedirectToAngleAddress(t *testing.T) {
+	r := start(t, "")
+	id := r.put("app@contoso.com", "user@fabrikam.com")
+	if out, code := r.sluice("message", "redirect", string(id), "--to", "<postmaster@contoso.com>"); code != 0 {
+		t.Fatalf("message redirect --to <postmaster@contoso.com> = %d\n%s", code, out)
+	}
+	waitFor(t, "the redirected message to be delivered", func() bool { _, ok := r.q.Message(id); return !ok })
+}

@@ -64,8 +64,24 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, s.o.Queue.Queues())
 }
 
+// queueIdentity is the identity of the queue an admin typed, matched as
+// Get-Queue matches: in any case, spaces around it ignored. A name no
+// queue has is returned trimmed, to be answered with ErrNoQueue.
+func (s *Server) queueIdentity(typed string) string {
+	typed = strings.TrimSpace(typed)
+	if _, ok := s.o.Queue.QueueByName(typed); ok {
+		return typed
+	}
+	for _, qi := range s.o.Queue.Queues() {
+		if strings.EqualFold(qi.Identity, typed) {
+			return qi.Identity
+		}
+	}
+	return typed
+}
+
 func (s *Server) showQueue(w http.ResponseWriter, r *http.Request) {
-	qi, ok := s.o.Queue.QueueByName(r.PathValue("identity"))
+	qi, ok := s.o.Queue.QueueByName(s.queueIdentity(r.PathValue("identity")))
 	if !ok {
 		queueError(w, queue.ErrNoQueue)
 		return
@@ -83,6 +99,7 @@ func (s *Server) queueAction(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
+	req.Identity = s.queueIdentity(req.Identity)
 	var err error
 	action := r.PathValue("action")
 	switch action {
@@ -101,7 +118,12 @@ func (s *Server) queueAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.o.Log.Info("queue "+action+" by operator", "queue", req.Identity, "client", r.RemoteAddr)
-	qi, _ := s.o.Queue.QueueByName(req.Identity)
+	qi, ok := s.o.Queue.QueueByName(req.Identity)
+	if !ok {
+		// Resuming a queue with no message left drops it: it is empty,
+		// and one that gets a message again starts Ready.
+		qi = queue.QueueInfo{Identity: req.Identity, Status: queue.HopReady}
+	}
 	writeJSON(w, qi)
 }
 
@@ -110,15 +132,14 @@ func (s *Server) queueAction(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 	f := r.URL.Query()
 	qname, sender, rcpt, status := f.Get("queue"), f.Get("sender"), f.Get("recipient"), f.Get("status")
+	if qname != "" {
+		qname = s.queueIdentity(qname)
+	}
 	limit, _ := strconv.Atoi(f.Get("limit"))
 	if limit <= 0 {
 		limit = 1000
 	}
-	n := 0
 	msgs := s.o.Queue.Messages(func(m *queue.MessageInfo) bool {
-		if n >= limit {
-			return false
-		}
 		if sender != "" && !strings.EqualFold(m.From, sender) {
 			return false
 		}
@@ -137,14 +158,35 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
 				return false
 			}
 		}
-		n++
 		return true
 	})
+	// The oldest: Messages sorts what passes, so cut only after it.
+	if len(msgs) > limit {
+		msgs = msgs[:limit]
+	}
 	writeJSON(w, msgs)
 }
 
+// messageID reads the {id} of a request as an admin types it: with a
+// space around it or in capitals. Anything else that is no Sluice id (a
+// Message-ID header, say) is answered as such, not as a message that may
+// have been delivered already.
+func messageID(w http.ResponseWriter, r *http.Request) (mail.ID, bool) {
+	typed := r.PathValue("id")
+	id, err := mail.ParseID(strings.ToLower(strings.TrimSpace(typed)))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is not a message id: Sluice's ids are 16 characters of 0-9 and a-v, as sluice message list shows them (sluice track --message-id finds a message by its Message-ID)", typed))
+		return "", false
+	}
+	return id, true
+}
+
 func (s *Server) showMessage(w http.ResponseWriter, r *http.Request) {
-	mi, ok := s.o.Queue.Message(mail.ID(r.PathValue("id")))
+	id, ok := messageID(w, r)
+	if !ok {
+		return
+	}
+	mi, ok := s.o.Queue.Message(id)
 	if !ok {
 		queueError(w, queue.ErrNoMessage)
 		return
@@ -159,7 +201,10 @@ type MessageAction struct {
 }
 
 func (s *Server) messageAction(w http.ResponseWriter, r *http.Request) {
-	id := mail.ID(r.PathValue("id"))
+	id, ok := messageID(w, r)
+	if !ok {
+		return
+	}
 	var req MessageAction
 	if r.ContentLength != 0 && !readJSON(w, r, &req) {
 		return
@@ -170,11 +215,17 @@ func (s *Server) messageAction(w http.ResponseWriter, r *http.Request) {
 	case "retry":
 		err = s.o.Queue.RetryMessage(id)
 	case "remove":
+		if mi, ok := s.o.Queue.Message(id); ok && req.Bounce && mi.From == mail.Null.String() {
+			// Never bounce <>: the queue would remove it silently while
+			// the admin is told the sender was notified.
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("message %s is from <> (itself a notice): there is no sender to send a non-delivery report to; remove it without --bounce", id))
+			return
+		}
 		err = s.o.Queue.RemoveMessage(r.Context(), id, req.Bounce)
 	case "redirect":
 		var to []mail.Address
 		for _, a := range req.To {
-			addr, perr := mail.ParseMailbox(a, true)
+			addr, perr := mail.ParseMailbox(strings.Trim(strings.TrimSpace(a), "<>"), true)
 			if perr != nil {
 				writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is not an e-mail address: %v", a, perr))
 				return

@@ -176,3 +176,31 @@ func TestHelpUnknownCommand(t *testing.T) {
 		t.Errorf("help health = %d\n%s", code, out)
 	}
 }
+
+// health --json has the API's shape offline too: findings is a list,
+// empty when there are none (jq '.findings[]' fails on null).
+func TestHealthOfflineJSONFindingsList(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "sluice.yaml", fmt.Sprintf(`node: {hostname: relay.test, data_dir: %s}
+receive_connectors: [{name: A, bindings: ["127.0.0.1:2525"], remote_ip_ranges: [127.0.0.1], permissions: [anonymous]}]
+send_connectors: [{name: Drop, address_spaces: ["*"], delivery: directory, directory: drop}]
+queue: {min_free_space: 1KB}
+`, dir))
+	out, errs, code := run(t, "", "health", "--offline", "--json", "-config", cfg)
+	var rep struct {
+		Status   string            `json:"status"`
+		Findings *[]map[string]any `json:"findings"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.Findings == nil || len(*rep.Findings) != 0 {
+		t.Errorf("health --offline --json of a good config = %d\n%s\n%s", code, out, errs)
+	}
+}
+
+// secret check of a config it cannot read says why, not that the file
+// has "problems other than secrets".
+func TestSecretCheckMissingConfig(t *testing.T) {
+	out, _, code := run(t, "", "secret", "check", "-config", filepath.Join(t.TempDir(), "nope.yaml"))
+	if code != 1 || !strings.Contains(out, "no such file") {
+		t.Errorf("secret check of a missing file = %d\n%s", code, out)
+	}
+}

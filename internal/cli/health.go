@@ -54,7 +54,7 @@ when the running Sluice refuses the CLI's credentials.`,
 					}
 				}
 				if !asked {
-					rep.Findings = offlineHealth(*af.config)
+					rep.Findings = append([]health.Finding{}, offlineHealth(*af.config)...) // [] in JSON, as the API answers
 					rep.Status = health.Worst(rep.Findings)
 				}
 				if *af.json {

@@ -28,7 +28,7 @@ Suspended).`,
 			sender := fs.String("sender", "", "only messages from `ADDRESS`")
 			rcpt := fs.String("recipient", "", "only messages to `ADDRESS`")
 			status := fs.String("status", "", "only messages in `STATUS` (Ready, Active, Retry, Suspended)")
-			limit := fs.Int("limit", 1000, "at most `N` messages")
+			limit := fs.Int("limit", 1000, "at most `N` messages (the oldest)")
 			return func(e *env, args []string) (int, error) {
 				if len(args) > 0 {
 					return ExitUsage, usagef("unexpected argument %q; filters are flags, e.g. --sender a@contoso.com", args[0])
@@ -39,8 +39,32 @@ Suspended).`,
 						q.Set(k, v)
 					}
 				}
-				q.Set("limit", fmt.Sprint(*limit))
-				return show(e, af, http.MethodGet, "/api/v1/messages", q, nil, printMessages)
+				if *limit <= 0 {
+					return ExitUsage, usagef("--limit: give a number above 0")
+				}
+				// One more than shown tells whether there are more.
+				q.Set("limit", fmt.Sprint(*limit+1))
+				c, err := af.client()
+				if err != nil {
+					return ExitFailure, err
+				}
+				var ms []queue.MessageInfo
+				if err := c.call(e.ctx, http.MethodGet, "/api/v1/messages", q, nil, &ms); err != nil {
+					return ExitFailure, err
+				}
+				more := len(ms) > *limit
+				if more {
+					ms = ms[:*limit]
+				}
+				if *af.json {
+					printJSON(e.stdout, ms)
+				} else {
+					printMessages(e.stdout, ms)
+				}
+				if more {
+					fmt.Fprintf(e.stderr, "sluice message list: showing the oldest %d messages; there may be more: narrow the filters or raise --limit\n", *limit)
+				}
+				return ExitOK, nil
 			}
 		},
 	})
@@ -130,11 +154,11 @@ func messageAction(action string, extra func(*flag.FlagSet) func() admin.Message
 			}
 			switch action {
 			case "remove":
-				how := "without notice to the sender"
+				how := " without notice to the sender"
 				if req.Bounce {
 					how = "; the sender gets a non-delivery report"
 				}
-				fmt.Fprintf(e.stdout, "message %s removed %s\n", args[0], strings.TrimPrefix(how, "; "))
+				fmt.Fprintf(e.stdout, "message %s removed%s\n", args[0], how)
 			case "redirect":
 				fmt.Fprintf(e.stdout, "message %s redirected to %s\n", args[0], strings.Join(req.To, ", "))
 			default:

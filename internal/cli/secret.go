@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -48,11 +47,11 @@ never printed.`,
 					}
 					plain = strings.TrimRight(string(b), "\r\n")
 				} else {
-					line, err := bufio.NewReader(e.stdin).ReadString('\n')
-					if err != nil && line == "" {
+					line, ok := readSecretLine(e, "Secret (not shown): ")
+					if !ok {
 						return ExitFailure, errors.New("no secret on standard input")
 					}
-					plain = strings.TrimRight(line, "\r\n")
+					plain = line
 				}
 				if plain == "" {
 					return ExitFailure, errors.New("the secret is empty")
@@ -92,6 +91,9 @@ in plain text are listed so they can be encrypted. Exits 1 on any problem.`,
 						}
 					}
 					if n == 0 {
+						if len(errs) > 0 { // the first says why, e.g. the file cannot be read
+							fmt.Fprintln(e.stdout, errs[0].Error())
+						}
 						fmt.Fprintf(e.stdout, "%s has problems other than secrets; run sluice config check %s\n", *path, *path)
 					}
 					return ExitFailure, nil

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"io"
@@ -79,11 +78,11 @@ func probePassword(e *env, file string) (string, error) {
 	case os.Getenv("SLUICE_PASSWORD") != "":
 		return os.Getenv("SLUICE_PASSWORD"), nil
 	}
-	line, err := bufio.NewReader(e.stdin).ReadString('\n')
-	if err != nil && line == "" {
+	line, ok := readSecretLine(e, "Password (not shown): ")
+	if !ok {
 		return "", fmt.Errorf("no password: give --password-file, set $SLUICE_PASSWORD or type it on standard input")
 	}
-	return strings.TrimRight(line, "\r\n"), nil
+	return line, nil
 }
 
 func printProbe(w io.Writer, r *probe.Report) {

@@ -55,6 +55,11 @@ the log stores them.`,
 				if q.Limit <= 0 {
 					return ExitUsage, usagef("--limit: give a number above 0")
 				}
+				// A value copied from a table or a mail header often
+				// brings a space along; none is part of an address or id.
+				for _, v := range []*string{&q.Sender, &q.Recipient, &q.MessageID} {
+					*v = strings.TrimSpace(*v)
+				}
 				var err error
 				now := time.Now()
 				if q.Since, err = parseWhen(*since, now); err != nil {

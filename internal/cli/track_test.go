@@ -123,6 +123,10 @@ func TestTrackCommand(t *testing.T) {
 		{"since an age", []string{"--since", "1h"}, []string{"no events match"}, nil, ""},
 		{"limit", []string{"--limit", "2"}, []string{"RECEIVE", "SUBMIT"}, []string{"DEFER"}, "showing the first 2 events"},
 		{"nothing", []string{"--sender", "nobody@contoso.com"}, []string{"no events match"}, nil, ""},
+		{"spaces copied around the values", []string{"--recipient", " gone@fabrikam.com ", "--message-id", "\t<inv-1042@erp.contoso.com> "},
+			[]string{"message 0ab1cdef23456789", "RECEIVE"}, []string{"no events match"}, ""},
+		{"a Sluice id with a space", []string{"--sender", "app@contoso.com ", "--message-id", " 0ab1cdef23456789"},
+			[]string{"message 0ab1cdef23456789", "RECEIVE"}, []string{"no events match"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errs, code := run(t, "", append([]string{"track", "--data-dir", f.dir}, tc.args...)...)

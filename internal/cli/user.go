@@ -72,3 +72,20 @@ func readPassword(e *env) (string, error) {
 	}
 	return line, nil
 }
+
+// readSecretLine reads one secret: on a terminal without echo, after
+// prompt on standard error; otherwise the first line of standard input.
+// ok is false when there is none.
+func readSecretLine(e *env, prompt string) (line string, ok bool) {
+	if f, isFile := e.stdin.(*os.File); isFile && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(e.stderr, prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(e.stderr)
+		return string(b), err == nil
+	}
+	line, err := bufio.NewReader(e.stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", false
+	}
+	return strings.TrimRight(line, "\r\n"), true
+}
