@@ -380,3 +380,20 @@ func isASCII(b []byte) bool {
 	}
 	return true
 }
+
+// reload reads the config file again and applies it (POST /api/v1/reload),
+// as SIGHUP does; Windows has no SIGHUP. A refused reload is a result,
+// not an HTTP error: 200 with reloaded false and the problems.
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	if s.o.Reload == nil {
+		writeError(w, http.StatusNotImplemented, "this Sluice cannot reload through the admin API; send it SIGHUP or restart it")
+		return
+	}
+	s.o.Log.Info("reload asked for through the admin API", "client", r.RemoteAddr)
+	res, err := s.o.Reload(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "no reload: "+err.Error())
+		return
+	}
+	writeJSON(w, res)
+}

@@ -39,6 +39,18 @@ type Options struct {
 	// after a message (sluice test send follows its message so) would
 	// miss the latest. Nil: none.
 	FlushTracking func()
+	// Reload reads the config file again and applies it, as SIGHUP does;
+	// nil: the API offers no reload.
+	Reload func(context.Context) (ReloadResult, error)
+}
+
+// ReloadResult is what a reload did.
+type ReloadResult struct {
+	Reloaded bool     `json:"reloaded"`
+	Problems []string `json:"problems,omitempty"` // why it was refused; the running config is kept
+	// RestartOnly names changed sections a reload does not apply (log,
+	// logs, admin): they wait for a restart.
+	RestartOnly []string `json:"restart_only,omitempty"`
 }
 
 // Health is the health report as the API serves it.
@@ -176,6 +188,7 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("GET /api/v1/track", s.track)
 	api.HandleFunc("GET /api/v1/health", s.health)
 	api.HandleFunc("POST /api/v1/test-send", s.testSend)
+	api.HandleFunc("POST /api/v1/reload", s.reload)
 	mux.Handle("/api/", s.auth(api))
 	// Profiles of the running relay, for performance work on a live node
 	// (go tool pprof http://127.0.0.1:8025/debug/pprof/profile).

@@ -1,7 +1,8 @@
 // Package daemon builds a running Sluice from one *config.Config and owns
 // its lifetime: start order (store, queue, delivery, then listeners),
-// reload on SIGHUP (new connections and new deliveries use the new config;
-// a bad one is refused and the old one kept), and graceful stop on SIGTERM
+// reload on SIGHUP or through the admin API (new connections and new
+// deliveries use the new config; a bad one is refused and the old one
+// kept), and graceful stop on SIGTERM
 // (sessions in DATA finish, deliveries end their current message, the
 // store commits what is pending).
 package daemon
@@ -84,8 +85,24 @@ func Run(ctx context.Context, o Options) error {
 	}
 	var current atomic.Pointer[config.Config]
 	current.Store(cfg)
+	// The admin API's reloads (sluice reload; the only way on Windows,
+	// which has no SIGHUP) are done here in the loop below, like SIGHUP's.
+	reloads := make(chan chan admin.ReloadResult)
+	running, stopped := context.WithCancel(context.Background())
+	defer stopped()
+	askReload := func(ctx context.Context) (admin.ReloadResult, error) {
+		res := make(chan admin.ReloadResult, 1)
+		select {
+		case reloads <- res:
+			return <-res, nil
+		case <-running.Done():
+			return admin.ReloadResult{}, errors.New("sluice is shutting down")
+		case <-ctx.Done():
+			return admin.ReloadResult{}, ctx.Err()
+		}
+	}
 	adm := admin.New(admin.Options{Queue: q, Metrics: m, Log: log, Ready: q.Accepting, Health: healthFunc(&current, q, d),
-		FlushTracking: logs.tracking.Flush}, cfg)
+		FlushTracking: logs.tracking.Flush, Reload: askReload}, cfg)
 	if err := adm.Start(cfg); err != nil {
 		srv.Shutdown(context.Background())
 		q.Close()
@@ -106,17 +123,26 @@ func Run(ctx context.Context, o Options) error {
 	describe(log, cfg)
 
 	started := cfg // what is built once (log, log files, admin API) is this config's
+	doReload := func() admin.ReloadResult {
+		var res admin.ReloadResult
+		cfg, res.Problems = reload(log, o.ConfigPath, cfg, srv, q, d)
+		res.Reloaded = res.Problems == nil
+		if res.RestartOnly = restartOnly(started, cfg); len(res.RestartOnly) > 0 {
+			log.Warn("these sections changed but apply only when Sluice restarts; until then the ones it started with stay in force",
+				"sections", res.RestartOnly)
+		}
+		adm.Apply(cfg)
+		current.Store(cfg)
+		return res
+	}
 	for {
 		select {
 		case <-hup:
-			cfg = reload(log, o.ConfigPath, cfg, srv, q, d)
-			if s := restartOnly(started, cfg); len(s) > 0 {
-				log.Warn("these sections changed but apply only when Sluice restarts; until then the ones it started with stay in force",
-					"sections", s)
-			}
-			adm.Apply(cfg)
-			current.Store(cfg)
+			doReload()
+		case res := <-reloads:
+			res <- doReload()
 		case <-ctx.Done():
+			stopped()
 			adm.Draining()
 			shutdown(log, cfg, srv)
 			stopWork()
@@ -158,33 +184,38 @@ func load(path string) (*config.Config, error) {
 
 // reload applies a changed config file, or keeps the running one and says
 // why not.
-func reload(log *slog.Logger, path string, old *config.Config, srv *smtpd.Server, q *queue.Queue, d *delivery.Deliverer) *config.Config {
+// reload reads the config file again and applies it, or keeps old and
+// says why not (in the log and in the problems it returns).
+func reload(log *slog.Logger, path string, old *config.Config, srv *smtpd.Server, q *queue.Queue, d *delivery.Deliverer) (*config.Config, []string) {
 	cfg, err := load(path)
 	if err != nil {
 		var errs config.Errors
-		if errors.As(err, &errs) {
-			for _, e := range errs {
-				log.Error("reload refused: config has a problem; the running configuration is kept", "problem", e.Error())
-			}
-		} else {
+		if !errors.As(err, &errs) {
 			log.Error("reload refused; the running configuration is kept", "err", err)
+			return old, []string{err.Error()}
 		}
-		return old
+		var problems []string
+		for _, e := range errs {
+			log.Error("reload refused: config has a problem; the running configuration is kept", "problem", e.Error())
+			problems = append(problems, e.Error())
+		}
+		return old, problems
 	}
 	if cfg.Node.DataDir != old.Node.DataDir {
-		log.Error("reload refused: node.data_dir cannot change while running; restart Sluice to move it")
-		return old
+		const why = "node.data_dir cannot change while running; restart Sluice to move it"
+		log.Error("reload refused: " + why)
+		return old, []string{why}
 	}
 	if err := srv.Apply(cfg); err != nil {
 		log.Error("reload refused; the running configuration is kept", "err", err)
-		return old
+		return old, []string{err.Error()}
 	}
 	q.Apply(cfg)
 	d.Apply(cfg)
 	log.Info("configuration reloaded; new connections and deliveries use it",
 		"receive_connectors", len(cfg.ReceiveConnectors), "send_connectors", len(cfg.SendConnectors))
 	describe(log, cfg)
-	return cfg
+	return cfg, nil
 }
 
 // restartOnly names the sections that differ between the config Sluice

@@ -112,7 +112,7 @@ func certificates(c *config.Config, now time.Time) []Finding {
 			next := judge(u, file, "the certificate now in the file, which Sluice uses after the next reload, ", now, within)
 			for i := range fs {
 				if !hasRule(next, fs[i].Rule) {
-					fs[i].Fix = fmt.Sprintf("%s already holds a certificate without this problem (valid until %s): reload Sluice (SIGHUP) or restart it to use it", u.cert, day(file[0].NotAfter))
+					fs[i].Fix = fmt.Sprintf("%s already holds a certificate without this problem (valid until %s): reload Sluice (sluice reload, or SIGHUP) or restart it to use it", u.cert, day(file[0].NotAfter))
 				}
 			}
 			fs = append(fs, next...)
@@ -135,15 +135,15 @@ func judge(u certUse, chain []*x509.Certificate, which string, now time.Time, wi
 		// issued for later, or this machine's clock behind.
 		out = append(out, Finding{Rule: RuleCertExpired, Severity: Error, Subject: u.subject,
 			Problem: fmt.Sprintf("the certificate %s is not valid until %s", desc, l.NotBefore.UTC().Format(time.RFC3339)),
-			Fix:     fmt.Sprintf("check this machine's clock; if it is right, put a certificate valid now in %s and %s and reload Sluice (SIGHUP); until then %s", u.cert, u.key, u.impact)})
+			Fix:     fmt.Sprintf("check this machine's clock; if it is right, put a certificate valid now in %s and %s and reload Sluice (sluice reload, or SIGHUP); until then %s", u.cert, u.key, u.impact)})
 	case left <= 0:
 		out = append(out, Finding{Rule: RuleCertExpired, Severity: Error, Subject: u.subject,
 			Problem: fmt.Sprintf("the certificate %s expired on %s", desc, day(l.NotAfter)),
-			Fix:     fmt.Sprintf("renew it, replace %s and %s, and reload Sluice (SIGHUP); until then %s", u.cert, u.key, u.impact)})
+			Fix:     fmt.Sprintf("renew it, replace %s and %s, and reload Sluice (sluice reload, or SIGHUP); until then %s", u.cert, u.key, u.impact)})
 	case left < within:
 		out = append(out, Finding{Rule: RuleCertExpiring, Severity: Warning, Subject: u.subject,
 			Problem: fmt.Sprintf("the certificate %s expires on %s, %s", desc, day(l.NotAfter), in(left)),
-			Fix:     fmt.Sprintf("renew it before then, replace %s and %s, and reload Sluice (SIGHUP); once it has expired %s", u.cert, u.key, u.impact)})
+			Fix:     fmt.Sprintf("renew it before then, replace %s and %s, and reload Sluice (sluice reload, or SIGHUP); once it has expired %s", u.cert, u.key, u.impact)})
 	}
 	for i := 1; i < len(chain); i++ {
 		if chain[i-1].CheckSignatureFrom(chain[i]) == nil {
@@ -151,12 +151,12 @@ func judge(u certUse, chain []*x509.Certificate, which string, now time.Time, wi
 		}
 		out = append(out, Finding{Rule: RuleCertMissing, Severity: Error, Subject: u.subject,
 			Problem: fmt.Sprintf("the chain of the certificate %s is broken: certificate %d in the file (CN=%s) did not issue certificate %d (CN=%s, issued by %s), so clients cannot verify it", desc, i+1, chain[i].Subject.CommonName, i, chain[i-1].Subject.CommonName, chain[i-1].Issuer.CommonName),
-			Fix:     fmt.Sprintf("put after the certificate in %s the intermediate certificates that issued it, in order (the CA delivers them with the certificate), and reload Sluice (SIGHUP); until then %s", u.cert, u.impact)})
+			Fix:     fmt.Sprintf("put after the certificate in %s the intermediate certificates that issued it, in order (the CA delivers them with the certificate), and reload Sluice (sluice reload, or SIGHUP); until then %s", u.cert, u.impact)})
 		break
 	}
 	for _, c := range chain[1:] {
 		desc := fmt.Sprintf("%sCN=%s, sent after the certificate %s in %s", which, c.Subject.CommonName, describe(l), u.cert)
-		fix := fmt.Sprintf("get the intermediate certificate the CA issues certificates under now (it comes with a renewed certificate), put it after the certificate in %s in place of the old one, and reload Sluice (SIGHUP)", u.cert)
+		fix := fmt.Sprintf("get the intermediate certificate the CA issues certificates under now (it comes with a renewed certificate), put it after the certificate in %s in place of the old one, and reload Sluice (sluice reload, or SIGHUP)", u.cert)
 		switch left := c.NotAfter.Sub(now); {
 		case left <= 0:
 			out = append(out, Finding{Rule: RuleCertExpired, Severity: Error, Subject: u.subject,

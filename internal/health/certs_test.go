@@ -115,7 +115,7 @@ func TestCertificates(t *testing.T) {
 			replace(t, c.CertFile, renewed.CertFile)
 			replace(t, c.KeyFile, renewed.KeyFile)
 			return cfg
-		}, want: "warning: expires on", fix: "reload Sluice (SIGHUP) or restart it to use it"},
+		}, want: "warning: expires on", fix: "reload Sluice (sluice reload, or SIGHUP) or restart it to use it"},
 		{name: "replaced on disk by an expired one", rule: health.RuleCertExpired, now: now.Add(2 * time.Hour), cfg: func(t *testing.T) *config.Config {
 			c := certtest.New(t, "relay.contoso.com")
 			cfg := load(t, receiveTLS(c, "relay.contoso.com"))

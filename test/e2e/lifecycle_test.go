@@ -85,6 +85,24 @@ func TestReload(t *testing.T) {
 		}
 		send(t, first, "after-log-change@fabrikam.example")
 	})
+
+	// sluice reload does what SIGHUP does, through the admin API (the way
+	// on Windows), and prints why a config is refused.
+	t.Run("sluice reload", func(t *testing.T) {
+		s.writeConfig("log: {level: debug}\n" + two)
+		r := runClient(t, nil, sluiceBin, "reload", "-config", s.config)
+		r.wantExit(t, true)
+		r.want(t, "configuration reloaded", "applied only at the next restart: log")
+		s.waitReady(listen(second))
+		send(t, second, "after-cli-reload@fabrikam.example")
+
+		s.writeConfig(two + "  - name: Third\n    bindings: [" + third + "]\n" +
+			"    remote_ip_ranges: [10.0.0.0/33]\n    permissions: [anonymous]\n")
+		r = runClient(t, nil, sluiceBin, "reload", "-config", s.config)
+		r.wantExit(t, false)
+		r.want(t, "reload refused; the running configuration is kept", "is not a CIDR range")
+		send(t, second, "after-cli-refused@fabrikam.example")
+	})
 }
 
 // TestShutdownDuringData: SIGTERM while a client is in the middle of DATA.
