@@ -369,24 +369,9 @@ func TestTooManyRecipientsDefers(t *testing.T) {
 // have it) is not a host: "." must never become ":25", which dials this
 // machine. The real MX here refuses connections, so the mail must wait.
 func TestNullMXAmongOthersIsNoHost(t *testing.T) {
-	local := smtptest.NewServer(t, smtptest.Options{})
-	port := local.Addr()[strings.LastIndex(local.Addr(), ":")+1:]
-	dns := dnstest.NewServer(t, dnstest.Zone{
+	local, qi := mxAttempt(t, "mixed.test", dnstest.Zone{
 		MX: map[string][]string{"mixed.test": {"0 .", "10 mx1.mixed.test."}},
 		A:  map[string][]string{"mx1.mixed.test": {"127.0.0.2"}}, // nothing listens there
-	})
-	r := start(t, ", dns_servers: [\""+dns.Addr()+"\"]", fmt.Sprintf(`  - name: Internet
-    address_spaces: ["*.test"]
-    delivery: mx
-    port: %s
-    tls: {mode: none}
-    retry: {first: 10m, max_interval: 10m}
-`, port))
-	r.put("mixed null MX", "bob@mixed.test")
-	var qi queue.QueueInfo
-	waitFor(t, "the attempt", func() bool {
-		qi, _ = r.q.QueueByName("Internet/mixed.test")
-		return qi.LastError != "" || len(local.Messages()) > 0
 	})
 	if n := len(local.Messages()); n != 0 {
 		t.Fatalf("a server on this machine got %d messages for mixed.test", n)
@@ -396,15 +381,14 @@ func TestNullMXAmongOthersIsNoHost(t *testing.T) {
 	}
 }
 
-// One MX record whose name is not a host name does not stop delivery to
-// the domain's other MX hosts (Go's resolver returns those with an error).
-func TestMalformedMXAmongOthers(t *testing.T) {
+// mxAttempt delivers one message to bob@domain by MX through zone, the
+// MX port being a local test server's, and returns that server and the
+// queue once the first attempt is over (the retry waits 10 minutes).
+func mxAttempt(t *testing.T, domain string, zone dnstest.Zone) (*smtptest.Server, queue.QueueInfo) {
+	t.Helper()
 	local := smtptest.NewServer(t, smtptest.Options{})
 	port := local.Addr()[strings.LastIndex(local.Addr(), ":")+1:]
-	dns := dnstest.NewServer(t, dnstest.Zone{
-		MX: map[string][]string{"odd.test": {"5 bad\\032name.odd.test.", "10 mx1.odd.test."}},
-		A:  map[string][]string{"mx1.odd.test": {"127.0.0.1"}},
-	})
+	dns := dnstest.NewServer(t, zone)
 	r := start(t, ", dns_servers: [\""+dns.Addr()+"\"]", fmt.Sprintf(`  - name: Internet
     address_spaces: ["*.test"]
     delivery: mx
@@ -412,11 +396,21 @@ func TestMalformedMXAmongOthers(t *testing.T) {
     tls: {mode: none}
     retry: {first: 10m, max_interval: 10m}
 `, port))
-	r.put("one odd MX", "bob@odd.test")
+	r.put("MX attempt", "bob@"+domain)
 	var qi queue.QueueInfo
 	waitFor(t, "the attempt", func() bool {
-		qi, _ = r.q.QueueByName("Internet/odd.test")
+		qi, _ = r.q.QueueByName("Internet/" + domain)
 		return qi.LastError != "" || len(local.Messages()) > 0
+	})
+	return local, qi
+}
+
+// One MX record whose name is not a host name does not stop delivery to
+// the domain's other MX hosts (Go's resolver returns those with an error).
+func TestMalformedMXAmongOthers(t *testing.T) {
+	local, qi := mxAttempt(t, "odd.test", dnstest.Zone{
+		MX: map[string][]string{"odd.test": {"5 bad\\032name.odd.test.", "10 mx1.odd.test."}},
+		A:  map[string][]string{"mx1.odd.test": {"127.0.0.1"}},
 	})
 	if n := len(local.Messages()); n != 1 {
 		t.Fatalf("mx1.odd.test got %d messages, want 1; last error %q", n, qi.LastError)

@@ -382,13 +382,7 @@ func TestBounceRefusedKeepsRecipient(t *testing.T) {
 	failed := f.put(t, "app@contoso.com", "carol@fabrikam.example")
 	expiring := f.put(t, "app@contoso.com", "dave@northwind.example")
 	roomy := f.cfg
-	full, err := config.Parse("", []byte(strings.Replace(testConfig, "DATA", f.dir, 1)+"queue: {min_free_space: 1000000GB}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.store.Close()
-	f.cfg = full
-	f.open(t)
+	f.diskFull(t)
 	f.q.Done(ctx, f.q.Lease("Internet/fabrikam.example"), []queue.Outcome{fail("550 5.1.1 carol: no such user")})
 	f.clock.Add(48 * time.Hour)
 	f.q.Sweep(ctx)
@@ -512,14 +506,8 @@ func TestRemoveWithBounceRefusedKeepsMessage(t *testing.T) {
 	f := newFixture(t, "")
 	ctx := context.Background()
 	m := f.put(t, "app@contoso.com", "carol@fabrikam.example")
-	full, err := config.Parse("", []byte(strings.Replace(testConfig, "DATA", f.dir, 1)+"queue: {min_free_space: 1000000GB}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.store.Close()
-	f.cfg = full
-	f.open(t)
-	err = f.q.RemoveMessage(ctx, m.ID, true)
+	f.diskFull(t)
+	err := f.q.RemoveMessage(ctx, m.ID, true)
 	if err == nil || !strings.Contains(err.Error(), "stays queued") {
 		t.Fatalf("RemoveMessage with a bounce that cannot be queued: %v, want an error saying the message stays", err)
 	}
@@ -530,4 +518,17 @@ func TestRemoveWithBounceRefusedKeepsMessage(t *testing.T) {
 	if l := f.q.Lease("Internet/fabrikam.example"); l == nil {
 		t.Error("the message kept is not offered for delivery")
 	}
+}
+
+// diskFull reopens the fixture's queue with min_free_space beyond any
+// disk, so every Put (bounces too) is refused as on a full disk.
+func (f *fixture) diskFull(t *testing.T) {
+	t.Helper()
+	full, err := config.Parse("", []byte(strings.Replace(testConfig, "DATA", f.dir, 1)+"queue: {min_free_space: 1000000GB}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.store.Close()
+	f.cfg = full
+	f.open(t)
 }
