@@ -119,8 +119,14 @@ func (q *Queue) Apply(cfg *config.Config) {
 	}
 	for key, h := range q.hops {
 		for _, it := range h.items {
-			h.Hop = q.routeKey(it.m, key) // the connector's new settings
-			break
+			// The connector's new settings, from a recipient that still
+			// routes here: a recipient being delivered keeps its queue
+			// until the attempt ends, though the new config may send it
+			// elsewhere, and the queue must keep its identity.
+			if hop := q.routeKey(it.m, key); hop.Key == key {
+				h.Hop = hop
+				break
+			}
 		}
 	}
 	q.mu.Unlock()

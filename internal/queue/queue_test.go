@@ -532,3 +532,40 @@ func (f *fixture) diskFull(t *testing.T) {
 	f.cfg = full
 	f.open(t)
 }
+
+// A reload that routes a queue's mail elsewhere while a message of the
+// queue is being delivered: the queue left with only that message keeps
+// its own identity, and the queue the rest moved to keeps its messages
+// once the delivery ends. The old queue took the new route's identity,
+// and dropping it when it emptied dropped the new queue instead: its
+// messages were in no queue, never delivered until the next reload.
+func TestReloadDuringDeliveryKeepsTheNewQueue(t *testing.T) {
+	f := newFixture(t, "")
+	ctx := context.Background()
+	f.put(t, "app@contoso.com", "bob@contoso.com")
+	moved := f.put(t, "app@contoso.com", "carol@contoso.com")
+	l := f.q.Lease("Exchange")
+	if l == nil {
+		t.Fatal("nothing to lease")
+	}
+	cfg, err := config.Parse("", []byte(strings.Replace(strings.Replace(testConfig, "DATA", f.dir, 1),
+		"name: Exchange,", "name: Exchange 2019,", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.q.Apply(cfg)
+	f.q.Done(ctx, l, []queue.Outcome{ok()})
+	var names []string
+	for _, qi := range f.q.Queues() {
+		names = append(names, qi.Identity)
+	}
+	if got := strings.Join(names, ","); got != "Exchange 2019" {
+		t.Fatalf("queues after the delivery under way ended: %s; want Exchange 2019", got)
+	}
+	if qi := f.queueInfo(t, "Exchange 2019"); qi.MessageCount != 1 {
+		t.Errorf("Exchange 2019 holds %d messages, want 1", qi.MessageCount)
+	}
+	if l := f.q.Lease("Exchange 2019"); l == nil || l.ID != moved.ID {
+		t.Fatalf("the message routed to the new connector is not offered for delivery: %+v", l)
+	}
+}
