@@ -3,6 +3,8 @@ package delivery_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -487,5 +489,44 @@ func TestMXDeliveryInternationalDomain(t *testing.T) {
 	}
 	if got := len(up.Messages()); got != 2 {
 		t.Fatalf("upstream got %d messages; want 2; bounces: %v", got, r.bounces())
+	}
+}
+
+// A drop directory that could not be opened puts its queue in retry;
+// once it can be, the queue leaves the retry state as an SMTP hop does
+// when it takes a connection. It kept the retry count and the old
+// error for as long as the queue had mail: health reported the hop
+// failing while it delivered, and the next failure's wait started
+// from the old count.
+func TestDropDirectoryRecoveredLeavesRetry(t *testing.T) {
+	r := start(t, "", "")
+	drop := filepath.Join(r.dir, "drop")
+	if err := os.WriteFile(drop, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	first := r.put("first", "bob@contoso.com")
+	stuck := r.put("stuck", "bob@contoso.com")
+	r.waitQueue("Drop", "the queue in retry", func(qi queue.QueueInfo) bool {
+		return qi.Status == queue.HopRetry && qi.RetryCount == 1 && strings.Contains(qi.LastError, "cannot open drop directory")
+	})
+	// The directory is back; one message cannot be written there (its
+	// file name is taken by a directory), so the queue keeps mail.
+	if err := os.Remove(drop); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(drop, string(stuck)+".eml"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.q.RetryQueue("Drop"); err != nil {
+		t.Fatal(err)
+	}
+	r.waitDone(first)
+	waitFor(t, "an attempt at the stuck message", func() bool {
+		m, ok := r.q.Message(stuck)
+		return ok && m.Recipients[0].Attempts > 0
+	})
+	qi, _ := r.q.QueueByName("Drop")
+	if qi.RetryCount != 0 || strings.Contains(qi.LastError, "cannot open drop directory") {
+		t.Errorf("queue after the drop directory works again: retry count %d, last error %q; want 0 and not the old error", qi.RetryCount, qi.LastError)
 	}
 }

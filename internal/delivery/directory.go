@@ -18,6 +18,7 @@ func (d *Deliverer) directorySession(s *run, hop route.Hop, l *queue.Lease) {
 			Text: "cannot open drop directory: " + err.Error()}})
 		return
 	}
+	d.q.HopOK(hop.Key)
 	for n := 0; l != nil; n++ {
 		outs := d.writeFile(s.io, dir, l)
 		d.q.Done(s.io, l, outs)
