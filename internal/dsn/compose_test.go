@@ -464,6 +464,17 @@ func TestComposeDetails(t *testing.T) {
 			t.Errorf("subject not kept whole in the text:\n%s", text)
 		}
 	})
+	t.Run("extension field after the RFC 3464 per-message fields", func(t *testing.T) {
+		// RFC 3464 §2.2: ... [ arrival-date-field CRLF ] *( extension-field CRLF ).
+		b, err := Compose(report(), now, fixedID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		arrival, ext := bytes.Index(b, []byte("\r\nArrival-Date: ")), bytes.Index(b, []byte("\r\nX-Sluice-Original-Id: "))
+		if arrival < 0 || ext < 0 || ext < arrival {
+			t.Errorf("X-Sluice-Original-Id at %d, Arrival-Date at %d: the extension field must come last", ext, arrival)
+		}
+	})
 	t.Run("header injection through the diagnostic", func(t *testing.T) {
 		r := report()
 		r.Recipients[0].Diagnostic = "550 5.1.1 no\r\nX-Injected: yes\r\n\r\nAction: delivered"
