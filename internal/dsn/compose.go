@@ -187,12 +187,19 @@ func writePart(w *message.Writer, fields [][2]string, body []byte) error {
 
 // textEncoding: 7bit when the explanation is ASCII, 8bit when the notice
 // is UTF-8 anyway (SMTPUTF8 implies 8BITMIME, RFC 6531 §3.1), else
-// quoted-printable so a 7-bit path carries it.
+// quoted-printable so a 7-bit path carries it. UTF-8 with a line over 998
+// octets (a long reply, or a subject in a script without spaces) is
+// quoted-printable too: go-message cuts longer 8bit lines at an octet
+// count (RFC 5322 §2.1.1), inside a character.
 func textEncoding(s string, global bool) string {
+	long := false
+	for l := range strings.SplitSeq(s, "\r\n") {
+		long = long || len(l) > 998
+	}
 	switch {
 	case isASCII([]byte(s)):
 		return "7bit"
-	case global && utf8.ValidString(s):
+	case global && utf8.ValidString(s) && !long:
 		return "8bit"
 	}
 	return "quoted-printable"

@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/emersion/go-message"
 
 	"github.com/sluice-relay/sluice/internal/mail"
 )
@@ -425,6 +429,50 @@ func TestComposeDetails(t *testing.T) {
 		}
 		if got := parseFinal(`utf-8; j\x{F6}rg@b\x{FC}cher.example`); got != "jörg@bücher.example" {
 			t.Errorf("parseFinal = %q", got)
+		}
+	})
+	t.Run("long unbroken UTF-8 line in the text stays valid UTF-8", func(t *testing.T) {
+		// A UTF-8 notice carries its text as 8bit, where lines longer than
+		// 998 octets get broken at an octet count, inside a character.
+		r := report()
+		r.UTF8 = true
+		// 1080 octets without a space once decoded (RFC 2047 §6.2), in a
+		// header section that is UTF-8 (RFC 6532) and within its limits.
+		long := strings.Repeat("請求書", 120)
+		subj := strings.TrimSuffix(strings.Repeat("=?utf-8?b?6KuL5rGC5pu4?=\r\n ", 120), "\r\n ")
+		orig := strings.Replace(origMsg, "Subject: Invoice 2026-0042", "Subject: "+subj, 1)
+		r.Original = []byte(strings.Replace(orig, "From: ERP System", "From: Jörg", 1))
+		b, err := Compose(r, now, fixedID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkWire(t, b)
+		if !utf8.Valid(b) {
+			t.Fatal("notice is not valid UTF-8")
+		}
+		e, err := message.Read(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mr := e.MultipartReader()
+		p, err := mr.NextPart()
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, _ := io.ReadAll(p.Body)
+		if !bytes.Contains(text, []byte("Subject:        "+long+"\r\n")) {
+			t.Errorf("subject not kept whole in the text:\n%s", text)
+		}
+	})
+	t.Run("extension field after the RFC 3464 per-message fields", func(t *testing.T) {
+		// RFC 3464 §2.2: ... [ arrival-date-field CRLF ] *( extension-field CRLF ).
+		b, err := Compose(report(), now, fixedID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		arrival, ext := bytes.Index(b, []byte("\r\nArrival-Date: ")), bytes.Index(b, []byte("\r\nX-Sluice-Original-Id: "))
+		if arrival < 0 || ext < 0 || ext < arrival {
+			t.Errorf("X-Sluice-Original-Id at %d, Arrival-Date at %d: the extension field must come last", ext, arrival)
 		}
 	})
 	t.Run("header injection through the diagnostic", func(t *testing.T) {

@@ -74,11 +74,12 @@ func deliveryStatus(r *Report, global bool) ([]byte, error) {
 		w.add("Original-Envelope-Id", clean(decodeXtext(r.EnvID, global), global)) // RFC 3464 §2.2.1
 	}
 	w.add("Reporting-MTA", "dns; "+clean(r.ReportingMTA, global)) // §2.2.2
-	if r.MessageID != "" {
-		w.add("X-Sluice-Original-Id", clean(string(r.MessageID), false)) // §2.4 extension field
-	}
 	if !r.ArrivalDate.IsZero() {
 		w.add("Arrival-Date", formatDate(r.ArrivalDate)) // §2.2.5
+	}
+	if r.MessageID != "" {
+		// §2.4 extension field; the §2.2 grammar puts these last.
+		w.add("X-Sluice-Original-Id", clean(string(r.MessageID), false))
 	}
 	for i := range r.Recipients {
 		rc := &r.Recipients[i]

@@ -131,6 +131,14 @@ func (s *session) rcpt(arg string) bool {
 		r := err.(reply.Reply)
 		s.log.Info("recipient refused", "from", s.tx.env.From.String(), "to", to.String(), "user", s.user(), "reply", r.Error())
 		s.track(tracking.EventFail, nil, s.tx.env.From, []string{to.String()}, r)
+		if r.Code == reply.TooManyRcpts.Code && r.Enhanced == reply.TooManyRcpts.Enhanced {
+			// RFC 5321 §4.5.3.1.10: the client sends the rest in another
+			// transaction. Not an error toward max_errors (Postfix's
+			// smtpd_recipient_overshoot_limit), or a pipelined batch over
+			// the limit would close the session and lose the message.
+			s.send(r)
+			return false
+		}
 		return s.reply(r)
 	}
 	s.tx.env.Rcpts = append(s.tx.env.Rcpts, rc)

@@ -670,3 +670,38 @@ receive_connectors:
 		t.Errorf("127.0.0.1:%d of the other connector was left open after the failed Apply", free)
 	}
 }
+
+// A client that sends more recipients than the limit gets 452 4.5.3 for
+// the rest and sends them in a second transaction (RFC 5321 §4.5.3.1.10);
+// those 452s are not errors that close the session (Postfix's
+// smtpd_recipient_overshoot_limit), or the message could never go out.
+func TestSessionTooManyRcptsIsNotAnError(t *testing.T) {
+	_, spool, port := startServer(t, anonConfig) // max_recipients: 3, max_errors: 8
+	c := dial(t, port)
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	var cmds strings.Builder
+	cmds.WriteString("MAIL FROM:<a@fabrikam.example>\r\n")
+	for i := 0; i < 13; i++ {
+		fmt.Fprintf(&cmds, "RCPT TO:<u%d@contoso.com>\r\n", i)
+	}
+	cmds.WriteString("DATA\r\n")
+	c.send(cmds.String())
+	c.expect("", "250 2.1.0")
+	for i := 0; i < 13; i++ {
+		want := "250 2.1.5"
+		if i >= 3 {
+			want = "452 4.5.3 Too many recipients"
+		}
+		c.expect("", want)
+	}
+	c.expect("", "354")
+	c.expect("Subject: many\r\n\r\nx\r\n.", "250 2.6.0")
+	c.expect("MAIL FROM:<a@fabrikam.example>", "250")
+	c.expect("RCPT TO:<u3@contoso.com>", "250")
+	c.expect("DATA", "354")
+	c.expect("Subject: many\r\n\r\nx\r\n.", "250 2.6.0")
+	if n := len(spool.all()); n != 2 {
+		t.Errorf("%d messages stored, want 2", n)
+	}
+}
