@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/sluice-relay/sluice/internal/certtest"
+	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/smtptest"
 )
 
 // Each seed's failure, reproduced against the built binary and diagnosed
@@ -173,5 +175,39 @@ receive_connectors:
 		if !strings.Contains(out, want) {
 			t.Errorf("sluice track lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// Seed 003, the end of it: once the certificate reference is corrected and
+// the transport restarted, "the queues should have started to empty". In
+// Sluice the restart is a reload; a queue whose next hop was failing is
+// tried again at once with the new settings, not at its next retry an
+// hour later.
+func TestSeedReloadRetriesFailingQueue(t *testing.T) {
+	cert := certtest.New(t, "exch1.contoso.com")
+	up := smtptest.NewServer(t, smtptest.Options{TLS: cert, RequireTLS: true})
+	addr := freeAddr(t)
+	body := func(tls string) string {
+		return fmt.Sprintf(relayReceive+`send_connectors:
+  - name: Exchange
+    address_spaces: ["*"]
+    smarthosts: ["%s"]
+    tls: {%s}
+    retry: {first: 1h}
+`, addr, up.Addr(), tls)
+	}
+	s := startSluice(t, body("mode: verify, ca_file: "+cert.CAFile), listen(addr))
+	mustSend(t, addr, "app@contoso.com", []string{"bob@fabrikam.com"}, "stuck behind a certificate error")
+	s.waitQueue("Exchange", "Retry with the certificate error", func(q queue.QueueInfo) bool {
+		return q.Status == queue.HopRetry && strings.Contains(q.LastError, "not valid for send connector")
+	})
+
+	// The fix: the name the upstream's certificate carries. Then reload.
+	s.writeConfig(body("mode: verify, ca_file: " + cert.CAFile + ", server_name: exch1.contoso.com"))
+	r := runClient(t, nil, sluiceBin, "reload", "-config", s.config)
+	r.wantExit(t, true)
+	msgs := up.WaitMessages(t, 1)
+	if got := subjects(msgs); len(got) != 1 || got[0] != "stuck behind a certificate error" {
+		t.Fatalf("upstream got %v", got)
 	}
 }
