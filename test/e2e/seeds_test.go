@@ -211,3 +211,35 @@ func TestSeedReloadRetriesFailingQueue(t *testing.T) {
 		t.Fatalf("upstream got %v", got)
 	}
 }
+
+// Seed 000: SharePoint sends as the user who shared, to a distribution
+// group that accepts only authenticated senders. Exchange refuses Sluice's
+// anonymous delivery for that group alone. The notice must lead out of the
+// seed's catch-22: logging the send connector in makes Exchange check Send
+// As for every user (the seed's failed attempt); what worked is an
+// Externally Secured receive connector for the relay's address.
+func TestSeedGroupRequiresAuthenticatedSender(t *testing.T) {
+	const refusal = "550 5.7.133 RESOLVER.RST.SenderNotAuthenticatedForGroup; authentication required; " +
+		"Delivery restriction check failed because the sender was not authenticated when sending to this group"
+	up := smtptest.NewServer(t, smtptest.Options{Replies: map[string]string{"all-staff@contoso.com": refusal}})
+	addr := freeAddr(t)
+	s := startSluice(t, fmt.Sprintf(relayReceive+`send_connectors:
+  - name: Exchange
+    address_spaces: [contoso.com]
+    smarthosts: ["%s"]
+    tls: {mode: none}
+  - {name: Drop, address_spaces: ["*"], delivery: directory, directory: drop}
+`, addr, up.Addr()), listen(addr))
+	mustSend(t, addr, "alice@sharepoint.example", []string{"all-staff@contoso.com"}, "shared with you")
+
+	d := waitMessage(t, s.dropDir, "alice@sharepoint.example")
+	text := strings.Join(strings.Fields(string(d.msg)), " ")
+	for _, want := range []string{"5.7.133", "only accepts mail from authenticated senders", "Externally Secured"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the notice lacks %q:\n%s", want, d.msg)
+		}
+	}
+	if strings.Contains(text, "configure AUTH on the send connector") {
+		t.Errorf("the notice sends the admin into the catch-22 (AUTH, then Send As for every user):\n%s", d.msg)
+	}
+}
