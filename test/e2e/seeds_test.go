@@ -243,3 +243,24 @@ func TestSeedGroupRequiresAuthenticatedSender(t *testing.T) {
 		t.Errorf("the notice sends the admin into the catch-22 (AUTH, then Send As for every user):\n%s", d.msg)
 	}
 }
+
+// Seed 002's Exchange Online bonus, after Microsoft turned basic SMTP AUTH
+// off: a send connector that logs in to smtp.office365.com with a password
+// is a warning in health before the first message is refused with
+// 535 5.7.139, with the way out (XOAUTH2).
+func TestSeedBasicAuthToMicrosoft365(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sluice.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf(`node: {hostname: relay.test, data_dir: %s}
+receive_connectors: [{name: A, bindings: ["127.0.0.1:2525"], remote_ip_ranges: [127.0.0.1], permissions: [anonymous]}]
+admin: {listen: "off"}
+send_connectors:
+  - name: Office 365
+    preset: microsoft365
+    address_spaces: ["*"]
+    auth: {mechanism: LOGIN, username: sp-farm@contoso.com, password: "Passw0rd!"}
+`, filepath.Join(dir, "data"))), 0o600)
+	h := runClient(t, nil, sluiceBin, "health", "-config", path, "--offline")
+	h.wantExit(t, true) // a warning: nothing is refused yet
+	h.want(t, "WARNING", "UPSTREAM-AUTH", "send connector Office 365", "basic authentication", "XOAUTH2")
+}
