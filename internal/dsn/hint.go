@@ -59,6 +59,13 @@ func hint(st [3]int, diag string, waited time.Duration) (h string, local bool) {
 		return "The next hop does not let the account the send connector logs in with send as this sender. " +
 			"Grant that account Send As on the sender's mailbox, or have the send connector rewrite the sender " +
 			"to the authenticated mailbox.", true
+	case isSenderNotAuthenticated(st, d):
+		return "The recipient (a group, mailbox or public folder) only accepts mail from authenticated senders, " +
+			"and the next hop took Sluice's delivery as anonymous. An administrator should make the next hop " +
+			"trust Sluice: in Exchange, a receive connector scoped to Sluice's IP address with the Externally " +
+			"Secured authentication (-AuthMechanism ExternalAuthoritative -PermissionGroups ExchangeServers), " +
+			"which also lets Sluice send as the organisation's users. Making the send connector log in instead " +
+			"would need Send As on every sender's mailbox.", true
 	case is(7, 57) || class == 5 && subject == 7 && strings.Contains(d, "not authenticated"):
 		return "The next hop only accepts mail from authenticated clients. An administrator should configure " +
 			"AUTH on the send connector.", true
@@ -129,6 +136,17 @@ func isBasicAuthOff(st [3]int, d string) bool {
 		}
 	}
 	return false
+}
+
+// isSenderNotAuthenticated recognises Exchange's delivery restriction for
+// recipients that accept only authenticated senders (seed 000's
+// distribution group): 5.7.133 to 5.7.136
+// RESOLVER.RST.SenderNotAuthenticatedFor{Group,Mailbox,PublicFolder,MailUser}
+// from Exchange 2013 on and Exchange Online, and Exchange 2010's
+// 5.7.1 RESOLVER.RST.AuthRequired.
+func isSenderNotAuthenticated(st [3]int, d string) bool {
+	return st[1] == 7 && st[2] >= 133 && st[2] <= 136 ||
+		strings.Contains(d, "sendernotauthenticatedfor") || strings.Contains(d, "resolver.rst.authrequired")
 }
 
 // isNullMX: RFC 7505 §4.1 (550 5.1.10 for the recipient's domain) and

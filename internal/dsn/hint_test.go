@@ -24,6 +24,8 @@ func TestHint(t *testing.T) {
 		{"relay denied by the next hop", [3]int{5, 7, 54}, "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain", "relay permission"},
 		{"send as denied", [3]int{5, 7, 60}, "550 5.7.60 SMTP; Client does not have permissions to send as this sender", "Send As"},
 		{"not authenticated (seed 000)", [3]int{5, 7, 1}, "530 5.7.1 Client was not authenticated", "configure AUTH on the send connector"},
+		{"group for authenticated senders (seed 000)", [3]int{5, 7, 133}, "550 5.7.133 RESOLVER.RST.SenderNotAuthenticatedForGroup; authentication required; Delivery restriction check failed because the sender was not authenticated when sending to this group", "Externally Secured"},
+		{"Exchange 2010 group for authenticated senders", [3]int{5, 7, 1}, "550 5.7.1 RESOLVER.RST.AuthRequired; authentication required", "Externally Secured"},
 		{"policy", [3]int{5, 7, 1}, "550 5.7.1 Message rejected as spam", "refused the message by policy"},
 		{"Microsoft 365 basic auth disabled", [3]int{5, 7, 139}, "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.", "OAuth2 (XOAUTH2"},
 		{"Microsoft 365 basic auth, security defaults", [3]int{5, 7, 139}, "535 5.7.139 Authentication unsuccessful, user is locked by your organization's security defaults policy.", "OAuth2 (XOAUTH2"},

@@ -57,7 +57,7 @@ const (
 	RuleQueueBacklog = "QUEUE-BACKLOG" // warning: more than health.queue_backlog messages
 	RuleQueueContent = "QUEUE-CONTENT" // error: messages whose content the queue store cannot give
 	RuleHopFailing   = "HOP-FAILING"   // error (info while young): a next hop not taking mail
-	RuleUpstreamAuth = "UPSTREAM-AUTH" // error: an upstream refuses Sluice's credentials
+	RuleUpstreamAuth = "UPSTREAM-AUTH" // error: an upstream refuses Sluice's credentials; warning: a password login to Microsoft 365
 	RuleUpstreamDown = "UPSTREAM-DOWN" // warning: one smarthost of several keeps failing
 	RuleOAuth2Token  = "OAUTH2-TOKEN"  // error (warning while a cached token lasts): no OAuth2 token
 	RuleDiskSpace    = "DISK-SPACE"    // warning, error: free space near or below queue.min_free_space
@@ -106,6 +106,7 @@ func Evaluate(in Input) []Finding {
 		fs = append(fs, up.findings...)
 		fs = append(fs, queues(c, in.Queues, in.Now, up.seen)...)
 		fs = append(fs, tokens(in.Tokens, in.Now)...)
+		fs = append(fs, basicAuthToMicrosoft(c, fs)...)
 	}
 	slices.SortStableFunc(fs, func(a, b Finding) int { return cmp.Compare(a.Severity.rank(), b.Severity.rank()) })
 	return fs

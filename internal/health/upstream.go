@@ -198,3 +198,50 @@ func span(d time.Duration) string {
 	}
 	return fmt.Sprintf("%d days", int(d.Hours()/24))
 }
+
+// basicAuthToMicrosoft warns of a send connector that logs in to Exchange
+// Online with a password: Microsoft is turning basic SMTP AUTH off for
+// every tenant, and from then on each message is refused with
+// 535 5.7.139 or 550 5.7.30 (seed 002's smtp.office365.com relay). Said
+// before the first refusal, like a certificate about to expire; once
+// Microsoft refuses, the UPSTREAM-AUTH error among found says it instead.
+func basicAuthToMicrosoft(c *config.Config, found []Finding) []Finding {
+	var out []Finding
+	for i := range c.SendConnectors {
+		sc := &c.SendConnectors[i]
+		if m := sc.Auth.Mechanism; m != "PLAIN" && m != "LOGIN" || !toMicrosoft365(sc) || refused(found, sc.Name) {
+			continue
+		}
+		out = append(out, Finding{Rule: RuleUpstreamAuth, Severity: Warning, Subject: "send connector " + sc.Name,
+			Problem: fmt.Sprintf("logs in to Microsoft 365 with a password (AUTH %s as %s): Microsoft is turning basic authentication off, after which every message is refused with 535 5.7.139 Authentication unsuccessful, basic authentication is disabled",
+				sc.Auth.Mechanism, sc.Auth.Username),
+			Fix: "switch the send connector to auth mechanism XOAUTH2 with an oauth2 client-credentials app registration that has the SMTP.SendAsApp permission (see README, Microsoft 365 with OAuth2)"})
+	}
+	return out
+}
+
+// toMicrosoft365 reports whether sc delivers to Exchange Online's client
+// submission endpoint.
+func toMicrosoft365(sc *config.SendConnector) bool {
+	if sc.Preset == config.PresetMicrosoft365 {
+		return true
+	}
+	for _, h := range sc.Smarthosts {
+		if host := strings.ToLower(strings.TrimSuffix(h.Host, ".")); host == "smtp.office365.com" || host == "smtp-legacy.office365.com" {
+			return true
+		}
+	}
+	return false
+}
+
+// refused reports whether found has an UPSTREAM-AUTH error about the send
+// connector called name: its queue, one of its smarthosts.
+func refused(found []Finding, name string) bool {
+	for _, f := range found {
+		if f.Rule == RuleUpstreamAuth && f.Severity == Error && (f.Subject == "queue "+name ||
+			strings.HasPrefix(f.Subject, "send connector "+name+", ") || strings.HasSuffix(f.Subject, "(send connector "+name+")")) {
+			return true
+		}
+	}
+	return false
+}

@@ -28,18 +28,23 @@ func (q *Queue) RetryQueue(identity string) error {
 		q.mu.Unlock()
 		return ErrNoQueue
 	}
+	h.dueNow(now)
+	q.mu.Unlock()
+	q.signal()
+	return nil
+}
+
+// dueNow (q.mu held) ends h's retry wait and makes its messages due at now.
+func (h *NextHop) dueNow(now time.Time) {
 	h.nextRetry = time.Time{}
 	for _, it := range h.items {
 		for i := range it.m.Rcpts {
-			if r := &it.m.Rcpts[i]; r.hop == identity && !r.Status.Final() {
+			if r := &it.m.Rcpts[i]; r.hop == h.Key && !r.Status.Final() {
 				r.NextAttempt = now
 			}
 		}
 		h.put(it.m, now)
 	}
-	q.mu.Unlock()
-	q.signal()
-	return nil
 }
 
 // SuspendQueue stops delivery from the queue until ResumeQueue; messages

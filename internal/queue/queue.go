@@ -110,8 +110,13 @@ func Open(ctx context.Context, o Options) (*Queue, error) {
 
 // Apply routes every waiting recipient again with a new config: a changed
 // address space or smarthost list applies to mail already queued, as in
-// Exchange after a connector change.
+// Exchange after a connector change. A queue whose next hop was failing
+// is tried again at once, with the new settings: the reload is usually
+// the fix (seed 003: correct the certificate, restart the transport, and
+// the queues start to empty), so its messages should not sit out a retry
+// interval of up to an hour.
 func (q *Queue) Apply(cfg *config.Config) {
+	now := q.now()
 	q.mu.Lock()
 	q.cfg = cfg
 	for _, m := range q.msgs {
@@ -127,6 +132,9 @@ func (q *Queue) Apply(cfg *config.Config) {
 				h.Hop = hop
 				break
 			}
+		}
+		if h.retryCount > 0 {
+			h.dueNow(now)
 		}
 	}
 	q.mu.Unlock()

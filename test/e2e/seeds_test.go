@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/sluice-relay/sluice/internal/certtest"
+	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/smtptest"
 )
 
 // Each seed's failure, reproduced against the built binary and diagnosed
@@ -174,4 +176,91 @@ receive_connectors:
 			t.Errorf("sluice track lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// Seed 003, the end of it: once the certificate reference is corrected and
+// the transport restarted, "the queues should have started to empty". In
+// Sluice the restart is a reload; a queue whose next hop was failing is
+// tried again at once with the new settings, not at its next retry an
+// hour later.
+func TestSeedReloadRetriesFailingQueue(t *testing.T) {
+	cert := certtest.New(t, "exch1.contoso.com")
+	up := smtptest.NewServer(t, smtptest.Options{TLS: cert, RequireTLS: true})
+	addr := freeAddr(t)
+	body := func(tls string) string {
+		return fmt.Sprintf(relayReceive+`send_connectors:
+  - name: Exchange
+    address_spaces: ["*"]
+    smarthosts: ["%s"]
+    tls: {%s}
+    retry: {first: 1h}
+`, addr, up.Addr(), tls)
+	}
+	s := startSluice(t, body("mode: verify, ca_file: "+cert.CAFile), listen(addr))
+	mustSend(t, addr, "app@contoso.com", []string{"bob@fabrikam.com"}, "stuck behind a certificate error")
+	s.waitQueue("Exchange", "Retry with the certificate error", func(q queue.QueueInfo) bool {
+		return q.Status == queue.HopRetry && strings.Contains(q.LastError, "not valid for send connector")
+	})
+
+	// The fix: the name the upstream's certificate carries. Then reload.
+	s.writeConfig(body("mode: verify, ca_file: " + cert.CAFile + ", server_name: exch1.contoso.com"))
+	r := runClient(t, nil, sluiceBin, "reload", "-config", s.config)
+	r.wantExit(t, true)
+	msgs := up.WaitMessages(t, 1)
+	if got := subjects(msgs); len(got) != 1 || got[0] != "stuck behind a certificate error" {
+		t.Fatalf("upstream got %v", got)
+	}
+}
+
+// Seed 000: SharePoint sends as the user who shared, to a distribution
+// group that accepts only authenticated senders. Exchange refuses Sluice's
+// anonymous delivery for that group alone. The notice must lead out of the
+// seed's catch-22: logging the send connector in makes Exchange check Send
+// As for every user (the seed's failed attempt); what worked is an
+// Externally Secured receive connector for the relay's address.
+func TestSeedGroupRequiresAuthenticatedSender(t *testing.T) {
+	const refusal = "550 5.7.133 RESOLVER.RST.SenderNotAuthenticatedForGroup; authentication required; " +
+		"Delivery restriction check failed because the sender was not authenticated when sending to this group"
+	up := smtptest.NewServer(t, smtptest.Options{Replies: map[string]string{"all-staff@contoso.com": refusal}})
+	addr := freeAddr(t)
+	s := startSluice(t, fmt.Sprintf(relayReceive+`send_connectors:
+  - name: Exchange
+    address_spaces: [contoso.com]
+    smarthosts: ["%s"]
+    tls: {mode: none}
+  - {name: Drop, address_spaces: ["*"], delivery: directory, directory: drop}
+`, addr, up.Addr()), listen(addr))
+	mustSend(t, addr, "alice@sharepoint.example", []string{"all-staff@contoso.com"}, "shared with you")
+
+	d := waitMessage(t, s.dropDir, "alice@sharepoint.example")
+	text := strings.Join(strings.Fields(string(d.msg)), " ")
+	for _, want := range []string{"5.7.133", "only accepts mail from authenticated senders", "Externally Secured"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the notice lacks %q:\n%s", want, d.msg)
+		}
+	}
+	if strings.Contains(text, "configure AUTH on the send connector") {
+		t.Errorf("the notice sends the admin into the catch-22 (AUTH, then Send As for every user):\n%s", d.msg)
+	}
+}
+
+// Seed 002's Exchange Online bonus, after Microsoft turned basic SMTP AUTH
+// off: a send connector that logs in to smtp.office365.com with a password
+// is a warning in health before the first message is refused with
+// 535 5.7.139, with the way out (XOAUTH2).
+func TestSeedBasicAuthToMicrosoft365(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sluice.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf(`node: {hostname: relay.test, data_dir: %s}
+receive_connectors: [{name: A, bindings: ["127.0.0.1:2525"], remote_ip_ranges: [127.0.0.1], permissions: [anonymous]}]
+admin: {listen: "off"}
+send_connectors:
+  - name: Office 365
+    preset: microsoft365
+    address_spaces: ["*"]
+    auth: {mechanism: LOGIN, username: sp-farm@contoso.com, password: "Passw0rd!"}
+`, filepath.Join(dir, "data"))), 0o600)
+	h := runClient(t, nil, sluiceBin, "health", "-config", path, "--offline")
+	h.wantExit(t, true) // a warning: nothing is refused yet
+	h.want(t, "WARNING", "UPSTREAM-AUTH", "send connector Office 365", "basic authentication", "XOAUTH2")
 }
