@@ -64,6 +64,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	c, rest := find(args)
 	if c == nil {
+		if subs := subcommands(args[0]); len(subs) > 0 {
+			fmt.Fprintf(stderr, "sluice %s: give one of %s (e.g. sluice %s %s)\n", args[0], strings.Join(subs, ", "), args[0], subs[0])
+			return ExitUsage
+		}
 		fmt.Fprintf(stderr, "sluice: unknown command %q; run 'sluice help' for the list\n", strings.Join(args, " "))
 		return ExitUsage
 	}
@@ -103,6 +107,18 @@ func (u usageError) Error() string { return u.msg }
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
 // find picks the command whose name matches the most leading words.
+// subcommands lists the second words of the commands in group (queue:
+// list, show, ...), for a group typed without one.
+func subcommands(group string) []string {
+	var subs []string
+	for _, c := range commands {
+		if g, sub, ok := strings.Cut(c.name, " "); ok && g == group {
+			subs = append(subs, sub)
+		}
+	}
+	return subs
+}
+
 func find(args []string) (*command, []string) {
 	var best *command
 	bestN := 0

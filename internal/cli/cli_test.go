@@ -204,3 +204,15 @@ func TestSecretCheckMissingConfig(t *testing.T) {
 		t.Errorf("secret check of a missing file = %d\n%s", code, out)
 	}
 }
+
+// A command group typed alone names its subcommands instead of saying
+// the group is an unknown command.
+func TestGroupWithoutSubcommand(t *testing.T) {
+	out, errs, code := run(t, "", "queue")
+	if code != ExitUsage || out != "" || !strings.Contains(errs, "give one of list, show, retry, suspend, resume") {
+		t.Errorf("sluice queue = %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	if _, errs, code := run(t, "", "nonsense"); code != ExitUsage || !strings.Contains(errs, `unknown command "nonsense"`) {
+		t.Errorf("sluice nonsense = %d, %s", code, errs)
+	}
+}
