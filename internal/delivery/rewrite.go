@@ -19,7 +19,9 @@ func rewriteSender(mailbox string, body io.Reader) (mail.Address, io.Reader) {
 	hasReplyTo := false
 	field := func(line []byte) []byte { // the field a line starts, lower case
 		if i := bytes.IndexByte(line, ':'); i > 0 && line[0] != ' ' && line[0] != '\t' {
-			return bytes.ToLower(bytes.TrimSpace(line[:i]))
+			// RFC 5322 §4.5.3: blanks may precede the colon; nothing
+			// else may surround the name ("\vFrom:" is no From field).
+			return bytes.ToLower(bytes.TrimRight(line[:i], " \t"))
 		}
 		return nil
 	}

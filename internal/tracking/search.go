@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluice-relay/sluice/internal/mail"
 )
@@ -176,13 +177,13 @@ func (q Query) matches(e *Event) bool {
 	if !q.inWindow(e) || (q.Event != "" && e.Event != q.Event) {
 		return false
 	}
-	if q.Sender != "" && !strings.EqualFold(e.Sender, q.Sender) {
+	if q.Sender != "" && !equalFold(e.Sender, q.Sender) {
 		return false
 	}
 	if q.Recipient != "" {
 		found := false
 		for _, r := range e.Recipients {
-			if strings.EqualFold(r, q.Recipient) {
+			if equalFold(r, q.Recipient) {
 				found = true
 				break
 			}
@@ -193,11 +194,30 @@ func (q Query) matches(e *Event) bool {
 	}
 	if q.MessageID != "" {
 		mid := strings.Trim(q.MessageID, "<>")
-		if !strings.EqualFold(strings.Trim(e.MessageID, "<>"), mid) && !strings.EqualFold(string(e.ID), q.MessageID) {
+		if !equalFold(strings.Trim(e.MessageID, "<>"), mid) && !equalFold(string(e.ID), q.MessageID) {
 			return false
 		}
 	}
 	return true
+}
+
+// equalFold is strings.EqualFold except that an ASCII letter matches
+// only ASCII: the prefilter folds ASCII only, so "kelvin@x" must not
+// match "\u212Aelvin@x" (KELVIN SIGN), nor "s" match "\u017F" (LONG S).
+// They are other addresses anyway, look-alikes.
+func equalFold(a, b string) bool {
+	for a != "" && b != "" {
+		ra, na := utf8.DecodeRuneInString(a)
+		rb, nb := utf8.DecodeRuneInString(b)
+		a, b = a[na:], b[nb:]
+		if ra == rb {
+			continue
+		}
+		if (ra < utf8.RuneSelf) != (rb < utf8.RuneSelf) || !strings.EqualFold(string(ra), string(rb)) {
+			return false
+		}
+	}
+	return a == b
 }
 
 // window keeps the daily files that can hold events in [since, until].
