@@ -28,6 +28,17 @@ func smarthost(name, addr, extra string) string {
 %s`, name, addr, extra)
 }
 
+// onceFabrikam is the Fabrikam smarthost connector without TLS whose
+// retry waits 10 minutes, so that a test sees exactly one attempt.
+func onceFabrikam(addr, extra string) string {
+	return fmt.Sprintf(`  - name: Fabrikam
+    address_spaces: [fabrikam.com]
+    smarthosts: ["%s"]
+    tls: {mode: none}
+    retry: {first: 10m, max_interval: 10m}
+%s`, addr, extra)
+}
+
 func TestTLSModes(t *testing.T) {
 	cert := certtest.New(t, "localhost")
 	wrong := certtest.New(t, "mail.other.test")
@@ -231,13 +242,7 @@ func TestConnectionReuse(t *testing.T) {
 // retry interval (10 minutes here).
 func TestKeptConnectionLostSendsOnNewConnection(t *testing.T) {
 	up := smtptest.NewServer(t, smtptest.Options{CloseAfter: 1})
-	r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
-    address_spaces: [fabrikam.com]
-    smarthosts: ["%s"]
-    tls: {mode: none}
-    max_connections: 1
-    retry: {first: 10m, max_interval: 10m}
-`, up.Addr()))
+	r := start(t, "", onceFabrikam(up.Addr(), "    max_connections: 1\n"))
 	for i := range 3 {
 		r.put(fmt.Sprintf("kept %d", i), "bob@fabrikam.com")
 		if i == 0 {
@@ -338,12 +343,7 @@ func TestTooManyRecipientsDefers(t *testing.T) {
 		"carol@fabrikam.com": "452 4.5.3 Too many recipients",
 		"dave@fabrikam.com":  "552 5.5.3 Too many recipients",
 	}})
-	r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
-    address_spaces: [fabrikam.com]
-    smarthosts: ["%s"]
-    tls: {mode: none}
-    retry: {first: 10m, max_interval: 10m}
-`, up.Addr()))
+	r := start(t, "", onceFabrikam(up.Addr(), ""))
 	id := r.put("many recipients", "bob@fabrikam.com", "carol@fabrikam.com", "dave@fabrikam.com")
 	var mi queue.MessageInfo
 	waitFor(t, "the attempt", func() bool {
@@ -434,12 +434,7 @@ func TestIntermediateReplyIsNotDelivery(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			up := smtptest.NewServer(t, tc.o)
-			r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
-    address_spaces: [fabrikam.com]
-    smarthosts: ["%s"]
-    tls: {mode: none}
-    retry: {first: 10m, max_interval: 10m}
-`, up.Addr()))
+			r := start(t, "", onceFabrikam(up.Addr(), ""))
 			id := r.put("3xx", "carol@fabrikam.com", "bob@fabrikam.com")
 			var mi queue.MessageInfo
 			waitFor(t, "the attempt", func() bool {
