@@ -182,8 +182,6 @@ func load(path string) (*config.Config, error) {
 	return config.Load(path)
 }
 
-// reload applies a changed config file, or keeps the running one and says
-// why not.
 // reload reads the config file again and applies it, or keeps old and
 // says why not (in the log and in the problems it returns).
 func reload(log *slog.Logger, path string, old *config.Config, srv *smtpd.Server, q *queue.Queue, d *delivery.Deliverer) (*config.Config, []string) {

@@ -118,17 +118,13 @@ func (q *Queue) RemoveMessage(ctx context.Context, id mail.ID, bounce bool) erro
 			return ErrInFlight
 		}
 	}
-	type was struct {
-		status    Status
-		lastError string
-	}
-	var before []was
+	var lastErrors []string // to put back if the notice cannot be queued
 	for i := range m.Rcpts {
 		r := &m.Rcpts[i]
 		if r.Status.Final() {
 			continue
 		}
-		before = append(before, was{r.Status, r.LastError})
+		lastErrors = append(lastErrors, r.LastError)
 		r.Status, r.LastError = StatusRemoved, removedReply.Error()
 		idx = append(idx, i)
 		rcpts = append(rcpts, r.Addr.String())
@@ -141,9 +137,9 @@ func (q *Queue) RemoveMessage(ctx context.Context, id mail.ID, bounce bool) erro
 			// notice, the message stays as it was.
 			q.mu.Lock()
 			for k, i := range idx {
-				m.Rcpts[i].Status, m.Rcpts[i].LastError = before[k].status, before[k].lastError
+				m.Rcpts[i].LastError = lastErrors[k]
 			}
-			q.schedule(m)
+			q.keepQueued(m, idx, time.Time{})
 			q.mu.Unlock()
 			return fmt.Errorf("the non-delivery report could not be queued, so the message stays queued: %w", err)
 		}
