@@ -124,6 +124,20 @@ func (r *relay) put(from string, to ...string) mail.ID {
 	return env.ID
 }
 
+// putTried is put, then waits until the dead Fabrikam smarthost has
+// been tried and the message is not leased: until then a redirect or
+// remove is rightly refused as "being delivered right now". Once the
+// queue is in Retry nothing is leased from it for minutes.
+func (r *relay) putTried(from string, to ...string) mail.ID {
+	r.t.Helper()
+	id := r.put(from, to...)
+	waitFor(r.t, "the Fabrikam queue to be tried and "+string(id)+" not leased", func() bool {
+		mi, ok := r.q.Message(id)
+		return ok && mi.Status != "Active" && r.queueInfo("Fabrikam").RetryCount > 0
+	})
+	return id
+}
+
 // sluice runs the CLI against this relay's admin API.
 func (r *relay) sluice(args ...string) (string, int) {
 	var out, errb bytes.Buffer
@@ -538,7 +552,7 @@ func TestLoopbackRefusesBrowsers(t *testing.T) {
 // taken for a message delivered already.
 func TestMessageIDAsTyped(t *testing.T) {
 	r := start(t, "")
-	id := r.put("app@contoso.com", "user@fabrikam.com")
+	id := r.putTried("app@contoso.com", "user@fabrikam.com")
 	for _, typed := range []string{" " + string(id) + " ", strings.ToUpper(string(id))} {
 		if out, code := r.sluice("message", "show", typed); code != 0 || !strings.Contains(out, "user@fabrikam.com") {
 			t.Errorf("message show %q = %d\n%s", typed, code, out)
@@ -608,8 +622,7 @@ func TestMessageListLimitKeepsTheOldest(t *testing.T) {
 // still names the queue and its state, not blanks.
 func TestResumeEmptyQueue(t *testing.T) {
 	r := start(t, "")
-	id := r.put("app@contoso.com", "user@fabrikam.com")
-	waitFor(t, "the Fabrikam queue", func() bool { return r.queueInfo("Fabrikam").Identity != "" })
+	id := r.putTried("app@contoso.com", "user@fabrikam.com")
 	if out, code := r.sluice("queue", "suspend", "Fabrikam"); code != 0 {
 		t.Fatalf("queue suspend = %d\n%s", code, out)
 	}
@@ -627,7 +640,7 @@ func TestResumeEmptyQueue(t *testing.T) {
 // and the message stays until it is removed without --bounce.
 func TestRemoveBounceOfNullSender(t *testing.T) {
 	r := start(t, "")
-	id := r.put("", "user@fabrikam.com")
+	id := r.putTried("", "user@fabrikam.com")
 	out, code := r.sluice("message", "remove", string(id), "--bounce")
 	if code != 1 || strings.Contains(out, "gets a non-delivery report") || !strings.Contains(out, "without --bounce") {
 		t.Errorf("message remove --bounce of a message from <> = %d\n%s", code, out)
@@ -639,7 +652,7 @@ func TestRemoveBounceOfNullSender(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "removed without notice to the sender") {
 		t.Errorf("message remove = %d\n%s", code, out)
 	}
-	other := r.put("app@contoso.com", "user@fabrikam.com")
+	other := r.putTried("app@contoso.com", "user@fabrikam.com")
 	if out, code = r.sluice("message", "remove", string(other), "--bounce"); code != 0 || !strings.Contains(out, "removed; the sender gets a non-delivery report") {
 		t.Errorf("message remove --bounce = %d\n%s", code, out)
 	}
@@ -649,7 +662,7 @@ func TestRemoveBounceOfNullSender(t *testing.T) {
 // it is copied from a header or a tracking line.
 func TestRedirectToAngleAddress(t *testing.T) {
 	r := start(t, "")
-	id := r.put("app@contoso.com", "user@fabrikam.com")
+	id := r.putTried("app@contoso.com", "user@fabrikam.com")
 	if out, code := r.sluice("message", "redirect", string(id), "--to", "<postmaster@contoso.com>"); code != 0 {
 		t.Fatalf("message redirect --to <postmaster@contoso.com> = %d\n%s", code, out)
 	}
