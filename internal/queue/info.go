@@ -167,6 +167,7 @@ func (q *Queue) Message(id mail.ID) (MessageInfo, bool) {
 }
 
 func (q *Queue) messageInfo(m *Message) MessageInfo {
+	now := q.now()
 	mi := MessageInfo{ID: m.ID, From: m.Env.From.String(), Size: m.Size, Received: m.Env.Received,
 		Origin: m.Env.Origin, EnvID: m.Env.EnvID, Status: "Ready"}
 	seen := map[string]bool{}
@@ -179,13 +180,18 @@ func (q *Queue) messageInfo(m *Message) MessageInfo {
 				seen[r.hop] = true
 				mi.Queues = append(mi.Queues, r.hop)
 			}
+			h := q.hops[r.hop]
+			// A queue in Retry holds its messages whether or not they
+			// were attempted themselves: the hop failed on another
+			// message's connection, or no connector serves it.
+			hopRetry := h != nil && (now.Before(h.nextRetry) || h.Key == route.Unreachable)
 			switch {
 			case r.leased:
 				mi.Status = "Active"
-			case r.Attempts > 0 && mi.Status != "Active":
+			case (r.Attempts > 0 || hopRetry) && mi.Status != "Active":
 				mi.Status = "Retry"
 			}
-			if h := q.hops[r.hop]; h != nil && h.suspended {
+			if h != nil && h.suspended {
 				mi.Status = "Suspended"
 			}
 		}

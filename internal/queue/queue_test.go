@@ -308,6 +308,28 @@ func TestHopFailureAndRecovery(t *testing.T) {
 	}
 }
 
+// A message waiting in a queue that is in Retry is a Retry message, as
+// Get-Message shows it, whether or not it was itself attempted: the
+// ones never leased (the hop failed on another message's connection)
+// too, or `message list --status Retry` misses them.
+func TestMessagesOfARetryQueueAreRetry(t *testing.T) {
+	f := newFixture(t, "")
+	tried := f.put(t, "app@contoso.com", "bob@contoso.com")
+	waiting := f.put(t, "app@contoso.com", "carol@contoso.com")
+	unrouted := f.put(t, "app@contoso.com", "x@elsewhere.org")
+	f.q.HopFailed("Exchange", f.q.Lease("Exchange"), queue.Outcome{Reply: reply.Parse(421, "4.4.2 connection dropped"), Host: "exch1.contoso.com:25"})
+	for _, id := range []mail.ID{tried.ID, waiting.ID, unrouted.ID} {
+		if m, _ := f.q.Message(id); m.Status != "Retry" {
+			t.Errorf("message %s in a queue in Retry has status %q", id, m.Status)
+		}
+	}
+	f.clock.Add(time.Minute)
+	f.q.HopOK("Exchange")
+	if m, _ := f.q.Message(waiting.ID); m.Status != "Ready" {
+		t.Errorf("after the queue's retry time the waiting message is %q, want Ready", m.Status)
+	}
+}
+
 func TestRestartKeepsEverything(t *testing.T) {
 	f := newFixture(t, "")
 	a := f.put(t, "app@contoso.com", "bob@contoso.com", "carol@fabrikam.example")
