@@ -668,3 +668,21 @@ func TestRedirectToAngleAddress(t *testing.T) {
 	}
 	waitFor(t, "the redirected message to be delivered", func() bool { _, ok := r.q.Message(id); return !ok })
 }
+
+// message show --json names the origin's fields in snake_case, as every
+// other field of the admin API.
+func TestMessageShowJSONOrigin(t *testing.T) {
+	r := start(t, "")
+	id := r.putTried("app@contoso.com", "user@fabrikam.com")
+	out, code := r.sluice("message", "show", string(id), "--json")
+	var m map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &m) != nil {
+		t.Fatalf("message show --json = %d\n%s", code, out)
+	}
+	o, _ := m["origin"].(map[string]any)
+	for _, k := range []string{"connector", "client_ip", "client_helo", "auth_user", "tls", "session"} {
+		if _, ok := o[k]; !ok {
+			t.Errorf("origin has no %q: %v", k, m["origin"])
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"net/netip"
 	"sort"
 	"time"
 
@@ -121,12 +122,24 @@ type MessageInfo struct {
 	From       string         `json:"from"`
 	Size       int64          `json:"size"`
 	Received   time.Time      `json:"received"`
-	Origin     mail.Origin    `json:"origin"`
+	Origin     OriginInfo     `json:"origin"`
 	Recipients []RcptInfo     `json:"recipients"`
 	Queues     []string       `json:"queues"`
 	Status     string         `json:"status"`
 	EnvID      string         `json:"envid,omitempty"`
 	Env        *mail.Envelope `json:"-"`
+}
+
+// OriginInfo is how a message arrived, with the admin API's snake_case
+// names; mail.Origin keeps its field names because queue records store
+// them.
+type OriginInfo struct {
+	Connector  string     `json:"connector"`
+	ClientIP   netip.Addr `json:"client_ip"`
+	ClientHelo string     `json:"client_helo"`
+	AuthUser   string     `json:"auth_user"`
+	TLS        string     `json:"tls"`
+	Session    string     `json:"session"`
 }
 
 // RcptInfo is one recipient of a queued message.
@@ -169,7 +182,7 @@ func (q *Queue) Message(id mail.ID) (MessageInfo, bool) {
 func (q *Queue) messageInfo(m *Message) MessageInfo {
 	now := q.now()
 	mi := MessageInfo{ID: m.ID, From: m.Env.From.String(), Size: m.Size, Received: m.Env.Received,
-		Origin: m.Env.Origin, EnvID: m.Env.EnvID, Status: "Ready"}
+		Origin: OriginInfo(m.Env.Origin), EnvID: m.Env.EnvID, Status: "Ready"}
 	seen := map[string]bool{}
 	for _, r := range m.Rcpts {
 		ri := RcptInfo{Address: r.Addr.String(), Status: r.Status, Attempts: r.Attempts, LastError: r.LastError,
