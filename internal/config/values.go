@@ -112,3 +112,9 @@ func (b *Binding) setScalar(v string) error {
 
 // Wildcard reports whether the binding listens on every local address.
 func (b Binding) Wildcard() bool { return b.Addr().IsUnspecified() }
+
+// Overlaps reports whether b and o cannot both be listened on: the same
+// port, and the same address or one a wildcard covering the other.
+func (b Binding) Overlaps(o Binding) bool {
+	return b.Port() == o.Port() && (b == o || covers(b, o) || covers(o, b))
+}

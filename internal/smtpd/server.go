@@ -105,21 +105,33 @@ func (s *Server) Apply(cfg *config.Config) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	opened := map[config.Binding]*listener{}
-	for b := range want {
-		if _, ok := s.listeners[b]; ok {
-			continue
-		}
-		ln, err := listenConfig.Listen(context.Background(), "tcp", b.String())
-		if err != nil {
-			for _, l := range opened {
-				l.ln.Close()
+	opened, failed, err := s.open(want)
+	if err != nil {
+		// A binding moved on its port (0.0.0.0:25 to 10.0.0.5:25, or
+		// back) cannot be listened on while the old one listens: when
+		// that is all that failed, stop the old ones and try again,
+		// giving them back if the new ones still cannot be opened.
+		var freed []config.Binding
+		for b := range s.listeners {
+			if want[b] == nil && overlapsAny(b, failed) {
+				freed = append(freed, b)
 			}
-			// Name the connector: with several, the address alone does
-			// not say which one's binding to fix.
-			return fmt.Errorf("receive connector %q: cannot listen on %s: %w", strings.Join(want[b], `", "`), b, err)
 		}
-		opened[b] = &listener{srv: s, ln: ln, binding: b}
+		if len(freed) == 0 || !onlyInUse(err) {
+			return err
+		}
+		for _, b := range freed {
+			s.listeners[b].ln.Close()
+			delete(s.listeners, b)
+		}
+		if opened, _, err = s.open(want); err != nil {
+			back, _, reopenErr := s.open(bindingSet(freed))
+			if reopenErr != nil {
+				s.log.Error("stopped listening to move a binding and cannot listen again; restart Sluice", "err", reopenErr)
+			}
+			s.serveAll(back)
+			return err
+		}
 	}
 	s.state.Store(&snapshot{cfg: cfg, users: userdb.New(cfg.Users)})
 	for b, l := range s.listeners {
@@ -129,13 +141,92 @@ func (s *Server) Apply(cfg *config.Config) error {
 			s.log.Info("stopped listening", "binding", b.String())
 		}
 	}
+	s.serveAll(opened)
+	return nil
+}
+
+// open (s.mu held) listens on the bindings of want not listened on yet.
+// If any cannot be opened it opens none and returns the ones that
+// failed, and an error naming the first one's connectors.
+func (s *Server) open(want map[config.Binding][]string) (opened map[config.Binding]*listener, failed []config.Binding, err error) {
+	opened = map[config.Binding]*listener{}
+	for b := range want {
+		if _, ok := s.listeners[b]; ok {
+			continue
+		}
+		ln, lerr := listenConfig.Listen(context.Background(), network(b), b.String())
+		if lerr != nil {
+			failed = append(failed, b)
+			// Name the connector: with several, the address alone does
+			// not say which one's binding to fix.
+			lerr = fmt.Errorf("receive connector %q: cannot listen on %s: %w", strings.Join(want[b], `", "`), b, lerr)
+			err = errors.Join(err, lerr)
+			continue
+		}
+		opened[b] = &listener{srv: s, ln: ln, binding: b}
+	}
+	if err != nil {
+		for _, l := range opened {
+			l.ln.Close()
+		}
+		return nil, failed, err
+	}
+	return opened, nil, nil
+}
+
+// serveAll (s.mu held) starts serving newly opened listeners.
+func (s *Server) serveAll(opened map[config.Binding]*listener) {
 	for b, l := range opened {
 		s.listeners[b] = l
 		s.wg.Add(1)
 		go l.serve()
 		s.log.Info("listening", "binding", l.ln.Addr().String())
 	}
-	return nil
+}
+
+// network listens on an IPv4 binding with IPv4 only: Go's "tcp" makes
+// 0.0.0.0 a dual-stack socket, taking the port on every IPv6 address
+// too, which an admin who wrote 0.0.0.0 did not ask for. [::] stays
+// dual-stack, as config's overlap check assumes.
+func network(b config.Binding) string {
+	if b.Addr().Is4() {
+		return "tcp4"
+	}
+	return "tcp"
+}
+
+func overlapsAny(b config.Binding, bs []config.Binding) bool {
+	for _, o := range bs {
+		if b.Overlaps(o) {
+			return true
+		}
+	}
+	return false
+}
+
+func bindingSet(bs []config.Binding) map[config.Binding][]string {
+	m := map[config.Binding][]string{}
+	for _, b := range bs {
+		m[b] = []string{"(previous)"}
+	}
+	return m
+}
+
+// onlyInUse reports whether every error joined in err is an address in
+// use: anything else (no such address, no permission) would fail again
+// after the old binding is closed.
+func onlyInUse(err error) bool {
+	var j interface{ Unwrap() []error }
+	errs := []error{err}
+	if errors.As(err, &j) {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		if !addrInUse(e) {
+			return false
+		}
+	}
+	return true
 }
 
 // Shutdown stops accepting connections, ends idle sessions with 421, lets

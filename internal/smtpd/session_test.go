@@ -520,7 +520,7 @@ func TestApplyReload(t *testing.T) {
 	srv, _, port := startServer(t, anonConfig)
 	port2 := freePort(t)
 	cfg2 := strings.ReplaceAll(anonConfig, "PORT", fmt.Sprint(port2))
-	cfg2 = strings.Replace(cfg2, "ESMTP", "X", 1)
+	cfg2 = strings.Replace(cfg2, "hostname: relay.test", "hostname: reloaded.test", 1)
 	cfg, err := configParse(cfg2)
 	if err != nil {
 		t.Fatal(err)
@@ -529,7 +529,7 @@ func TestApplyReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := dial(t, port2)
-	c.expect("", "220 relay.test")
+	c.expect("", "220 reloaded.test")
 	waitFor(t, "the old port to close", func() bool {
 		_, err := netDial(port)
 		return err != nil
@@ -622,6 +622,65 @@ func TestSessionPostmaster(t *testing.T) {
 	c.expect("EHLO x", "250")
 	c.expect("MAIL FROM:<someone@fabrikam.example>", "250")
 	c.expect("RCPT TO:<postmaster>", "550 5.1.1 This relay has no accepted domain to deliver postmaster to")
+}
+
+// A reload that moves a binding on its port (0.0.0.0:25 to one
+// address, or back) cannot listen on the new one while the old one
+// listens: Apply closes the old one first. When the new config cannot
+// be listened on for another reason, the old binding is listened on
+// again and the old config stays.
+func TestApplyMovesBindingOnItsPort(t *testing.T) {
+	port := freePort(t)
+	wildcard := strings.ReplaceAll(strings.Replace(anonConfig, "127.0.0.1:PORT", "0.0.0.0:PORT", 1), "PORT", fmt.Sprint(port))
+	one := strings.ReplaceAll(anonConfig, "PORT", fmt.Sprint(port))
+	cfgW, err := configParse(wildcard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(Options{Spool: &memSpool{}, Log: testLogger(t)})
+	if err := srv.Apply(cfgW); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+
+	moved, err := configParse(strings.Replace(one, "hostname: relay.test", "hostname: moved.test", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Apply(moved); err != nil {
+		t.Fatalf("moving 0.0.0.0:%d to 127.0.0.1:%d: %v", port, port, err)
+	}
+	c := dial(t, port)
+	c.expect("", "220 moved.test")
+
+	back, err := configParse(strings.Replace(wildcard, "hostname: relay.test", "hostname: back.test", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Apply(back); err != nil {
+		t.Fatalf("moving 127.0.0.1:%d back to 0.0.0.0:%d: %v", port, port, err)
+	}
+	c = dial(t, port)
+	c.expect("", "220 back.test")
+
+	// The move again, with a second binding another program holds: the
+	// reload fails, and the wildcard listens as before with its config.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	busy := taken.Addr().(*net.TCPAddr).Port
+	failing, err := configParse(strings.Replace(strings.Replace(one, "hostname: relay.test", "hostname: failing.test", 1),
+		fmt.Sprintf("[127.0.0.1:%d]", port), fmt.Sprintf("[127.0.0.1:%d, 127.0.0.1:%d]", port, busy), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Apply(failing); err == nil || !strings.Contains(err.Error(), fmt.Sprint(busy)) {
+		t.Fatalf("Apply with a binding in use = %v, want it to name 127.0.0.1:%d", err, busy)
+	}
+	c = dial(t, port)
+	c.expect("", "220 back.test")
 }
 
 // A binding that cannot be opened (another program has the port) fails
