@@ -56,10 +56,6 @@ func (q *Queue) bounce(ctx context.Context, m *Message, idx []int, delayed bool)
 	if len(recips) == 0 {
 		return nil
 	}
-	original, err := q.original(ctx, m)
-	if err != nil {
-		q.log.Error("cannot read the original message for its bounce; sending the notice without it", "msg", m.ID, "err", err)
-	}
 	rep := &dsn.Report{
 		ReportingMTA: cfg.Node.Hostname,
 		ArrivalDate:  m.Env.Received,
@@ -68,9 +64,14 @@ func (q *Queue) bounce(ctx context.Context, m *Message, idx []int, delayed bool)
 		From:         m.Env.From,
 		Recipients:   recips,
 		Return:       m.Env.Ret,
-		Original:     original,
+		OriginalSize: m.Size,
 		UTF8:         m.Env.SMTPUTF8,
 	}
+	original, err := q.original(ctx, m, rep.ReturnsFull())
+	if err != nil {
+		q.log.Error("cannot read the original message for its bounce; sending the notice without it", "msg", m.ID, "err", err)
+	}
+	rep.Original = original
 	id := mail.NewID()
 	body, err := dsn.Compose(rep, now, func() string { return string(id) })
 	if err != nil {
@@ -160,15 +161,16 @@ func (q *Queue) lifetime(h route.Hop) time.Duration {
 	return defaultExpire
 }
 
-// original returns what a bounce quotes: the whole message for RET=FULL,
-// else its header section.
-func (q *Queue) original(ctx context.Context, m *Message) ([]byte, error) {
+// original returns what a notice quotes: the whole message when full
+// (dsn.Report.ReturnsFull: at most dsn.MaxReturn octets), else its header
+// section, so that a large message is never read into memory for it.
+func (q *Queue) original(ctx context.Context, m *Message, full bool) ([]byte, error) {
 	rc, err := q.store.Body(ctx, m.ID)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	if m.Env.Ret == mail.RetFull {
+	if full {
 		return io.ReadAll(rc)
 	}
 	var out []byte

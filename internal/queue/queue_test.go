@@ -102,6 +102,20 @@ func (f *fixture) queueInfo(t *testing.T, name string) queue.QueueInfo {
 func (f *fixture) bounces(t *testing.T) []*dsn.Report {
 	t.Helper()
 	var out []*dsn.Report
+	for _, b := range f.noticeTexts(t) {
+		rep, err := dsn.Parse(b)
+		if err != nil {
+			t.Fatalf("notice does not parse: %v\n%s", err, b)
+		}
+		out = append(out, rep)
+	}
+	return out
+}
+
+// noticeTexts returns the DSNs in the queue as they were composed.
+func (f *fixture) noticeTexts(t *testing.T) [][]byte {
+	t.Helper()
+	var out [][]byte
 	for _, m := range f.q.Messages(func(mi *queue.MessageInfo) bool { return mi.From == "<>" }) {
 		r, err := f.store.Body(context.Background(), m.ID)
 		if err != nil {
@@ -109,11 +123,7 @@ func (f *fixture) bounces(t *testing.T) []*dsn.Report {
 		}
 		b, _ := io.ReadAll(r)
 		r.Close()
-		rep, err := dsn.Parse(b)
-		if err != nil {
-			t.Fatalf("bounce %s does not parse: %v\n%s", m.ID, err, b)
-		}
-		out = append(out, rep)
+		out = append(out, b)
 	}
 	return out
 }
