@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/sluice-relay/sluice/internal/reply"
 	"github.com/sluice-relay/sluice/internal/store/sqlite"
 	"github.com/sluice-relay/sluice/internal/testclock"
+	"github.com/sluice-relay/sluice/internal/tracking"
 )
 
 const testConfig = `
@@ -36,6 +39,27 @@ type fixture struct {
 	clock *testclock.Clock
 	dir   string
 	cfg   *config.Config
+	track *tracking.Log // in dir/track
+	logs  *syncBuffer   // the queue's log
+}
+
+// syncBuffer is a bytes.Buffer for a logger that may be called from
+// several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func newFixture(t testing.TB, extra string) *fixture {
@@ -56,7 +80,16 @@ func (f *fixture) open(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := queue.Open(context.Background(), queue.Options{Store: s, Config: f.cfg, Now: f.clock.Now})
+	if f.track == nil {
+		tl, err := tracking.Open(filepath.Join(f.dir, "track"), 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.track, f.logs = tl, &syncBuffer{}
+		t.Cleanup(tl.Close)
+	}
+	q, err := queue.Open(context.Background(), queue.Options{Store: s, Config: f.cfg, Now: f.clock.Now,
+		Tracking: f.track, Log: slog.New(slog.NewTextHandler(f.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
