@@ -46,7 +46,11 @@ func (d *Deliverer) writeFile(ctx context.Context, dir *dropdir.Dir, l *queue.Le
 		if err != nil {
 			outs[i] = queue.Outcome{Reply: reply.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: "cannot write to drop directory: " + err.Error()}}
 		} else {
-			outs[i] = queue.Outcome{Delivered: true, Reply: reply.Reply{Code: 250, Enhanced: [3]int{2, 0, 0}, Text: "written to " + dir.Path()}, Host: "directory"}
+			// A drop directory is the end of Sluice's road, final
+			// delivery for DSN (RFC 3461 §5.2.3): what picks the files
+			// up sends no notices.
+			outs[i] = queue.Outcome{Delivered: true, Reply: reply.Reply{Code: 250, Enhanced: [3]int{2, 0, 0}, Text: "written to " + dir.Path()},
+				Host: "directory", Handoff: queue.HandoffDelivered}
 		}
 	}
 	return outs

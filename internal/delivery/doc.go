@@ -4,6 +4,8 @@
 // connector's max_connections sessions per next hop, sends several
 // messages per connection (PIPELINING when offered), keeps to the
 // connector's rate limit, and reports every recipient's outcome — the
-// upstream's exact reply — back to the queue. It never decides retries or
-// bounces itself: that is the queue's job.
+// upstream's exact reply, and for a delivery whether the upstream took
+// over telling the sender (it offers DSN) — back to the queue. It never
+// decides retries, bounces or success notices itself: that is the
+// queue's job.
 package delivery

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/delivery"
+	"github.com/sluice-relay/sluice/internal/dsn"
 	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/store/sqlite"
@@ -71,6 +72,12 @@ func (r *relay) put(subject string, to ...string) mail.ID {
 
 func (r *relay) putFrom(from, subject, extraHeader string, to ...string) mail.ID {
 	r.t.Helper()
+	return r.putNotify(from, mail.NotifyDefault, subject, extraHeader, to...)
+}
+
+// putNotify is putFrom with NOTIFY (RFC 3461 §4.1) set for every recipient.
+func (r *relay) putNotify(from string, notify mail.Notify, subject, extraHeader string, to ...string) mail.ID {
+	r.t.Helper()
 	env := &mail.Envelope{ID: mail.NewID(), Received: time.Now()}
 	var err error
 	if env.From, _, err = mail.ParsePath("<"+from+">", true, false); err != nil {
@@ -81,7 +88,7 @@ func (r *relay) putFrom(from, subject, extraHeader string, to ...string) mail.ID
 		if err != nil {
 			r.t.Fatal(err)
 		}
-		env.Rcpts = append(env.Rcpts, mail.Recipient{Addr: addr})
+		env.Rcpts = append(env.Rcpts, mail.Recipient{Addr: addr, Notify: notify})
 	}
 	body := fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: %s\r\n%s\r\nbody\r\n", from, strings.Join(to, ", "), subject, extraHeader)
 	if err := r.q.Put(context.Background(), env, strings.NewReader(body)); err != nil {
@@ -117,6 +124,31 @@ func (r *relay) bounces() []string {
 		if strings.Contains(string(b), "X-Receiver: <app@contoso.com>") {
 			out = append(out, string(b))
 		}
+	}
+	return out
+}
+
+// notices waits until no delivery status notification is left in the
+// queue and returns those in the drop directory, parsed. Called once the
+// original has left the queue, it sees every notice about it: Done
+// queues them before the original's state is written.
+func (r *relay) notices() []*dsn.Report {
+	r.t.Helper()
+	waitFor(r.t, "the notices to leave the queue", func() bool {
+		return len(r.q.Messages(func(mi *queue.MessageInfo) bool { return mi.From == "<>" })) == 0
+	})
+	var out []*dsn.Report
+	for _, b := range r.bounces() {
+		// The drop file's envelope lines come before the message.
+		msg := b
+		for strings.HasPrefix(msg, "X-Sender: ") || strings.HasPrefix(msg, "X-Receiver: ") {
+			_, msg, _ = strings.Cut(msg, "\r\n")
+		}
+		rep, err := dsn.Parse([]byte(msg))
+		if err != nil {
+			r.t.Fatalf("notice does not parse: %v\n%s", err, b)
+		}
+		out = append(out, rep)
 	}
 	return out
 }

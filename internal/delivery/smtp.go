@@ -130,10 +130,16 @@ func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string,
 		env.From, r = rewriteSender(hop.Connector.Auth.Username, body)
 	}
 	res, err := c.Send(ctx, env, r)
+	// RFC 3461 §5.2.1: an upstream that offers DSN got NOTIFY and takes
+	// over telling the sender; one that does not leaves it to us (§5.2.2).
+	handoff := queue.HandoffRelayed
+	if c.Supports("DSN") {
+		handoff = queue.HandoffDSN
+	}
 	outs = make([]queue.Outcome, len(l.Rcpts))
 	var se *smtpclient.Error
 	for i := range outs {
-		o := queue.Outcome{Host: host}
+		o := queue.Outcome{Host: host, Handoff: handoff}
 		switch {
 		// Only a 2xx is a yes: Positive would take a stray 3xx for one.
 		case res != nil && i < len(res.Rcpts) && res.Rcpts[i].Code != 0 && res.Rcpts[i].Code/100 != 2:

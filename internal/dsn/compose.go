@@ -12,8 +12,6 @@ import (
 	"github.com/emersion/go-message"
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
-
-	"github.com/sluice-relay/sluice/internal/mail"
 )
 
 // Compose writes r as a complete RFC 5322 message with CRLF line endings,
@@ -34,7 +32,7 @@ func Compose(r *Report, now time.Time, newID func() string) ([]byte, error) {
 	orig := crlf(r.Original)
 	head := headerSection(orig)
 	attach := head
-	if r.Return == mail.RetFull {
+	if r.ReturnsFull() {
 		attach = orig
 	}
 	// The RFC 6533 types only when something is not ASCII: many clients
@@ -97,7 +95,7 @@ func Compose(r *Report, now time.Time, newID func() string) ([]byte, error) {
 		return nil, err
 	}
 	if len(attach) > 0 {
-		typ, desc := originalType(r.Return == mail.RetFull, global)
+		typ, desc := originalType(r.ReturnsFull(), global)
 		if err := writePart(w, [][2]string{
 			{"Content-Type", typ},
 			{"Content-Transfer-Encoding", bitness(attach)},

@@ -121,6 +121,13 @@ func goldenCases() []struct {
 	utf8.Recipients[0].Original = "utf-8;δοκιμή@παράδειγμα.δοκιμή"
 	utf8.Recipients[0].Diagnostic = "550 5.1.1 <δοκιμή@παράδειγμα.δοκιμή>: mailbox unavailable"
 
+	// RFC 3461 §6.2: above MaxReturn, the header only, and the text says why.
+	tooLarge := report()
+	tooLarge.Return = mail.RetFull
+	tooLarge.Original = []byte(origMsg + strings.Repeat(strings.Repeat("0123456789", 7)+"\r\n", 700))
+	tooLarge.Recipients[0].Status = [3]int{5, 2, 2}
+	tooLarge.Recipients[0].Diagnostic = full.Recipients[0].Diagnostic
+
 	delivered := report()
 	delivered.Recipients[0] = Recipient{Final: "carol@fabrikam.example", Action: ActionRelayed, Status: [3]int{2, 0, 0},
 		RemoteMTA: "mx.fabrikam.example [192.0.2.25]", Diagnostic: "250 2.0.0 Ok: queued as 4Zx2c71Lq8z9v", LastAttempt: now.Add(-time.Minute)}
@@ -135,6 +142,7 @@ func goldenCases() []struct {
 		{"delayed", delay},
 		{"m365-basic-auth", m365},
 		{"ret-full", full},
+		{"ret-full-too-large", tooLarge},
 		{"smtputf8", utf8},
 		{"relayed", delivered},
 	}
@@ -199,7 +207,7 @@ func TestRoundTrip(t *testing.T) {
 				t.Errorf("Parse(Compose(r)):\n got %s\nwant %s", g, want)
 			}
 			wantOrig := headerSection(crlf(tc.r.Original))
-			if tc.r.Return == mail.RetFull {
+			if tc.r.ReturnsFull() {
 				wantOrig = crlf(tc.r.Original)
 			}
 			if !bytes.Equal(got.Original, wantOrig) {
@@ -216,7 +224,7 @@ func essentials(r *Report) string {
 		LastAttempt, WillRetryUntil                            string
 	}
 	ret := mail.RetHeaders
-	if r.Return == mail.RetFull {
+	if r.ReturnsFull() {
 		ret = mail.RetFull
 	}
 	e := struct {
@@ -297,7 +305,7 @@ func TestPythonReadsNotice(t *testing.T) {
 			switch {
 			case tc.r.UTF8:
 				wantTypes = "text/plain message/global-delivery-status message/global-headers"
-			case tc.r.Return == mail.RetFull:
+			case tc.r.ReturnsFull():
 				wantTypes = "text/plain message/delivery-status message/rfc822"
 			}
 			if g := strings.Join(got.Types, " "); g != wantTypes {

@@ -11,8 +11,10 @@
 //     code (Hint; health and tracking reuse it).
 //  2. message/delivery-status (RFC 3464): per-message fields, then one block
 //     of per-recipient fields per recipient.
-//  3. The original: text/rfc822-headers (its header section) unless the
-//     sender asked for RET=FULL (RFC 3461 §4.3), then message/rfc822.
+//  3. The original: text/rfc822-headers (its header section), or
+//     message/rfc822 when the sender asked for RET=FULL (RFC 3461 §4.3),
+//     the notice reports a failure, and the original is at most MaxReturn
+//     octets (Report.ReturnsFull); the text says when it was too large.
 //
 // An original with a UTF-8 address or 8-bit header fields gets the RFC 6533
 // types instead: message/global-delivery-status, message/global-headers and

@@ -63,14 +63,18 @@ type Report struct {
 	From       mail.Address
 	Recipients []Recipient
 	// Return is RET (RFC 3461 §4.3): RetFull attaches the whole original
-	// as message/rfc822; anything else attaches its header section as
-	// text/rfc822-headers. Parse sets RetFull or RetHeaders from the part
-	// it finds, RetDefault when there is none.
+	// as message/rfc822 when ReturnsFull says so; otherwise its header
+	// section goes as text/rfc822-headers. Parse sets RetFull or
+	// RetHeaders from the part it finds, RetDefault when there is none.
 	Return mail.Ret
 	// Original is the original message, or just its header section; the
-	// composer keeps only the header section unless Return is RetFull. Bare
+	// composer keeps only the header section unless ReturnsFull. Bare
 	// LF line endings are turned into CRLF. Empty: no third part.
 	Original []byte
+	// OriginalSize is the size of the whole original in octets when
+	// Original holds less of it (the queue reads only the header section
+	// of an original that will not be returned); 0: len(Original).
+	OriginalSize int64
 	// UTF8 is set when the original used SMTPUTF8. Compose uses the RFC
 	// 6533 types when an address or the original header section is not
 	// ASCII, whatever UTF8 says. Parse sets it for
@@ -79,6 +83,38 @@ type Report struct {
 	// Postmaster is an optional contact shown in the text, e.g.
 	// "postmaster@contoso.com" or a help desk URL.
 	Postmaster string
+}
+
+// MaxReturn is the largest original, in octets, that a notice returns
+// whole. RFC 3461 §6.2 lets an MTA return only the header section of a
+// longer one, even with RET=FULL; Postfix does so above its
+// bounce_size_limit, whose default this is. The header identifies the
+// message, and the sender has its own copy of the rest; an original of
+// many megabytes would only make the notice too large for the upstream
+// it leaves by or for the sender's mailbox, and then the sender hears
+// nothing at all.
+const MaxReturn = 50000
+
+// ReturnsFull reports whether the notice carries the whole original: the
+// sender asked for it with RET=FULL, the notice reports a failure (RET
+// is about failures, RFC 3461 §4.3; a success or delay notice returns
+// the header section, §6.2), and the original is at most MaxReturn
+// octets.
+func (r *Report) ReturnsFull() bool {
+	return r.Return == mail.RetFull && r.kind() == kindFailure && r.originalSize() <= MaxReturn
+}
+
+// tooLarge reports whether the whole original was asked for and is
+// withheld only for its size, which the text then says.
+func (r *Report) tooLarge() bool {
+	return r.Return == mail.RetFull && r.kind() == kindFailure && r.originalSize() > MaxReturn
+}
+
+func (r *Report) originalSize() int64 {
+	if r.OriginalSize > 0 {
+		return r.OriginalSize
+	}
+	return int64(len(r.Original))
 }
 
 // Errors from Compose and Parse.

@@ -1,10 +1,9 @@
 package dsn
 
 import (
+	"fmt"
 	"strings"
 	"time"
-
-	"github.com/sluice-relay/sluice/internal/mail"
 )
 
 // textWidth is where the explanation wraps: it is read in mail clients
@@ -64,8 +63,12 @@ func explanation(r *Report, orig original, now time.Time) string {
 	switch {
 	case len(r.Original) == 0:
 		t.para("The technical details are attached for your mail administrator.")
-	case r.Return == mail.RetFull:
+	case r.ReturnsFull():
 		t.para("The technical details and your original message are attached.")
+	case r.tooLarge():
+		t.para(fmt.Sprintf("The technical details and the header of your original message are attached. "+
+			"The whole message was asked for, but it is too large to return (%d octets; a notice returns at most %d).",
+			r.originalSize(), MaxReturn))
 	default:
 		t.para("The technical details and the header of your original message are attached.")
 	}

@@ -30,7 +30,6 @@ func (q *Queue) bounce(ctx context.Context, m *Message, idx []int, delayed bool)
 		q.log.Info("not bouncing a message from <>", "msg", m.ID, "rcpts", len(idx))
 		return nil
 	}
-	now := q.now()
 	q.mu.Lock()
 	cfg := q.cfg
 	var recips []dsn.Recipient
@@ -53,28 +52,50 @@ func (q *Queue) bounce(ctx context.Context, m *Message, idx []int, delayed bool)
 		recips = append(recips, d)
 	}
 	q.mu.Unlock()
+	kind := "failure"
+	if delayed {
+		kind = "delay"
+	}
+	if err := q.notify(ctx, m, recips, kind); err != nil {
+		q.log.Error("cannot queue bounce; its recipients stay queued", "msg", m.ID, "err", err)
+		return err
+	}
+	return nil
+}
+
+// notify composes a notice about recips (none: nothing to do) and queues
+// it to m's sender: a new message from <>, durable when notify returns
+// nil. kind ("failure", "delay", "success") names it in the logs. The
+// error says the notice could not be queued; one that cannot be composed
+// is logged and not retried, since trying again would not help.
+func (q *Queue) notify(ctx context.Context, m *Message, recips []dsn.Recipient, kind string) error {
 	if len(recips) == 0 {
 		return nil
 	}
-	original, err := q.original(ctx, m)
-	if err != nil {
-		q.log.Error("cannot read the original message for its bounce; sending the notice without it", "msg", m.ID, "err", err)
-	}
+	now := q.now()
+	q.mu.Lock()
+	hostname := q.cfg.Node.Hostname
+	q.mu.Unlock()
 	rep := &dsn.Report{
-		ReportingMTA: cfg.Node.Hostname,
+		ReportingMTA: hostname,
 		ArrivalDate:  m.Env.Received,
 		EnvID:        m.Env.EnvID,
 		MessageID:    m.ID,
 		From:         m.Env.From,
 		Recipients:   recips,
 		Return:       m.Env.Ret,
-		Original:     original,
+		OriginalSize: m.Size,
 		UTF8:         m.Env.SMTPUTF8,
 	}
+	original, err := q.original(ctx, m, rep.ReturnsFull())
+	if err != nil {
+		q.log.Error("cannot read the original message for its notice; sending the notice without it", "msg", m.ID, "kind", kind, "err", err)
+	}
+	rep.Original = original
 	id := mail.NewID()
 	body, err := dsn.Compose(rep, now, func() string { return string(id) })
 	if err != nil {
-		q.log.Error("cannot compose bounce", "msg", m.ID, "err", err)
+		q.log.Error("cannot compose notice", "msg", m.ID, "kind", kind, "err", err)
 		return nil // retrying would not help
 	}
 	env := &mail.Envelope{
@@ -87,12 +108,7 @@ func (q *Queue) bounce(ctx context.Context, m *Message, idx []int, delayed bool)
 		Origin:   mail.Origin{Connector: "(delivery status notification)"},
 	}
 	if err := q.Put(ctx, env, bytes.NewReader(body)); err != nil {
-		q.log.Error("cannot queue bounce; its recipients stay queued", "msg", m.ID, "dsn", id, "err", err)
 		return err
-	}
-	kind := "failure"
-	if delayed {
-		kind = "delay"
 	}
 	var about []string
 	for _, r := range recips {
@@ -160,15 +176,16 @@ func (q *Queue) lifetime(h route.Hop) time.Duration {
 	return defaultExpire
 }
 
-// original returns what a bounce quotes: the whole message for RET=FULL,
-// else its header section.
-func (q *Queue) original(ctx context.Context, m *Message) ([]byte, error) {
+// original returns what a notice quotes: the whole message when full
+// (dsn.Report.ReturnsFull: at most dsn.MaxReturn octets), else its header
+// section, so that a large message is never read into memory for it.
+func (q *Queue) original(ctx context.Context, m *Message, full bool) ([]byte, error) {
 	rc, err := q.store.Body(ctx, m.ID)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	if m.Env.Ret == mail.RetFull {
+	if full {
 		return io.ReadAll(rc)
 	}
 	var out []byte

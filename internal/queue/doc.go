@@ -1,15 +1,18 @@
 // Package queue owns accepted mail until it is delivered, bounced or
 // removed: queues per next hop (like Exchange's Get-Queue), per-recipient
-// state inside each message, the retry schedule, expiry, delay notices and
-// bounces.
+// state inside each message, the retry schedule, expiry, and the notices
+// to the sender: bounces, delay notices and success notices.
 //
 // Durability contract. Put returns nil only once the message (envelope,
 // per-recipient state and content) is durable in the Store: smtpd answers
 // 250 after that and never before. Every later change of state is written
 // through the Store before the queue acts on it further; a bounce is Put
-// (durable) before the recipient it reports is marked final. A crash at
-// any point therefore loses nothing that got a 250; at worst a message
-// whose delivery was not yet recorded is delivered again (at least once).
+// (durable) before the recipient it reports is marked final. A success
+// notice is Put before the delivery is recorded too, but one that cannot
+// be queued is logged and given up rather than deliver the message
+// again. A crash at any point therefore loses nothing that got a 250; at
+// worst a message whose delivery was not yet recorded is delivered again
+// (at least once), with its success notice.
 //
 // Implementation summary. All working state is in memory, guarded by one
 // mutex, and rebuilt from Store.Load at start. Each pending recipient is

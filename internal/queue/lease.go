@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/sluice-relay/sluice/internal/dsn"
 	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/reply"
 	"github.com/sluice-relay/sluice/internal/route"
@@ -112,10 +113,33 @@ type Outcome struct {
 	Reply     reply.Reply // the upstream's reply (or ours, for local failures)
 	Host      string      // who answered: "exch1.contoso.com [10.0.0.5]"
 	Delivered bool
+	// Handoff is, for a delivered recipient, who tells a sender that
+	// asked (NOTIFY=SUCCESS) of the delivery.
+	Handoff Handoff
 }
 
+// Handoff is what a delivery was in the terms of RFC 3461 §5.2, which
+// decide whether Sluice sends the success notice a sender asked for.
+type Handoff uint8
+
+const (
+	// HandoffRelayed: an upstream that does not offer DSN took the
+	// message. It will send no notices, so Sluice sends a "relayed" one
+	// (§5.2.2 (b)). The zero value: an upstream no one asked about
+	// promised nothing.
+	HandoffRelayed Handoff = iota
+	// HandoffDSN: an upstream that offers DSN took the message with
+	// NOTIFY passed on (§5.2.1 (c)): the notice is its to send, or the
+	// next hop's, and Sluice sends none.
+	HandoffDSN
+	// HandoffDelivered: final delivery (a drop directory, §5.2.3 (a)):
+	// Sluice sends a "delivered" notice.
+	HandoffDelivered
+)
+
 // Done records the outcome of a lease, one Outcome per leased recipient
-// in order; a recipient refused permanently or expired is bounced. It
+// in order; a recipient refused permanently or expired is bounced, and
+// the sender of one delivered is told if it asked (NOTIFY=SUCCESS). It
 // returns when the new state is durable. Fewer outcomes than recipients
 // (nil: none) give the rest back untouched, as after an interrupted
 // attempt. The state is written even when ctx is cancelled by a shutdown:
@@ -132,6 +156,7 @@ func (q *Queue) Done(ctx context.Context, l *Lease, outs []Outcome) {
 	now := q.now()
 	q.mu.Lock()
 	var bounced []int
+	var succeeded []dsn.Recipient
 	for j, i := range l.Rcpts {
 		r := &m.Rcpts[i]
 		r.leased = false
@@ -144,6 +169,9 @@ func (q *Queue) Done(ctx context.Context, l *Lease, outs []Outcome) {
 		switch {
 		case o.Delivered:
 			r.Status, r.LastError = StatusDelivered, ""
+			if d, ok := successNotice(r, o, now); ok {
+				succeeded = append(succeeded, d)
+			}
 		case o.Reply.Permanent():
 			r.Status, r.LastError = StatusFailed, describe(o)
 			bounced = append(bounced, i)
@@ -164,6 +192,7 @@ func (q *Queue) Done(ctx context.Context, l *Lease, outs []Outcome) {
 		q.keepQueued(m, bounced, now.Add(q.backoff(l.Hop, 1)))
 		q.mu.Unlock()
 	}
+	q.notifySuccess(ctx, m, succeeded)
 	q.persist(ctx, m)
 }
 

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/sluice-relay/sluice/internal/reply"
 	"github.com/sluice-relay/sluice/internal/store/sqlite"
 	"github.com/sluice-relay/sluice/internal/testclock"
+	"github.com/sluice-relay/sluice/internal/tracking"
 )
 
 const testConfig = `
@@ -36,6 +39,27 @@ type fixture struct {
 	clock *testclock.Clock
 	dir   string
 	cfg   *config.Config
+	track *tracking.Log // in dir/track
+	logs  *syncBuffer   // the queue's log
+}
+
+// syncBuffer is a bytes.Buffer for a logger that may be called from
+// several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func newFixture(t testing.TB, extra string) *fixture {
@@ -56,7 +80,16 @@ func (f *fixture) open(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := queue.Open(context.Background(), queue.Options{Store: s, Config: f.cfg, Now: f.clock.Now})
+	if f.track == nil {
+		tl, err := tracking.Open(filepath.Join(f.dir, "track"), 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.track, f.logs = tl, &syncBuffer{}
+		t.Cleanup(tl.Close)
+	}
+	q, err := queue.Open(context.Background(), queue.Options{Store: s, Config: f.cfg, Now: f.clock.Now,
+		Tracking: f.track, Log: slog.New(slog.NewTextHandler(f.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +135,20 @@ func (f *fixture) queueInfo(t *testing.T, name string) queue.QueueInfo {
 func (f *fixture) bounces(t *testing.T) []*dsn.Report {
 	t.Helper()
 	var out []*dsn.Report
+	for _, b := range f.noticeTexts(t) {
+		rep, err := dsn.Parse(b)
+		if err != nil {
+			t.Fatalf("notice does not parse: %v\n%s", err, b)
+		}
+		out = append(out, rep)
+	}
+	return out
+}
+
+// noticeTexts returns the DSNs in the queue as they were composed.
+func (f *fixture) noticeTexts(t *testing.T) [][]byte {
+	t.Helper()
+	var out [][]byte
 	for _, m := range f.q.Messages(func(mi *queue.MessageInfo) bool { return mi.From == "<>" }) {
 		r, err := f.store.Body(context.Background(), m.ID)
 		if err != nil {
@@ -109,11 +156,7 @@ func (f *fixture) bounces(t *testing.T) []*dsn.Report {
 		}
 		b, _ := io.ReadAll(r)
 		r.Close()
-		rep, err := dsn.Parse(b)
-		if err != nil {
-			t.Fatalf("bounce %s does not parse: %v\n%s", m.ID, err, b)
-		}
-		out = append(out, rep)
+		out = append(out, b)
 	}
 	return out
 }

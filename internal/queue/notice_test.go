@@ -1,0 +1,194 @@
+package queue_test
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/dsn"
+	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/tracking"
+)
+
+// RFC 3461 §5.2.2 (b): recipients that asked for it (NOTIFY=SUCCESS) and
+// were handed at one attempt to an upstream that sends no notices get one
+// "relayed" notice between them; the others get none (§5.2.8).
+func TestSuccessNotice(t *testing.T) {
+	f := newFixture(t, "")
+	ctx := context.Background()
+	env := &mail.Envelope{ID: mail.NewID(), From: "app@contoso.com", Received: f.clock.Now(), Ret: mail.RetFull, EnvID: "INV-42",
+		Rcpts: []mail.Recipient{
+			{Addr: "bob@contoso.com", Notify: mail.NotifySuccess | mail.NotifyFailure, ORcpt: "rfc822;bob@contoso.com"},
+			{Addr: "carol@contoso.com", Notify: mail.NotifySuccess},
+			{Addr: "dave@contoso.com", Notify: mail.NotifyFailure},
+			{Addr: "erin@contoso.com"},
+		}}
+	if err := f.q.Put(ctx, env, strings.NewReader("Subject: invoice\r\n\r\nthe body\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	f.q.Done(ctx, f.q.Lease("Exchange"), repeat(ok(), 4))
+	b := f.bounces(t)
+	if len(b) != 1 {
+		t.Fatalf("%d notices; want one for bob and carol", len(b))
+	}
+	n := b[0]
+	if n.From != "app@contoso.com" || n.EnvID != "INV-42" || n.MessageID != env.ID {
+		t.Errorf("notice to %s, ENVID %q, about %s; want to app@contoso.com, INV-42, %s", n.From, n.EnvID, n.MessageID, env.ID)
+	}
+	// RFC 3461 §4.3: RET=FULL is for failures; a success returns the header.
+	if n.Return != mail.RetHeaders || bytes.Contains(n.Original, []byte("the body")) {
+		t.Errorf("a success notice returns %s: %q; want the header only", n.Return, n.Original)
+	}
+	var got []string
+	for _, rc := range n.Recipients {
+		got = append(got, string(rc.Final))
+		if rc.Action != dsn.ActionRelayed || rc.Status != [3]int{2, 0, 0} || rc.RemoteMTA != "exch1" || rc.Diagnostic != "250 2.0.0 queued" {
+			t.Errorf("%s: %s %v from %q saying %q; want relayed 2.0.0 from exch1 saying 250 2.0.0 queued",
+				rc.Final, rc.Action, rc.Status, rc.RemoteMTA, rc.Diagnostic)
+		}
+	}
+	if strings.Join(got, ",") != "bob@contoso.com,carol@contoso.com" {
+		t.Errorf("notice about %v; want bob and carol, who asked", got)
+	}
+	if n.Recipients[0].Original != "rfc822;bob@contoso.com" {
+		t.Errorf("Original-Recipient %q; want bob's ORCPT", n.Recipients[0].Original)
+	}
+	// The tracking log tells the story as for a bounce.
+	f.track.Flush()
+	evs, err := tracking.Search(f.dir+"/track", tracking.Query{MessageID: string(env.ID), Event: tracking.EventDSN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Reply != "success notice to app@contoso.com" || evs[0].Related == "" ||
+		!slices.Equal(evs[0].Recipients, []string{"bob@contoso.com", "carol@contoso.com"}) {
+		t.Errorf("DSN tracking events %+v; want one success notice about bob and carol", evs)
+	}
+}
+
+// Who tells the sender of a delivery depends on where it ended (RFC 3461
+// §5.2), which delivery reports as the outcome's Handoff.
+func TestSuccessNoticeByHandoff(t *testing.T) {
+	cases := []struct {
+		name    string
+		from    mail.Address
+		handoff queue.Handoff
+		want    dsn.Action // "": no notice
+	}{
+		{"relayed to an upstream without DSN", "app@contoso.com", queue.HandoffRelayed, dsn.ActionRelayed},
+		{"final delivery", "app@contoso.com", queue.HandoffDelivered, dsn.ActionDelivered},
+		{"an upstream with DSN tells the sender itself", "app@contoso.com", queue.HandoffDSN, ""},
+		{"never to the null sender", mail.Null, queue.HandoffDelivered, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, "")
+			ctx := context.Background()
+			env := &mail.Envelope{ID: mail.NewID(), From: tc.from, Received: f.clock.Now(),
+				Rcpts: []mail.Recipient{{Addr: "bob@contoso.com", Notify: mail.NotifySuccess}}}
+			if err := f.q.Put(ctx, env, strings.NewReader("Subject: x\r\n\r\nx\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			o := ok()
+			o.Handoff = tc.handoff
+			f.q.Done(ctx, f.q.Lease("Exchange"), []queue.Outcome{o})
+			b := f.bounces(t)
+			if tc.want == "" {
+				if len(b) != 0 {
+					t.Fatalf("%d notices; want none: %+v", len(b), b[0].Recipients)
+				}
+				return
+			}
+			if len(b) != 1 || len(b[0].Recipients) != 1 || b[0].Recipients[0].Action != tc.want {
+				t.Fatalf("notices %+v; want one saying %s", b, tc.want)
+			}
+			if rc := b[0].Recipients[0]; tc.want == dsn.ActionDelivered && (rc.RemoteMTA != "" || rc.Diagnostic != "") {
+				t.Errorf("final delivery reported with Remote-MTA %q and diagnostic %q; want neither", rc.RemoteMTA, rc.Diagnostic)
+			}
+		})
+	}
+}
+
+// A success notice that cannot be queued (the disk below min_free_space)
+// does not keep the recipient queued, unlike a bounce: that would deliver
+// the message again. It is given up, and the log says so.
+func TestSuccessNoticeRefusedIsLogged(t *testing.T) {
+	f := newFixture(t, "")
+	ctx := context.Background()
+	env := &mail.Envelope{ID: mail.NewID(), From: "app@contoso.com", Received: f.clock.Now(),
+		Rcpts: []mail.Recipient{{Addr: "bob@contoso.com", Notify: mail.NotifySuccess}}}
+	if err := f.q.Put(ctx, env, strings.NewReader("Subject: x\r\n\r\nx\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	f.diskFull(t)
+	f.q.Done(ctx, f.q.Lease("Exchange"), []queue.Outcome{ok()})
+	if n := f.q.Len(); n != 0 {
+		t.Fatalf("%d messages left after the delivery: %+v; want none", n, f.q.Messages(nil))
+	}
+	if logs := f.logs.String(); !strings.Contains(logs, "cannot queue success notice") || !strings.Contains(logs, string(env.ID)) {
+		t.Errorf("the log does not say the notice about %s was lost:\n%s", env.ID, logs)
+	}
+}
+
+// RFC 3461 §6.2: RET=FULL returns the whole original with a failure,
+// unless it is larger than dsn.MaxReturn; then, and with a success or
+// delay notice, only its header, and the text says why.
+func TestReturnFull(t *testing.T) {
+	line := strings.Repeat("y", 78) + "\r\n"
+	small := "Subject: small\r\n\r\n" + strings.Repeat(line, 10) + "end of the body\r\n"
+	large := "Subject: large\r\n\r\n" + strings.Repeat(line, 700) + "end of the body\r\n" // 56 KB
+	cases := []struct {
+		name     string
+		body     string
+		ret      mail.Ret
+		delay    bool
+		wantFull bool
+		tooLarge bool // the text says so
+	}{
+		{name: "small with RET=FULL", body: small, ret: mail.RetFull, wantFull: true},
+		{name: "large with RET=FULL", body: large, ret: mail.RetFull, tooLarge: true},
+		{name: "large with RET=HDRS", body: large, ret: mail.RetHeaders},
+		{name: "large by default", body: large},
+		{name: "delay notice with RET=FULL", body: small, ret: mail.RetFull, delay: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, "")
+			ctx := context.Background()
+			env := &mail.Envelope{ID: mail.NewID(), From: "app@contoso.com", Received: f.clock.Now(), Ret: tc.ret,
+				Rcpts: []mail.Recipient{{Addr: "carol@fabrikam.example"}}}
+			if err := f.q.Put(ctx, env, strings.NewReader(tc.body)); err != nil {
+				t.Fatal(err)
+			}
+			if tc.delay {
+				f.q.Done(ctx, f.q.Lease("Internet/fabrikam.example"), []queue.Outcome{fail("451 4.4.1 no answer")})
+				f.clock.Add(4*time.Hour + time.Minute)
+				f.q.Sweep(ctx)
+			} else {
+				f.q.Done(ctx, f.q.Lease("Internet/fabrikam.example"), []queue.Outcome{fail("550 5.1.1 carol: no such user")})
+			}
+			texts := f.noticeTexts(t)
+			if len(texts) != 1 {
+				t.Fatalf("%d notices; want 1", len(texts))
+			}
+			n, err := dsn.Parse(texts[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			head, _, _ := strings.Cut(tc.body, "\r\n\r\n")
+			want, wantRet := head+"\r\n", mail.RetHeaders
+			if tc.wantFull {
+				want, wantRet = tc.body, mail.RetFull
+			}
+			if n.Return != wantRet || string(n.Original) != want {
+				t.Errorf("notice returns %s, %d octets; want %s, %d octets", n.Return, len(n.Original), wantRet, len(want))
+			}
+			if said := bytes.Contains(texts[0], []byte("too large to return")); said != tc.tooLarge {
+				t.Errorf("the text says the original is too large to return: %v; want %v", said, tc.tooLarge)
+			}
+		})
+	}
+}
