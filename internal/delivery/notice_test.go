@@ -1,9 +1,11 @@
 package delivery_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/sluice-relay/sluice/internal/certtest"
 	"github.com/sluice-relay/sluice/internal/dsn"
 	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/smtptest"
@@ -99,5 +101,33 @@ func checkPassedOn(t *testing.T, up *smtptest.Server, noDSN bool, notify mail.No
 		case !noDSN && notify&mail.NotifySuccess != 0 && got != "SUCCESS,FAILURE":
 			t.Errorf("recipient %d: NOTIFY=%q passed on; want SUCCESS,FAILURE", i, got)
 		}
+	}
+}
+
+// With rewrite_sender the upstream sees the mailbox's address as the
+// sender, so a success notice it sent would go to that mailbox, not to
+// the application that asked (RFC 3461 §5.2.7.1 treats a changed sender
+// so): SUCCESS is not passed on and Sluice tells the application itself
+// that the message was relayed. FAILURE still is: the upstream's later
+// bounces can go nowhere else.
+func TestSuccessNoticeWithRewrittenSender(t *testing.T) {
+	cert := certtest.New(t, "localhost")
+	up := smtptest.NewServer(t, smtptest.Options{TLS: cert, Auth: []string{"LOGIN"}, RequireAuth: true,
+		Users: map[string]string{"relay@fabrikam.com": "pw"}})
+	port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
+	r := start(t, "", smarthost("Fabrikam", "localhost:"+port, fmt.Sprintf(
+		"    tls: {mode: verify, ca_file: %s}\n    auth: {mechanism: LOGIN, username: relay@fabrikam.com, password: pw}\n    rewrite_sender: true\n", cert.CAFile)))
+	r.waitDone(r.putNotify("app@contoso.com", mail.NotifySuccess|mail.NotifyFailure, "rewritten", "", "bob@fabrikam.com"))
+	msgs := up.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("upstream got %d messages; want 1", len(msgs))
+	}
+	if got := msgs[0].RcptParams[0]["NOTIFY"]; got != "FAILURE" {
+		t.Errorf("NOTIFY=%q passed on with a rewritten sender; want FAILURE", got)
+	}
+	notices := r.notices()
+	if len(notices) != 1 || notices[0].From != "app@contoso.com" ||
+		len(notices[0].Recipients) != 1 || notices[0].Recipients[0].Action != dsn.ActionRelayed {
+		t.Fatalf("notices %+v; want one relayed notice to app@contoso.com", notices)
 	}
 }

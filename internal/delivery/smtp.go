@@ -128,12 +128,15 @@ func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string,
 	var r io.Reader = body
 	if hop.Connector.RewriteSender {
 		env.From, r = rewriteSender(hop.Connector.Auth.Username, body)
+		env.Rcpts = withoutSuccess(env.Rcpts)
 	}
 	res, err := c.Send(ctx, env, r)
 	// RFC 3461 §5.2.1: an upstream that offers DSN got NOTIFY and takes
 	// over telling the sender; one that does not leaves it to us (§5.2.2).
+	// With the sender rewritten its notices would go to the mailbox, so
+	// SUCCESS was not passed on and the notice is ours.
 	handoff := queue.HandoffRelayed
-	if c.Supports("DSN") {
+	if c.Supports("DSN") && !hop.Connector.RewriteSender {
 		handoff = queue.HandoffDSN
 	}
 	outs = make([]queue.Outcome, len(l.Rcpts))
@@ -275,4 +278,22 @@ const connectionIdle = 2 * time.Second
 // connectionIdle for one to arrive.
 func (d *Deliverer) nextLease(s *run, hop route.Hop) *queue.Lease {
 	return d.q.Await(s.stop, hop.Key, connectionIdle)
+}
+
+// withoutSuccess is rcpts with SUCCESS taken out of their NOTIFY, for an
+// upstream that sees another sender (rewrite_sender; RFC 3461 §5.2.7.1):
+// FAILURE and DELAY stay, as its later bounces can go nowhere else; a
+// NOTIFY that was SUCCESS alone becomes NEVER, as the client asked for
+// no failure notices.
+func withoutSuccess(rcpts []mail.Recipient) []mail.Recipient {
+	out := make([]mail.Recipient, len(rcpts))
+	for i, rc := range rcpts {
+		if rc.Notify&mail.NotifySuccess != 0 {
+			if rc.Notify &^= mail.NotifySuccess; rc.Notify == 0 {
+				rc.Notify = mail.NotifyNever
+			}
+		}
+		out[i] = rc
+	}
+	return out
 }
