@@ -93,14 +93,15 @@ func (d *Deliverer) Run(ctx context.Context) {
 	}
 }
 
-// dispatch starts sessions for hops with due mail, up to each connector's
-// max_connections, and returns when the next hop will be due.
+// dispatch starts sessions for hops with due mail, up to each hop's
+// session limit (the connector's max_connections, or fewer while its
+// upstream refuses more), and returns when the next hop will be due.
 func (d *Deliverer) dispatch(ctx context.Context) time.Time {
 	work, next := d.q.Ready()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, w := range work {
-		want := min(w.Due, w.Connector.MaxConnections) - d.active[w.Key]
+		want := min(w.Due, w.Sessions) - d.active[w.Key]
 		for i := 0; i < want; i++ {
 			d.active[w.Key]++
 			d.sessions.Add(1)

@@ -104,7 +104,7 @@ func (d *Deliverer) dial(s *run, hop route.Hop, targets []target, l *queue.Lease
 		d.q.HopFailed(hop.Key, l, o)
 		d.log.Warn("next hop failed; queue in retry", "queue", hop.Key, "host", o.Host, "reply", o.Reply.Error())
 	default:
-		d.q.HopOK(hop.Key)
+		d.q.HopOK(hop.Key, 1)
 	}
 	return c, host
 }
