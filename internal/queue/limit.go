@@ -11,23 +11,27 @@ import "time"
 // delivery reports it with HopBusy instead of HopFailed, and the hop gets
 // no more sessions than were working. This is Postfix's destination
 // concurrency feedback (SCHEDULER_README, "Concurrency scheduling"),
-// with its failed-cohort test replaced by what delivery can see: a
-// refusal while no other session works is a failure (HopFailed, Retry).
+// with its dead-destination test (..._failed_cohort_limit) replaced by
+// what delivery can see: a refusal while no other session works is a
+// failure (HopFailed, Retry).
 //
-// Postfix lowers its window by one per refused connection; we lower the
-// limit straight to the sessions working, since that is how many the
-// upstream has just shown it takes. The limit then rises by one for every
-// raiseEvery without a refusal, up to max_connections.
+// Postfix lowers its window a step per connection or handshake failure
+// (..._negative_feedback); we lower the limit straight to the sessions
+// working, since that is how many the upstream has just shown it takes.
+// The limit then rises by one for every raiseEvery without a refusal, up
+// to max_connections.
 
 // raiseEvery is how long a lowered session limit holds before it rises
-// by one. Postfix raises its window after a window's worth of deliveries,
-// which against a fixed per-client limit (what Exchange and Microsoft
-// 365 have) opens a connection that is refused every few messages on a
-// busy hop. Once a minute costs at most one refused connection a minute,
-// and brings a limit lowered by a passing crowd (other clients behind
-// the same address, another farm node) back to max_connections within
-// as many minutes as it was lowered by. An admin who sees the limit hold
-// sets max_connections to it, and the refusals stop.
+// by one. Postfix raises its window as deliveries succeed
+// (..._positive_feedback), which against a fixed per-client limit (what
+// Exchange and Microsoft 365 have) opens a connection that is refused
+// again every few messages on a busy hop. Once a minute costs at most
+// one refused connection a minute (and only while mail waits for more
+// sessions than the limit), and brings a limit lowered by a passing
+// crowd (other clients behind the same address, another farm node) back
+// to max_connections within as many minutes as it was lowered by. An
+// admin who sees the limit hold sets max_connections to it, and the
+// refusals stop.
 const raiseEvery = time.Minute
 
 // sessionLimit is a hop's session limit while it is below
@@ -39,26 +43,26 @@ type sessionLimit struct {
 	max   int       // max_connections when last looked at, for Sweep
 }
 
-// at is the limit at now, for a connector with max_connections max.
-func (l *sessionLimit) at(now time.Time, max int) int {
+// at is the limit at now, for a connector with max_connections maxConns.
+func (l *sessionLimit) at(now time.Time, maxConns int) int {
 	n := l.n
 	if d := now.Sub(l.since); d > 0 {
-		n += int(min(d/raiseEvery, time.Duration(max)))
+		n += int(min(d/raiseEvery, time.Duration(maxConns)))
 	}
-	return min(n, max)
+	return min(n, maxConns)
 }
 
 // sessions (q.mu held) is how many sessions the hop key, whose connector
-// has max_connections max, takes at now. A limit back at max is
-// forgotten; a reload that changed max_connections applies at once.
-func (q *Queue) sessions(key string, max int, now time.Time) int {
+// has max_connections maxConns, takes at now. A limit back at maxConns
+// is forgotten; a reload that changed max_connections applies at once.
+func (q *Queue) sessions(key string, maxConns int, now time.Time) int {
 	l := q.limits[key]
 	if l == nil {
-		return max
+		return maxConns
 	}
-	l.max = max
-	n := l.at(now, max)
-	if n >= max {
+	l.max = maxConns
+	n := l.at(now, maxConns)
+	if n >= maxConns {
 		delete(q.limits, key)
 	}
 	return n
@@ -66,8 +70,8 @@ func (q *Queue) sessions(key string, max int, now time.Time) int {
 
 // HopBusy records that the next hop refused a session (a 421 at the
 // greeting, EHLO, STARTTLS or AUTH, or a connection refused or dropped)
-// while working other sessions to it were connected: the hop gets no more
-// than working sessions at once for now (at least one), and the queue
+// while working other sessions to it were connected: the hop gets no
+// more sessions at once than that for now (at least one), and the queue
 // stays out of Retry. The lease goes back untouched: not counted as an
 // attempt, no error recorded, due again at once for a session that works.
 // HopBusy returns the hop's session limit now.
