@@ -164,6 +164,25 @@ func TestPrintQueueUnreadable(t *testing.T) {
 	}
 }
 
+// queue show says when the upstream's connection limit holds the
+// sessions below max_connections.
+func TestPrintQueueSessionLimit(t *testing.T) {
+	for _, tc := range []struct {
+		limit, max int
+		want       string
+	}{
+		{20, 20, "SessionLimit:   20 (max_connections)\n"},
+		{3, 20, "SessionLimit:   3 of max_connections 20: the upstream refused more connections; one more a minute while it refuses none\n"},
+		{0, 0, ""}, // Unreachable: no send connector
+	} {
+		var b bytes.Buffer
+		printQueue(&b, queue.QueueInfo{Identity: "Exchange", Status: queue.HopActive, SessionLimit: tc.limit, MaxConnections: tc.max})
+		if got := b.String(); tc.want != "" && !strings.Contains(got, tc.want) || tc.want == "" && strings.Contains(got, "SessionLimit") {
+			t.Errorf("session limit %d of %d: queue show:\n%s\nwant %q", tc.limit, tc.max, got, tc.want)
+		}
+	}
+}
+
 // Help for a command that does not exist is a usage error, not a
 // successful help text a script would take for yes.
 func TestHelpUnknownCommand(t *testing.T) {

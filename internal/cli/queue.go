@@ -98,6 +98,14 @@ func printQueue(w io.Writer, q queue.QueueInfo) {
 	row("MessageCount", q.MessageCount)
 	row("NextHopDomain", q.NextHop)
 	row("Connector", q.Connector)
+	switch {
+	case q.MaxConnections == 0: // no send connector (Unreachable)
+	case q.SessionLimit < q.MaxConnections:
+		row("SessionLimit", fmt.Sprintf("%d of max_connections %d: the upstream refused more connections; one more a minute while it refuses none",
+			q.SessionLimit, q.MaxConnections))
+	default:
+		row("SessionLimit", fmt.Sprintf("%d (max_connections)", q.SessionLimit))
+	}
 	row("RetryCount", q.RetryCount)
 	row("LastRetryTime", stamp(q.LastRetryTime))
 	row("NextRetryTime", stamp(q.NextRetryTime))

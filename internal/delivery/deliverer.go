@@ -35,7 +35,7 @@ type Deliverer struct {
 	cfg      atomic.Pointer[config.Config]
 
 	mu       sync.Mutex
-	active   map[string]int          // sessions per next hop
+	active   map[string]*hopSessions // sessions per next hop
 	limits   map[string]*limiter     // rate limit per next hop
 	tokens   map[string]*tokenSource // OAuth2 per send connector
 	hosts    map[string]*HostHealth  // per upstream host:port
@@ -56,7 +56,7 @@ func New(o Options) *Deliverer {
 		log:      o.Log,
 		protocol: o.Protocol,
 		metrics:  o.Metrics,
-		active:   map[string]int{},
+		active:   map[string]*hopSessions{},
 		limits:   map[string]*limiter{},
 		tokens:   map[string]*tokenSource{},
 		hosts:    map[string]*HostHealth{},
@@ -93,16 +93,18 @@ func (d *Deliverer) Run(ctx context.Context) {
 	}
 }
 
-// dispatch starts sessions for hops with due mail, up to each connector's
-// max_connections, and returns when the next hop will be due.
+// dispatch starts sessions for hops with due mail, up to each hop's
+// session limit (the connector's max_connections, or fewer while its
+// upstream refuses more), and returns when the next hop will be due.
 func (d *Deliverer) dispatch(ctx context.Context) time.Time {
 	work, next := d.q.Ready()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, w := range work {
-		want := min(w.Due, w.Connector.MaxConnections) - d.active[w.Key]
+		hs := d.hop(w.Key)
+		want := min(w.Due, w.Sessions) - hs.started
 		for i := 0; i < want; i++ {
-			d.active[w.Key]++
+			hs.started++
 			d.sessions.Add(1)
 			go d.session(ctx, w.Hop)
 		}
@@ -116,7 +118,8 @@ func (d *Deliverer) session(ctx context.Context, hop route.Hop) {
 	defer d.sessions.Done()
 	defer func() {
 		d.mu.Lock()
-		if d.active[hop.Key]--; d.active[hop.Key] <= 0 {
+		hs := d.hop(hop.Key)
+		if hs.started--; hs.started <= 0 {
 			delete(d.active, hop.Key)
 		}
 		d.mu.Unlock()

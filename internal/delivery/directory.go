@@ -18,7 +18,7 @@ func (d *Deliverer) directorySession(s *run, hop route.Hop, l *queue.Lease) {
 			Text: "cannot open drop directory: " + err.Error()}})
 		return
 	}
-	d.q.HopOK(hop.Key)
+	d.q.HopOK(hop.Key, 1) // a directory refuses no session: its limit stays max_connections
 	for n := 0; l != nil; n++ {
 		outs := d.writeFile(s.io, dir, l)
 		d.q.Done(s.io, l, outs)

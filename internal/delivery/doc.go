@@ -1,7 +1,9 @@
 // Package delivery takes due messages from the queue and delivers them
 // through their send connector: to smarthosts in order with failover, to
 // the recipient domain's MX hosts, or into a directory. It runs up to the
-// connector's max_connections sessions per next hop, sends several
+// connector's max_connections sessions per next hop (fewer while the
+// upstream refuses more connections: delivery tells such a refusal from
+// an outage, and the queue keeps the limit), sends several
 // messages per connection (PIPELINING when offered), keeps to the
 // connector's rate limit, and reports every recipient's outcome — the
 // upstream's exact reply, and for a delivery whether the upstream took

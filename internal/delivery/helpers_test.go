@@ -31,6 +31,15 @@ type relay struct {
 // list items) before the Drop connector, and node settings in node.
 func start(t *testing.T, node, connectors string) *relay {
 	t.Helper()
+	r := stopped(t, node, connectors)
+	r.run()
+	return r
+}
+
+// stopped is start without delivery, for a test to fill the queue
+// before run: delivery then finds all its mail due at once.
+func stopped(t *testing.T, node, connectors string) *relay {
+	t.Helper()
 	dir := t.TempDir()
 	yaml := fmt.Sprintf(`node: {hostname: relay.test, data_dir: %s%s}
 receive_connectors:
@@ -52,16 +61,19 @@ admin: {listen: "off"}
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := delivery.New(delivery.Options{Queue: q, Config: cfg})
+	t.Cleanup(func() { q.Close() })
+	return &relay{t: t, dir: dir, q: q, d: delivery.New(delivery.Options{Queue: q, Config: cfg})}
+}
+
+// run starts delivery; it stops before the queue closes.
+func (r *relay) run() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { d.Run(ctx); close(done) }()
-	t.Cleanup(func() {
+	go func() { r.d.Run(ctx); close(done) }()
+	r.t.Cleanup(func() {
 		cancel()
 		<-done
-		q.Close()
 	})
-	return &relay{t: t, dir: dir, q: q, d: d}
 }
 
 // put queues a message from app@contoso.com with the given header lines

@@ -49,6 +49,7 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 	defer func() {
 		if c != nil {
 			c.Quit()
+			d.hungUp(hop)
 		}
 	}()
 	for n := 0; ; n++ {
@@ -65,6 +66,7 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 			d.log.Info("kept connection lost before the message was sent; using a new connection",
 				"msg", l.ID, "queue", hop.Key, "host", host, "reply", firstReply(outs))
 			c.Close()
+			d.hungUp(hop)
 			if c, host = d.dial(s, hop, targets, l); c == nil {
 				return
 			}
@@ -93,19 +95,15 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 }
 
 // dial connects to the hop for lease l. When no host can be reached
-// the lease is settled (not attempted when shutting down, else the hop
-// goes into retry) and dial returns nil.
+// the lease is settled (see notConnected) and dial returns nil.
 func (d *Deliverer) dial(s *run, hop route.Hop, targets []target, l *queue.Lease) (*smtpclient.Client, string) {
+	d.dialing(hop)
 	c, host, o := d.connect(s.stop, hop, targets)
-	switch {
-	case c == nil && s.stopping():
-		d.q.Done(s.io, l, nil)
-	case c == nil:
-		d.q.HopFailed(hop.Key, l, o)
-		d.log.Warn("next hop failed; queue in retry", "queue", hop.Key, "host", o.Host, "reply", o.Reply.Error())
-	default:
-		d.q.HopOK(hop.Key)
+	if c == nil {
+		d.notConnected(s, hop, l, o)
+		return nil, ""
 	}
+	d.dialed(hop)
 	return c, host
 }
 

@@ -23,7 +23,10 @@
 // message made due wakes one such session, not all), and reports
 // per-recipient Outcomes with Done, or a connection-level failure with
 // HopFailed, which puts the whole hop in retry (Exchange's queue-level
-// Retry status) without touching the messages' own schedules. A sweep
+// Retry status) without touching the messages' own schedules. A session
+// refused while others to the hop are connected is reported with HopBusy
+// instead: the upstream takes no more connections, so the hop's session
+// limit comes down and nothing waits (limit.go). A sweep
 // every few seconds expires what is too old and sends delay notices. Writes to the Store happen outside the
 // mutex, serialised per message so the last state written is the latest.
 package queue

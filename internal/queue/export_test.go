@@ -17,3 +17,6 @@ func ResumeWakingOne(q *Queue, key string, before func()) {
 	q.hops[key].suspended = false
 	q.wakeOne(key)
 }
+
+// RaiseEvery is how long a lowered session limit holds before it rises.
+const RaiseEvery = raiseEvery

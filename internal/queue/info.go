@@ -30,6 +30,12 @@ type QueueInfo struct {
 	LastRetryTime time.Time `json:"last_retry_time,omitzero"`
 	NextRetryTime time.Time `json:"next_retry_time,omitzero"`
 	OldestMessage time.Time `json:"oldest_message,omitzero"` // when the oldest message here was accepted
+	// SessionLimit is how many delivery sessions the next hop gets at
+	// once now: MaxConnections (the send connector's max_connections),
+	// or fewer after its upstream refused more connections while others
+	// were connected; it rises by one a minute while no more are refused.
+	SessionLimit   int `json:"session_limit,omitempty"`
+	MaxConnections int `json:"max_connections,omitempty"`
 	// Unreadable counts messages whose content the queue store could not
 	// give at their last attempt (a checksum that fails, a file gone),
 	// UnreadableError says why for one of them.
@@ -75,6 +81,8 @@ func (q *Queue) info(h *NextHop, now time.Time) QueueInfo {
 	}
 	if h.Connector != nil {
 		i.Connector = h.Connector.Name
+		i.MaxConnections = h.Connector.MaxConnections
+		i.SessionLimit = q.sessions(h.Key, i.MaxConnections, now)
 	}
 	var lastRcptErr string
 	var lastAt time.Time

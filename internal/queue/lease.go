@@ -17,7 +17,11 @@ import (
 // sessions for.
 type Work struct {
 	route.Hop
-	Due int // items due now, counted up to the connector's max_connections
+	Due int // items due now, counted up to Sessions
+	// Sessions is how many sessions the hop takes at once now: the
+	// connector's max_connections, or fewer while its upstream refuses
+	// more (HopBusy).
+	Sessions int
 }
 
 // Ready returns the hops with messages due now and when the next hop
@@ -35,7 +39,8 @@ func (q *Queue) Ready() ([]Work, time.Time) {
 			continue // Unreachable: nothing to deliver with
 		}
 		if h.due(now) {
-			work = append(work, Work{Hop: h.Hop, Due: h.waiting.dueUpTo(now, h.Connector.MaxConnections)})
+			n := q.sessions(h.Key, h.Connector.MaxConnections, now)
+			work = append(work, Work{Hop: h.Hop, Due: h.waiting.dueUpTo(now, n), Sessions: n})
 			// Mail that fell due with time (a retry) woke no one, and
 			// the dispatcher counts an idle session as busy.
 			q.wakeOne(h.Key)
@@ -230,14 +235,17 @@ func (q *Queue) HopFailed(key string, l *Lease, o Outcome) {
 	h.nextRetry = now.Add(q.backoff(h.Hop, h.retryCount))
 }
 
-// HopOK records that the next hop took a connection: its queue leaves
-// the retry state.
-func (q *Queue) HopOK(key string) {
+// HopOK records that the next hop took a connection, and that connected
+// sessions to it are connected now, this one included: its queue leaves
+// the retry state, and its session limit is at least connected.
+func (q *Queue) HopOK(key string, connected int) {
+	now := q.now()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if h := q.hops[key]; h != nil && h.retryCount > 0 {
 		h.retryCount, h.lastError, h.nextRetry = 0, "", time.Time{}
 	}
+	q.raiseLimit(key, connected, now)
 }
 
 // release (q.mu held) ends m's lease on hop key and schedules what is left.

@@ -46,6 +46,9 @@ type Queue struct {
 	// idle are the delivery sessions waiting in Await, per next hop, in
 	// the order they went idle.
 	idle map[string][]chan struct{}
+	// limits are the session limits of hops whose upstream refused
+	// more sessions (limit.go).
+	limits map[string]*sessionLimit
 }
 
 // Open builds the queue from what the store holds: every message that was
@@ -63,6 +66,7 @@ func Open(ctx context.Context, o Options) (*Queue, error) {
 		hops:     map[string]*NextHop{},
 		wake:     make(chan struct{}, 1),
 		idle:     map[string][]chan struct{}{},
+		limits:   map[string]*sessionLimit{},
 	}
 	if q.log == nil {
 		q.log = slog.New(slog.DiscardHandler)

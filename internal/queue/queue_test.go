@@ -338,7 +338,7 @@ func TestHopFailureAndRecovery(t *testing.T) {
 		t.Fatalf("Ready during retry: %+v next %v", work, next)
 	}
 	f.clock.Add(time.Minute)
-	f.q.HopOK("Exchange")
+	f.q.HopOK("Exchange", 1)
 	for i := 0; i < 3; i++ {
 		l := f.q.Lease("Exchange")
 		if l == nil {

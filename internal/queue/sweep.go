@@ -27,7 +27,9 @@ func (q *Queue) Run(ctx context.Context) {
 	}
 }
 
-// Sweep runs one expiry and delay-notice pass.
+// Sweep runs one expiry and delay-notice pass, and forgets the session
+// limits of hops gone from the queue once they are back at
+// max_connections.
 func (q *Queue) Sweep(ctx context.Context) {
 	// A message's bounce and its saved state go together, shutdown or
 	// not (as in Done): a bounce queued while the state is not saved
@@ -42,6 +44,7 @@ func (q *Queue) Sweep(ctx context.Context) {
 	}
 	var work []todo
 	q.mu.Lock()
+	q.forgetLimits(now)
 	for _, m := range q.msgs {
 		var t todo
 		for i := range m.Rcpts {

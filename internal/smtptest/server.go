@@ -58,6 +58,15 @@ type Options struct {
 	// ClientCA, when set, makes the TLS handshake require a client
 	// certificate issued by its CA (Message.ClientCert has it).
 	ClientCA *certtest.Cert
+	// MaxConnections caps the sessions open at once, as Exchange and
+	// Microsoft 365 cap the connections from one client: a connection
+	// over it is greeted with BusyReply and closed. 0: no cap.
+	MaxConnections int
+	// BusyReply is the greeting for a connection over MaxConnections;
+	// default Microsoft 365's "421 4.3.2 The maximum number of
+	// concurrent connections has exceeded a limit, closing transmission
+	// channel".
+	BusyReply string
 }
 
 // clone copies o with its own maps, so that a test changing its maps
@@ -95,6 +104,8 @@ type Server struct {
 	msgs     []Message
 	commands []string
 	sessions int
+	open     int // sessions counted against MaxConnections
+	busy     int // connections turned away for MaxConnections
 	conns    map[net.Conn]struct{}
 	changed  chan struct{} // closed and replaced when a message arrives
 	closed   bool
@@ -170,6 +181,14 @@ func (s *Server) MessagesPerSession() []int {
 	return n
 }
 
+// Busy is the number of connections turned away because MaxConnections
+// sessions were open.
+func (s *Server) Busy() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.busy
+}
+
 // Commands are the command lines received so far, from every session, in
 // order (AUTH lines as sent; message data and AUTH exchanges not).
 func (s *Server) Commands() []string {
@@ -220,10 +239,16 @@ func (s *Server) accept() {
 		}
 		s.sessions++
 		id := s.sessions
+		busy := s.o.MaxConnections > 0 && s.open >= s.o.MaxConnections
+		if busy {
+			s.busy++
+		} else {
+			s.open++
+		}
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.serve(c, id)
+		go s.serve(c, id, busy)
 	}
 }
 
@@ -249,10 +274,13 @@ func (s *Server) command(line string) {
 	s.commands = append(s.commands, line)
 }
 
-func (s *Server) done(c net.Conn) {
+func (s *Server) done(c net.Conn, busy bool) {
 	c.Close()
 	s.mu.Lock()
 	delete(s.conns, c)
+	if !busy {
+		s.open--
+	}
 	s.mu.Unlock()
 	s.wg.Done()
 }

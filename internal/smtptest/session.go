@@ -37,8 +37,8 @@ type session struct {
 	taken      int      // messages accepted (Options.CloseAfter)
 }
 
-func (s *Server) serve(c net.Conn, id int) {
-	defer s.done(c)
+func (s *Server) serve(c net.Conn, id int, busy bool) {
+	defer s.done(c, busy)
 	o := s.options()
 	if o.DropAt == "connect" {
 		s.t.Logf("smtptest session %d: dropped at connect", id)
@@ -53,7 +53,12 @@ func (s *Server) serve(c net.Conn, id int) {
 		}
 	}
 	greeting := o.Greeting
-	if greeting == "" {
+	switch {
+	case busy && o.BusyReply != "":
+		greeting = o.BusyReply
+	case busy:
+		greeting = "421 4.3.2 The maximum number of concurrent connections has exceeded a limit, closing transmission channel"
+	case greeting == "":
 		greeting = "220 smtptest ESMTP"
 	}
 	ss.refusing = !strings.HasPrefix(greeting, "2")

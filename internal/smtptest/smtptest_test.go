@@ -9,6 +9,7 @@ import (
 	"net/textproto"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-relay/sluice/internal/certtest"
 	"github.com/sluice-relay/sluice/internal/smtptest"
@@ -168,5 +169,37 @@ func TestServerRestart(t *testing.T) {
 	c.Quit()
 	if srv.Addr() != addr || srv.Sessions() != 1 {
 		t.Errorf("restarted server at %s with %d sessions, want %s and 1", srv.Addr(), srv.Sessions(), addr)
+	}
+}
+
+// Over MaxConnections a connection is greeted with Microsoft's 421 and
+// closed; once a session ends there is room again.
+func TestServerMaxConnections(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{MaxConnections: 1})
+	first, err := smtp.Dial(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = smtp.Dial(srv.Addr())
+	if got, want := errText(err), "421 4.3.2 The maximum number of concurrent connections has exceeded a limit, closing transmission channel"; got != want {
+		t.Fatalf("second connection: %q, want %q", got, want)
+	}
+	if n := srv.Busy(); n != 1 {
+		t.Errorf("Busy() = %d, want 1", n)
+	}
+	first.Quit()
+	// The server counts the first session as open until it has closed
+	// it, a moment after the 221: poll (the deadline only guards a hang).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := smtp.Dial(srv.Addr())
+		if err == nil {
+			c.Quit()
+			break
+		}
+		if time.Now().After(deadline) || !strings.HasPrefix(errText(err), "421") {
+			t.Fatalf("connection after the first session ended: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -1,0 +1,81 @@
+package delivery_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/smtptest"
+)
+
+// Microsoft 365 and Exchange take only so many connections from one
+// client and greet one more with 421 4.3.2. With max_connections above
+// that, a session refused while others deliver shows the upstream's
+// limit, not an outage: the queue never goes into Retry (which would
+// stall it for 10 minutes here), every message goes once, and the hop's
+// session limit comes down to what the upstream takes.
+func TestUpstreamConnectionLimit(t *testing.T) {
+	const limit, n = 3, 40
+	up := smtptest.NewServer(t, smtptest.Options{MaxConnections: limit,
+		Replies: map[string]string{"later@fabrikam.com": "451 4.2.1 try later"}})
+	r := stopped(t, "", onceFabrikam(up.Addr(), "    max_connections: 10\n    max_messages_per_connection: 100\n"))
+	for i := range n - 1 {
+		r.put(fmt.Sprintf("limited %d", i), "bob@fabrikam.com")
+	}
+	// Its recipient is deferred, so the queue is still there to look at
+	// when the rest has gone.
+	kept := r.put("kept", "later@fabrikam.com")
+	r.run()
+
+	var qi queue.QueueInfo
+	defer func() {
+		if t.Failed() {
+			t.Logf("queue: %+v", qi)
+		}
+	}()
+	waitFor(t, fmt.Sprintf("%d messages delivered, one deferred, and the session limit at %d", n-1, limit), func() bool {
+		qi, _ = r.q.QueueByName("Fabrikam")
+		if qi.RetryCount > 0 || !qi.LastRetryTime.IsZero() {
+			t.Fatalf("the queue went into Retry: %+v", qi)
+		}
+		m, _ := r.q.Message(kept)
+		return len(up.Messages()) == n-1 && len(m.Recipients) == 1 && m.Recipients[0].Attempts > 0 && qi.SessionLimit == limit
+	})
+	if up.Busy() == 0 {
+		t.Fatalf("the upstream turned no connection away: nothing was tested (%d sessions)", up.Sessions())
+	}
+	if got := len(up.Messages()); got != n-1 {
+		t.Errorf("the upstream got %d messages; want each of the %d once", got, n-1)
+	}
+	if qi.MaxConnections != 10 {
+		t.Errorf("queue shows max_connections %d; want 10", qi.MaxConnections)
+	}
+}
+
+// When no session gets through, the hop is down, not busy: the queue
+// goes into Retry once (one failed attempt, though max_connections
+// sessions failed together) and its session limit stays as it was.
+func TestAllSessionsRefusedIsRetry(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{
+		Greeting: "421 4.3.2 The maximum number of concurrent connections has exceeded a limit, closing transmission channel"})
+	r := stopped(t, "", onceFabrikam(up.Addr(), "    max_connections: 10\n"))
+	for i := range 20 {
+		r.put(fmt.Sprintf("refused %d", i), "bob@fabrikam.com")
+	}
+	r.run()
+	// Retry, not Active: no session holds a message any more.
+	qi := r.waitQueue("Fabrikam", "the queue in Retry", func(qi queue.QueueInfo) bool { return qi.Status == queue.HopRetry })
+	if qi.RetryCount != 1 || !strings.Contains(qi.LastError, "421 4.3.2") {
+		t.Errorf("queue %+v; want retry count 1 and the 421 as last error", qi)
+	}
+	if qi.SessionLimit != 10 {
+		t.Errorf("session limit %d after an outage; want max_connections (10)", qi.SessionLimit)
+	}
+	if up.Sessions() < 2 {
+		t.Errorf("%d sessions; want several failing together", up.Sessions())
+	}
+	if len(up.Messages()) != 0 {
+		t.Errorf("the upstream took messages: %+v", up.Messages())
+	}
+}
