@@ -367,7 +367,7 @@ func TestMessagesOfARetryQueueAreRetry(t *testing.T) {
 		}
 	}
 	f.clock.Add(time.Minute)
-	f.q.HopOK("Exchange")
+	f.q.HopOK("Exchange", 1)
 	if m, _ := f.q.Message(waiting.ID); m.Status != "Ready" {
 		t.Errorf("after the queue's retry time the waiting message is %q, want Ready", m.Status)
 	}
