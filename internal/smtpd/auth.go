@@ -57,13 +57,27 @@ func (s *session) auth(arg string) bool {
 	defer cancel()
 	u, err := s.snap.users.Authenticate(ctx, user, pass)
 	if err != nil {
+		known := s.snap.users.Known(user)
+		var who []any
+		if known {
+			who = []any{"user", user}
+		}
 		if !errors.Is(err, userdb.ErrInvalid) {
-			s.log.Error("AUTH could not be checked", "user", user, "mech", mech, "err", err)
+			s.log.Error("AUTH could not be checked", append(who, "mech", mech, "err", err)...)
 			return s.reply(reply.AuthTempFail)
 		}
 		s.srv.metrics.Auth(s.rc.Name, false)
 		n := s.srv.authFails.add(ip, time.Now())
-		s.log.Warn("AUTH failed", "user", user, "mech", mech, "failures", n)
+		// A name that is not a configured user is not logged: it is often
+		// the password, typed in the user name field.
+		reason := "wrong password"
+		switch {
+		case user == "":
+			reason = "no user name"
+		case !known:
+			reason = "unknown user"
+		}
+		s.log.Warn("AUTH failed", append(who, "mech", mech, "failures", n, "reason", reason)...)
 		if n >= s.rc.Limits.MaxAuthFailures {
 			return s.failAfter(reply.AuthTooManyFails, s.rc.Limits.Tarpit.D())
 		}

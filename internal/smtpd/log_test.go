@@ -1,0 +1,125 @@
+package smtpd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/protolog"
+)
+
+// logRecorder keeps what the server logs, and shows it in t.Log too.
+type logRecorder struct {
+	t  testing.TB
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (r *logRecorder) Write(p []byte) (int, error) {
+	r.t.Log(strings.TrimRight(string(p), "\n"))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.b.Write(p)
+}
+
+func (r *logRecorder) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.b.String()
+}
+
+// startServerLogged is startServer with the operational log recorded and
+// a protocol log under a temporary directory. stop ends the server and
+// returns the protocol log's text.
+func startServerLogged(t testing.TB, yaml string) (port int, log *logRecorder, stop func() string) {
+	t.Helper()
+	port = freePort(t)
+	yaml = strings.ReplaceAll(yaml, "PORT", fmt.Sprint(port))
+	cfg, err := configParse(yaml)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	dir := t.TempDir()
+	proto, err := protolog.Open(dir, "receive", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log = &logRecorder{t: t}
+	srv := New(Options{Spool: &memSpool{}, Protocol: proto,
+		Log: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err := srv.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	var text string
+	stop = func() string {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+			proto.Close()
+			files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+			for _, f := range files {
+				b, _ := os.ReadFile(f)
+				text += string(b)
+			}
+		})
+		return text
+	}
+	t.Cleanup(func() { stop() })
+	return port, log, stop
+}
+
+// A failed AUTH is logged with the user name only when it names a
+// configured user: a name that is not one is often the password typed in
+// the wrong field.
+func TestAuthFailureLogNamesOnlyConfiguredUsers(t *testing.T) {
+	cfg, cert := authConfig(t, "implicit")
+	port, log, stop := startServerLogged(t, strings.Replace(cfg, "max_auth_failures: 3", "max_auth_failures: 10", 1))
+	session := func(steps ...[2]string) {
+		c := dial(t, port)
+		c.startTLS(cert.ClientConfig("relay.test"))
+		c.expect("", "220")
+		c.expect("EHLO x", "250")
+		for _, s := range steps {
+			c.expect(s[0], s[1])
+		}
+		c.expect("QUIT", "221")
+	}
+	session([2]string{"AUTH PLAIN " + b64("\x00app@contoso.com\x00Wr0ngPassw0rd"), "535 5.7.8"})
+	session([2]string{"AUTH LOGIN", "334"}, [2]string{b64("Tr0ub4dor&3"), "334"}, [2]string{b64("Tr0ub4dor&3"), "535 5.7.8"})
+	session([2]string{"AUTH LOGIN " + b64("Sup3rS3cret!"), "334"}, [2]string{b64("x"), "535 5.7.8"})
+	session([2]string{"AUTH PLAIN " + b64("\x00Hunter2Hunter2\x00y"), "535 5.7.8"})
+	waitFor(t, "four failures logged", func() bool { return strings.Count(log.String(), `msg="AUTH failed"`) == 4 })
+	proto := stop()
+	for _, secret := range []string{"Wr0ngPassw0rd", "Tr0ub4dor&3", "Sup3rS3cret!", "Hunter2Hunter2",
+		b64("Tr0ub4dor&3"), b64("Sup3rS3cret!")} {
+		if strings.Contains(log.String(), secret) {
+			t.Errorf("the log holds %q", secret)
+		}
+		if strings.Contains(proto, secret) {
+			t.Errorf("the protocol log holds %q", secret)
+		}
+	}
+	lines := strings.Split(log.String(), "\n")
+	var failed []string
+	for _, l := range lines {
+		if strings.Contains(l, `msg="AUTH failed"`) {
+			failed = append(failed, l)
+		}
+	}
+	if !strings.Contains(failed[0], "user=app@contoso.com") || !strings.Contains(failed[0], `reason="wrong password"`) {
+		t.Errorf("a configured user's failure must name the user and say why: %s", failed[0])
+	}
+	for _, l := range failed[1:] {
+		if strings.Contains(l, "user=") || !strings.Contains(l, `reason="unknown user"`) {
+			t.Errorf("an unknown user's failure must say so without the name: %s", l)
+		}
+	}
+}
