@@ -76,12 +76,17 @@ func startServerLogged(t testing.TB, yaml string) (port int, log *logRecorder, s
 	return port, log, stop
 }
 
+// withProtocolLog turns protocol_log on for authConfig's connector.
+func withProtocolLog(cfg string) string {
+	return strings.Replace(cfg, "    limits:", "    protocol_log: true\n    limits:", 1)
+}
+
 // A failed AUTH is logged with the user name only when it names a
 // configured user: a name that is not one is often the password typed in
 // the wrong field.
 func TestAuthFailureLogNamesOnlyConfiguredUsers(t *testing.T) {
 	cfg, cert := authConfig(t, "implicit")
-	port, log, stop := startServerLogged(t, strings.Replace(cfg, "max_auth_failures: 3", "max_auth_failures: 10", 1))
+	port, log, stop := startServerLogged(t, withProtocolLog(strings.Replace(cfg, "max_auth_failures: 3", "max_auth_failures: 10", 1)))
 	session := func(steps ...[2]string) {
 		c := dial(t, port)
 		c.startTLS(cert.ClientConfig("relay.test"))
@@ -98,6 +103,9 @@ func TestAuthFailureLogNamesOnlyConfiguredUsers(t *testing.T) {
 	session([2]string{"AUTH PLAIN " + b64("\x00Hunter2Hunter2\x00y"), "535 5.7.8"})
 	waitFor(t, "four failures logged", func() bool { return strings.Count(log.String(), `msg="AUTH failed"`) == 4 })
 	proto := stop()
+	if !strings.Contains(proto, ",<,AUTH PLAIN ***") {
+		t.Fatalf("no protocol log:\n%s", proto)
+	}
 	for _, secret := range []string{"Wr0ngPassw0rd", "Tr0ub4dor&3", "Sup3rS3cret!", "Hunter2Hunter2",
 		b64("Tr0ub4dor&3"), b64("Sup3rS3cret!")} {
 		if strings.Contains(log.String(), secret) {
@@ -121,5 +129,35 @@ func TestAuthFailureLogNamesOnlyConfiguredUsers(t *testing.T) {
 		if strings.Contains(l, "user=") || !strings.Contains(l, `reason="unknown user"`) {
 			t.Errorf("an unknown user's failure must say so without the name: %s", l)
 		}
+	}
+}
+
+// A client that sends its AUTH responses without waiting for the 334
+// (pipelined, or after a refused AUTH) has them read as commands; the
+// protocol log must not show them.
+func TestProtocolLogMasksAuthResponsesReadAsCommands(t *testing.T) {
+	cfg, _ := authConfig(t, "starttls")
+	port, _, stop := startServerLogged(t, withProtocolLog(cfg))
+	c := dial(t, port)
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	// Refused: TLS is required for AUTH here.
+	c.send("AUTH LOGIN\r\n" + b64("app@contoso.com") + "\r\n" + b64("Tr0ub4dor&3") + "\r\n")
+	c.expect("", "538 5.7.11")
+	c.expect("", "500 5.5.2")
+	c.expect("", "500 5.5.2")
+	c.send("AUTH CRAM-MD5\r\n" + b64("Sup3rS3cret!") + "\r\n")
+	c.expect("", "504 5.5.4")
+	c.expect("", "500 5.5.2")
+	c.expect("BOGUS command", "500 5.5.2")
+	c.expect("QUIT", "221")
+	proto := stop()
+	for _, secret := range []string{b64("app@contoso.com"), b64("Tr0ub4dor&3"), b64("Sup3rS3cret!")} {
+		if strings.Contains(proto, secret) {
+			t.Errorf("the protocol log holds %q:\n%s", secret, proto)
+		}
+	}
+	if !strings.Contains(proto, ",<,BOGUS command") || !strings.Contains(proto, ",<,QUIT") {
+		t.Errorf("other lines must be logged as they came:\n%s", proto)
 	}
 }
