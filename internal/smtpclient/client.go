@@ -82,6 +82,8 @@ type Client struct {
 
 	broken error       // why the connection is unusable; nil while it is fine
 	closed atomic.Bool // Close was called
+
+	secrets []string // during Auth: what the transcript must not show (see redact)
 }
 
 // NewClient starts a session on conn, which may be a *tls.Conn for
