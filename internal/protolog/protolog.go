@@ -135,14 +135,39 @@ func (s *Session) mask(ev byte, data string) string {
 	return data
 }
 
-// csv quotes a field that contains a comma or quote, and never lets a CR
-// or LF split a record.
+// csv quotes a field that contains a comma or quote, never lets a CR or
+// LF split a record, and writes other control characters but tab as \xNN:
+// a NUL from a client or upstream would make grep take the whole day's
+// file for binary, and an escape sequence would reach the admin's
+// terminal.
 func csv(s string) string {
-	s = strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(s)
+	s = escapeControls(s)
 	if strings.ContainsAny(s, `,"`) {
 		return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 	}
 	return s
+}
+
+func escapeControls(s string) string {
+	i := strings.IndexFunc(s, func(r rune) bool { return r != '\t' && (r < 0x20 || r == 0x7f) })
+	if i < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.WriteString(s[:i])
+	for _, c := range []byte(s[i:]) {
+		switch {
+		case c == '\r':
+			b.WriteString(`\r`)
+		case c == '\n':
+			b.WriteString(`\n`)
+		case c != '\t' && (c < 0x20 || c == 0x7f):
+			fmt.Fprintf(&b, `\x%02x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // Close writes what is buffered and stops.
