@@ -1,11 +1,14 @@
 package delivery_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,10 +23,40 @@ import (
 // it, configured from YAML; mail for contoso.com (the senders' domain)
 // goes to a drop directory, so bounces can be read.
 type relay struct {
-	t   *testing.T
-	dir string
-	q   *queue.Queue
-	d   *delivery.Deliverer
+	t    *testing.T
+	dir  string
+	q    *queue.Queue
+	d    *delivery.Deliverer
+	logs *syncBuffer // the queue's and the deliverer's log
+}
+
+// syncBuffer is a bytes.Buffer for a log written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// logLines returns the lines of the log with the given msg="...".
+func (r *relay) logLines(msg string) []string {
+	var out []string
+	for _, l := range strings.Split(r.logs.String(), "\n") {
+		if strings.Contains(l, "msg=\""+msg+"\"") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // start runs a relay whose config has the given send connectors (YAML
@@ -47,11 +80,13 @@ admin: {listen: "off"}
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := queue.Open(context.Background(), queue.Options{Store: st, Config: cfg})
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	q, err := queue.Open(context.Background(), queue.Options{Store: st, Config: cfg, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := delivery.New(delivery.Options{Queue: q, Config: cfg})
+	d := delivery.New(delivery.Options{Queue: q, Config: cfg, Log: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { d.Run(ctx); close(done) }()
@@ -60,7 +95,7 @@ admin: {listen: "off"}
 		<-done
 		q.Close()
 	})
-	return &relay{t: t, dir: dir, q: q, d: d}
+	return &relay{t: t, dir: dir, q: q, d: d, logs: logs}
 }
 
 // put queues a message from app@contoso.com with the given header lines

@@ -38,8 +38,7 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 		return
 	}
 	if err != nil {
-		d.q.HopFailed(hop.Key, l, queue.Outcome{Reply: tempReply(err)})
-		d.log.Warn("next hop failed", "queue", hop.Key, "err", err)
+		d.q.HopFailed(hop.Key, l, queue.Outcome{Reply: tempReply(err)}) // logs it
 		return
 	}
 	c, host := d.dial(s, hop, targets, l)
@@ -101,8 +100,7 @@ func (d *Deliverer) dial(s *run, hop route.Hop, targets []target, l *queue.Lease
 	case c == nil && s.stopping():
 		d.q.Done(s.io, l, nil)
 	case c == nil:
-		d.q.HopFailed(hop.Key, l, o)
-		d.log.Warn("next hop failed; queue in retry", "queue", hop.Key, "host", o.Host, "reply", o.Reply.Error())
+		d.q.HopFailed(hop.Key, l, o) // logs it
 	default:
 		d.q.HopOK(hop.Key)
 	}

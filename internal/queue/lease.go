@@ -172,8 +172,14 @@ func (q *Queue) Done(ctx context.Context, l *Lease, outs []Outcome) {
 // last error shows why (seed 003). The lease, if any, goes back untouched.
 func (q *Queue) HopFailed(key string, l *Lease, o Outcome) {
 	now := q.now()
+	var logged []any // once per attempt, after the lock
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer func() {
+		q.mu.Unlock()
+		if logged != nil {
+			q.log.Warn("next hop failed; queue in retry", logged...)
+		}
+	}()
 	h := q.hops[key]
 	if l != nil {
 		if m := q.msgs[l.ID]; m != nil {
@@ -199,15 +205,21 @@ func (q *Queue) HopFailed(key string, l *Lease, o Outcome) {
 	h.retryCount++
 	h.lastRetry = now
 	h.nextRetry = now.Add(q.backoff(h.Hop, h.retryCount))
+	logged = []any{"queue", key, "retries", h.retryCount, "next_retry", h.nextRetry, "last_error", h.lastError}
 }
 
 // HopOK records that the next hop took a connection: its queue leaves
 // the retry state.
 func (q *Queue) HopOK(key string) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	retries := 0
 	if h := q.hops[key]; h != nil && h.retryCount > 0 {
+		retries = h.retryCount
 		h.retryCount, h.lastError, h.nextRetry = 0, "", time.Time{}
+	}
+	q.mu.Unlock()
+	if retries > 0 {
+		q.log.Info("next hop took a connection; queue out of retry", "queue", key, "retries", retries)
 	}
 }
 

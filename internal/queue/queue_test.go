@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +38,25 @@ type fixture struct {
 	clock *testclock.Clock
 	dir   string
 	cfg   *config.Config
+	logs  *syncBuffer // the queue's log
+}
+
+// syncBuffer is a bytes.Buffer for a log written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func newFixture(t testing.TB, extra string) *fixture {
@@ -45,7 +66,7 @@ func newFixture(t testing.TB, extra string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{clock: testclock.New(time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)), dir: dir, cfg: cfg}
+	f := &fixture{clock: testclock.New(time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)), dir: dir, cfg: cfg, logs: &syncBuffer{}}
 	f.open(t)
 	return f
 }
@@ -56,7 +77,8 @@ func (f *fixture) open(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := queue.Open(context.Background(), queue.Options{Store: s, Config: f.cfg, Now: f.clock.Now})
+	q, err := queue.Open(context.Background(), queue.Options{Store: s, Config: f.cfg, Now: f.clock.Now,
+		Log: slog.New(slog.NewTextHandler(f.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,6 +327,35 @@ func TestHopFailureAndRecovery(t *testing.T) {
 	}
 	if f.q.Len() != 0 {
 		t.Fatal("messages left")
+	}
+}
+
+// A queue going into Retry and out of it is one log line each, with
+// what Get-Queue shows: the sessions of one attempt that fail together
+// (up to max_connections) are one failure, and so are their log lines.
+func TestRetryIsLoggedOnceEachWay(t *testing.T) {
+	f := newFixture(t, "")
+	f.put(t, "app@contoso.com", "bob@contoso.com")
+	f.put(t, "app@contoso.com", "carol@contoso.com")
+	a, b := f.q.Lease("Exchange"), f.q.Lease("Exchange")
+	refused := queue.Outcome{Reply: reply.Parse(451, "4.4.1 cannot connect to exch1.contoso.com:25: connection refused")}
+	f.q.HopFailed("Exchange", a, refused)
+	f.q.HopFailed("Exchange", b, refused)
+	f.clock.Add(time.Minute)
+	f.q.HopOK("Exchange")
+	f.q.HopOK("Exchange")
+	lines := strings.Split(strings.TrimSpace(f.logs.String()), "\n")
+	want := []string{
+		`level=WARN msg="next hop failed; queue in retry" queue=Exchange retries=1 next_retry=2026-11-24T09:01:00.000Z last_error="451 4.4.1 cannot connect to exch1.contoso.com:25: connection refused"`,
+		`level=INFO msg="next hop took a connection; queue out of retry" queue=Exchange retries=1`,
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("log:\n%s\nwant %d lines", f.logs, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasSuffix(lines[i], w) {
+			t.Errorf("log line %d:\n%s\nwant it to end in\n%s", i, lines[i], w)
+		}
 	}
 }
 
