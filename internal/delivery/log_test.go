@@ -1,0 +1,99 @@
+package delivery_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/smtptest"
+)
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// A host that fails is logged when Sluice moves on to the next; the last
+// one's failure is the queue's, logged once as the queue goes into Retry.
+func TestFailoverLogsEachHostOnce(t *testing.T) {
+	down := closedAddr(t)
+	up := smtptest.NewServer(t, smtptest.Options{})
+	r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
+    address_spaces: [fabrikam.com]
+    smarthosts: ["%s", "%s"]
+    tls: {mode: none}
+  - name: Gone
+    address_spaces: [gone.example]
+    smarthosts: ["%s"]
+    tls: {mode: none}
+    retry: {first: 10m, max_interval: 10m}
+`, down, up.Addr(), down))
+	r.waitDone(r.put("failover", "bob@fabrikam.com"))
+	r.put("nowhere", "bob@gone.example")
+	r.waitQueue("Gone", "the queue in retry", func(qi queue.QueueInfo) bool { return qi.Status == queue.HopRetry })
+	waitFor(t, "the retry logged", func() bool { return len(r.logLines("next hop failed; queue in retry")) == 1 })
+	hosts := r.logLines("cannot use upstream host; trying the next")
+	if len(hosts) != 1 || !strings.Contains(hosts[0], "queue=Fabrikam host="+down) || !strings.Contains(hosts[0], "connection refused") {
+		t.Errorf("want one line for the failed host of Fabrikam, none for Gone's only host:\n%s", r.logs)
+	}
+}
+
+// An opportunistic TLS handshake that fails is logged with why.
+func TestTLSFallbackLogsTheCause(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				fmt.Fprint(c, "220 broken.example ESMTP\r\n")
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+					case strings.HasPrefix(cmd, "EHLO"):
+						fmt.Fprint(c, "250-broken.example\r\n250 STARTTLS\r\n")
+					case cmd == "STARTTLS":
+						fmt.Fprint(c, "220 2.0.0 go ahead\r\nthis is not TLS\r\n")
+						return
+					default:
+						fmt.Fprint(c, "421 4.3.2 closing\r\n")
+						return
+					}
+				}
+			}()
+		}
+	}()
+	r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
+    address_spaces: [fabrikam.com]
+    smarthosts: ["%s"]
+    tls: {mode: opportunistic}
+    retry: {first: 10m, max_interval: 10m}
+`, ln.Addr()))
+	r.put("tls", "bob@fabrikam.com")
+	waitFor(t, "the fallback logged", func() bool {
+		return len(r.logLines("TLS handshake failed; delivering without TLS as the connector allows")) > 0
+	})
+	if l := r.logLines("TLS handshake failed; delivering without TLS as the connector allows")[0]; !strings.Contains(l, "err=") {
+		t.Errorf("the fallback does not say why the handshake failed: %s", l)
+	}
+}
