@@ -97,3 +97,37 @@ func TestTLSFallbackLogsTheCause(t *testing.T) {
 		t.Errorf("the fallback does not say why the handshake failed: %s", l)
 	}
 }
+
+// A message's outcome is one log line per kind of outcome, not one per
+// recipient: a message to 50 recipients was 50 lines.
+func TestOutcomeIsOneLinePerReply(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{Replies: map[string]string{"gone@fabrikam.com": "550 5.1.1 no such user"}})
+	r := start(t, "", onceFabrikam(up.Addr(), ""))
+	id := r.put("many", "a@fabrikam.com", "b@fabrikam.com", "gone@fabrikam.com", "c@fabrikam.com")
+	r.waitDone(id)
+	var delivered []string // not the bounce's, written to the drop directory
+	for _, l := range r.logLines("message delivered") {
+		if strings.Contains(l, "queue=Fabrikam") {
+			delivered = append(delivered, l)
+		}
+	}
+	if len(delivered) != 1 || !strings.Contains(delivered[0], "msg="+string(id)+" queue=Fabrikam") ||
+		!strings.Contains(delivered[0], "rcpts=3 to=a@fabrikam.com,b@fabrikam.com,c@fabrikam.com") {
+		t.Errorf("want one line for the three delivered recipients:\n%s", r.logs)
+	}
+	refused := r.logLines("recipient refused by next hop")
+	if len(refused) != 1 || !strings.Contains(refused[0], "rcpts=1 to=gone@fabrikam.com") || !strings.Contains(refused[0], `reply="550 5.1.1 no such user"`) {
+		t.Errorf("want one line for the refused recipient:\n%s", r.logs)
+	}
+}
+
+// The drop directory logs a delivery with the keys an SMTP hop uses.
+func TestDirectoryDeliveryLogKeys(t *testing.T) {
+	r := start(t, "", "")
+	id := r.put("drop", "bob@contoso.com", "ann@contoso.com")
+	r.waitDone(id)
+	l := r.logLines("message delivered")
+	if len(l) != 1 || !strings.Contains(l[0], "msg="+string(id)+" queue=Drop") || !strings.Contains(l[0], "rcpts=2 to=bob@contoso.com,ann@contoso.com") {
+		t.Errorf("want queue=Drop and the recipients:\n%s", r.logs)
+	}
+}
