@@ -3,6 +3,8 @@ package daemon
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -52,5 +54,28 @@ func TestLogKeepsEventTextAndMessageID(t *testing.T) {
 				t.Errorf("parsed %v from %s", e, lines[1])
 			}
 		})
+	}
+}
+
+// A refused reload is one event: one line, with every problem in it.
+func TestRefusedReloadIsOneLine(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sluice.yaml")
+	bad := "node: {data_dir: " + dir + "}\nreceive_connectors:\n  - {name: A, bindings: [\"127.0.0.1:2525\"], remote_ip_ranges: [10.0.0.0/33], permissions: [anonymous]}\nsend_connectors:\n  - {name: D, address_spaces: [\"*\"], delivery: directory, directory: drop, bogus: 1}\n"
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old, err := config.LoadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	got, problems := reload(NewLogger(&b, config.Log{Level: "info"}), path, old, nil, nil, nil)
+	if got != old || len(problems) != 2 {
+		t.Fatalf("reload kept %p (old %p), problems %q", got, old, problems)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "level=ERROR") || !strings.Contains(lines[0], "10.0.0.0/33") || !strings.Contains(lines[0], "bogus") {
+		t.Errorf("want one Error line naming both problems:\n%s", b.String())
 	}
 }
