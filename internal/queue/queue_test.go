@@ -237,6 +237,26 @@ func TestRetryBackoffAndExpiry(t *testing.T) {
 	}
 }
 
+// An expiry is logged with the queue the message waited in and why, as
+// Get-Queue and the tracking log's EXPIRE show them.
+func TestExpiryLogNamesQueueAndLastError(t *testing.T) {
+	f := newFixture(t, "")
+	env := f.put(t, "app@contoso.com", "carol@fabrikam.example")
+	f.q.Done(context.Background(), f.q.Lease("Internet/fabrikam.example"), []queue.Outcome{fail("451 4.4.1 no answer")})
+	f.clock.Add(49 * time.Hour)
+	f.q.Sweep(context.Background())
+	var line string
+	for _, l := range strings.Split(f.logs.String(), "\n") {
+		if strings.Contains(l, `msg="message expired`) {
+			line = l
+		}
+	}
+	want := `msg=` + string(env.ID) + ` rcpts=1 queue=Internet/fabrikam.example last_error="mx.fabrikam.example [192.0.2.1] said: 451 4.4.1 no answer"`
+	if !strings.Contains(line, want) {
+		t.Errorf("expiry log line:\n%s\nwant it to contain\n%s\nlog:\n%s", line, want, f.logs)
+	}
+}
+
 func fmtDurations(ds []time.Duration) string {
 	s := make([]string, len(ds))
 	for i, d := range ds {
