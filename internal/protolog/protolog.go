@@ -28,10 +28,11 @@ import (
 // Log is one direction's protocol log ("receive" or "send"). A nil *Log
 // logs nothing.
 type Log struct {
-	log  *slog.Logger
-	q    *logqueue.Queue[record] // a line written after Close is dropped
-	done chan struct{}
-	now  func() time.Time
+	log    *slog.Logger
+	q      *logqueue.Queue[record] // a line written after Close is dropped
+	losses logqueue.Losses         // lines dropped for a full queue
+	done   chan struct{}
+	now    func() time.Time
 }
 
 // record is one line and the time that decides its file.
@@ -101,8 +102,8 @@ func (s *Session) write(ev byte, data string) {
 	data = s.mask(ev, data)
 	now := s.l.now()
 	rec := record{at: now, line: fmt.Sprintf("%s,%s,%c,%s", now.UTC().Format("2006-01-02T15:04:05.000Z"), s.prefix, ev, csv(data))}
-	if full := s.l.q.Put(rec); full {
-		s.l.log.Error("protocol log is behind; line dropped", "session", s.id)
+	if full := s.l.q.Put(rec); full && s.l.losses.Add() {
+		s.l.log.Error("protocol log is behind; lines are dropped until it catches up", "session", s.id)
 	}
 }
 
@@ -182,5 +183,11 @@ func (l *Log) Close() {
 func (l *Log) writer(dw *dailyfile.Writer) {
 	defer close(l.done)
 	defer dw.Close()
-	l.q.Serve(200*time.Millisecond, dw.Flush, func(rec record) { dw.Write(rec.at, []byte(rec.line)) })
+	flush := func() {
+		dw.Flush()
+		if n := l.losses.Take(); n > 0 {
+			l.log.Error("protocol log caught up; lines were dropped", "lines", n)
+		}
+	}
+	l.q.Serve(200*time.Millisecond, flush, func(rec record) { dw.Write(rec.at, []byte(rec.line)) })
 }
