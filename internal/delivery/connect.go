@@ -65,8 +65,9 @@ func (e tlsFallback) Unwrap() error        { return e.cause }
 func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target, mode config.SendTLSMode) (*smtpclient.Client, error) {
 	// The MX hosts' addresses come from the same resolver as the MX
 	// records (node.dns_servers), not from the system's.
+	hook, end := d.transcript(sc, t.addr)
 	opts := smtpclient.Options{LocalName: sc.HELO, Dialer: &net.Dialer{Timeout: sc.ConnectTimeout.D(), Resolver: d.resolver()},
-		Transcript: d.transcript(sc, t.addr)}
+		Transcript: hook}
 	tcfg := sc.TLSConfig().Clone()
 	tcfg.ServerName = t.name
 	if sc.TLS.ServerName != "" {
@@ -83,9 +84,11 @@ func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target
 		c, err = smtpclient.Dial(dctx, t.addr, opts)
 	}
 	if err != nil {
+		end(err)
 		return nil, err
 	}
 	fail := func(err error) (*smtpclient.Client, error) {
+		end(err)
 		c.Close()
 		return nil, err
 	}

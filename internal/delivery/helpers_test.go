@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/delivery"
 	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/protolog"
 	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/store/sqlite"
 )
@@ -46,6 +47,18 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// protocolLog returns the send protocol log written so far (it reaches
+// the file within 200 ms).
+func (r *relay) protocolLog() string {
+	files, _ := filepath.Glob(filepath.Join(r.dir, "protocol", "send-*.log"))
+	var out string
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		out += string(b)
+	}
+	return out
 }
 
 // logLines returns the lines of the log with the given msg="...".
@@ -86,7 +99,11 @@ admin: {listen: "off"}
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := delivery.New(delivery.Options{Queue: q, Config: cfg, Log: log})
+	proto, err := protolog.Open(filepath.Join(dir, "protocol"), "send", 0, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := delivery.New(delivery.Options{Queue: q, Config: cfg, Log: log, Protocol: proto})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { d.Run(ctx); close(done) }()
@@ -94,6 +111,7 @@ admin: {listen: "off"}
 		cancel()
 		<-done
 		q.Close()
+		proto.Close()
 	})
 	return &relay{t: t, dir: dir, q: q, d: d, logs: logs}
 }

@@ -131,3 +131,48 @@ func TestDirectoryDeliveryLogKeys(t *testing.T) {
 		t.Errorf("want queue=Drop and the recipients:\n%s", r.logs)
 	}
 }
+
+// The send protocol log shows every connection to its end: one that
+// could not be made says why, and each ends with a disconnect line, as
+// the receive side's does.
+func TestProtocolLogShowsFailedAndClosedConnections(t *testing.T) {
+	down := closedAddr(t)
+	up := smtptest.NewServer(t, smtptest.Options{})
+	r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
+    address_spaces: [fabrikam.com]
+    smarthosts: ["%s"]
+    tls: {mode: none}
+    protocol_log: true
+  - name: Gone
+    address_spaces: [gone.example]
+    smarthosts: ["%s"]
+    tls: {mode: none}
+    protocol_log: true
+    retry: {first: 10m, max_interval: 10m}
+`, up.Addr(), down))
+	r.waitDone(r.put("sent", "bob@fabrikam.com"))
+	r.put("nowhere", "bob@gone.example")
+	var fab, gone []string
+	waitFor(t, "both conversations to end in the protocol log", func() bool {
+		fab, gone = nil, nil
+		for _, l := range strings.Split(r.protocolLog(), "\n") {
+			f := strings.SplitN(l, ",", 7)
+			if len(f) < 7 {
+				continue
+			}
+			switch f[1] {
+			case "Fabrikam":
+				fab = append(fab, f[5]+" "+f[6])
+			case "Gone":
+				gone = append(gone, f[5]+" "+f[6])
+			}
+		}
+		return len(fab) > 0 && fab[len(fab)-1] == "- " && len(gone) > 0 && gone[len(gone)-1] == "- "
+	})
+	if len(gone) != 3 || gone[0] != "+ " || !strings.Contains(gone[1], "connection refused") {
+		t.Errorf("the failed connection's log: %q; want connect, why it failed, disconnect", gone)
+	}
+	if n := len(fab); n < 3 || fab[n-3] != "> QUIT" || !strings.HasPrefix(fab[n-2], "< 221") {
+		t.Errorf("the delivery's log: %q; want it to end in QUIT, 221, disconnect", fab)
+	}
+}

@@ -2,9 +2,10 @@ package smtpclient
 
 // The transcript is the conversation as Options.Transcript sees it, for
 // the protocol log and `sluice test connect`: every line sent ('>') and
-// received ('<') without its CRLF, and notes ('*') where a line-by-line
+// received ('<') without its CRLF, notes ('*') where a line-by-line
 // account would be wrong or too much: the TLS handshake, and the message
-// data, of which only the size is shown.
+// data, of which only the size is shown; and '-' when the connection is
+// closed.
 //
 // Nothing that proves identity is shown (as mox's trace levels and
 // Exchange's protocol log do it): the payload of an AUTH line with an
