@@ -27,7 +27,9 @@ func (s *session) auth(arg string) bool {
 	// for the identity the session had then.
 	s.policy.InMail = s.tx != nil
 	if err := policy.Auth(&s.policy, mech); err != nil {
-		return s.reply(err.(reply.Reply))
+		r := err.(reply.Reply)
+		s.log.Info("AUTH refused", "mech", mech, "reply", r.Error())
+		return s.reply(r)
 	}
 	ip := s.remote.Addr()
 	if s.srv.authFails.count(ip, time.Now()) >= s.rc.Limits.MaxAuthFailures {
@@ -46,6 +48,7 @@ func (s *session) auth(arg string) bool {
 	case errors.Is(err, errAuthCancelled):
 		return s.reply(reply.AuthCancelled)
 	case errors.Is(err, errBadBase64):
+		s.log.Info("AUTH refused", "mech", mech, "reply", reply.AuthBadBase64.Error())
 		return s.reply(reply.AuthBadBase64)
 	case errors.Is(err, errLineTooLong):
 		return s.reply(reply.LineTooLong)

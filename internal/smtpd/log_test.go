@@ -161,3 +161,24 @@ func TestProtocolLogMasksAuthResponsesReadAsCommands(t *testing.T) {
 		t.Errorf("other lines must be logged as they came:\n%s", proto)
 	}
 }
+
+// An AUTH the connector refuses before any credentials (TLS required,
+// a mechanism it does not offer) is logged with the reply: "why does
+// SharePoint not authenticate" is answered by the log, not only by a
+// protocol log that may be off.
+func TestAuthRefusalIsLogged(t *testing.T) {
+	cfg, _ := authConfig(t, "starttls")
+	port, log, _ := startServerLogged(t, cfg)
+	c := dial(t, port)
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	c.expect("AUTH LOGIN", "538 5.7.11")
+	c.expect("AUTH CRAM-MD5", "504 5.5.4")
+	c.expect("QUIT", "221")
+	waitFor(t, "two refusals logged", func() bool { return strings.Count(log.String(), `msg="AUTH refused"`) == 2 })
+	for _, want := range []string{`mech=LOGIN reply="538 5.7.11 `, `mech=CRAM-MD5 reply="504 5.5.4 `} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, log)
+		}
+	}
+}
