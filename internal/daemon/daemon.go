@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -194,9 +195,11 @@ func reload(log *slog.Logger, path string, old *config.Config, srv *smtpd.Server
 		}
 		var problems []string
 		for _, e := range errs {
-			log.Error("reload refused: config has a problem; the running configuration is kept", "problem", e.Error())
 			problems = append(problems, e.Error())
 		}
+		// One event, one line: the problems are separated by " | ".
+		log.Error("reload refused: the config has problems; the running configuration is kept",
+			"count", len(problems), "problems", strings.Join(problems, " | "))
 		return old, problems
 	}
 	if cfg.Node.DataDir != old.Node.DataDir {

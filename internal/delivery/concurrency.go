@@ -100,8 +100,7 @@ func (d *Deliverer) notConnected(s *run, hop route.Hop, l *queue.Lease, o queue.
 			"queue", hop.Key, "host", o.Host, "reply", o.Reply.Error(), "working", working,
 			"session_limit", limit, "max_connections", hop.Connector.MaxConnections)
 	default:
-		d.q.HopFailed(hop.Key, l, o)
+		d.q.HopFailed(hop.Key, l, o) // logs it
 		d.mu.Unlock()
-		d.log.Warn("next hop failed; queue in retry", "queue", hop.Key, "host", o.Host, "reply", o.Reply.Error())
 	}
 }

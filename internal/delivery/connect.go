@@ -24,12 +24,12 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 	if len(targets) == 0 {
 		return nil, "", queue.Outcome{Reply: reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 0}, Text: "no host to connect to"}}
 	}
-	for _, t := range targets {
+	for i, t := range targets {
 		c, err := d.open(ctx, hop.Connector, t, hop.Connector.TLS.Mode)
 		if err != nil && errors.Is(err, errTLSFallback) {
 			// Opportunistic TLS whose handshake failed: RFC 7435 §4 says
 			// deliver in the clear rather than not at all.
-			d.log.Warn("TLS handshake failed; delivering without TLS as the connector allows", "queue", hop.Key, "host", t.addr)
+			d.log.Warn("TLS handshake failed; delivering without TLS as the connector allows", "queue", hop.Key, "host", t.addr, "err", errors.Unwrap(err))
 			c, err = d.open(ctx, hop.Connector, t, config.SendTLSNone)
 		}
 		h := d.host(t.addr)
@@ -39,7 +39,11 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 				last.Host = t.addr // the upstream answered: "host said: ..."
 			}
 			h.failed(last.Reply.Error())
-			d.log.Info("cannot use upstream host; trying the next", "queue", hop.Key, "host", t.addr, "err", err)
+			// The last host's failure is the hop's, which the queue logs
+			// as it goes into Retry.
+			if i < len(targets)-1 {
+				d.log.Warn("cannot use upstream host; trying the next", "queue", hop.Key, "host", t.addr, "err", err)
+			}
 			continue
 		}
 		h.ok()
@@ -50,12 +54,20 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 
 var errTLSFallback = errors.New("TLS handshake failed")
 
+// tlsFallback is errTLSFallback with the handshake's own error.
+type tlsFallback struct{ cause error }
+
+func (e tlsFallback) Error() string        { return "TLS handshake failed: " + e.cause.Error() }
+func (e tlsFallback) Is(target error) bool { return target == errTLSFallback }
+func (e tlsFallback) Unwrap() error        { return e.cause }
+
 // open makes one session to one host, ready for MAIL.
 func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target, mode config.SendTLSMode) (*smtpclient.Client, error) {
 	// The MX hosts' addresses come from the same resolver as the MX
 	// records (node.dns_servers), not from the system's.
+	hook, end := d.transcript(sc, t.addr)
 	opts := smtpclient.Options{LocalName: sc.HELO, Dialer: &net.Dialer{Timeout: sc.ConnectTimeout.D(), Resolver: d.resolver()},
-		Transcript: d.transcript(sc, t.addr)}
+		Transcript: hook}
 	tcfg := sc.TLSConfig().Clone()
 	tcfg.ServerName = t.name
 	if sc.TLS.ServerName != "" {
@@ -72,9 +84,11 @@ func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target
 		c, err = smtpclient.Dial(dctx, t.addr, opts)
 	}
 	if err != nil {
+		end(err)
 		return nil, err
 	}
 	fail := func(err error) (*smtpclient.Client, error) {
+		end(err)
 		c.Close()
 		return nil, err
 	}
@@ -88,7 +102,7 @@ func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target
 			d.metrics.TLS("send", sc.Name, err == nil)
 			if err != nil {
 				if mode == config.SendTLSOpportunistic {
-					return fail(errTLSFallback)
+					return fail(tlsFallback{err})
 				}
 				return fail(tlsError(sc, tcfg.ServerName, err))
 			}

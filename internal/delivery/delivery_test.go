@@ -524,4 +524,11 @@ func TestDropDirectoryRecoveredLeavesRetry(t *testing.T) {
 	if qi.RetryCount != 0 || strings.Contains(qi.LastError, "cannot open drop directory") {
 		t.Errorf("queue after the drop directory works again: retry count %d, last error %q; want 0 and not the old error", qi.RetryCount, qi.LastError)
 	}
+	// The log says both, as for an SMTP hop.
+	if l := r.logLines("next hop failed; queue in retry"); len(l) != 1 || !strings.Contains(l[0], "queue=Drop retries=1") || !strings.Contains(l[0], "cannot open drop directory") {
+		t.Errorf("log of the failure: %q\n%s", l, r.logs)
+	}
+	if l := r.logLines("next hop took a connection; queue out of retry"); len(l) != 1 || !strings.Contains(l[0], "queue=Drop retries=1") {
+		t.Errorf("log of the recovery: %q\n%s", l, r.logs)
+	}
 }

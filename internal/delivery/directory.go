@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"strings"
 
 	"github.com/sluice-relay/sluice/internal/dropdir"
 	"github.com/sluice-relay/sluice/internal/queue"
@@ -22,10 +23,14 @@ func (d *Deliverer) directorySession(s *run, hop route.Hop, l *queue.Lease) {
 	for n := 0; l != nil; n++ {
 		outs := d.writeFile(s.io, dir, l)
 		d.q.Done(s.io, l, outs)
+		var to []string
+		for _, r := range l.Env.Rcpts {
+			to = append(to, r.Addr.String())
+		}
 		if outs[0].Delivered {
-			d.log.Info("message delivered", "msg", l.ID, "connector", hop.Connector.Name, "rcpts", len(l.Rcpts), "path", dir.Path())
+			d.log.Info("message delivered", "msg", l.ID, "queue", hop.Key, "rcpts", len(to), "to", strings.Join(to, ","), "path", dir.Path())
 		} else {
-			d.log.Warn("delivery deferred", "msg", l.ID, "connector", hop.Connector.Name, "reply", outs[0].Reply.Error())
+			d.log.Warn("delivery deferred", "msg", l.ID, "queue", hop.Key, "rcpts", len(to), "to", strings.Join(to, ","), "reply", outs[0].Reply.Error())
 		}
 		if s.stopping() {
 			return

@@ -1,11 +1,14 @@
 package delivery_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/sluice-relay/sluice/internal/delivery"
 	"github.com/sluice-relay/sluice/internal/dsn"
 	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/protolog"
 	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/store/sqlite"
 )
@@ -21,10 +25,52 @@ import (
 // it, configured from YAML; mail for contoso.com (the senders' domain)
 // goes to a drop directory, so bounces can be read.
 type relay struct {
-	t   *testing.T
-	dir string
-	q   *queue.Queue
-	d   *delivery.Deliverer
+	t    *testing.T
+	dir  string
+	q    *queue.Queue
+	d    *delivery.Deliverer
+	logs *syncBuffer // the queue's and the deliverer's log
+}
+
+// syncBuffer is a bytes.Buffer for a log written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// protocolLog returns the send protocol log written so far (it reaches
+// the file within 200 ms).
+func (r *relay) protocolLog() string {
+	files, _ := filepath.Glob(filepath.Join(r.dir, "protocol", "send-*.log"))
+	var out string
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		out += string(b)
+	}
+	return out
+}
+
+// logLines returns the lines of the log with the given msg="...".
+func (r *relay) logLines(msg string) []string {
+	var out []string
+	for _, l := range strings.Split(r.logs.String(), "\n") {
+		if strings.Contains(l, "msg=\""+msg+"\"") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // start runs a relay whose config has the given send connectors (YAML
@@ -57,12 +103,21 @@ admin: {listen: "off"}
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := queue.Open(context.Background(), queue.Options{Store: st, Config: cfg})
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	q, err := queue.Open(context.Background(), queue.Options{Store: st, Config: cfg, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { q.Close() })
-	return &relay{t: t, dir: dir, q: q, d: delivery.New(delivery.Options{Queue: q, Config: cfg})}
+	proto, err := protolog.Open(filepath.Join(dir, "protocol"), "send", 0, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		q.Close()
+		proto.Close()
+	})
+	return &relay{t: t, dir: dir, q: q, logs: logs, d: delivery.New(delivery.Options{Queue: q, Config: cfg, Log: log, Protocol: proto})}
 }
 
 // run starts delivery; it stops before the queue closes.

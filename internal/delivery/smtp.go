@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluice-relay/sluice/internal/mail"
@@ -38,8 +41,7 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 		return
 	}
 	if err != nil {
-		d.q.HopFailed(hop.Key, l, queue.Outcome{Reply: tempReply(err)})
-		d.log.Warn("next hop failed", "queue", hop.Key, "err", err)
+		d.q.HopFailed(hop.Key, l, queue.Outcome{Reply: tempReply(err)}) // logs it
 		return
 	}
 	c, host := d.dial(s, hop, targets, l)
@@ -201,17 +203,28 @@ func answered(res *smtpclient.Result) bool {
 	return false
 }
 
+// logOutcome logs one line per distinct reply of the message's
+// recipients, not one per recipient: usually one line per message.
 func (d *Deliverer) logOutcome(hop route.Hop, host string, l *queue.Lease, outs []queue.Outcome) {
 	for i, o := range outs {
-		rcpt := l.Env.Rcpts[i].Addr.String()
+		if slices.ContainsFunc(outs[:i], func(p queue.Outcome) bool { return p.Delivered == o.Delivered && p.Reply == o.Reply }) {
+			continue // logged with the first recipient that got this reply
+		}
+		var to []string
+		for j := i; j < len(outs); j++ {
+			if outs[j].Delivered == o.Delivered && outs[j].Reply == o.Reply {
+				to = append(to, l.Env.Rcpts[j].Addr.String())
+			}
+		}
+		level, what := slog.LevelInfo, "delivery deferred"
 		switch {
 		case o.Delivered:
-			d.log.Info("message delivered", "msg", l.ID, "to", rcpt, "queue", hop.Key, "host", host, "reply", o.Reply.Error())
+			what = "message delivered"
 		case o.Reply.Permanent():
-			d.log.Warn("recipient refused by next hop", "msg", l.ID, "to", rcpt, "queue", hop.Key, "host", host, "reply", o.Reply.Error())
-		default:
-			d.log.Info("delivery deferred", "msg", l.ID, "to", rcpt, "queue", hop.Key, "host", host, "reply", o.Reply.Error())
+			level, what = slog.LevelWarn, "recipient refused by next hop"
 		}
+		d.log.Log(context.Background(), level, what, "msg", l.ID, "queue", hop.Key, "host", host,
+			"rcpts", len(to), "to", strings.Join(to, ","), "reply", o.Reply.Error())
 	}
 }
 

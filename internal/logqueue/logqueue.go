@@ -128,3 +128,32 @@ func (q *Queue[T]) Close() {
 	q.mu.Unlock()
 	q.signal()
 }
+
+// Losses counts the items a log dropped because its queue was full, so
+// that the log says once that it is behind, not once per item (which
+// would put a stalled log's whole volume into the operational log), and
+// how many it lost once it has caught up.
+type Losses struct {
+	mu sync.Mutex
+	n  int
+}
+
+// Add counts one dropped item; first reports that it is the first since
+// the last Take, for the caller to log.
+func (l *Losses) Add() (first bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n++
+	return l.n == 1
+}
+
+// Take returns how many items were dropped since the last Take, and
+// starts counting again. The writer calls it after it has written what
+// waited: the queue has room again.
+func (l *Losses) Take() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.n
+	l.n = 0
+	return n
+}

@@ -193,3 +193,19 @@ func TestWakesForBatchesAndRequests(t *testing.T) {
 	q.Close()
 	<-done
 }
+
+func TestLosses(t *testing.T) {
+	var l Losses
+	if got := []bool{l.Add(), l.Add(), l.Add()}; !got[0] || got[1] || got[2] {
+		t.Errorf("Add = %v; want only the first to say so", got)
+	}
+	if n := l.Take(); n != 3 {
+		t.Errorf("Take = %d; want 3", n)
+	}
+	if n := l.Take(); n != 0 {
+		t.Errorf("Take after Take = %d; want 0", n)
+	}
+	if !l.Add() {
+		t.Error("the first loss after a Take is not reported")
+	}
+}

@@ -102,6 +102,10 @@ type session struct {
 	c   net.Conn
 	rd  *bufio.Reader
 	ctx context.Context
+
+	// secrets are replaced by "***" in the replies read during AUTH: a
+	// server may quote the response it got in its refusal.
+	secrets []string
 }
 
 // Run probes the server and returns what it found; it never returns nil.
@@ -216,6 +220,11 @@ func (s *session) read() (int, []string, bool) {
 			return 0, lines, false
 		}
 		line = strings.TrimRight(line, "\r\n")
+		for _, sec := range s.secrets {
+			if len(sec) >= 6 { // shorter ones would blot out words
+				line = strings.ReplaceAll(line, sec, "***")
+			}
+		}
 		s.r.Transcript = append(s.r.Transcript, Line{At: time.Since(s.r.started).Round(time.Millisecond), Dir: "S", Text: line})
 		if len(line) < 3 {
 			s.fail("malformed reply line %q", line)
@@ -328,6 +337,10 @@ func (s *session) auth() {
 	a := &Auth{User: s.o.User, Mechanism: mech}
 	s.r.Auth = a
 	b64 := base64.StdEncoding.EncodeToString
+	s.secrets = []string{s.o.Password, b64([]byte(s.o.Password)),
+		b64([]byte("\x00" + s.o.User + "\x00" + s.o.Password)),
+		b64([]byte("user=" + s.o.User + "\x01auth=Bearer " + s.o.Password + "\x01\x01"))}
+	defer func() { s.secrets = nil }()
 	var code int
 	var lines []string
 	var ok bool

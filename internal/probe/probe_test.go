@@ -3,6 +3,7 @@ package probe_test
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net"
@@ -198,5 +199,33 @@ func TestAdviceAfterTLSAndUnreadableCAFile(t *testing.T) {
 	r = probe.Run(context.Background(), probe.Options{Addr: "localhost:" + portOf(srv.Addr()), StartTLS: true, CAFile: "/nonexistent/ca.pem", Timeout: 10 * time.Second})
 	if r.TLS == nil || !strings.Contains(r.TLS.VerifyError, "cannot read --ca-file") {
 		t.Errorf("unreadable --ca-file: TLS %+v", r.TLS)
+	}
+}
+
+// A server whose refusal quotes the credentials it got must not get them
+// printed by sluice test connect (its output is pasted into tickets).
+func TestRefusalQuotingCredentialsIsMasked(t *testing.T) {
+	plain := base64.StdEncoding.EncodeToString([]byte("\x00a@contoso.com\x00" + secret))
+	pass := base64.StdEncoding.EncodeToString([]byte(secret))
+	for _, tc := range []struct {
+		mech   string
+		script []string
+	}{
+		{"PLAIN", []string{"250-echo\r\n250 AUTH PLAIN LOGIN\r\n", "535 5.7.8 authentication failed for " + plain + " (" + secret + ")\r\n"}},
+		{"LOGIN", []string{"250-echo\r\n250 AUTH PLAIN LOGIN\r\n", "334 VXNlcm5hbWU6\r\n", "334 UGFzc3dvcmQ6\r\n", "535 5.7.8 bad password " + pass + "\r\n"}},
+	} {
+		t.Run(tc.mech, func(t *testing.T) {
+			addr := rawServer(t, append(append([]string{"220 echo ESMTP\r\n"}, tc.script...), "221 bye\r\n")...)
+			r := probe.Run(context.Background(), probe.Options{Addr: addr, User: "a@contoso.com", Password: secret, Mechanism: tc.mech, Timeout: 10 * time.Second})
+			if r.Auth == nil || !strings.HasPrefix(r.Auth.Reply, "535 5.7.8") {
+				t.Fatalf("auth: %+v (%s)", r.Auth, r.Error)
+			}
+			b, _ := json.Marshal(r)
+			for _, s := range []string{secret, plain, pass} {
+				if strings.Contains(string(b), s) || strings.Contains(transcript(r), s) {
+					t.Errorf("the report shows %q:\n%s\n%s", s, b, transcript(r))
+				}
+			}
+		})
 	}
 }

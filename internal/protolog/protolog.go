@@ -28,10 +28,11 @@ import (
 // Log is one direction's protocol log ("receive" or "send"). A nil *Log
 // logs nothing.
 type Log struct {
-	log  *slog.Logger
-	q    *logqueue.Queue[record] // a line written after Close is dropped
-	done chan struct{}
-	now  func() time.Time
+	log    *slog.Logger
+	q      *logqueue.Queue[record] // a line written after Close is dropped
+	losses logqueue.Losses         // lines dropped for a full queue
+	done   chan struct{}
+	now    func() time.Time
 }
 
 // record is one line and the time that decides its file.
@@ -101,8 +102,8 @@ func (s *Session) write(ev byte, data string) {
 	data = s.mask(ev, data)
 	now := s.l.now()
 	rec := record{at: now, line: fmt.Sprintf("%s,%s,%c,%s", now.UTC().Format("2006-01-02T15:04:05.000Z"), s.prefix, ev, csv(data))}
-	if full := s.l.q.Put(rec); full {
-		s.l.log.Error("protocol log is behind; line dropped", "session", s.id)
+	if full := s.l.q.Put(rec); full && s.l.losses.Add() {
+		s.l.log.Error("protocol log is behind; lines are dropped until it catches up", "session", s.id)
 	}
 }
 
@@ -135,14 +136,39 @@ func (s *Session) mask(ev byte, data string) string {
 	return data
 }
 
-// csv quotes a field that contains a comma or quote, and never lets a CR
-// or LF split a record.
+// csv quotes a field that contains a comma or quote, never lets a CR or
+// LF split a record, and writes other control characters but tab as \xNN:
+// a NUL from a client or upstream would make grep take the whole day's
+// file for binary, and an escape sequence would reach the admin's
+// terminal.
 func csv(s string) string {
-	s = strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(s)
+	s = escapeControls(s)
 	if strings.ContainsAny(s, `,"`) {
 		return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 	}
 	return s
+}
+
+func escapeControls(s string) string {
+	i := strings.IndexFunc(s, func(r rune) bool { return r != '\t' && (r < 0x20 || r == 0x7f) })
+	if i < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.WriteString(s[:i])
+	for _, c := range []byte(s[i:]) {
+		switch {
+		case c == '\r':
+			b.WriteString(`\r`)
+		case c == '\n':
+			b.WriteString(`\n`)
+		case c != '\t' && (c < 0x20 || c == 0x7f):
+			fmt.Fprintf(&b, `\x%02x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // Close writes what is buffered and stops.
@@ -157,5 +183,11 @@ func (l *Log) Close() {
 func (l *Log) writer(dw *dailyfile.Writer) {
 	defer close(l.done)
 	defer dw.Close()
-	l.q.Serve(200*time.Millisecond, dw.Flush, func(rec record) { dw.Write(rec.at, []byte(rec.line)) })
+	flush := func() {
+		dw.Flush()
+		if n := l.losses.Take(); n > 0 {
+			l.log.Error("protocol log caught up; lines were dropped", "lines", n)
+		}
+	}
+	l.q.Serve(200*time.Millisecond, flush, func(rec record) { dw.Write(rec.at, []byte(rec.line)) })
 }

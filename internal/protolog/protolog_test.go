@@ -83,6 +83,12 @@ func TestCSVQuoting(t *testing.T) {
 		{"EHLO sp01, the farm", `"EHLO sp01, the farm"`},
 		{`MAIL FROM:<"john doe"@contoso.com>`, `"MAIL FROM:<""john doe""@contoso.com>"`},
 		{"250 ok\r\nforged", `250 ok\r\nforged`},
+		// A NUL or an escape sequence from a client or upstream would make
+		// grep call the day's file binary and hide every match in it, or
+		// paint the admin's terminal.
+		{"535 5.7.8 failed \x00user\x00", `535 5.7.8 failed \x00user\x00`},
+		{"EHLO \x1b[31mred\x7f", `EHLO \x1b[31mred\x7f`},
+		{"EHLO tab\there, ünïcode", `"EHLO tab` + "\t" + `here, ünïcode"`},
 		{"", ""},
 	} {
 		if got := csv(tc.in); got != tc.raw {

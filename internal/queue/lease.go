@@ -206,8 +206,14 @@ func (q *Queue) Done(ctx context.Context, l *Lease, outs []Outcome) {
 // last error shows why (seed 003). The lease, if any, goes back untouched.
 func (q *Queue) HopFailed(key string, l *Lease, o Outcome) {
 	now := q.now()
+	var logged []any // once per attempt, after the lock
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer func() {
+		q.mu.Unlock()
+		if logged != nil {
+			q.log.Warn("next hop failed; queue in retry", logged...)
+		}
+	}()
 	h := q.hops[key]
 	if l != nil {
 		if m := q.msgs[l.ID]; m != nil {
@@ -233,6 +239,7 @@ func (q *Queue) HopFailed(key string, l *Lease, o Outcome) {
 	h.retryCount++
 	h.lastRetry = now
 	h.nextRetry = now.Add(q.backoff(h.Hop, h.retryCount))
+	logged = []any{"queue", key, "retries", h.retryCount, "next_retry", h.nextRetry, "last_error", h.lastError}
 }
 
 // HopOK records that the next hop took a connection, and that connected
@@ -241,11 +248,16 @@ func (q *Queue) HopFailed(key string, l *Lease, o Outcome) {
 func (q *Queue) HopOK(key string, connected int) {
 	now := q.now()
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	retries := 0
 	if h := q.hops[key]; h != nil && h.retryCount > 0 {
+		retries = h.retryCount
 		h.retryCount, h.lastError, h.nextRetry = 0, "", time.Time{}
 	}
 	q.raiseLimit(key, connected, now)
+	q.mu.Unlock()
+	if retries > 0 {
+		q.log.Info("next hop took a connection; queue out of retry", "queue", key, "retries", retries)
+	}
 }
 
 // release (q.mu held) ends m's lease on hop key and schedules what is left.

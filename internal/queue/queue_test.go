@@ -43,8 +43,7 @@ type fixture struct {
 	logs  *syncBuffer   // the queue's log
 }
 
-// syncBuffer is a bytes.Buffer for a logger that may be called from
-// several goroutines.
+// syncBuffer is a bytes.Buffer for a log written from several goroutines.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -69,7 +68,7 @@ func newFixture(t testing.TB, extra string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{clock: testclock.New(time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)), dir: dir, cfg: cfg}
+	f := &fixture{clock: testclock.New(time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)), dir: dir, cfg: cfg, logs: &syncBuffer{}}
 	f.open(t)
 	return f
 }
@@ -85,7 +84,7 @@ func (f *fixture) open(t testing.TB) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.track, f.logs = tl, &syncBuffer{}
+		f.track = tl
 		t.Cleanup(tl.Close)
 	}
 	q, err := queue.Open(context.Background(), queue.Options{Store: s, Config: f.cfg, Now: f.clock.Now,
@@ -258,6 +257,26 @@ func TestRetryBackoffAndExpiry(t *testing.T) {
 	}
 }
 
+// An expiry is logged with the queue the message waited in and why, as
+// Get-Queue and the tracking log's EXPIRE show them.
+func TestExpiryLogNamesQueueAndLastError(t *testing.T) {
+	f := newFixture(t, "")
+	env := f.put(t, "app@contoso.com", "carol@fabrikam.example")
+	f.q.Done(context.Background(), f.q.Lease("Internet/fabrikam.example"), []queue.Outcome{fail("451 4.4.1 no answer")})
+	f.clock.Add(49 * time.Hour)
+	f.q.Sweep(context.Background())
+	var line string
+	for _, l := range strings.Split(f.logs.String(), "\n") {
+		if strings.Contains(l, `msg="message expired`) {
+			line = l
+		}
+	}
+	want := `msg=` + string(env.ID) + ` rcpts=1 queue=Internet/fabrikam.example last_error="mx.fabrikam.example [192.0.2.1] said: 451 4.4.1 no answer"`
+	if !strings.Contains(line, want) {
+		t.Errorf("expiry log line:\n%s\nwant it to contain\n%s\nlog:\n%s", line, want, f.logs)
+	}
+}
+
 func fmtDurations(ds []time.Duration) string {
 	s := make([]string, len(ds))
 	for i, d := range ds {
@@ -348,6 +367,35 @@ func TestHopFailureAndRecovery(t *testing.T) {
 	}
 	if f.q.Len() != 0 {
 		t.Fatal("messages left")
+	}
+}
+
+// A queue going into Retry and out of it is one log line each, with
+// what Get-Queue shows: the sessions of one attempt that fail together
+// (up to max_connections) are one failure, and so are their log lines.
+func TestRetryIsLoggedOnceEachWay(t *testing.T) {
+	f := newFixture(t, "")
+	f.put(t, "app@contoso.com", "bob@contoso.com")
+	f.put(t, "app@contoso.com", "carol@contoso.com")
+	a, b := f.q.Lease("Exchange"), f.q.Lease("Exchange")
+	refused := queue.Outcome{Reply: reply.Parse(451, "4.4.1 cannot connect to exch1.contoso.com:25: connection refused")}
+	f.q.HopFailed("Exchange", a, refused)
+	f.q.HopFailed("Exchange", b, refused)
+	f.clock.Add(time.Minute)
+	f.q.HopOK("Exchange", 1)
+	f.q.HopOK("Exchange", 1)
+	lines := strings.Split(strings.TrimSpace(f.logs.String()), "\n")
+	want := []string{
+		`level=WARN msg="next hop failed; queue in retry" queue=Exchange retries=1 next_retry=2026-11-24T09:01:00.000Z last_error="451 4.4.1 cannot connect to exch1.contoso.com:25: connection refused"`,
+		`level=INFO msg="next hop took a connection; queue out of retry" queue=Exchange retries=1`,
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("log:\n%s\nwant %d lines", f.logs, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasSuffix(lines[i], w) {
+			t.Errorf("log line %d:\n%s\nwant it to end in\n%s", i, lines[i], w)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,8 @@ func (q *Queue) Sweep(ctx context.Context) {
 	type todo struct {
 		m               *Message
 		expired, delays []int
+		queues          []string // of the expired recipients, for the log
+		lastError       string   // of the first expired recipient
 	}
 	var work []todo
 	q.mu.Lock()
@@ -60,6 +63,12 @@ func (q *Queue) Sweep(ctx context.Context) {
 					r.LastError = q.hopError(r.hop)
 				}
 				t.expired = append(t.expired, i)
+				if r.hop != "" && !slices.Contains(t.queues, r.hop) {
+					t.queues = append(t.queues, r.hop)
+				}
+				if t.lastError == "" {
+					t.lastError = r.LastError
+				}
 			case !r.DelayNotified && q.delayNotice(h) > 0 && now.Sub(m.Env.Received) >= q.delayNotice(h):
 				r.DelayNotified = true
 				t.delays = append(t.delays, i)
@@ -80,7 +89,8 @@ func (q *Queue) Sweep(ctx context.Context) {
 		}
 		t.m.writeMu.Lock()
 		if len(t.expired) > 0 {
-			q.log.Info("message expired; bouncing", "msg", t.m.ID, "rcpts", len(t.expired))
+			q.log.Info("message expired", "msg", t.m.ID, "rcpts", len(t.expired),
+				"queue", strings.Join(t.queues, ","), "last_error", t.lastError)
 			q.mu.Lock()
 			q.trackExpired(t.m, t.expired)
 			q.mu.Unlock()

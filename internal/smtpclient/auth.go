@@ -28,7 +28,8 @@ const maxAuthSteps = 4
 // with 504 5.5.4, without sending the credentials; the server's refusal is
 // an *Error with its reply as it was, e.g. Microsoft's "535 5.7.139
 // Authentication unsuccessful, basic authentication is disabled". In the
-// transcript every payload is "***".
+// transcript every payload is "***", and so is any of the credentials
+// the server's replies quote, in the transcript and in the *Error.
 func (c *Client) Auth(ctx context.Context, mech string, cred Credentials) (err error) {
 	if err := c.usable(); err != nil {
 		return err
@@ -43,9 +44,13 @@ func (c *Client) Auth(ctx context.Context, mech string, cred Credentials) (err e
 		return &Error{Command: cmd, Reply: notOffered(mech, offered)}
 	}
 	defer c.watch(ctx, cmd)(&err)
+	b64 := base64.StdEncoding.EncodeToString
+	c.secrets = []string{cred.Password, cred.Token, b64([]byte(cred.Password)), b64([]byte(cred.Token))}
+	defer func() { c.secrets = nil }()
 	line, mask := cmd, ""
 	if initial != nil {
-		line, mask = cmd+" "+base64.StdEncoding.EncodeToString(initial), cmd+" ***"
+		c.secrets = append(c.secrets, b64(initial))
+		line, mask = cmd+" "+b64(initial), cmd+" ***"
 	}
 	r, err := c.cmd(cmd, c.t.Command, line, mask)
 	for step := 0; err == nil && r.Code == 334; step++ {
@@ -56,12 +61,14 @@ func (c *Client) Auth(ctx context.Context, mech string, cred Credentials) (err e
 			r, err = c.cmd(cmd, c.t.Command, "*", "")
 			break
 		}
-		r, err = c.cmd(cmd, c.t.Command, base64.StdEncoding.EncodeToString(resp), "***")
+		c.secrets = append(c.secrets, b64(resp))
+		r, err = c.cmd(cmd, c.t.Command, b64(resp), "***")
 	}
 	if err != nil {
 		return err
 	}
 	if r.Code != 235 {
+		r.Text = c.redact(r.Text)
 		return &Error{Command: cmd, Reply: r}
 	}
 	return nil

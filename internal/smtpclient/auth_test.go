@@ -140,3 +140,45 @@ func TestAuthTranscript(t *testing.T) {
 		})
 	}
 }
+
+// An upstream that quotes what it got in its refusal (the base64 response,
+// or it decoded) must not put the password or token in the error, which
+// becomes the queue's last error, the tracking log's reply and a log line,
+// nor in the transcript.
+func TestAuthRefusalQuotingCredentials(t *testing.T) {
+	for _, mech := range []string{"PLAIN", "LOGIN", "XOAUTH2"} {
+		t.Run(mech, func(t *testing.T) {
+			var last string // the client's last line, quoted back
+			addr := rawServer(t, "220 echo.example ESMTP", func(line string) string {
+				defer func() { last = line }()
+				switch {
+				case strings.HasPrefix(line, "EHLO"):
+					return "250-echo.example\n250 AUTH PLAIN LOGIN XOAUTH2"
+				case line == "AUTH LOGIN":
+					return "334 VXNlcm5hbWU6"
+				case strings.HasPrefix(last, "AUTH LOGIN"):
+					return "334 UGFzc3dvcmQ6"
+				case strings.HasPrefix(line, "AUTH XOAUTH2"):
+					return "334 " + base64.StdEncoding.EncodeToString([]byte(`{"status":"401"}`))
+				}
+				quoted := line
+				if f := strings.Fields(line); len(f) == 3 {
+					quoted = f[2]
+				}
+				if strings.HasPrefix(last, "AUTH XOAUTH2") {
+					quoted = strings.Fields(last)[2]
+				}
+				b, _ := base64.StdEncoding.DecodeString(quoted)
+				return "535 5.7.8 authentication failed for " + quoted + " (" + strings.ReplaceAll(string(b), "\x01", " ") + ")"
+			})
+			c, tr := dial(t, addr)
+			cred := Credentials{Username: testUser, Password: testPassword, Token: testToken}
+			err := c.Auth(context.Background(), mech, cred)
+			if err == nil || !strings.Contains(err.Error(), "535 5.7.8 authentication failed for") {
+				t.Fatalf("Auth: %v", err)
+			}
+			noSecrets(t, err.Error(), cred)
+			noSecrets(t, tr.String(), cred)
+		})
+	}
+}

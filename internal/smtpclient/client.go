@@ -25,7 +25,8 @@ type Options struct {
 	// Transcript, when set, is called for every line sent ('>') and
 	// received ('<'), without its CRLF, and for notes about the session
 	// ('*': the TLS handshake, the size of the message data, whose lines
-	// are not shown). AUTH payloads are replaced by "***".
+	// are not shown), and once with '-' when the connection is closed.
+	// AUTH payloads are replaced by "***".
 	Transcript func(dir byte, line string)
 	// Dialer makes the TCP connection; nil is a zero net.Dialer. Its
 	// Timeout, when zero, becomes Timeouts.Connect.
@@ -82,6 +83,8 @@ type Client struct {
 
 	broken error       // why the connection is unusable; nil while it is fine
 	closed atomic.Bool // Close was called
+
+	secrets []string // during Auth: what the transcript must not show (see redact)
 }
 
 // NewClient starts a session on conn, which may be a *tls.Conn for
@@ -215,6 +218,9 @@ func (c *Client) Quit() error {
 func (c *Client) Close() error {
 	if c.closed.Swap(true) {
 		return nil
+	}
+	if c.o.Transcript != nil { // not trace: Close may run beside an Auth
+		c.o.Transcript('-', "")
 	}
 	if err := c.raw.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		return err

@@ -27,7 +27,9 @@ func (s *session) auth(arg string) bool {
 	// for the identity the session had then.
 	s.policy.InMail = s.tx != nil
 	if err := policy.Auth(&s.policy, mech); err != nil {
-		return s.reply(err.(reply.Reply))
+		r := err.(reply.Reply)
+		s.log.Info("AUTH refused", "mech", mech, "reply", r.Error())
+		return s.reply(r)
 	}
 	ip := s.remote.Addr()
 	if s.srv.authFails.count(ip, time.Now()) >= s.rc.Limits.MaxAuthFailures {
@@ -46,6 +48,7 @@ func (s *session) auth(arg string) bool {
 	case errors.Is(err, errAuthCancelled):
 		return s.reply(reply.AuthCancelled)
 	case errors.Is(err, errBadBase64):
+		s.log.Info("AUTH refused", "mech", mech, "reply", reply.AuthBadBase64.Error())
 		return s.reply(reply.AuthBadBase64)
 	case errors.Is(err, errLineTooLong):
 		return s.reply(reply.LineTooLong)
@@ -57,13 +60,27 @@ func (s *session) auth(arg string) bool {
 	defer cancel()
 	u, err := s.snap.users.Authenticate(ctx, user, pass)
 	if err != nil {
+		known := s.snap.users.Known(user)
+		var who []any
+		if known {
+			who = []any{"user", user}
+		}
 		if !errors.Is(err, userdb.ErrInvalid) {
-			s.log.Error("AUTH could not be checked", "user", user, "mech", mech, "err", err)
+			s.log.Error("AUTH could not be checked", append(who, "mech", mech, "err", err)...)
 			return s.reply(reply.AuthTempFail)
 		}
 		s.srv.metrics.Auth(s.rc.Name, false)
 		n := s.srv.authFails.add(ip, time.Now())
-		s.log.Warn("AUTH failed", "user", user, "mech", mech, "failures", n)
+		// A name that is not a configured user is not logged: it is often
+		// the password, typed in the user name field.
+		reason := "wrong password"
+		switch {
+		case user == "":
+			reason = "no user name"
+		case !known:
+			reason = "unknown user"
+		}
+		s.log.Warn("AUTH failed", append(who, "mech", mech, "failures", n, "reason", reason)...)
 		if n >= s.rc.Limits.MaxAuthFailures {
 			return s.failAfter(reply.AuthTooManyFails, s.rc.Limits.Tarpit.D())
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"io"
 	"log/slog"
@@ -206,6 +207,8 @@ func (s *session) command(line string) (quit bool) {
 	if s.proto != nil {
 		if mech, initial, ok := strings.Cut(strings.TrimSpace(arg), " "); verb == "AUTH" && ok && initial != "" {
 			line = "AUTH " + mech + " ***" // never a password in the log
+		} else if !knownVerbs[verb] && authResponse(line) {
+			line = "***"
 		}
 		s.proto.Received(line)
 	}
@@ -253,6 +256,24 @@ func (s *session) command(line string) (quit bool) {
 		return s.reply(reply.Unrecognized.With("empty command"))
 	}
 	return s.reply(reply.Unrecognized)
+}
+
+// knownVerbs are the commands a session acts on.
+var knownVerbs = map[string]bool{
+	"EHLO": true, "HELO": true, "STARTTLS": true, "AUTH": true, "MAIL": true, "RCPT": true, "DATA": true,
+	"BDAT": true, "RSET": true, "NOOP": true, "VRFY": true, "EXPN": true, "HELP": true, "QUIT": true,
+}
+
+// authResponse reports whether an unknown command is one base64 word:
+// an AUTH response (a user name, a password) that a client sent without
+// waiting for its 334, after an AUTH that was refused or never sent. The
+// protocol log shows it as "***".
+func authResponse(line string) bool {
+	if len(line) < 4 || strings.ContainsAny(line, " \t") {
+		return false
+	}
+	_, err := base64.StdEncoding.DecodeString(line)
+	return err == nil
 }
 
 // reply sends r; for error replies it counts them, applies the tarpit and

@@ -67,9 +67,10 @@ type Log struct {
 	log *slog.Logger
 	// q holds what waits for the writer. A delivery cut off at shutdown
 	// may still record after the log closed; that record is dropped.
-	q    *logqueue.Queue[request]
-	done chan struct{}
-	now  func() time.Time // the clock for events without a time, and for the retention
+	q      *logqueue.Queue[request]
+	losses logqueue.Losses // records dropped for a full queue
+	done   chan struct{}
+	now    func() time.Time // the clock for events without a time, and for the retention
 }
 
 // request is an event for the writer, or a Flush waiting for it.
@@ -99,7 +100,8 @@ func open(dir string, retention time.Duration, log *slog.Logger, now func() time
 }
 
 // Record appends an event. It does not block on the disk; if the buffer
-// is full (the disk stalls) the record is dropped and that is logged.
+// is full (the disk stalls) the record is dropped, and that is logged
+// once per stall.
 func (l *Log) Record(e Event) {
 	if l == nil {
 		return
@@ -107,8 +109,8 @@ func (l *Log) Record(e Event) {
 	if e.Time.IsZero() {
 		e.Time = l.now()
 	}
-	if full := l.q.Put(request{e: e}); full {
-		l.log.Error("tracking log is behind; record dropped", "event", string(e.Event), "msg", e.ID)
+	if full := l.q.Put(request{e: e}); full && l.losses.Add() {
+		l.log.Error("tracking log is behind; records are dropped until it catches up", "event", string(e.Event), "msg", e.ID)
 	}
 }
 
@@ -145,7 +147,13 @@ func (l *Log) writer(dw *dailyfile.Writer) {
 	defer close(l.done)
 	defer dw.Close()
 	var line []byte
-	l.q.Serve(200*time.Millisecond, dw.Flush, func(r request) {
+	flush := func() {
+		dw.Flush()
+		if n := l.losses.Take(); n > 0 {
+			l.log.Error("tracking log caught up; records were dropped", "records", n)
+		}
+	}
+	l.q.Serve(200*time.Millisecond, flush, func(r request) {
 		if r.flushed != nil {
 			dw.Flush()
 			close(r.flushed)

@@ -53,6 +53,13 @@ func New(users []config.User) *DB {
 // which (RFC 4954 §6 lets them, but it helps attackers guess names).
 var ErrInvalid = errors.New("invalid credentials")
 
+// Known reports whether name is a configured user's login. Only for
+// the log: a client must not learn which names exist.
+func (db *DB) Known(name string) bool {
+	_, ok := db.users[strings.ToLower(name)]
+	return ok
+}
+
 // Authenticate returns the user whose name and password these are.
 func (db *DB) Authenticate(ctx context.Context, name, pw string) (*config.User, error) {
 	u, ok := db.users[strings.ToLower(name)]

@@ -1,0 +1,184 @@
+package smtpd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/protolog"
+)
+
+// logRecorder keeps what the server logs, and shows it in t.Log too.
+type logRecorder struct {
+	t  testing.TB
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (r *logRecorder) Write(p []byte) (int, error) {
+	r.t.Log(strings.TrimRight(string(p), "\n"))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.b.Write(p)
+}
+
+func (r *logRecorder) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.b.String()
+}
+
+// startServerLogged is startServer with the operational log recorded and
+// a protocol log under a temporary directory. stop ends the server and
+// returns the protocol log's text.
+func startServerLogged(t testing.TB, yaml string) (port int, log *logRecorder, stop func() string) {
+	t.Helper()
+	port = freePort(t)
+	yaml = strings.ReplaceAll(yaml, "PORT", fmt.Sprint(port))
+	cfg, err := configParse(yaml)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	dir := t.TempDir()
+	proto, err := protolog.Open(dir, "receive", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log = &logRecorder{t: t}
+	srv := New(Options{Spool: &memSpool{}, Protocol: proto,
+		Log: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err := srv.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	var text string
+	stop = func() string {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+			proto.Close()
+			files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+			for _, f := range files {
+				b, _ := os.ReadFile(f)
+				text += string(b)
+			}
+		})
+		return text
+	}
+	t.Cleanup(func() { stop() })
+	return port, log, stop
+}
+
+// withProtocolLog turns protocol_log on for authConfig's connector.
+func withProtocolLog(cfg string) string {
+	return strings.Replace(cfg, "    limits:", "    protocol_log: true\n    limits:", 1)
+}
+
+// A failed AUTH is logged with the user name only when it names a
+// configured user: a name that is not one is often the password typed in
+// the wrong field.
+func TestAuthFailureLogNamesOnlyConfiguredUsers(t *testing.T) {
+	cfg, cert := authConfig(t, "implicit")
+	port, log, stop := startServerLogged(t, withProtocolLog(strings.Replace(cfg, "max_auth_failures: 3", "max_auth_failures: 10", 1)))
+	session := func(steps ...[2]string) {
+		c := dial(t, port)
+		c.startTLS(cert.ClientConfig("relay.test"))
+		c.expect("", "220")
+		c.expect("EHLO x", "250")
+		for _, s := range steps {
+			c.expect(s[0], s[1])
+		}
+		c.expect("QUIT", "221")
+	}
+	session([2]string{"AUTH PLAIN " + b64("\x00app@contoso.com\x00Wr0ngPassw0rd"), "535 5.7.8"})
+	session([2]string{"AUTH LOGIN", "334"}, [2]string{b64("Tr0ub4dor&3"), "334"}, [2]string{b64("Tr0ub4dor&3"), "535 5.7.8"})
+	session([2]string{"AUTH LOGIN " + b64("Sup3rS3cret!"), "334"}, [2]string{b64("x"), "535 5.7.8"})
+	session([2]string{"AUTH PLAIN " + b64("\x00Hunter2Hunter2\x00y"), "535 5.7.8"})
+	waitFor(t, "four failures logged", func() bool { return strings.Count(log.String(), `msg="AUTH failed"`) == 4 })
+	proto := stop()
+	if !strings.Contains(proto, ",<,AUTH PLAIN ***") {
+		t.Fatalf("no protocol log:\n%s", proto)
+	}
+	for _, secret := range []string{"Wr0ngPassw0rd", "Tr0ub4dor&3", "Sup3rS3cret!", "Hunter2Hunter2",
+		b64("Tr0ub4dor&3"), b64("Sup3rS3cret!")} {
+		if strings.Contains(log.String(), secret) {
+			t.Errorf("the log holds %q", secret)
+		}
+		if strings.Contains(proto, secret) {
+			t.Errorf("the protocol log holds %q", secret)
+		}
+	}
+	lines := strings.Split(log.String(), "\n")
+	var failed []string
+	for _, l := range lines {
+		if strings.Contains(l, `msg="AUTH failed"`) {
+			failed = append(failed, l)
+		}
+	}
+	if !strings.Contains(failed[0], "user=app@contoso.com") || !strings.Contains(failed[0], `reason="wrong password"`) {
+		t.Errorf("a configured user's failure must name the user and say why: %s", failed[0])
+	}
+	for _, l := range failed[1:] {
+		if strings.Contains(l, "user=") || !strings.Contains(l, `reason="unknown user"`) {
+			t.Errorf("an unknown user's failure must say so without the name: %s", l)
+		}
+	}
+}
+
+// A client that sends its AUTH responses without waiting for the 334
+// (pipelined, or after a refused AUTH) has them read as commands; the
+// protocol log must not show them.
+func TestProtocolLogMasksAuthResponsesReadAsCommands(t *testing.T) {
+	cfg, _ := authConfig(t, "starttls")
+	port, _, stop := startServerLogged(t, withProtocolLog(cfg))
+	c := dial(t, port)
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	// Refused: TLS is required for AUTH here.
+	c.send("AUTH LOGIN\r\n" + b64("app@contoso.com") + "\r\n" + b64("Tr0ub4dor&3") + "\r\n")
+	c.expect("", "538 5.7.11")
+	c.expect("", "500 5.5.2")
+	c.expect("", "500 5.5.2")
+	c.send("AUTH CRAM-MD5\r\n" + b64("Sup3rS3cret!") + "\r\n")
+	c.expect("", "504 5.5.4")
+	c.expect("", "500 5.5.2")
+	c.expect("BOGUS command", "500 5.5.2")
+	c.expect("QUIT", "221")
+	proto := stop()
+	for _, secret := range []string{b64("app@contoso.com"), b64("Tr0ub4dor&3"), b64("Sup3rS3cret!")} {
+		if strings.Contains(proto, secret) {
+			t.Errorf("the protocol log holds %q:\n%s", secret, proto)
+		}
+	}
+	if !strings.Contains(proto, ",<,BOGUS command") || !strings.Contains(proto, ",<,QUIT") {
+		t.Errorf("other lines must be logged as they came:\n%s", proto)
+	}
+}
+
+// An AUTH the connector refuses before any credentials (TLS required,
+// a mechanism it does not offer) is logged with the reply: "why does
+// SharePoint not authenticate" is answered by the log, not only by a
+// protocol log that may be off.
+func TestAuthRefusalIsLogged(t *testing.T) {
+	cfg, _ := authConfig(t, "starttls")
+	port, log, _ := startServerLogged(t, cfg)
+	c := dial(t, port)
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	c.expect("AUTH LOGIN", "538 5.7.11")
+	c.expect("AUTH CRAM-MD5", "504 5.5.4")
+	c.expect("QUIT", "221")
+	waitFor(t, "two refusals logged", func() bool { return strings.Count(log.String(), `msg="AUTH refused"`) == 2 })
+	for _, want := range []string{`mech=LOGIN reply="538 5.7.11 `, `mech=CRAM-MD5 reply="504 5.5.4 `} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, log)
+		}
+	}
+}
