@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
@@ -26,6 +27,7 @@ type decoder struct {
 	errs    Errors
 	lines   map[string]int // key path → line, for checks after decoding
 	anchors map[string]ast.Node
+	notUTF8 bool // the text has bytes that are not UTF-8
 }
 
 func newDecoder(file string) *decoder {
@@ -34,6 +36,7 @@ func newDecoder(file string) *decoder {
 
 // parse reads YAML text into dst, a pointer to a struct.
 func (d *decoder) parse(src []byte, dst any) {
+	d.notUTF8 = !utf8.Valid(src)
 	f, err := parser.ParseBytes(src, 0)
 	if err != nil {
 		d.errs = append(d.errs, syntaxError(d.file, err))
@@ -109,6 +112,9 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 			d.errorf(n, path, "expected a single value, found %s%s", kindName(n), hint)
 			return
 		}
+		if !d.utf8(n, path, s) {
+			return
+		}
 		if err := v.Addr().Interface().(scalar).setScalar(s); err != nil {
 			d.errorf(n, path, "%v", err)
 		}
@@ -123,6 +129,9 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 		s, ok := scalarText(n)
 		if !ok {
 			d.errorf(n, path, "expected a text value, found %s", kindName(n))
+			return
+		}
+		if !d.utf8(n, path, s) {
 			return
 		}
 		v.SetString(s)
@@ -144,6 +153,18 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 	default:
 		panic(fmt.Sprintf("config: no decoder for %s at %s", v.Type(), path))
 	}
+}
+
+// utf8 refuses a value with bytes that are not UTF-8, from a file saved
+// as Windows-1252 or Latin-1: they would reach banners, logs and JSON as
+// garbage. go-yaml has already turned each such byte into U+FFFD.
+// Comments are not values, so an accent there does no harm.
+func (d *decoder) utf8(n ast.Node, path, s string) bool {
+	if !d.notUTF8 || !strings.ContainsRune(s, utf8.RuneError) {
+		return true
+	}
+	d.errorf(n, path, "%q has bytes that are not UTF-8 (shown as \uFFFD; the file was saved in another encoding, e.g. Windows-1252); save the file as UTF-8", s)
+	return false
 }
 
 func (d *decoder) decodeStruct(n ast.Node, v reflect.Value, path string) {
