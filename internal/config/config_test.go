@@ -102,6 +102,14 @@ func TestValues(t *testing.T) {
 	if err := d.setScalar("2d"); err != nil || d.D().Hours() != 48 {
 		t.Errorf("Duration 2d = %v, %v", d, err)
 	}
+	// Days beyond time.Duration's 292 years wrapped around to a negative
+	// or, worse, a small positive duration that loaded silently.
+	for _, bad := range []string{"106752d", "213504d", "999999d", "-1d", "1.5d", "3000000h"} {
+		var d Duration
+		if err := d.setScalar(bad); err == nil {
+			t.Errorf("Duration %q accepted as %v", bad, d)
+		}
+	}
 	var c CIDR
 	if err := c.setScalar("::ffff:10.0.0.1"); err != nil || c.String() != "10.0.0.1/32" {
 		t.Errorf("CIDR of a mapped address = %v, %v; want 10.0.0.1/32", c, err)
