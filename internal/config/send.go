@@ -16,7 +16,8 @@ import (
 type SendConnector struct {
 	Name string `yaml:"name"`
 	// AddressSpaces are the recipient domains this connector serves:
-	// "*" (everything), "contoso.com", "*.contoso.com" (subdomains too).
+	// "*" (everything), "contoso.com", "*.contoso.com" (its subdomains,
+	// not contoso.com itself: list both for both).
 	AddressSpaces []AddressSpace `yaml:"address_spaces"`
 	// Delivery is smarthost, mx or directory.
 	Delivery DeliveryKind `yaml:"delivery"`

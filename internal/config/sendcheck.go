@@ -174,9 +174,16 @@ func (k *checker) checkSendConnectors() {
 		if ad.Type != DomainAuthoritative || len(c.SendConnectors) == 0 {
 			continue
 		}
-		name := strings.TrimPrefix(ad.Domain, "*.")
-		if c.SendConnector(name) == nil {
-			k.errorf(fmt.Sprintf("accepted_domains[%d].domain", i), "no send connector serves %s, so its mail could not be delivered; add it (or \"*\") to a send connector's address_spaces", name)
+		if parent, ok := strings.CutPrefix(ad.Domain, "*."); ok {
+			// "*.contoso.com" accepts the subdomains only (AcceptedDomain).
+			// Looking the pattern itself up matches exactly the address
+			// spaces that serve every one of them: "*", "*.contoso.com",
+			// "*.com"; not contoso.com nor one named subdomain.
+			if c.SendConnector(ad.Domain) == nil {
+				k.errorf(fmt.Sprintf("accepted_domains[%d].domain", i), "no send connector serves the subdomains of %s, so their mail could not be delivered; add %q (or \"*\") to a send connector's address_spaces", parent, ad.Domain)
+			}
+		} else if c.SendConnector(ad.Domain) == nil {
+			k.errorf(fmt.Sprintf("accepted_domains[%d].domain", i), "no send connector serves %s, so its mail could not be delivered; add it (or \"*\") to a send connector's address_spaces", ad.Domain)
 		}
 	}
 	for i, d := range c.Node.DNSServers {
