@@ -53,7 +53,7 @@ func (k *checker) sendDefaults(sc *SendConnector, p string) {
 			sc.Delivery = DeliveryDirectory
 		}
 	}
-	if sc.Port == 0 {
+	if !k.set(p + ".port") {
 		sc.Port = 25
 	}
 	for i := range sc.Smarthosts {
@@ -212,6 +212,17 @@ func (k *checker) checkDelivery(sc *SendConnector, p string) {
 	}
 	if sc.Delivery != DeliveryDirectory && sc.Directory != "" {
 		k.errorf(p+".directory", "a directory is given but delivery is %s; set delivery: directory or remove it", sc.Delivery)
+	}
+	if sc.Port < 1 || sc.Port > 65535 {
+		k.errorf(p+".port", "%d is not a TCP port; give 1 to 65535, or leave the key out for 25", sc.Port)
+	}
+	if k.set(p+".helo") && !mail.ValidDomain(sc.HELO) {
+		k.errorf(p+".helo", "%q is not a host name; give this relay's fully qualified name, e.g. relay.contoso.com, or leave the key out for node.hostname", sc.HELO)
+	}
+	// The timeout bounds the connect and the greeting together: 0 would
+	// not mean "no timeout" but fail every attempt at once.
+	if sc.ConnectTimeout.D() < time.Second {
+		k.errorf(p+".connect_timeout", "%v is too short to connect to any host; give at least 1s, or leave the key out for 30s", sc.ConnectTimeout)
 	}
 	if sc.MaxConnections < 1 {
 		k.errorf(p+".max_connections", "must be at least 1")
