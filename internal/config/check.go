@@ -159,6 +159,11 @@ func (k *checker) limitDefaults(l *Limits, path string) {
 	fill("max_commands_before_mail", &l.MaxCommandsNoMail, d.MaxCommandsNoMail)
 	fill("max_errors", &l.MaxErrors, d.MaxErrors)
 	fill("max_auth_failures", &l.MaxAuthFailures, d.MaxAuthFailures)
+	// RFC 5321 §4.5.3.1.6: a line of text is up to 1000 octets with its
+	// CRLF, which max_line_length does not count.
+	if l.MaxLineLength > 0 && l.MaxLineLength < 998 {
+		k.errorf(path+".max_line_length", "%d would refuse mail that follows the standard (RFC 5321 §4.5.3.1.6 allows lines of 998 octets plus CRLF); give at least 998, or leave the key out for %d", l.MaxLineLength, d.MaxLineLength)
+	}
 	if !k.set(path + ".max_message_size") {
 		l.MaxMessageSize = d.MaxMessageSize
 	} else if l.MaxMessageSize < 1024 {
