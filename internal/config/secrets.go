@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/sluice-relay/sluice/internal/secret"
 )
@@ -51,6 +52,8 @@ func (k *checker) checkSecrets() {
 		k.errorf("secrets.key_file", "%v", err)
 	}
 	c.key = key
+	// Key ids are hex; one copied in capitals names the same key.
+	c.Secrets.KeyID = strings.ToLower(strings.TrimSpace(c.Secrets.KeyID))
 	if c.Secrets.KeyID != "" {
 		switch {
 		case key == nil && err == nil:
@@ -62,15 +65,21 @@ func (k *checker) checkSecrets() {
 	for i := range c.SendConnectors {
 		sc := &c.SendConnectors[i]
 		p := fmt.Sprintf("send_connectors[%d].auth", i)
-		k.openSecret(&sc.Auth.Password, p+".password", key)
-		k.openSecret(&sc.Auth.OAuth2.ClientSecret, p+".oauth2.client_secret", key)
-		k.openSecret(&sc.Auth.OAuth2.RefreshToken, p+".oauth2.refresh_token", key)
+		k.openSecret(&sc.Auth.Password, p+".password", key, err)
+		k.openSecret(&sc.Auth.OAuth2.ClientSecret, p+".oauth2.client_secret", key, err)
+		k.openSecret(&sc.Auth.OAuth2.RefreshToken, p+".oauth2.refresh_token", key, err)
 	}
 }
 
-func (k *checker) openSecret(s *Secret, path string, key *secret.Key) {
+// openSecret decrypts s. keyErr is why the key could not be loaded; that
+// is reported once, at secrets.key_file, so each secret need not repeat
+// that this node "has no key, set secrets.key_file" when it is set.
+func (k *checker) openSecret(s *Secret, path string, key *secret.Key, keyErr error) {
 	if !s.Encrypted() {
 		s.value = secret.New(s.Raw)
+		return
+	}
+	if keyErr != nil {
 		return
 	}
 	if key == nil {
