@@ -106,7 +106,7 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 		s, ok := scalarText(n)
 		if !ok {
 			hint := ""
-			if _, isMap := n.(*ast.MappingValueNode); isMap {
+			if hostPortMapping(n) {
 				hint = `; inside { } or [ ] write an address:port in quotes, e.g. "10.0.0.1:25"`
 			}
 			d.errorf(n, path, "expected a single value, found %s%s", kindName(n), hint)
@@ -228,6 +228,26 @@ func (d *decoder) decodeSlice(n ast.Node, v reflect.Value, path string) {
 		d.decode(item, out.Index(i), sub)
 	}
 	v.Set(out)
+}
+
+// hostPortMapping recognises what YAML makes of an unquoted host:port in
+// a flow collection inside { }: a mapping of the host to the port.
+func hostPortMapping(n ast.Node) bool {
+	var pair *ast.MappingValueNode
+	switch m := n.(type) {
+	case *ast.MappingValueNode:
+		pair = m
+	case *ast.MappingNode:
+		if len(m.Values) != 1 {
+			return false
+		}
+		pair = m.Values[0]
+	default:
+		return false
+	}
+	_, keyOK := scalarText(pair.Key)
+	_, portOK := pair.Value.(*ast.IntegerNode)
+	return keyOK && portOK
 }
 
 // scalarText returns the text of a scalar node as written, so that
