@@ -240,8 +240,10 @@ func (k *checker) checkConnectors() {
 		if len(rc.RemoteIPRanges) == 0 {
 			k.errorf(p+".remote_ip_ranges", "missing; list the client ranges this connector serves, e.g. [10.0.0.0/24], or [0.0.0.0/0, ::/0] for every client")
 		}
-		if !mail.ValidDomain(rc.FQDN) {
-			k.errorf(p+".fqdn", "%q is not a host name", rc.FQDN)
+		// Only when given: a default taken from a bad node.hostname is
+		// reported there, once.
+		if k.set(p+".fqdn") && !mail.ValidDomain(rc.FQDN) {
+			k.errorf(p+".fqdn", "%q is not a host name; give the name for the banner and EHLO reply, e.g. relay.contoso.com, or leave the key out for node.hostname", rc.FQDN)
 		}
 		if strings.ContainsAny(rc.Banner, "\r\n") {
 			k.errorf(p+".banner", "the banner must be one line")
