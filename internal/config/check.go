@@ -42,8 +42,9 @@ func (k *checker) lineOf(path string) int {
 	return 0
 }
 
-// set reports whether the file gave a value for path.
-func (k *checker) set(path string) bool { _, ok := k.d.lines[path]; return ok }
+// set reports whether the file gave a value for path. A key with an empty
+// value keeps the default, as if it were left out.
+func (k *checker) set(path string) bool { return k.d.given[path] }
 
 func (k *checker) abs(p string) string {
 	if p == "" || filepath.IsAbs(p) {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,4 +133,36 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("error without text")
 		}
 	})
+}
+
+// TestZeroAsWritten: a 0 the admin writes is kept, not replaced with the
+// default as if the key were missing. retention: 0 keeps log files for
+// ever (what tracking and protolog do with 0); it used to become 30 days,
+// deleting logs someone had asked to keep.
+func TestZeroAsWritten(t *testing.T) {
+	const base = `receive_connectors:
+  - {name: Default, bindings: ["127.0.0.1:2525"], remote_ip_ranges: [127.0.0.0/8], permissions: [anonymous]}
+send_connectors:
+  - {name: Drop, address_spaces: ["*"], delivery: directory, directory: drop}
+`
+	cfg, err := Parse("zero.yaml", []byte(base+`logs: {tracking: {retention: 0}, protocol_retention: 0d}
+health: {queue_backlog: 0, hop_failing_for: 0s, certificate_expiry: 0d}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []any{cfg.Logs.Tracking.Retention, cfg.Logs.ProtocolRetention, cfg.Health.QueueBacklog, cfg.Health.HopFailingFor, cfg.Health.CertificateExpiry}; fmt.Sprint(got) != "[0s 0s 0 0s 0s]" {
+		t.Errorf("written zeros became %v", got)
+	}
+	// A key with no value keeps the default, like a key left out.
+	cfg, err = Parse("defaults.yaml", []byte(base+`logs: {tracking: {retention: }, protocol_retention: ~}
+health:
+  queue_backlog:
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []any{cfg.Logs.Tracking.Retention, cfg.Logs.ProtocolRetention, cfg.Health.QueueBacklog, cfg.Health.HopFailingFor, cfg.Health.CertificateExpiry}; fmt.Sprint(got) != "[720h0m0s 720h0m0s 1000 30m0s 720h0m0s]" {
+		t.Errorf("defaults are %v", got)
+	}
 }

@@ -25,13 +25,14 @@ type scalar interface {
 type decoder struct {
 	file    string
 	errs    Errors
-	lines   map[string]int // key path → line, for checks after decoding
+	lines   map[string]int  // key path → line, for checks after decoding
+	given   map[string]bool // key paths written with a value (not empty, not ~)
 	anchors map[string]ast.Node
 	notUTF8 bool // the text has bytes that are not UTF-8
 }
 
 func newDecoder(file string) *decoder {
-	return &decoder{file: file, lines: map[string]int{}, anchors: map[string]ast.Node{}}
+	return &decoder{file: file, lines: map[string]int{}, given: map[string]bool{}, anchors: map[string]ast.Node{}}
 }
 
 // parse reads YAML text into dst, a pointer to a struct.
@@ -198,6 +199,9 @@ func (d *decoder) decodeStruct(n ast.Node, v reflect.Value, path string) {
 			continue
 		}
 		d.lines[sub] = line(p.Key)
+		if _, isNull := d.resolve(p.Value).(*ast.NullNode); !isNull && p.Value != nil {
+			d.given[sub] = true
+		}
 		d.decode(p.Value, v.Field(idx), sub)
 	}
 }
