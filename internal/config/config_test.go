@@ -166,3 +166,30 @@ health:
 		t.Errorf("defaults are %v", got)
 	}
 }
+
+// TestSyntaxHints: a YAML syntax error says what to change, for the
+// mistakes admins make: a tab (YAML allows none for indentation), a key
+// given twice, a Windows path in double quotes, ": " in a plain value.
+func TestSyntaxHints(t *testing.T) {
+	for _, tc := range []struct{ name, src, want string }{
+		{"tab", "node:\n\thostname: relay.contoso.com\n",
+			"s.yaml:2: YAML syntax: a tab; YAML indents with spaces only: replace the tab with spaces"},
+		{"key twice", "receive_connectors:\n  - name: A\n    permissions: [anonymous]\n    permissions: [relay]\n",
+			`s.yaml:4: YAML syntax: "permissions" is given twice here (also on line 3); keep one`},
+		{"section twice", "node: {hostname: relay.contoso.com}\nqueue: {}\nnode: {data_dir: /x}\n",
+			`s.yaml:3: YAML syntax: "node" is given twice here (also on line 1); keep one`},
+		{"Windows path in double quotes", "secrets:\n  key_file: \"C:\\sluice\\credential.key\"\n",
+			`s.yaml:2: YAML syntax: found unknown escape character 's'; in double quotes \ starts an escape: write a Windows path in single quotes ('C:\sluice\relay.pem') or with / instead of \`},
+		{"colon in a value", "receive_connectors:\n  - name: A\n    banner: Welcome: relay here\n",
+			`s.yaml:3: YAML syntax: mapping value is not allowed in this context; put a value that holds ": " in quotes (banner: "Welcome: relay"), and check this line's indentation`},
+		{"indentation", "node:\n  hostname: relay\n receive_connectors:\n",
+			"s.yaml:3: YAML syntax: value is not allowed in this context; check this line's indentation against the lines above"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("s.yaml", []byte(tc.src))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("got  %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -344,9 +345,30 @@ func syntaxError(file string, err error) Error {
 	e := Error{File: file, Msg: "YAML syntax: " + err.Error()}
 	if p, ok := err.(positioned); ok && p.GetToken() != nil {
 		e.Line = p.GetToken().Position.Line
-		e.Msg = "YAML syntax: " + firstLine(err)
+		e.Msg = "YAML syntax: " + syntaxHint(firstLine(err))
 	}
 	return e
+}
+
+var duplicateKey = regexp.MustCompile(`^mapping key "(.*)" already defined at \[(\d+):\d+\]$`)
+
+// syntaxHint adds what to change to go-yaml's messages for the mistakes
+// admins make, or rewrites them where go-yaml's words would not help.
+func syntaxHint(msg string) string {
+	if m := duplicateKey.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("%q is given twice here (also on line %s); keep one", m[1], m[2])
+	}
+	switch {
+	case strings.Contains(msg, "'\t'"):
+		return "a tab; YAML indents with spaces only: replace the tab with spaces"
+	case strings.Contains(msg, "unknown escape character"):
+		return msg + `; in double quotes \ starts an escape: write a Windows path in single quotes ('C:\sluice\relay.pem') or with / instead of \`
+	case strings.Contains(msg, "mapping value is not allowed in this context"):
+		return msg + `; put a value that holds ": " in quotes (banner: "Welcome: relay"), and check this line's indentation`
+	case strings.Contains(msg, "value is not allowed in this context"):
+		return msg + "; check this line's indentation against the lines above"
+	}
+	return msg
 }
 
 func firstLine(err error) string {
