@@ -177,7 +177,7 @@ func (d *decoder) decodeStruct(n ast.Node, v reflect.Value, path string) {
 	case *ast.MappingValueNode:
 		pairs = []*ast.MappingValueNode{m}
 	default:
-		d.errorf(n, path, "expected a mapping of keys to values, found %s", kindName(n))
+		d.errorf(n, path, "expected a mapping of keys to values, found %s%s", kindName(n), missingSpace(n, v.Type()))
 		return
 	}
 	fields := yamlFields(v.Type())
@@ -190,6 +190,10 @@ func (d *decoder) decodeStruct(n ast.Node, v reflect.Value, path string) {
 		sub := join(path, key)
 		idx, ok := fields[key]
 		if !ok {
+			if under := nestedField(key, v.Type()); under != "" {
+				d.errorf(p.Key, sub, "unknown key %q; it belongs under %s: (%s)", key, under, join(join(path, under), key))
+				continue
+			}
 			near, hint := suggest(key, fields)
 			d.errorf(p.Key, sub, "unknown key %q%s", key, hint)
 			if near != "" {
@@ -299,6 +303,37 @@ func yamlFields(t reflect.Type) map[string]int {
 		m[tag] = i
 	}
 	return m
+}
+
+// missingSpace recognises "hostname:relay.contoso.com" where a mapping
+// should be: without a space after the colon YAML reads one text value.
+func missingSpace(n ast.Node, t reflect.Type) string {
+	s, ok := scalarText(n)
+	if !ok {
+		return ""
+	}
+	key, value, ok := strings.Cut(s, ":")
+	if _, known := yamlFields(t)[key]; !ok || !known {
+		return ""
+	}
+	return fmt.Sprintf("; put a space after the colon: %s: %s", key, value)
+}
+
+// nestedField names the section of t that has key, for a key written one
+// level too high: max_message_size on a connector instead of under
+// limits:, certificate instead of under tls:.
+func nestedField(key string, t reflect.Type) string {
+	for i := 0; i < t.NumField(); i++ { // in field order, so the answer is stable
+		f := t.Field(i)
+		name := f.Tag.Get("yaml")
+		if name == "" || name == "-" || f.Type.Kind() != reflect.Struct || reflect.PointerTo(f.Type).Implements(scalarType) {
+			continue
+		}
+		if _, ok := yamlFields(f.Type)[key]; ok {
+			return name
+		}
+	}
+	return ""
 }
 
 // suggest names the closest known key, for typos like "remote_ip_range",
