@@ -249,6 +249,11 @@ func (k *checker) checkConnectors() {
 		if strings.ContainsAny(rc.Banner, "\r\n") {
 			k.errorf(p+".banner", "the banner must be one line")
 		}
+		for j, m := range rc.AuthMechanisms {
+			if slices.Index(rc.AuthMechanisms, m) < j {
+				k.errorf(fmt.Sprintf("%s.auth_mechanisms[%d]", p, j), "%s is listed twice; keep one", m)
+			}
+		}
 		k.checkTLS(rc, p)
 		if len(rc.Permissions) == 0 && len(rc.AuthMechanisms) == 0 {
 			k.errorf(p+".permissions", "the connector grants no permissions and offers no AUTH, so no client could send through it; add e.g. permissions: [anonymous] or auth_mechanisms: [LOGIN, PLAIN]")
