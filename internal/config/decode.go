@@ -140,7 +140,7 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 	case reflect.Bool:
 		b, ok := n.(*ast.BoolNode)
 		if !ok {
-			d.errorf(n, path, "expected true or false, found %q", n.String())
+			d.errorf(n, path, "expected true or false, found %s", boolHint(n))
 			return
 		}
 		v.SetBool(b.Value)
@@ -237,6 +237,28 @@ func (d *decoder) decodeSlice(n ast.Node, v reflect.Value, path string) {
 		d.decode(item, out.Index(i), sub)
 	}
 	v.Set(out)
+}
+
+// boolHint shows what was written where a boolean belongs and, for the
+// usual near-misses, what to write: a quoted "true" is text, and YAML 1.1's
+// yes/no/on/off (Ansible's habit) are text in YAML 1.2.
+func boolHint(n ast.Node) string {
+	s, ok := scalarText(n)
+	if !ok {
+		return kindName(n)
+	}
+	word := strings.ToLower(s)
+	// Unquoted, true and false would have been a BoolNode.
+	if _, text := n.(*ast.StringNode); text && (word == "true" || word == "false") {
+		return fmt.Sprintf("%q in quotes, which is text; write %s without quotes", s, word)
+	}
+	switch word {
+	case "yes", "on", "y":
+		return fmt.Sprintf("%q; write true", s)
+	case "no", "off", "n":
+		return fmt.Sprintf("%q; write false", s)
+	}
+	return fmt.Sprintf("%q", s)
 }
 
 // hostPortMapping recognises what YAML makes of an unquoted host:port in
