@@ -111,9 +111,14 @@ func TestValues(t *testing.T) {
 			t.Errorf("Duration %q accepted as %v", bad, d)
 		}
 	}
-	var c CIDR
-	if err := c.setScalar("::ffff:10.0.0.1"); err != nil || c.String() != "10.0.0.1/32" {
-		t.Errorf("CIDR of a mapped address = %v, %v; want 10.0.0.1/32", c, err)
+	// Clients are matched by their IPv4 address (unmapped), so a range
+	// written IPv4-mapped must become the IPv4 range, or it never matches.
+	for in, want := range map[string]string{"::ffff:10.0.0.1": "10.0.0.1/32", "::ffff:10.0.0.0/104": "10.0.0.0/8",
+		"::ffff:127.0.0.1/128": "127.0.0.1/32", "::ffff:0.0.0.0/96": "0.0.0.0/0"} {
+		var c CIDR
+		if err := c.setScalar(in); err != nil || c.String() != want {
+			t.Errorf("CIDR %s = %v, %v; want %s", in, c, err, want)
+		}
 	}
 }
 

@@ -99,6 +99,11 @@ func (c *CIDR) setScalar(v string) error {
 	if p.Masked() != p {
 		return fmt.Errorf("%q has host bits set; write %s", v, p.Masked())
 	}
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		// Clients are matched by their IPv4 address (Serves unmaps it), so
+		// the IPv4-mapped form of a range would never match anyone.
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
 	c.Prefix = p
 	return nil
 }
