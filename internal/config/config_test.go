@@ -198,3 +198,25 @@ func TestSyntaxHints(t *testing.T) {
 		})
 	}
 }
+
+// TestRateLimitNone: the microsoft365 preset sets 30/m; README says
+// rate_limit overrides it and that the default is none, so "none" must
+// be a value that lifts the limit.
+func TestRateLimitNone(t *testing.T) {
+	cfg, err := Parse("rate.yaml", []byte(`receive_connectors: [{name: A, bindings: ["127.0.0.1:2525"], remote_ip_ranges: [127.0.0.1], permissions: [anonymous]}]
+send_connectors:
+  - name: Office 365
+    preset: microsoft365
+    address_spaces: ["*"]
+    rate_limit: none
+    auth:
+      username: relay@contoso.com
+      oauth2: {tenant: contoso.onmicrosoft.com, client_id: 11111111-2222-3333-4444-555555555555, client_secret: x}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.SendConnectors[0].RateLimit; r.Interval() != 0 || r.String() != "none" {
+		t.Errorf("rate_limit: none gave %v", r)
+	}
+}
