@@ -233,6 +233,11 @@ func (k *checker) checkDelivery(sc *SendConnector, p string) {
 	if r := sc.Retry; r.First.D() <= 0 || r.MaxInterval.D() < r.First.D() || r.Expire.D() < r.First.D() {
 		k.errorf(p+".retry", "the schedule must have first > 0, max_interval ≥ first and expire ≥ first (now first %v, max_interval %v, expire %v)", r.First, r.MaxInterval, r.Expire)
 	}
+	// Only when written: with a short expire and the default delay_notice
+	// there is simply no notice, which is what such a connector wants.
+	if r := sc.Retry; k.set(p+".retry.delay_notice") && r.DelayNotice > 0 && r.DelayNotice >= r.Expire {
+		k.errorf(p+".retry.delay_notice", "%v is not shorter than expire (%v): the message bounces before the delay notice would go out; make it shorter, or 0 for no notice", r.DelayNotice, r.Expire)
+	}
 }
 
 // checkSendTLS reads the client certificate and CA file now: a certificate
