@@ -104,6 +104,15 @@ func (k *checker) checkOps() {
 		return
 	}
 	a.Addr = ap
+	// The receive connectors listen first, and serve would stop with
+	// "address already in use" at the admin API.
+	admin := Binding{netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}
+	for _, rc := range k.c.ReceiveConnectors {
+		if b, ok := sharedPort(admin, rc.Bindings); ok {
+			k.errorf("admin.listen", "%s is taken by receive connector %q (binding %s); give the admin API a port of its own, e.g. 127.0.0.1:8025", a.Listen, rc.Name, b)
+			break
+		}
+	}
 	if (a.Certificate == "") != (a.Key == "") {
 		k.errorf("admin.certificate", "give both certificate and key to serve the admin API over HTTPS, or neither")
 	}
@@ -139,4 +148,15 @@ func readable(path string) error {
 		return fmt.Errorf("cannot read %s: %v", path, err)
 	}
 	return f.Close()
+}
+
+// sharedPort returns the binding among bs that a listener on a cannot
+// share its port with: the same address, or a wildcard covering the other.
+func sharedPort(a Binding, bs []Binding) (Binding, bool) {
+	for _, b := range bs {
+		if b.Port() == a.Port() && (b.Addr() == a.Addr() || covers(b, a) || covers(a, b)) {
+			return b, true
+		}
+	}
+	return Binding{}, false
 }
