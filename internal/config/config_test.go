@@ -220,3 +220,25 @@ send_connectors:
 		t.Errorf("rate_limit: none gave %v", r)
 	}
 }
+
+// TestDocumentMarkers: go-yaml ends the stream at an empty document, so
+// "---" twice before the config dropped all of it, and a config between
+// an empty document and a second one was read as one document.
+func TestDocumentMarkers(t *testing.T) {
+	const conf = "receive_connectors: [{name: A, bindings: [\"127.0.0.1:2525\"], remote_ip_ranges: [127.0.0.1], permissions: [anonymous]}]\n" +
+		"send_connectors: [{name: Drop, address_spaces: [\"*\"], delivery: directory, directory: drop}]\n"
+	for _, tc := range []struct{ name, src, want string }{
+		{"markers before", "---\n---\n" + conf, ""},
+		{"marker with comment before", "--- # sluice\n# generated\n---\n" + conf, ""},
+		{"CRLF", strings.ReplaceAll("---\n\n---\n"+conf+"---\n", "\n", "\r\n"), ""},
+		{"empty documents after", conf + "---\n# old\n---\n", ""},
+		{"second config after an empty document", conf + "---\n---\nnode: {hostname: b.contoso.com}\n", "d.yaml:5: the file has more than one YAML document (--- starts another); keep one"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("d.yaml", []byte(tc.src))
+			if got := fmt.Sprint(err); tc.want == "" && err != nil || tc.want != "" && got != tc.want {
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

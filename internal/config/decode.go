@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -39,18 +40,55 @@ func newDecoder(file string) *decoder {
 // parse reads YAML text into dst, a pointer to a struct.
 func (d *decoder) parse(src []byte, dst any) {
 	d.notUTF8 = !utf8.Valid(src)
-	f, err := parser.ParseBytes(src, 0)
+	f, err := parser.ParseBytes(dropEmptyDocuments(src), 0)
 	if err != nil {
 		d.errs = append(d.errs, syntaxError(d.file, err))
 		return
 	}
+	if len(f.Docs) > 1 {
+		d.errorf(f.Docs[1].Body, "", "the file has more than one YAML document (--- starts another); keep one")
+	}
 	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
 		return
 	}
-	if len(f.Docs) > 1 {
-		d.errorf(f.Docs[1].Body, "", "the file has more than one YAML document; keep one")
-	}
 	d.decode(f.Docs[0].Body, reflect.ValueOf(dst).Elem(), "")
+}
+
+var docMarker = regexp.MustCompile(`^---[ \t]*(#.*)?\r?$`)
+
+// dropEmptyDocuments blanks out each "---" that starts a document with
+// nothing but comments in it: one before the config, or left over after
+// it, is harmless, but go-yaml ends the stream at an empty document and
+// silently drops everything after it ("---\n---\nnode: ..." read as an
+// empty config). Blank lines keep the line numbers.
+func dropEmptyDocuments(src []byte) []byte {
+	lines := bytes.SplitAfter(src, []byte("\n"))
+	marker, content := -1, false // the last "---" line, and whether its document has content yet
+	// blank keeps only the line ending; src itself is not changed.
+	blank := func(i int) {
+		lines[i] = lines[i][len(bytes.TrimRight(lines[i], "\r\n")):]
+	}
+	changed := false
+	for i, l := range lines {
+		switch t := bytes.TrimSpace(l); {
+		case docMarker.Match(bytes.TrimRight(l, "\n")):
+			if marker >= 0 && !content {
+				blank(marker)
+				changed = true
+			}
+			marker, content = i, false
+		case len(t) > 0 && t[0] != '#':
+			content = true
+		}
+	}
+	if marker >= 0 && !content {
+		blank(marker)
+		changed = true
+	}
+	if !changed {
+		return src
+	}
+	return bytes.Join(lines, nil)
 }
 
 func (d *decoder) errorf(n ast.Node, path, format string, args ...any) {
