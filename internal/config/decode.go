@@ -13,6 +13,8 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
+
+	"github.com/sluice-relay/sluice/internal/secret"
 )
 
 // scalar is implemented by value types that parse and check themselves
@@ -172,6 +174,12 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 			return
 		}
 		if !d.utf8(n, path, s) {
+			return
+		}
+		if secret.IsEncrypted(s) {
+			// Secret values decrypt themselves; any other text would go
+			// upstream (or into a log) as enc:v1:... as it stands.
+			d.errorf(n, path, "only a send connector's auth.password, oauth2.client_secret and oauth2.refresh_token are decrypted, so this would be used as it stands; write it in clear")
 			return
 		}
 		v.SetString(s)
