@@ -81,20 +81,6 @@ func parse(file string, src []byte) (*Config, error) {
 	return c, nil
 }
 
-// notText recognises a file that is not UTF-8 text at all. Windows
-// PowerShell 5.1 writes UTF-16 with `>` and Out-File, so `sluice config
-// default > sluice.yaml` makes one; go-yaml would read it as one long
-// garbled value. NUL bytes (UTF-16 without a byte order mark, or a binary
-// file) cannot occur in YAML text either (YAML 1.2 §5.1).
-func notText(name string, src []byte) (Error, bool) {
-	utf16 := bytes.HasPrefix(src, []byte{0xFF, 0xFE}) || bytes.HasPrefix(src, []byte{0xFE, 0xFF})
-	if !utf16 && bytes.IndexByte(src, 0) < 0 {
-		return Error{}, false
-	}
-	return Error{File: name, Msg: "the file is UTF-16 or binary, not UTF-8 text (Windows PowerShell's > and Out-File write UTF-16); " +
-		"save it as UTF-8, e.g. in Notepad with Save As, Encoding UTF-8, or in PowerShell with Out-File -Encoding utf8"}, true
-}
-
 // dropCascades removes check errors about a key whose value could not be
 // decoded (or a key inside or around it): the decoding error already says
 // what is wrong there, and a check of the zero value left behind would

@@ -3,11 +3,12 @@ package config
 import (
 	"crypto/tls"
 	"fmt"
-	"github.com/sluice-relay/sluice/internal/mail"
 	"net"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-relay/sluice/internal/mail"
 )
 
 // SendConnector is one way out: which recipient domains it serves
