@@ -278,6 +278,11 @@ func (k *checker) checkSendTLS(sc *SendConnector, p string) {
 	}
 	if t.Mode != SendTLSVerify {
 		cfg.InsecureSkipVerify = true // opportunistic and required take any certificate (RFC 7435)
+		if t.CAFile != "" {
+			// An admin who names the internal CA expects the upstream to
+			// be checked against it; without verify nothing is.
+			k.errorf(p+".tls.ca_file", "is used only to verify the upstream's certificate, and with mode %s any certificate is taken; set mode: verify, or remove ca_file", t.Mode)
+		}
 	}
 	if t.Implicit && (t.Mode == SendTLSNone || t.Mode == SendTLSOpportunistic) {
 		k.errorf(p+".tls.mode", "implicit TLS is always TLS; set mode: required or verify")
