@@ -117,7 +117,7 @@ func (s *Server) Apply(cfg *config.Config) error {
 			}
 			// Name the connector: with several, the address alone does
 			// not say which one's binding to fix.
-			return fmt.Errorf("receive connector %q: cannot listen on %s: %w%s", strings.Join(want[b], `", "`), b, err, s.ownConflict(b, want))
+			return fmt.Errorf("receive connector %q: cannot listen on %s: %w", strings.Join(want[b], `", "`), b, err)
 		}
 		opened[b] = &listener{srv: s, ln: ln, binding: b}
 	}
@@ -136,19 +136,6 @@ func (s *Server) Apply(cfg *config.Config) error {
 		s.log.Info("listening", "binding", l.ln.Addr().String())
 	}
 	return nil
-}
-
-// ownConflict explains a failed listen on b that is probably Sluice's own
-// doing: a reload from 0.0.0.0:25 to 10.0.0.1:25 (or back) must open the
-// new binding while the old one, on the same port, still listens, and
-// the system refuses "address already in use". s.mu is held.
-func (s *Server) ownConflict(b config.Binding, want map[config.Binding][]string) string {
-	for old := range s.listeners {
-		if want[old] == nil && old.Port() == b.Port() && (old.Wildcard() || b.Wildcard()) {
-			return fmt.Sprintf("; Sluice itself listens on %s, which the new config drops, and the system cannot listen on both at once: restart Sluice to make this change", old)
-		}
-	}
-	return ""
 }
 
 // Shutdown stops accepting connections, ends idle sessions with 421, lets
