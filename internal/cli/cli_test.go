@@ -235,3 +235,23 @@ func TestGroupWithoutSubcommand(t *testing.T) {
 		t.Errorf("sluice nonsense = %d, %s", code, errs)
 	}
 }
+
+// TestConfigCheckFlag: every other command that reads the config takes
+// -config FILE, so admins type it here too; it used to be a usage error.
+func TestConfigCheckFlag(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "sluice.yaml", `receive_connectors: [{name: A, bindings: ["127.0.0.1:2525"], remote_ip_ranges: [127.0.0.1], permissions: [anonymous]}]
+send_connectors: [{name: Drop, address_spaces: ["*"], delivery: directory, directory: drop}]
+`)
+	for _, args := range [][]string{{path}, {"-config", path}, {"--config", path}} {
+		out, errs, code := run(t, "", append([]string{"config", "check"}, args...)...)
+		if code != 0 || !strings.Contains(out, path+": OK") {
+			t.Errorf("config check %q = %d %q %q", args, code, out, errs)
+		}
+	}
+	for _, args := range [][]string{{}, {"-config", path, path}} {
+		if _, errs, code := run(t, "", append([]string{"config", "check"}, args...)...); code != 2 {
+			t.Errorf("config check %q = %d %q; want a usage error", args, code, errs)
+		}
+	}
+}

@@ -11,13 +11,19 @@ import (
 func init() {
 	register(&command{
 		name:  "config check",
-		args:  "FILE",
+		args:  "FILE | -config FILE",
 		short: "check a config file and explain every problem",
 		long: `Loads FILE as 'sluice serve -config FILE' would, reading certificates and
 checking every key, and prints each problem with its file, line and key and
 what to change. Exits 0 when the config is good, 1 when it has problems.`,
 		flags: func(fs *flag.FlagSet) func(*env, []string) (int, error) {
+			// -config as well: every other command that reads the config
+			// (serve, reload, health, secret check) takes it that way.
+			flagPath := fs.String("config", "", "config `FILE` (or give it as the argument)")
 			return func(e *env, args []string) (int, error) {
+				if *flagPath != "" {
+					args = append(args, *flagPath)
+				}
 				if len(args) != 1 {
 					return ExitUsage, usagef("give one config file")
 				}

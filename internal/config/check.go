@@ -42,8 +42,9 @@ func (k *checker) lineOf(path string) int {
 	return 0
 }
 
-// set reports whether the file gave a value for path.
-func (k *checker) set(path string) bool { _, ok := k.d.lines[path]; return ok }
+// set reports whether the file gave a value for path. A key with an empty
+// value keeps the default, as if it were left out.
+func (k *checker) set(path string) bool { return k.d.given[path] }
 
 func (k *checker) abs(p string) string {
 	if p == "" || filepath.IsAbs(p) {
@@ -159,6 +160,11 @@ func (k *checker) limitDefaults(l *Limits, path string) {
 	fill("max_commands_before_mail", &l.MaxCommandsNoMail, d.MaxCommandsNoMail)
 	fill("max_errors", &l.MaxErrors, d.MaxErrors)
 	fill("max_auth_failures", &l.MaxAuthFailures, d.MaxAuthFailures)
+	// RFC 5321 §4.5.3.1.6: a line of text is up to 1000 octets with its
+	// CRLF, which max_line_length does not count.
+	if l.MaxLineLength > 0 && l.MaxLineLength < 998 {
+		k.errorf(path+".max_line_length", "%d would refuse mail that follows the standard (RFC 5321 §4.5.3.1.6 allows lines of 998 octets plus CRLF); give at least 998, or leave the key out for %d", l.MaxLineLength, d.MaxLineLength)
+	}
 	if !k.set(path + ".max_message_size") {
 		l.MaxMessageSize = d.MaxMessageSize
 	} else if l.MaxMessageSize < 1024 {
@@ -235,11 +241,18 @@ func (k *checker) checkConnectors() {
 		if len(rc.RemoteIPRanges) == 0 {
 			k.errorf(p+".remote_ip_ranges", "missing; list the client ranges this connector serves, e.g. [10.0.0.0/24], or [0.0.0.0/0, ::/0] for every client")
 		}
-		if !mail.ValidDomain(rc.FQDN) {
-			k.errorf(p+".fqdn", "%q is not a host name", rc.FQDN)
+		// Only when given: a default taken from a bad node.hostname is
+		// reported there, once.
+		if k.set(p+".fqdn") && !mail.ValidDomain(rc.FQDN) {
+			k.errorf(p+".fqdn", "%q is not a host name; give the name for the banner and EHLO reply, e.g. relay.contoso.com, or leave the key out for node.hostname", rc.FQDN)
 		}
 		if strings.ContainsAny(rc.Banner, "\r\n") {
 			k.errorf(p+".banner", "the banner must be one line")
+		}
+		for j, m := range rc.AuthMechanisms {
+			if slices.Index(rc.AuthMechanisms, m) < j {
+				k.errorf(fmt.Sprintf("%s.auth_mechanisms[%d]", p, j), "%s is listed twice; keep one", m)
+			}
 		}
 		k.checkTLS(rc, p)
 		if len(rc.Permissions) == 0 && len(rc.AuthMechanisms) == 0 {

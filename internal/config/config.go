@@ -6,8 +6,9 @@ package config
 
 import (
 	"crypto/tls"
-	"github.com/sluice-relay/sluice/internal/secret"
 	"net/netip"
+
+	"github.com/sluice-relay/sluice/internal/secret"
 )
 
 // Config is one loaded, checked configuration.

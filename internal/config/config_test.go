@@ -2,6 +2,7 @@ package config
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,9 +103,22 @@ func TestValues(t *testing.T) {
 	if err := d.setScalar("2d"); err != nil || d.D().Hours() != 48 {
 		t.Errorf("Duration 2d = %v, %v", d, err)
 	}
-	var c CIDR
-	if err := c.setScalar("::ffff:10.0.0.1"); err != nil || c.String() != "10.0.0.1/32" {
-		t.Errorf("CIDR of a mapped address = %v, %v; want 10.0.0.1/32", c, err)
+	// Days beyond time.Duration's 292 years wrapped around to a negative
+	// or, worse, a small positive duration that loaded silently.
+	for _, bad := range []string{"106752d", "213504d", "999999d", "-1d", "1.5d", "3000000h"} {
+		var d Duration
+		if err := d.setScalar(bad); err == nil {
+			t.Errorf("Duration %q accepted as %v", bad, d)
+		}
+	}
+	// Clients are matched by their IPv4 address (unmapped), so a range
+	// written IPv4-mapped must become the IPv4 range, or it never matches.
+	for in, want := range map[string]string{"::ffff:10.0.0.1": "10.0.0.1/32", "::ffff:10.0.0.0/104": "10.0.0.0/8",
+		"::ffff:127.0.0.1/128": "127.0.0.1/32", "::ffff:0.0.0.0/96": "0.0.0.0/0"} {
+		var c CIDR
+		if err := c.setScalar(in); err != nil || c.String() != want {
+			t.Errorf("CIDR %s = %v, %v; want %s", in, c, err, want)
+		}
 	}
 }
 
@@ -124,4 +138,107 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("error without text")
 		}
 	})
+}
+
+// TestZeroAsWritten: a 0 the admin writes is kept, not replaced with the
+// default as if the key were missing. retention: 0 keeps log files for
+// ever (what tracking and protolog do with 0); it used to become 30 days,
+// deleting logs someone had asked to keep.
+func TestZeroAsWritten(t *testing.T) {
+	const base = `receive_connectors:
+  - {name: Default, bindings: ["127.0.0.1:2525"], remote_ip_ranges: [127.0.0.0/8], permissions: [anonymous]}
+send_connectors:
+  - {name: Drop, address_spaces: ["*"], delivery: directory, directory: drop}
+`
+	cfg, err := Parse("zero.yaml", []byte(base+`logs: {tracking: {retention: 0}, protocol_retention: 0d}
+health: {queue_backlog: 0, hop_failing_for: 0s, certificate_expiry: 0d}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []any{cfg.Logs.Tracking.Retention, cfg.Logs.ProtocolRetention, cfg.Health.QueueBacklog, cfg.Health.HopFailingFor, cfg.Health.CertificateExpiry}; fmt.Sprint(got) != "[0s 0s 0 0s 0s]" {
+		t.Errorf("written zeros became %v", got)
+	}
+	// A key with no value keeps the default, like a key left out.
+	cfg, err = Parse("defaults.yaml", []byte(base+`logs: {tracking: {retention: }, protocol_retention: ~}
+health:
+  queue_backlog:
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []any{cfg.Logs.Tracking.Retention, cfg.Logs.ProtocolRetention, cfg.Health.QueueBacklog, cfg.Health.HopFailingFor, cfg.Health.CertificateExpiry}; fmt.Sprint(got) != "[720h0m0s 720h0m0s 1000 30m0s 720h0m0s]" {
+		t.Errorf("defaults are %v", got)
+	}
+}
+
+// TestSyntaxHints: a YAML syntax error says what to change, for the
+// mistakes admins make: a tab (YAML allows none for indentation), a key
+// given twice, a Windows path in double quotes, ": " in a plain value.
+func TestSyntaxHints(t *testing.T) {
+	for _, tc := range []struct{ name, src, want string }{
+		{"tab", "node:\n\thostname: relay.contoso.com\n",
+			"s.yaml:2: YAML syntax: a tab; YAML indents with spaces only: replace the tab with spaces"},
+		{"key twice", "receive_connectors:\n  - name: A\n    permissions: [anonymous]\n    permissions: [relay]\n",
+			`s.yaml:4: YAML syntax: "permissions" is given twice here (also on line 3); keep one`},
+		{"section twice", "node: {hostname: relay.contoso.com}\nqueue: {}\nnode: {data_dir: /x}\n",
+			`s.yaml:3: YAML syntax: "node" is given twice here (also on line 1); keep one`},
+		{"Windows path in double quotes", "secrets:\n  key_file: \"C:\\sluice\\credential.key\"\n",
+			`s.yaml:2: YAML syntax: found unknown escape character 's'; in double quotes \ starts an escape: write a Windows path in single quotes ('C:\sluice\relay.pem') or with / instead of \`},
+		{"colon in a value", "receive_connectors:\n  - name: A\n    banner: Welcome: relay here\n",
+			`s.yaml:3: YAML syntax: mapping value is not allowed in this context; put a value that holds ": " in quotes (banner: "Welcome: relay"), and check this line's indentation`},
+		{"indentation", "node:\n  hostname: relay\n receive_connectors:\n",
+			"s.yaml:3: YAML syntax: value is not allowed in this context; check this line's indentation against the lines above"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("s.yaml", []byte(tc.src))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("got  %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRateLimitNone: the microsoft365 preset sets 30/m; README says
+// rate_limit overrides it and that the default is none, so "none" must
+// be a value that lifts the limit.
+func TestRateLimitNone(t *testing.T) {
+	cfg, err := Parse("rate.yaml", []byte(`receive_connectors: [{name: A, bindings: ["127.0.0.1:2525"], remote_ip_ranges: [127.0.0.1], permissions: [anonymous]}]
+send_connectors:
+  - name: Office 365
+    preset: microsoft365
+    address_spaces: ["*"]
+    rate_limit: none
+    auth:
+      username: relay@contoso.com
+      oauth2: {tenant: contoso.onmicrosoft.com, client_id: 11111111-2222-3333-4444-555555555555, client_secret: x}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.SendConnectors[0].RateLimit; r.Interval() != 0 || r.String() != "none" {
+		t.Errorf("rate_limit: none gave %v", r)
+	}
+}
+
+// TestDocumentMarkers: go-yaml ends the stream at an empty document, so
+// "---" twice before the config dropped all of it, and a config between
+// an empty document and a second one was read as one document.
+func TestDocumentMarkers(t *testing.T) {
+	const conf = "receive_connectors: [{name: A, bindings: [\"127.0.0.1:2525\"], remote_ip_ranges: [127.0.0.1], permissions: [anonymous]}]\n" +
+		"send_connectors: [{name: Drop, address_spaces: [\"*\"], delivery: directory, directory: drop}]\n"
+	for _, tc := range []struct{ name, src, want string }{
+		{"markers before", "---\n---\n" + conf, ""},
+		{"marker with comment before", "--- # sluice\n# generated\n---\n" + conf, ""},
+		{"CRLF", strings.ReplaceAll("---\n\n---\n"+conf+"---\n", "\n", "\r\n"), ""},
+		{"empty documents after", conf + "---\n# old\n---\n", ""},
+		{"second config after an empty document", conf + "---\n---\nnode: {hostname: b.contoso.com}\n", "d.yaml:5: the file has more than one YAML document (--- starts another); keep one"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("d.yaml", []byte(tc.src))
+			if got := fmt.Sprint(err); tc.want == "" && err != nil || tc.want != "" && got != tc.want {
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
 }

@@ -3,13 +3,15 @@ package config
 import (
 	"fmt"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
+
+	"github.com/sluice-relay/sluice/internal/secret"
 )
 
 // scalar is implemented by value types that parse and check themselves
@@ -24,26 +26,29 @@ type scalar interface {
 type decoder struct {
 	file    string
 	errs    Errors
-	lines   map[string]int // key path → line, for checks after decoding
+	lines   map[string]int  // key path → line, for checks after decoding
+	given   map[string]bool // key paths written with a value (not empty, not ~)
 	anchors map[string]ast.Node
+	notUTF8 bool // the text has bytes that are not UTF-8
 }
 
 func newDecoder(file string) *decoder {
-	return &decoder{file: file, lines: map[string]int{}, anchors: map[string]ast.Node{}}
+	return &decoder{file: file, lines: map[string]int{}, given: map[string]bool{}, anchors: map[string]ast.Node{}}
 }
 
 // parse reads YAML text into dst, a pointer to a struct.
 func (d *decoder) parse(src []byte, dst any) {
-	f, err := parser.ParseBytes(src, 0)
+	d.notUTF8 = !utf8.Valid(src)
+	f, err := parser.ParseBytes(dropEmptyDocuments(src), 0)
 	if err != nil {
 		d.errs = append(d.errs, syntaxError(d.file, err))
 		return
 	}
+	if len(f.Docs) > 1 {
+		d.errorf(f.Docs[1].Body, "", "the file has more than one YAML document (--- starts another); keep one")
+	}
 	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
 		return
-	}
-	if len(f.Docs) > 1 {
-		d.errorf(f.Docs[1].Body, "", "the file has more than one YAML document; keep one")
 	}
 	d.decode(f.Docs[0].Body, reflect.ValueOf(dst).Elem(), "")
 }
@@ -103,10 +108,13 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 		s, ok := scalarText(n)
 		if !ok {
 			hint := ""
-			if _, isMap := n.(*ast.MappingValueNode); isMap {
+			if hostPortMapping(n) {
 				hint = `; inside { } or [ ] write an address:port in quotes, e.g. "10.0.0.1:25"`
 			}
 			d.errorf(n, path, "expected a single value, found %s%s", kindName(n), hint)
+			return
+		}
+		if !d.utf8(n, path, s) {
 			return
 		}
 		if err := v.Addr().Interface().(scalar).setScalar(s); err != nil {
@@ -125,11 +133,20 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 			d.errorf(n, path, "expected a text value, found %s", kindName(n))
 			return
 		}
+		if !d.utf8(n, path, s) {
+			return
+		}
+		if secret.IsEncrypted(s) {
+			// Secret values decrypt themselves; any other text would go
+			// upstream (or into a log) as enc:v1:... as it stands.
+			d.errorf(n, path, "only a send connector's auth.password, oauth2.client_secret and oauth2.refresh_token are decrypted, so this would be used as it stands; write it in clear")
+			return
+		}
 		v.SetString(s)
 	case reflect.Bool:
 		b, ok := n.(*ast.BoolNode)
 		if !ok {
-			d.errorf(n, path, "expected true or false, found %q", n.String())
+			d.errorf(n, path, "expected true or false, found %s", boolHint(n))
 			return
 		}
 		v.SetBool(b.Value)
@@ -146,6 +163,18 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 	}
 }
 
+// utf8 refuses a value with bytes that are not UTF-8, from a file saved
+// as Windows-1252 or Latin-1: they would reach banners, logs and JSON as
+// garbage. go-yaml has already turned each such byte into U+FFFD.
+// Comments are not values, so an accent there does no harm.
+func (d *decoder) utf8(n ast.Node, path, s string) bool {
+	if !d.notUTF8 || !strings.ContainsRune(s, utf8.RuneError) {
+		return true
+	}
+	d.errorf(n, path, "%q has bytes that are not UTF-8 (shown as \uFFFD; the file was saved in another encoding, e.g. Windows-1252); save the file as UTF-8", s)
+	return false
+}
+
 func (d *decoder) decodeStruct(n ast.Node, v reflect.Value, path string) {
 	var pairs []*ast.MappingValueNode
 	switch m := n.(type) {
@@ -154,7 +183,7 @@ func (d *decoder) decodeStruct(n ast.Node, v reflect.Value, path string) {
 	case *ast.MappingValueNode:
 		pairs = []*ast.MappingValueNode{m}
 	default:
-		d.errorf(n, path, "expected a mapping of keys to values, found %s", kindName(n))
+		d.errorf(n, path, "expected a mapping of keys to values, found %s%s", kindName(n), missingSpace(n, v.Type()))
 		return
 	}
 	fields := yamlFields(v.Type())
@@ -167,6 +196,10 @@ func (d *decoder) decodeStruct(n ast.Node, v reflect.Value, path string) {
 		sub := join(path, key)
 		idx, ok := fields[key]
 		if !ok {
+			if under := nestedField(key, v.Type()); under != "" {
+				d.errorf(p.Key, sub, "unknown key %q; it belongs under %s: (%s)", key, under, join(join(path, under), key))
+				continue
+			}
 			near, hint := suggest(key, fields)
 			d.errorf(p.Key, sub, "unknown key %q%s", key, hint)
 			if near != "" {
@@ -177,6 +210,9 @@ func (d *decoder) decodeStruct(n ast.Node, v reflect.Value, path string) {
 			continue
 		}
 		d.lines[sub] = line(p.Key)
+		if _, isNull := d.resolve(p.Value).(*ast.NullNode); !isNull && p.Value != nil {
+			d.given[sub] = true
+		}
 		d.decode(p.Value, v.Field(idx), sub)
 	}
 }
@@ -255,51 +291,13 @@ func yamlFields(t reflect.Type) map[string]int {
 	return m
 }
 
-// suggest names the closest known key, for typos like "remote_ip_range",
-// or lists the known keys when none is close.
-func suggest(key string, fields map[string]int) (string, string) {
-	best, bestD := "", max(3, len(key)/3+1)
-	names := make([]string, 0, len(fields))
-	for k := range fields {
-		names = append(names, k)
-		if dist := editDistance(key, k); dist < bestD {
-			best, bestD = k, dist
-		}
-	}
-	if best != "" {
-		return best, fmt.Sprintf("; did you mean %q?", best)
-	}
-	sort.Strings(names)
-	return "", "; known keys here: " + strings.Join(names, ", ")
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
-}
-
 // syntaxError turns a go-yaml parse error into one Error with its line.
 func syntaxError(file string, err error) Error {
 	type positioned interface{ GetToken() *token.Token }
 	e := Error{File: file, Msg: "YAML syntax: " + err.Error()}
 	if p, ok := err.(positioned); ok && p.GetToken() != nil {
 		e.Line = p.GetToken().Position.Line
-		e.Msg = "YAML syntax: " + firstLine(err)
+		e.Msg = "YAML syntax: " + syntaxHint(firstLine(err))
 	}
 	return e
 }

@@ -95,9 +95,15 @@ const (
 )
 
 func (a *AuthMechanism) setScalar(v string) error {
-	s, err := oneOf(v, "plain", "login")
-	*a = AuthMechanism(strings.ToUpper(s))
-	return err
+	switch m := AuthMechanism(strings.ToUpper(strings.TrimSpace(v))); m {
+	case AuthPlain, AuthLogin:
+		*a = m
+		return nil
+	case "NONE":
+		// The README once wrote "none: no AUTH" for a key left out.
+		return fmt.Errorf("%q is not a mechanism; to offer no AUTH leave auth_mechanisms out or write [], else write PLAIN or LOGIN", v)
+	}
+	return fmt.Errorf("%q is not allowed here; write one of: PLAIN, LOGIN", v)
 }
 
 // BareLineEndings is what a receive connector does with a bare CR or LF in

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	_ "embed"
 	"fmt"
 	"os"
@@ -58,9 +59,15 @@ func parse(file string, src []byte) (*Config, error) {
 	if name == "" {
 		name = DefaultName
 	}
+	if e, bad := notText(name, src); bad {
+		return nil, Errors{e}
+	}
 	d := newDecoder(name)
 	c := &Config{File: file, Source: src}
-	d.parse(src, c)
+	// Notepad's "UTF-8 with BOM" and Windows PowerShell's Out-File
+	// -Encoding utf8 start the file with a byte order mark; YAML 1.2 §5.2
+	// allows one there, but go-yaml would read it as part of the first key.
+	d.parse(bytes.TrimPrefix(src, []byte("\uFEFF")), c)
 	decodeErrs := len(d.errs)
 	if decodeErrs > 0 && c.ReceiveConnectors == nil && d.errs[0].Key == "" {
 		return nil, d.errs // a syntax error: there is nothing to check

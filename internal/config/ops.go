@@ -12,10 +12,11 @@ import (
 // live under data_dir (tracking/, protocol/), one file per day.
 type Logs struct {
 	// Tracking: one record per event in a message's life. Default on,
-	// kept 30 days.
+	// kept 30 days; retention 0 keeps it for ever.
 	Tracking TrackingLog `yaml:"tracking"`
 	// ProtocolRetention is how long protocol log files are kept (the log
-	// itself is switched on per connector with protocol_log). Default 30d.
+	// itself is switched on per connector with protocol_log). Default 30d;
+	// 0 keeps them for ever.
 	ProtocolRetention Duration `yaml:"protocol_retention"`
 }
 
@@ -65,12 +66,14 @@ type Health struct {
 
 const day = 24 * time.Hour
 
+// opsDefaults fills what the file leaves out. A 0 that is written stays:
+// retention 0 keeps log files for ever, as the logs implement it.
 func (k *checker) opsDefaults() {
 	c := k.c
-	if c.Logs.Tracking.Retention == 0 {
+	if !k.set("logs.tracking.retention") {
 		c.Logs.Tracking.Retention = Duration(30 * day)
 	}
-	if c.Logs.ProtocolRetention == 0 {
+	if !k.set("logs.protocol_retention") {
 		c.Logs.ProtocolRetention = Duration(30 * day)
 	}
 	if c.Admin.Listen == "" {
@@ -79,13 +82,13 @@ func (k *checker) opsDefaults() {
 	c.Admin.TokenFile = k.abs(c.Admin.TokenFile)
 	c.Admin.Certificate, c.Admin.Key = k.abs(c.Admin.Certificate), k.abs(c.Admin.Key)
 	c.Admin.ClientCA = k.abs(c.Admin.ClientCA)
-	if c.Health.QueueBacklog == 0 {
+	if !k.set("health.queue_backlog") {
 		c.Health.QueueBacklog = 1000
 	}
-	if c.Health.HopFailingFor == 0 {
+	if !k.set("health.hop_failing_for") {
 		c.Health.HopFailingFor = Duration(30 * time.Minute)
 	}
-	if c.Health.CertificateExpiry == 0 {
+	if !k.set("health.certificate_expiry") {
 		c.Health.CertificateExpiry = Duration(30 * day)
 	}
 }
@@ -101,6 +104,15 @@ func (k *checker) checkOps() {
 		return
 	}
 	a.Addr = ap
+	// The receive connectors listen first, and serve would stop with
+	// "address already in use" at the admin API.
+	admin := Binding{netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}
+	for _, rc := range k.c.ReceiveConnectors {
+		if b, ok := sharedPort(admin, rc.Bindings); ok {
+			k.errorf("admin.listen", "%s is taken by receive connector %q (binding %s); give the admin API a port of its own, e.g. 127.0.0.1:8025", a.Listen, rc.Name, b)
+			break
+		}
+	}
 	if (a.Certificate == "") != (a.Key == "") {
 		k.errorf("admin.certificate", "give both certificate and key to serve the admin API over HTTPS, or neither")
 	}
@@ -136,4 +148,15 @@ func readable(path string) error {
 		return fmt.Errorf("cannot read %s: %v", path, err)
 	}
 	return f.Close()
+}
+
+// sharedPort returns the binding among bs that a listener on a cannot
+// share its port with: the same address, or a wildcard covering the other.
+func sharedPort(a Binding, bs []Binding) (Binding, bool) {
+	for _, b := range bs {
+		if b.Port() == a.Port() && (b.Addr() == a.Addr() || covers(b, a) || covers(a, b)) {
+			return b, true
+		}
+	}
+	return Binding{}, false
 }

@@ -1,7 +1,11 @@
 package config
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/sluice-relay/sluice/internal/secret"
 )
@@ -51,26 +55,34 @@ func (k *checker) checkSecrets() {
 		k.errorf("secrets.key_file", "%v", err)
 	}
 	c.key = key
+	// Key ids are hex; one copied in capitals names the same key.
+	c.Secrets.KeyID = strings.ToLower(strings.TrimSpace(c.Secrets.KeyID))
 	if c.Secrets.KeyID != "" {
 		switch {
 		case key == nil && err == nil:
 			k.errorf("secrets.key_id", "the config's secrets need key %s, but this node has no application credential key; set secrets.key_file or $%s", c.Secrets.KeyID, secret.EnvKey)
 		case key != nil && key.ID() != c.Secrets.KeyID:
-			k.errorf("secrets.key_id", "this node's application credential key is %s, but the config's secrets were encrypted with key %s: this node cannot retrieve the upstream credentials; install the same key on every node", key.ID(), c.Secrets.KeyID)
+			k.errorf("secrets.key_id", "this node's application credential key is %s, but the config's secrets were encrypted with key %s: this node cannot retrieve the upstream credentials; install the same key on every node%s", key.ID(), c.Secrets.KeyID, keyFileNote(c.Secrets.KeyFile))
 		}
 	}
 	for i := range c.SendConnectors {
 		sc := &c.SendConnectors[i]
 		p := fmt.Sprintf("send_connectors[%d].auth", i)
-		k.openSecret(&sc.Auth.Password, p+".password", key)
-		k.openSecret(&sc.Auth.OAuth2.ClientSecret, p+".oauth2.client_secret", key)
-		k.openSecret(&sc.Auth.OAuth2.RefreshToken, p+".oauth2.refresh_token", key)
+		k.openSecret(&sc.Auth.Password, p+".password", key, err)
+		k.openSecret(&sc.Auth.OAuth2.ClientSecret, p+".oauth2.client_secret", key, err)
+		k.openSecret(&sc.Auth.OAuth2.RefreshToken, p+".oauth2.refresh_token", key, err)
 	}
 }
 
-func (k *checker) openSecret(s *Secret, path string, key *secret.Key) {
+// openSecret decrypts s. keyErr is why the key could not be loaded; that
+// is reported once, at secrets.key_file, so each secret need not repeat
+// that this node "has no key, set secrets.key_file" when it is set.
+func (k *checker) openSecret(s *Secret, path string, key *secret.Key, keyErr error) {
 	if !s.Encrypted() {
 		s.value = secret.New(s.Raw)
+		return
+	}
+	if keyErr != nil {
 		return
 	}
 	if key == nil {
@@ -80,8 +92,38 @@ func (k *checker) openSecret(s *Secret, path string, key *secret.Key) {
 	}
 	v, err := key.Decrypt(s.Raw)
 	if err != nil {
-		k.errorf(path, "cannot be decrypted: %v", err)
+		note := ""
+		if errors.Is(err, secret.ErrWrongKey) {
+			note = keyFileNote(k.c.Secrets.KeyFile)
+		}
+		k.errorf(path, "cannot be decrypted: %v%s", err, note)
 		return
 	}
 	s.value = secret.New(v)
+}
+
+// keyFileNote explains a wrong key that may be the right passphrase in
+// another encoding: the key is the file's bytes, so the same passphrase
+// written by Windows PowerShell 5.1 (`sluice secret new-key > file` makes
+// UTF-16) or saved by Notepad with a byte order mark is another key,
+// though the files look the same. The bytes are not converted: a farm
+// whose nodes all have such a file works, and must keep its key id.
+func keyFileNote(path string) string {
+	if path == "" {
+		return ""
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var what string
+	switch {
+	case bytes.HasPrefix(b, []byte{0xFF, 0xFE}), bytes.HasPrefix(b, []byte{0xFE, 0xFF}), bytes.IndexByte(b, 0) >= 0:
+		what = "is UTF-16 text, as Windows PowerShell's > writes it"
+	case bytes.HasPrefix(b, []byte("\uFEFF")):
+		what = "starts with a byte order mark, as Notepad's UTF-8 with BOM writes it"
+	default:
+		return ""
+	}
+	return fmt.Sprintf("; note: %s %s, and the key is the file's bytes: the same passphrase saved another way is another key, so copy the key file itself to every node", path, what)
 }

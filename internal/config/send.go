@@ -3,11 +3,12 @@ package config
 import (
 	"crypto/tls"
 	"fmt"
-	"github.com/sluice-relay/sluice/internal/mail"
 	"net"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-relay/sluice/internal/mail"
 )
 
 // SendConnector is one way out: which recipient domains it serves
@@ -16,7 +17,8 @@ import (
 type SendConnector struct {
 	Name string `yaml:"name"`
 	// AddressSpaces are the recipient domains this connector serves:
-	// "*" (everything), "contoso.com", "*.contoso.com" (subdomains too).
+	// "*" (everything), "contoso.com", "*.contoso.com" (its subdomains,
+	// not contoso.com itself: list both for both).
 	AddressSpaces []AddressSpace `yaml:"address_spaces"`
 	// Delivery is smarthost, mx or directory.
 	Delivery DeliveryKind `yaml:"delivery"`
@@ -47,8 +49,8 @@ type SendConnector struct {
 	// MaxMessagesPerConnection before a session is closed and a new one
 	// opened. Default 20 (Exchange's SmtpMaxMessagesPerConnection).
 	MaxMessagesPerConnection int `yaml:"max_messages_per_connection"`
-	// RateLimit caps messages per time to one next hop: "30/m", "1000/h".
-	// Default: none; microsoft365 preset: 30/m.
+	// RateLimit caps messages per time to one next hop: "30/m", "1000/h",
+	// or "none". Default: none; microsoft365 preset: 30/m.
 	RateLimit Rate `yaml:"rate_limit"`
 	// ConnectTimeout bounds a TCP connect plus greeting. Default 30s.
 	ConnectTimeout Duration `yaml:"connect_timeout"`
@@ -225,11 +227,15 @@ type Rate struct {
 }
 
 func (r *Rate) setScalar(v string) error {
+	if strings.EqualFold(strings.TrimSpace(v), "none") {
+		*r = Rate{} // lifts a preset's limit (microsoft365: 30/m)
+		return nil
+	}
 	n, unit, ok := strings.Cut(strings.TrimSpace(v), "/")
 	count, err := strconv.Atoi(strings.TrimSpace(n))
 	per := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}[strings.TrimSpace(unit)]
 	if !ok || err != nil || count < 1 || per == 0 {
-		return fmt.Errorf("%q is not a rate; write messages per unit, e.g. 30/m, 1000/h", v)
+		return fmt.Errorf("%q is not a rate; write messages per unit, e.g. 30/m, 1000/h, or none", v)
 	}
 	r.N, r.Per = count, per
 	return nil

@@ -53,7 +53,7 @@ func (k *checker) sendDefaults(sc *SendConnector, p string) {
 			sc.Delivery = DeliveryDirectory
 		}
 	}
-	if sc.Port == 0 {
+	if !k.set(p + ".port") {
 		sc.Port = 25
 	}
 	for i := range sc.Smarthosts {
@@ -144,6 +144,9 @@ func (k *checker) checkSendConnectors() {
 			k.errorf(p+".name", "missing; give the connector a name, e.g. \"Microsoft 365\"")
 		} else if j, dup := names[strings.ToLower(sc.Name)]; dup {
 			k.errorf(p+".name", "%q is also the name of send_connectors[%d]; names must be unique", sc.Name, j)
+		} else if strings.EqualFold(sc.Name, "Unreachable") {
+			// route.Unreachable; queue identities match in any case.
+			k.errorf(p+".name", "%q is the name of the queue for recipients no connector serves; give the connector another name", sc.Name)
 		}
 		names[strings.ToLower(sc.Name)] = i
 		if len(sc.AddressSpaces) == 0 {
@@ -174,9 +177,16 @@ func (k *checker) checkSendConnectors() {
 		if ad.Type != DomainAuthoritative || len(c.SendConnectors) == 0 {
 			continue
 		}
-		name := strings.TrimPrefix(ad.Domain, "*.")
-		if c.SendConnector(name) == nil {
-			k.errorf(fmt.Sprintf("accepted_domains[%d].domain", i), "no send connector serves %s, so its mail could not be delivered; add it (or \"*\") to a send connector's address_spaces", name)
+		if parent, ok := strings.CutPrefix(ad.Domain, "*."); ok {
+			// "*.contoso.com" accepts the subdomains only (AcceptedDomain).
+			// Looking the pattern itself up matches exactly the address
+			// spaces that serve every one of them: "*", "*.contoso.com",
+			// "*.com"; not contoso.com nor one named subdomain.
+			if c.SendConnector(ad.Domain) == nil {
+				k.errorf(fmt.Sprintf("accepted_domains[%d].domain", i), "no send connector serves the subdomains of %s, so their mail could not be delivered; add %q (or \"*\") to a send connector's address_spaces", parent, ad.Domain)
+			}
+		} else if c.SendConnector(ad.Domain) == nil {
+			k.errorf(fmt.Sprintf("accepted_domains[%d].domain", i), "no send connector serves %s, so its mail could not be delivered; add it (or \"*\") to a send connector's address_spaces", ad.Domain)
 		}
 	}
 	for i, d := range c.Node.DNSServers {
@@ -206,6 +216,17 @@ func (k *checker) checkDelivery(sc *SendConnector, p string) {
 	if sc.Delivery != DeliveryDirectory && sc.Directory != "" {
 		k.errorf(p+".directory", "a directory is given but delivery is %s; set delivery: directory or remove it", sc.Delivery)
 	}
+	if sc.Port < 1 || sc.Port > 65535 {
+		k.errorf(p+".port", "%d is not a TCP port; give 1 to 65535, or leave the key out for 25", sc.Port)
+	}
+	if k.set(p+".helo") && !mail.ValidDomain(sc.HELO) {
+		k.errorf(p+".helo", "%q is not a host name; give this relay's fully qualified name, e.g. relay.contoso.com, or leave the key out for node.hostname", sc.HELO)
+	}
+	// The timeout bounds the connect and the greeting together: 0 would
+	// not mean "no timeout" but fail every attempt at once.
+	if sc.ConnectTimeout.D() < time.Second {
+		k.errorf(p+".connect_timeout", "%v is too short to connect to any host; give at least 1s, or leave the key out for 30s", sc.ConnectTimeout)
+	}
 	if sc.MaxConnections < 1 {
 		k.errorf(p+".max_connections", "must be at least 1")
 	}
@@ -214,6 +235,11 @@ func (k *checker) checkDelivery(sc *SendConnector, p string) {
 	}
 	if r := sc.Retry; r.First.D() <= 0 || r.MaxInterval.D() < r.First.D() || r.Expire.D() < r.First.D() {
 		k.errorf(p+".retry", "the schedule must have first > 0, max_interval ≥ first and expire ≥ first (now first %v, max_interval %v, expire %v)", r.First, r.MaxInterval, r.Expire)
+	}
+	// Only when written: with a short expire and the default delay_notice
+	// there is simply no notice, which is what such a connector wants.
+	if r := sc.Retry; k.set(p+".retry.delay_notice") && r.DelayNotice > 0 && r.DelayNotice >= r.Expire {
+		k.errorf(p+".retry.delay_notice", "%v is not shorter than expire (%v): the message bounces before the delay notice would go out; make it shorter, or 0 for no notice", r.DelayNotice, r.Expire)
 	}
 }
 
@@ -252,6 +278,11 @@ func (k *checker) checkSendTLS(sc *SendConnector, p string) {
 	}
 	if t.Mode != SendTLSVerify {
 		cfg.InsecureSkipVerify = true // opportunistic and required take any certificate (RFC 7435)
+		if t.CAFile != "" {
+			// An admin who names the internal CA expects the upstream to
+			// be checked against it; without verify nothing is.
+			k.errorf(p+".tls.ca_file", "is used only to verify the upstream's certificate, and with mode %s any certificate is taken; set mode: verify, or remove ca_file", t.Mode)
+		}
 	}
 	if t.Implicit && (t.Mode == SendTLSNone || t.Mode == SendTLSOpportunistic) {
 		k.errorf(p+".tls.mode", "implicit TLS is always TLS; set mode: required or verify")

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -48,10 +49,18 @@ func (s Size) String() string {
 // "2d" is accepted for days, since queue lifetimes are counted in days.
 type Duration time.Duration
 
+// maxDays is the longest duration in days that time.Duration holds (292 years).
+const maxDays = int(math.MaxInt64 / int64(24*time.Hour))
+
 func (d *Duration) setScalar(v string) error {
 	t := strings.TrimSpace(v)
 	if days, ok := strings.CutSuffix(t, "d"); ok {
 		if n, err := strconv.Atoi(days); err == nil && n >= 0 {
+			// Beyond time.Duration's range n days would wrap around,
+			// possibly to a short positive duration.
+			if n > maxDays {
+				return fmt.Errorf("%q is longer than Sluice can count; give at most %dd", v, maxDays)
+			}
 			*d = Duration(time.Duration(n) * 24 * time.Hour)
 			return nil
 		}
@@ -89,6 +98,11 @@ func (c *CIDR) setScalar(v string) error {
 	}
 	if p.Masked() != p {
 		return fmt.Errorf("%q has host bits set; write %s", v, p.Masked())
+	}
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		// Clients are matched by their IPv4 address (Serves unmaps it), so
+		// the IPv4-mapped form of a range would never match anyone.
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 	}
 	c.Prefix = p
 	return nil
