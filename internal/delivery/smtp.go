@@ -156,7 +156,7 @@ func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string,
 		}
 		outs[i] = o
 	}
-	alive = err == nil || (errors.As(err, &se) && se.Reply.Code != 421)
+	alive = c.Err() == nil // not after a 421, nor a server that hung up after its refusal
 	// Lost, or a 421 (the server closing), before any RCPT or DATA was
 	// answered: the content never went out.
 	unsent = err != nil && !answered(res) && (!errors.As(err, &se) || se.Reply.Code == 421)

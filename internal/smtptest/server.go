@@ -45,11 +45,20 @@ type Options struct {
 	Replies   map[string]string // recipient address → RCPT reply line, e.g. "550 5.1.1 no such user"
 	MailReply string            // reply to every MAIL instead of 250
 	DataReply string            // reply to the end of data instead of 250
+	// DataReplyAfter, when set, makes the server give DataReply (a
+	// refusal) once it has read this many octets of message data and
+	// close the connection without reading the rest, as a server does
+	// that enforces its size limit while the data arrives.
+	DataReplyAfter int
 	// DropAt closes the connection without replying at a point:
 	// "connect" (before the greeting), "MAIL", "RCPT", "DATA" (the
 	// command), or "DOT" (after the message data's final dot). Replies
 	// to earlier pipelined commands are sent first.
 	DropAt string
+	// HangUpAfter closes the connection right after the reply to a
+	// command ("MAIL", "RCPT", "DATA"), as a server does that refuses a
+	// sender with a 5xx and then hangs up without a 421.
+	HangUpAfter string
 	// CloseAfter closes a session's connection without a word (no 421)
 	// after it has taken this many messages, as an upstream does when
 	// its idle timeout or a load balancer ends a connection the client

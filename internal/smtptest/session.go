@@ -120,12 +120,20 @@ func (ss *session) command(line string) error {
 		return ss.startTLS(o)
 	case "AUTH":
 		return ss.auth(o, arg)
-	case "MAIL":
-		return ss.mail(o, arg)
-	case "RCPT":
-		return ss.rcpt(o, arg)
-	case "DATA":
-		return ss.data(o)
+	case "MAIL", "RCPT", "DATA":
+		var err error
+		switch verb {
+		case "MAIL":
+			err = ss.mail(o, arg)
+		case "RCPT":
+			err = ss.rcpt(o, arg)
+		default:
+			err = ss.data(o)
+		}
+		if err == nil && o.HangUpAfter == verb {
+			return ss.drop("the reply to " + verb)
+		}
+		return err
 	case "RSET":
 		ss.tx = nil
 		ss.reply("250 2.0.0 OK")

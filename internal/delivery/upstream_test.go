@@ -1,0 +1,106 @@
+package delivery_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/dsn"
+	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/smtptest"
+)
+
+// putBody queues a message from app@contoso.com with the given body.
+func (r *relay) putBody(body string, to ...string) mail.ID {
+	r.t.Helper()
+	env := &mail.Envelope{ID: mail.NewID(), Received: time.Now(), From: "app@contoso.com"}
+	for _, a := range to {
+		env.Rcpts = append(env.Rcpts, mail.Recipient{Addr: mail.Address(a)})
+	}
+	if err := r.q.Put(context.Background(), env, strings.NewReader(body)); err != nil {
+		r.t.Fatal(err)
+	}
+	return env.ID
+}
+
+// firstAttempt waits until the message has had an attempt (or left the
+// queue) and returns what the queue knows of it then; ok is false when
+// it has left.
+func (r *relay) firstAttempt(id mail.ID) (mi queue.MessageInfo, ok bool) {
+	r.t.Helper()
+	waitFor(r.t, "the first attempt at "+string(id), func() bool {
+		mi, ok = r.q.Message(id)
+		return !ok || mi.Recipients[0].Attempts > 0
+	})
+	return mi, ok
+}
+
+// An upstream's final "no" to the whole message bounces every recipient
+// at the first attempt, with its reply in the bounce; it is not retried
+// for two days as if the connection had failed.
+func TestUpstreamRefusesMessage(t *testing.T) {
+	big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("x", 998)+"\r\n", 16<<10)
+	cases := []struct {
+		name   string
+		o      smtptest.Options
+		body   string
+		status string // the bounce's Status
+		diag   string // in the bounce's Diagnostic-Code
+		noMAIL bool   // the upstream must not see a transaction
+	}{
+		{name: "5xx to MAIL FROM", o: smtptest.Options{MailReply: "550 5.7.1 Sender address rejected: Access denied"},
+			status: "5.7.1", diag: "550 5.7.1 Sender address rejected: Access denied"},
+		{name: "5xx to MAIL FROM and the upstream hangs up",
+			o:      smtptest.Options{MailReply: "550 5.7.1 Service unavailable, Client host blocked", HangUpAfter: "MAIL"},
+			status: "5.7.1", diag: "550 5.7.1 Service unavailable, Client host blocked"},
+		{name: "5xx to MAIL FROM one at a time and the upstream hangs up",
+			o:      smtptest.Options{NoPipelining: true, MailReply: "550 5.7.1 Service unavailable, Client host blocked", HangUpAfter: "MAIL"},
+			status: "5.7.1", diag: "550 5.7.1 Service unavailable, Client host blocked"},
+		{name: "5xx to MAIL FROM without an enhanced code", o: smtptest.Options{MailReply: "553 sorry, your envelope sender is in my badmailfrom list"},
+			status: "5.0.0", diag: "553 sorry, your envelope sender is in my badmailfrom list"},
+		{name: "the SIZE it declares is smaller than the message", o: smtptest.Options{MaxSize: 20},
+			status: "5.3.4", diag: "the limit is 20", noMAIL: true},
+		{name: "552 at the end of data", o: smtptest.Options{DataReply: "552 5.3.4 Message size exceeds fixed maximum message size"},
+			status: "5.3.4", diag: "552 5.3.4 Message size exceeds fixed maximum message size"},
+		{name: "552 before the end of data and the upstream hangs up", body: big,
+			o:      smtptest.Options{DataReplyAfter: 4096, DataReply: "552 5.3.4 Message size exceeds fixed maximum message size"},
+			status: "5.3.4", diag: "552 5.3.4 Message size exceeds fixed maximum message size"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			up := smtptest.NewServer(t, tc.o)
+			r := start(t, "", onceFabrikam(up.Addr(), ""))
+			body := tc.body
+			if body == "" {
+				body = "Subject: " + tc.name + "\r\n\r\nbody\r\n"
+			}
+			id := r.putBody(body, "bob@fabrikam.com", "carol@fabrikam.com")
+			if mi, ok := r.firstAttempt(id); ok {
+				t.Fatalf("after the first attempt the message is still queued: %+v", mi.Recipients)
+			}
+			notices := r.notices()
+			if len(notices) != 1 || len(notices[0].Recipients) != 2 {
+				t.Fatalf("notices %+v; want one bounce for both recipients", notices)
+			}
+			for _, rc := range notices[0].Recipients {
+				if got := fmt.Sprintf("%d.%d.%d", rc.Status[0], rc.Status[1], rc.Status[2]); rc.Action != dsn.ActionFailed || got != tc.status || !strings.Contains(rc.Diagnostic, tc.diag) {
+					t.Errorf("%s: %s %s %q; want failed %s with %q", rc.Final, rc.Action, got, rc.Diagnostic, tc.status, tc.diag)
+				}
+			}
+			if tc.noMAIL {
+				for _, c := range up.Commands() {
+					if strings.HasPrefix(c, "MAIL") {
+						t.Errorf("the upstream got %q", c)
+					}
+				}
+			}
+			if n := len(up.Messages()); n != 0 {
+				t.Errorf("the upstream took %d messages", n)
+			}
+		})
+	}
+}
