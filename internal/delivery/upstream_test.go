@@ -80,7 +80,11 @@ func TestUpstreamRefusesMessage(t *testing.T) {
 			}
 			id := r.putBody(body, "bob@fabrikam.com", "carol@fabrikam.com")
 			if mi, ok := r.firstAttempt(id); ok {
-				t.Fatalf("after the first attempt the message is still queued: %+v", mi.Recipients)
+				for _, rc := range mi.Recipients {
+					if rc.Status != queue.StatusFailed {
+						t.Fatalf("after the first attempt %s is %s (%s); want failed", rc.Address, rc.Status, rc.LastError)
+					}
+				}
 			}
 			notices := r.notices()
 			if len(notices) != 1 || len(notices[0].Recipients) != 2 {
