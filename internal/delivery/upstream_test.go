@@ -108,3 +108,25 @@ func TestUpstreamRefusesMessage(t *testing.T) {
 		})
 	}
 }
+
+// RFC 5321 §6.1: a server that closes the connection after the final dot
+// without a reply may or may not have taken the message; it is taken as
+// not delivered and sent again (a duplicate is acceptable, a loss is
+// not). The last error says what happened, in Sluice's words: the
+// upstream did not say "451".
+func TestUpstreamGoneAfterDataIsRetried(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{DropAt: "DOT"})
+	r := start(t, "", onceFabrikam(up.Addr(), ""))
+	id := r.put("gone after the dot", "bob@fabrikam.com")
+	mi, ok := r.firstAttempt(id)
+	if !ok {
+		t.Fatal("the message left the queue; want it queued for another attempt")
+	}
+	rc := mi.Recipients[0]
+	if rc.Status != queue.StatusQueued {
+		t.Fatalf("bob is %s; want queued", rc.Status)
+	}
+	if want := "451 4.4.2 connection to 127.0.0.1 [" + up.Addr() + "] lost: smtpclient: DATA: EOF"; !strings.HasPrefix(rc.LastError, want) {
+		t.Errorf("last error %q; want it to start %q", rc.LastError, want)
+	}
+}

@@ -229,8 +229,8 @@ func (c *Client) data(res *Result, body io.Reader) error {
 }
 
 // earlyReplyWait bounds the look for a reply after the message data could
-// not be written: one sent before the server stopped reading is there
-// already.
+// not be written (and DataBlock, when shorter): one sent before the server
+// stopped reading is there already.
 const earlyReplyWait = 5 * time.Second
 
 // refusedEarly handles a write of message data that failed (werr). A
@@ -243,7 +243,7 @@ const earlyReplyWait = 5 * time.Second
 // server says. The connection is closed either way.
 func (c *Client) refusedEarly(res *Result, werr error) error {
 	err := fmt.Errorf("smtpclient: DATA: %w", werr)
-	c.raw.SetReadDeadline(time.Now().Add(min(c.t.DataEnd, earlyReplyWait)))
+	c.raw.SetReadDeadline(time.Now().Add(min(c.t.DataBlock, earlyReplyWait)))
 	if r, rerr := readReply(c.r, func(l string) { c.trace('<', l) }); rerr == nil && refused(r) {
 		res.Data = r
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -34,7 +35,12 @@ type connWriter struct{ c *Client }
 
 func (w connWriter) Write(p []byte) (int, error) {
 	w.c.raw.SetWriteDeadline(time.Now().Add(w.c.writeLimit))
-	return w.c.conn.Write(p)
+	n, err := w.c.conn.Write(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// Which limit ran out, for the queue's last error.
+		err = fmt.Errorf("could not send within %v: %w", w.c.writeLimit, err)
+	}
+	return n, err
 }
 
 // usable says why the connection cannot be used, or nil.
@@ -99,6 +105,9 @@ func (c *Client) cmd(cmd string, timeout time.Duration, line, mask string) (repl
 func (c *Client) readReply(cmd string, timeout time.Duration) (reply.Reply, error) {
 	c.raw.SetReadDeadline(time.Now().Add(timeout))
 	r, err := readReply(c.r, func(l string) { c.trace('<', l) })
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("no reply within %v: %w", timeout, err)
+	}
 	if err != nil {
 		return reply.Reply{}, c.fail(fmt.Errorf("smtpclient: %s: %w", cmd, err))
 	}
