@@ -2,11 +2,13 @@ package delivery_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluice-relay/sluice/internal/certtest"
 	"github.com/sluice-relay/sluice/internal/dsn"
 	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/queue"
@@ -128,5 +130,89 @@ func TestUpstreamGoneAfterDataIsRetried(t *testing.T) {
 	}
 	if want := "451 4.4.2 connection to 127.0.0.1 [" + up.Addr() + "] lost: smtpclient: DATA: EOF"; !strings.HasPrefix(rc.LastError, want) {
 		t.Errorf("last error %q; want it to start %q", rc.LastError, want)
+	}
+}
+
+// How the connector's TLS mode copes with upstreams whose TLS is broken,
+// refused or old: opportunistic TLS delivers in the clear rather than not
+// at all (RFC 7435 §4); required TLS waits, with an error that says why.
+func TestUpstreamTLSTrouble(t *testing.T) {
+	cert := certtest.New(t, "localhost")
+	rsa := certtest.NewWith(t, certtest.Options{RSA: true}, "localhost")
+	other := certtest.New(t, "mail.other.test")
+	cases := []struct {
+		name    string
+		server  smtptest.Options
+		tls     string
+		wantTLS bool   // delivered, over TLS or not
+		wantErr string // else: the queue's last error contains this
+	}{
+		{name: "STARTTLS refused with 454 opportunistic",
+			server: smtptest.Options{TLS: cert, StartTLSReply: "454 4.7.0 TLS not available due to temporary reason"},
+			tls:    "{mode: opportunistic}"},
+		{name: "STARTTLS refused with 454 required",
+			server:  smtptest.Options{TLS: cert, StartTLSReply: "454 4.7.0 TLS not available due to temporary reason"},
+			tls:     "{mode: required}",
+			wantErr: "said: 454 4.7.0 TLS not available due to temporary reason"},
+		{name: "TLS 1.0 only opportunistic", server: smtptest.Options{TLS: rsa, TLSMaxVersion: tls.VersionTLS10},
+			tls: "{mode: opportunistic}"},
+		{name: "TLS 1.0 only required", server: smtptest.Options{TLS: rsa, TLSMaxVersion: tls.VersionTLS10},
+			tls: "{mode: required}", wantErr: "protocol version not supported; the server may speak only an older TLS version than the connector's tls.min_version (1.2)"},
+		{name: "TLS 1.0 only required with min_version 1.0", server: smtptest.Options{TLS: rsa, TLSMaxVersion: tls.VersionTLS10},
+			tls: "{mode: required, min_version: \"1.0\"}", wantTLS: true},
+		{name: "certificate for another name required", server: smtptest.Options{TLS: other},
+			tls: "{mode: required}", wantTLS: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			up := smtptest.NewServer(t, tc.server)
+			port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
+			r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
+    address_spaces: [fabrikam.com]
+    smarthosts: ["localhost:%s"]
+    tls: %s
+    retry: {first: 10m, max_interval: 10m}
+`, port, tc.tls))
+			id := r.put(tc.name, "bob@fabrikam.com")
+			if tc.wantErr != "" {
+				qi := r.waitQueue("Fabrikam", "the failure as last error", func(q queue.QueueInfo) bool { return q.LastError != "" })
+				if !strings.Contains(qi.LastError, tc.wantErr) {
+					t.Fatalf("last error %q; want it to contain %q", qi.LastError, tc.wantErr)
+				}
+				if n := len(up.Messages()); n != 0 {
+					t.Fatalf("the upstream got %d messages; want none", n)
+				}
+				return
+			}
+			r.waitDone(id)
+			msgs := up.Messages()
+			if len(msgs) != 1 || msgs[0].TLS != tc.wantTLS {
+				t.Fatalf("upstream got %+v; want one message with TLS=%v; bounces %q", msgs, tc.wantTLS, r.bounces())
+			}
+		})
+	}
+}
+
+// A server that refuses the connection in its greeting (RFC 5321 §3.1:
+// 554) has refused Sluice, not TLS: with opportunistic TLS it must not
+// be tried again in the clear as if a handshake had failed, and its
+// reply is the queue's last error.
+func TestUpstreamGreeting554(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{TLS: certtest.New(t, "localhost"),
+		Greeting: "554 5.7.1 Client host rejected: access denied"})
+	r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
+    address_spaces: [fabrikam.com]
+    smarthosts: ["%s"]
+    tls: {mode: opportunistic}
+    retry: {first: 10m, max_interval: 10m}
+`, up.Addr()))
+	r.put("554 greeting", "bob@fabrikam.com")
+	qi := r.waitQueue("Fabrikam", "the greeting as last error", func(q queue.QueueInfo) bool { return q.LastError != "" })
+	if !strings.Contains(qi.LastError, "said: 554 5.7.1 Client host rejected: access denied") || qi.Status != queue.HopRetry {
+		t.Errorf("queue %+v; want Retry with the 554", qi)
+	}
+	if n := up.Sessions(); n != 1 {
+		t.Errorf("%d connections; want 1", n)
 	}
 }

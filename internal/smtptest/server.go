@@ -28,9 +28,16 @@ type Options struct {
 	Addr        string         // listen address; default "127.0.0.1:0". A fixed one lets a test restart the "same" upstream
 	TLS         *certtest.Cert // STARTTLS is offered when set (unless ImplicitTLS)
 	ImplicitTLS bool           // TLS from the first octet (port 465 style); needs TLS
-	RequireTLS  bool           // MAIL before STARTTLS → 530 5.7.0
-	Auth        []string       // mechanisms advertised: "PLAIN", "LOGIN", "XOAUTH2"
-	Users       map[string]string
+	// TLSMaxVersion is the newest TLS version the server speaks, e.g.
+	// tls.VersionTLS10 for an old Exchange 2010 or a printer's
+	// firmware; 0: Go's default. It lowers the server's minimum too.
+	TLSMaxVersion uint16
+	// StartTLSReply answers STARTTLS instead of 220 when set, e.g.
+	// "454 4.7.0 TLS not available due to temporary reason".
+	StartTLSReply string
+	RequireTLS    bool     // MAIL before STARTTLS → 530 5.7.0
+	Auth          []string // mechanisms advertised: "PLAIN", "LOGIN", "XOAUTH2"
+	Users         map[string]string
 	// Tokens checks an XOAUTH2 user and token. A failure is answered as
 	// Microsoft and Google do: a 334 with a base64 JSON error, then, after
 	// the client's empty line, 535 5.7.3 Authentication unsuccessful.

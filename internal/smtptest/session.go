@@ -187,6 +187,10 @@ func (ss *session) startTLS(o Options) error {
 		ss.reply("503 5.5.1 TLS already active")
 		return nil
 	}
+	if o.StartTLSReply != "" {
+		ss.reply(o.StartTLSReply)
+		return nil
+	}
 	ss.reply("220 2.0.0 Ready to start TLS")
 	if err := ss.flush(); err != nil {
 		return err
@@ -206,6 +210,9 @@ func (ss *session) handshake(o Options) error {
 		return errors.New("ImplicitTLS without a TLS certificate")
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{o.TLS.Pair}}
+	if o.TLSMaxVersion != 0 {
+		cfg.MinVersion, cfg.MaxVersion = tls.VersionTLS10, o.TLSMaxVersion
+	}
 	if o.ClientCA != nil {
 		cfg.ClientAuth, cfg.ClientCAs = tls.RequireAndVerifyClientCert, o.ClientCA.Pool
 	}
