@@ -15,10 +15,11 @@ import (
 	"github.com/sluice-relay/sluice/internal/smtptest"
 )
 
-// putBody queues a message from app@contoso.com with the given body.
-func (r *relay) putBody(body string, to ...string) mail.ID {
+// putBody queues a message from app@contoso.com with the given body;
+// utf8 marks it as needing SMTPUTF8 (RFC 6531).
+func (r *relay) putBody(body string, utf8 bool, to ...string) mail.ID {
 	r.t.Helper()
-	env := &mail.Envelope{ID: mail.NewID(), Received: time.Now(), From: "app@contoso.com"}
+	env := &mail.Envelope{ID: mail.NewID(), Received: time.Now(), From: "app@contoso.com", SMTPUTF8: utf8}
 	for _, a := range to {
 		env.Rcpts = append(env.Rcpts, mail.Recipient{Addr: mail.Address(a)})
 	}
@@ -52,6 +53,7 @@ func TestUpstreamRefusesMessage(t *testing.T) {
 		status string // the bounce's Status
 		diag   string // in the bounce's Diagnostic-Code
 		noMAIL bool   // the upstream must not see a transaction
+		utf8   bool   // the message needs SMTPUTF8
 	}{
 		{name: "5xx to MAIL FROM", o: smtptest.Options{MailReply: "550 5.7.1 Sender address rejected: Access denied"},
 			status: "5.7.1", diag: "550 5.7.1 Sender address rejected: Access denied"},
@@ -65,6 +67,9 @@ func TestUpstreamRefusesMessage(t *testing.T) {
 			status: "5.0.0", diag: "553 sorry, your envelope sender is in my badmailfrom list"},
 		{name: "the SIZE it declares is smaller than the message", o: smtptest.Options{MaxSize: 20},
 			status: "5.3.4", diag: "the limit is 20", noMAIL: true},
+		{name: "SMTPUTF8 needed and not offered", o: smtptest.Options{NoSMTPUTF8: true}, utf8: true,
+			body:   "From: jörg@contoso.com\r\nSubject: Grüße\r\n\r\nbody\r\n",
+			status: "5.6.7", diag: "553 5.6.7 The message needs SMTPUTF8", noMAIL: true},
 		{name: "552 at the end of data", o: smtptest.Options{DataReply: "552 5.3.4 Message size exceeds fixed maximum message size"},
 			status: "5.3.4", diag: "552 5.3.4 Message size exceeds fixed maximum message size"},
 		{name: "552 before the end of data and the upstream hangs up", body: big,
@@ -80,7 +85,7 @@ func TestUpstreamRefusesMessage(t *testing.T) {
 			if body == "" {
 				body = "Subject: " + tc.name + "\r\n\r\nbody\r\n"
 			}
-			id := r.putBody(body, "bob@fabrikam.com", "carol@fabrikam.com")
+			id := r.putBody(body, tc.utf8, "bob@fabrikam.com", "carol@fabrikam.com")
 			if mi, ok := r.firstAttempt(id); ok {
 				for _, rc := range mi.Recipients {
 					if rc.Status != queue.StatusFailed {
