@@ -142,6 +142,9 @@ func (c *Client) check(env *Envelope) (reply.Reply, bool) {
 // replies in order. If MAIL is refused the RCPT replies are read and
 // dropped (they are 503s).
 func (c *Client) pipelined(res *Result, env *Envelope) (t txn, err error) {
+	if err := c.unasked("MAIL FROM"); err != nil {
+		return t, err
+	}
 	c.writeLimit = c.t.Mail
 	c.writeLine("MAIL FROM:"+env.From.Path()+c.mailParams(env), "")
 	for _, rc := range env.Rcpts {

@@ -26,6 +26,7 @@ var (
 	errLineTooLong  = errors.New("reply line too long")
 	errMalformed    = errors.New("malformed reply")
 	errCodeMismatch = errors.New("reply lines with different codes")
+	errUnasked      = errors.New("the server sent a reply to no command")
 )
 
 // connWriter writes to the connection with a deadline per write: the
@@ -91,12 +92,31 @@ func (c *Client) flush(cmd string) error {
 
 // cmd sends one line and reads the reply to it.
 func (c *Client) cmd(cmd string, timeout time.Duration, line, mask string) (reply.Reply, error) {
+	if err := c.unasked(cmd); err != nil {
+		return reply.Reply{}, err
+	}
 	c.writeLimit = timeout
 	c.writeLine(line, mask)
 	if err := c.flush(cmd); err != nil {
 		return reply.Reply{}, err
 	}
 	return c.readReply(cmd, timeout)
+}
+
+// unasked fails the connection if the server sent something before cmd
+// (or the group of commands starting with it) goes out: a second reply to
+// one command, a banner of several "220 " lines. Every later reply would
+// be taken for the next command's — with PIPELINING one recipient's
+// refusal for another's. Only what has arrived with earlier replies can
+// be seen here, which is how such servers send it.
+func (c *Client) unasked(cmd string) error {
+	n := c.r.Buffered()
+	if n == 0 {
+		return nil
+	}
+	b, _ := c.r.Peek(n)
+	line, _, _ := strings.Cut(string(b), "\n")
+	return c.fail(fmt.Errorf("smtpclient: %s: %w: %q", cmd, errUnasked, strings.TrimSuffix(line, "\r")))
 }
 
 // readReply reads the reply to cmd, waiting at most timeout. A 421 is
