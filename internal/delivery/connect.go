@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 
 	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/queue"
@@ -29,7 +30,7 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 		if err != nil && errors.Is(err, errTLSFallback) {
 			// Opportunistic TLS whose handshake failed: RFC 7435 §4 says
 			// deliver in the clear rather than not at all.
-			d.log.Warn("TLS handshake failed; delivering without TLS as the connector allows", "queue", hop.Key, "host", t.addr, "err", errors.Unwrap(err))
+			d.log.Warn("STARTTLS failed; delivering without TLS as the connector allows", "queue", hop.Key, "host", t.addr, "err", errors.Unwrap(err))
 			c, err = d.open(ctx, hop.Connector, t, config.SendTLSNone)
 		}
 		h := d.host(t.addr)
@@ -52,12 +53,12 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 	return nil, "", last
 }
 
-var errTLSFallback = errors.New("TLS handshake failed")
+var errTLSFallback = errors.New("STARTTLS failed")
 
 // tlsFallback is errTLSFallback with the handshake's own error.
 type tlsFallback struct{ cause error }
 
-func (e tlsFallback) Error() string        { return "TLS handshake failed: " + e.cause.Error() }
+func (e tlsFallback) Error() string        { return "STARTTLS failed: " + e.cause.Error() }
 func (e tlsFallback) Is(target error) bool { return target == errTLSFallback }
 func (e tlsFallback) Unwrap() error        { return e.cause }
 
@@ -119,14 +120,25 @@ func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target
 	return c, nil
 }
 
-// tlsError explains a failed handshake, naming what to check.
+// tlsError explains a failed STARTTLS, naming what to check. A server
+// that refused STARTTLS itself (454) keeps its own reply: there was no
+// handshake to fail.
 func tlsError(sc *config.SendConnector, name string, err error) error {
+	if isSMTP(err) {
+		return err
+	}
 	var cv *tls.CertificateVerificationError
 	if errors.As(err, &cv) {
 		return reply.Reply{Code: 454, Enhanced: [3]int{4, 7, 5},
 			Text: fmt.Sprintf("certificate of %s is not valid for send connector %q (tls.mode verify): %v", name, sc.Name, cv.Err)}
 	}
-	return reply.Reply{Code: 454, Enhanced: [3]int{4, 7, 0}, Text: fmt.Sprintf("TLS handshake with %s failed: %v", name, err)}
+	r := reply.Reply{Code: 454, Enhanced: [3]int{4, 7, 0}, Text: fmt.Sprintf("TLS handshake with %s failed: %v", name, err)}
+	if strings.Contains(err.Error(), "protocol version") && sc.TLS.MinVersion > config.TLSVersion(tls.VersionTLS10) {
+		// The alert has no exported type to test for; its text is
+		// fixed by crypto/tls. Old Exchange and appliances speak TLS 1.0.
+		r = r.With(fmt.Sprintf("the server may speak only an older TLS version than the connector's tls.min_version (%v)", sc.TLS.MinVersion))
+	}
+	return r
 }
 
 // failureReply is what the queue records for a failed connection attempt:

@@ -91,9 +91,9 @@ func TestTLSFallbackLogsTheCause(t *testing.T) {
 `, ln.Addr()))
 	r.put("tls", "bob@fabrikam.com")
 	waitFor(t, "the fallback logged", func() bool {
-		return len(r.logLines("TLS handshake failed; delivering without TLS as the connector allows")) > 0
+		return len(r.logLines("STARTTLS failed; delivering without TLS as the connector allows")) > 0
 	})
-	if l := r.logLines("TLS handshake failed; delivering without TLS as the connector allows")[0]; !strings.Contains(l, "err=") {
+	if l := r.logLines("STARTTLS failed; delivering without TLS as the connector allows")[0]; !strings.Contains(l, "err=") {
 		t.Errorf("the fallback does not say why the handshake failed: %s", l)
 	}
 }

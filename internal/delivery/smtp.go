@@ -152,17 +152,34 @@ func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string,
 		case errors.As(err, &se):
 			o.Reply = se.Reply // MAIL FROM refused, or SMTPUTF8 not offered
 		case err != nil:
-			o.Reply = reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 2}, Text: "connection lost: " + err.Error()}
+			// Sluice's words, not the upstream's: the queue would
+			// show "host said: 451 ...".
+			o.Host, o.Reply = "", lostReply(host, err)
 		default:
 			o.Reply = reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 0}, Text: "no reply to DATA"}
 		}
 		outs[i] = o
 	}
-	alive = err == nil || (errors.As(err, &se) && se.Reply.Code != 421)
+	alive = c.Err() == nil // not after a 421, nor a server that hung up after its refusal
 	// Lost, or a 421 (the server closing), before any RCPT or DATA was
 	// answered: the content never went out.
 	unsent = err != nil && !answered(res) && (!errors.As(err, &se) || se.Reply.Code == 421)
 	return outs, alive, unsent
+}
+
+// lostReply is a recipient's outcome when the connection failed before
+// the upstream answered for it: lost, or silent past a timeout (RFC 5321
+// §4.5.3.2). The message may have arrived all the same (§6.1): it goes
+// again, and a duplicate is the lesser harm.
+func lostReply(host string, err error) reply.Reply {
+	r := reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 2}}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		r.Text = fmt.Sprintf("%s did not answer in time: %v", host, err)
+	} else {
+		r.Text = fmt.Sprintf("connection to %s lost: %v", host, err)
+	}
+	return r
 }
 
 // rcptRefusal is a refused recipient's reply as the queue is to take it.

@@ -21,6 +21,10 @@ type Credentials struct {
 // maxAuthSteps bounds the challenges of one AUTH; LOGIN needs two.
 const maxAuthSteps = 4
 
+// maxCommandLine is the longest command line, CRLF included (RFC 5321
+// §4.5.3.1.4), which RFC 4954 §4 keeps for AUTH.
+const maxCommandLine = 512
+
 // Auth logs in with mech (RFC 4954): PLAIN (RFC 4616, as an initial
 // response), LOGIN (user name and password each after a 334 challenge, as
 // .NET and Exchange do it) or XOAUTH2 (Google's and Microsoft's OAuth2
@@ -51,12 +55,19 @@ func (c *Client) Auth(ctx context.Context, mech string, cred Credentials) (err e
 	if initial != nil {
 		c.secrets = append(c.secrets, b64(initial))
 		line, mask = cmd+" "+b64(initial), cmd+" ***"
+		if len(line)+2 > maxCommandLine {
+			// RFC 4954 §4: an initial response that would make the line
+			// too long MUST NOT be used; it answers the server's empty
+			// 334 instead. Microsoft 365's tokens never fit.
+			line, mask = cmd, ""
+			respond = afterInitial(initial, respond)
+		}
 	}
 	r, err := c.cmd(cmd, c.t.Command, line, mask)
 	for step := 0; err == nil && r.Code == 334; step++ {
 		challenge, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(r.Text))
 		resp, more := respond(step, challenge)
-		if !more || step >= maxAuthSteps {
+		if !more || step > maxAuthSteps {
 			// RFC 4954 §4: "*" cancels the exchange; the server answers 501.
 			r, err = c.cmd(cmd, c.t.Command, "*", "")
 			break
@@ -76,6 +87,17 @@ func (c *Client) Auth(ctx context.Context, mech string, cred Credentials) (err e
 
 // responder answers the step'th 334 challenge; false cancels.
 type responder func(step int, challenge []byte) ([]byte, bool)
+
+// afterInitial is respond for an exchange whose initial response did not
+// go on the AUTH line: the first challenge (empty, RFC 4954 §4) gets it.
+func afterInitial(initial []byte, respond responder) responder {
+	return func(step int, challenge []byte) ([]byte, bool) {
+		if step == 0 {
+			return initial, true
+		}
+		return respond(step-1, challenge)
+	}
+}
 
 // mechanism gives the initial response (nil for none) and the answers to
 // challenges of a SASL mechanism.

@@ -182,3 +182,46 @@ func TestAuthRefusalQuotingCredentials(t *testing.T) {
 		})
 	}
 }
+
+// RFC 4954 §4: the AUTH line is subject to SMTP's 512-octet limit, and a
+// client MUST NOT use the initial response when it would not fit; it
+// sends the response after the server's empty 334 instead. Microsoft
+// 365's access tokens (JWTs of 1.5–3 KB) never fit; short PLAIN
+// credentials still go on the AUTH line.
+func TestAuthInitialResponseTooLong(t *testing.T) {
+	long := "eyJ0eXAiOiJKV1QiLCJub25jZSI6" + strings.Repeat("A", 2400)
+	tests := []struct {
+		mech     string
+		cred     Credentials
+		wantLine string // the AUTH command as the server got it, "" for with an initial response
+	}{
+		{"XOAUTH2", Credentials{Username: testUser, Token: long}, "AUTH XOAUTH2"},
+		{"PLAIN", Credentials{Username: testUser, Password: strings.Repeat("p", 500)}, "AUTH PLAIN"},
+		{"PLAIN", Credentials{Username: testUser, Password: testPassword}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mech+" "+tt.wantLine, func(t *testing.T) {
+			srv := smtptest.NewServer(t, smtptest.Options{Auth: []string{tt.mech}, RequireAuth: true,
+				Users: map[string]string{testUser: tt.cred.Password}, Tokens: func(u, tok string) bool { return u == testUser && tok == long }})
+			c, tr := dial(t, srv.Addr())
+			if err := c.Auth(context.Background(), tt.mech, tt.cred); err != nil {
+				t.Fatalf("Auth = %v", err)
+			}
+			noSecrets(t, tr.String(), tt.cred)
+			for _, cmd := range srv.Commands() {
+				if !strings.HasPrefix(cmd, "AUTH") {
+					continue
+				}
+				if len(cmd)+2 > 512 {
+					t.Errorf("AUTH line of %d octets with CRLF; RFC 5321 §4.5.3.1.4 allows 512", len(cmd)+2)
+				}
+				if tt.wantLine != "" && cmd != tt.wantLine {
+					t.Errorf("AUTH line %.40q...; want %q", cmd, tt.wantLine)
+				}
+				if tt.wantLine == "" && !strings.HasPrefix(cmd, "AUTH "+tt.mech+" ") {
+					t.Errorf("AUTH line %q; want the initial response on it", cmd)
+				}
+			}
+		})
+	}
+}

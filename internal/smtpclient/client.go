@@ -172,6 +172,11 @@ func (c *Client) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
 // LocalAddr is this end's address.
 func (c *Client) LocalAddr() net.Addr { return c.raw.LocalAddr() }
 
+// Err says why the connection can no longer be used, nil while it can:
+// it was lost or timed out, the server closed it with a 421 or hung up
+// after a refusal, a context ended, or Close was called.
+func (c *Client) Err() error { return c.usable() }
+
 // Reset sends RSET (RFC 5321 §4.1.1.5), ending any mail transaction.
 func (c *Client) Reset(ctx context.Context) error { return c.simple(ctx, "RSET") }
 

@@ -1,6 +1,7 @@
 package smtpclient
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -332,5 +333,59 @@ func TestMalformedReply(t *testing.T) {
 				t.Error("connection usable after a malformed reply")
 			}
 		})
+	}
+}
+
+// A reply arrives as it comes: one octet per segment here, after a
+// postscreen-style "220-" line that a client talking before the final
+// "220 " would answer too early (postscreen's pregreet test).
+func TestReplySplitAcrossSegments(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	early := make(chan bool, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		c.Write([]byte("220-mx.fabrikam.example ESMTP\r\n"))
+		// The client must wait for the last line: anything it sent
+		// now would be here within the pause.
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		_, err = r.ReadByte()
+		early <- err == nil
+		c.SetReadDeadline(time.Time{})
+		slow := func(s string) {
+			for i := range len(s) {
+				c.Write([]byte{s[i]})
+			}
+		}
+		slow("220 mx.fabrikam.example ESMTP\r\n")
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if strings.HasPrefix(line, "EHLO") {
+				slow("250-mx.fabrikam.example\r\n250-SIZE 36700160\r\n250 8BITMIME\r\n")
+			} else {
+				slow("250 2.0.0 OK\r\n")
+			}
+		}
+	}()
+	c, _ := dial(t, ln.Addr().String())
+	if <-early {
+		t.Error("the client talked before the greeting's last line")
+	}
+	if c.MaxSize() != 36700160 || !c.Supports("8BITMIME") {
+		t.Errorf("extensions %v", c.Extensions())
+	}
+	if err := c.Noop(context.Background()); err != nil {
+		t.Error(err)
 	}
 }

@@ -15,9 +15,9 @@
 // are reported:
 //
 //   - A refusal is an *Error carrying the command and the reply. After a
-//     refusal the connection can be used again, except after a 421: the
-//     server is closing, the Client is closed too, and every later call
-//     fails.
+//     refusal the connection can be used again, except after a 421 (the
+//     server is closing) or when the server hung up after its refusal:
+//     the Client is closed too, every later call fails, and Err says why.
 //   - Any other error (I/O, timeout, a malformed reply, a cancelled
 //     context) means the connection is gone; the Client is closed.
 //   - Send reports each recipient's reply and the final DATA reply in its

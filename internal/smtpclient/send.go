@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/reply"
@@ -27,7 +28,9 @@ type Result struct {
 	// Reply where none was read. Nil when MAIL was refused.
 	Rcpts []reply.Reply
 	// Data is the reply to the end of the message data, or the refusal
-	// of DATA itself; zero when DATA was not reached or not sent.
+	// of DATA itself, or a refusal the server sent before the end of the
+	// data and then stopped reading; zero when DATA was not reached or
+	// not sent.
 	Data reply.Reply
 }
 
@@ -47,9 +50,11 @@ var errNoRcpts = errors.New("smtpclient: Send: the envelope has no recipients")
 // The error is an *Error when MAIL was refused, or when the message cannot
 // go to this server as it is (553 5.6.7 when it needs SMTPUTF8 and the
 // server does not offer it; 552 5.3.4 when it is larger than the SIZE the
-// server declared); nothing is sent then and the connection stays usable.
-// Any other error, and an *Error with a 421, means the connection is gone;
-// Result, never nil, then holds what was answered before.
+// server declared); nothing is sent then. Any other error means the
+// connection is gone; Result, never nil, then holds what was answered
+// before. Whether the connection can carry another message is Err's to
+// say: a server may hang up after a refusal (with a 421, or without a
+// word).
 func (c *Client) Send(ctx context.Context, env *Envelope, body io.Reader) (res *Result, err error) {
 	res = &Result{}
 	if err := c.usable(); err != nil {
@@ -69,6 +74,12 @@ func (c *Client) Send(ctx context.Context, env *Envelope, body io.Reader) (res *
 		t, err = c.oneByOne(res, env)
 	}
 	if err != nil {
+		if refused(t.mail) {
+			// MAIL was refused and the server hung up before the
+			// other replies: its refusal is the answer, not the
+			// lost connection.
+			return res, &Error{Command: "MAIL FROM", Reply: t.mail}
+		}
 		return res, err
 	}
 	accepted, dataReply := t.accepted, t.data
@@ -93,14 +104,18 @@ func (c *Client) Send(ctx context.Context, env *Envelope, body io.Reader) (res *
 	case accepted > 0 && dataReply.Code != 0:
 		res.Data = dataReply // DATA refused
 	}
-	if err := c.rset(); err != nil {
-		return res, err
-	}
-	if t.mail.Code/100 != 2 {
+	err = c.rset()
+	if refused(t.mail) {
+		// Also when RSET found the server gone: many hang up after
+		// refusing a sender, without a 421.
 		return res, &Error{Command: "MAIL FROM", Reply: t.mail}
 	}
-	return res, nil
+	return res, err
 }
+
+// refused reports whether r is a refusal (4xx or 5xx), as opposed to a
+// success or no reply at all.
+func refused(r reply.Reply) bool { return r.Code/100 == 4 || r.Code/100 == 5 }
 
 // txn is how far a transaction got before the message data.
 type txn struct {
@@ -127,6 +142,9 @@ func (c *Client) check(env *Envelope) (reply.Reply, bool) {
 // replies in order. If MAIL is refused the RCPT replies are read and
 // dropped (they are 503s).
 func (c *Client) pipelined(res *Result, env *Envelope) (t txn, err error) {
+	if err := c.unasked("MAIL FROM"); err != nil {
+		return t, err
+	}
 	c.writeLimit = c.t.Mail
 	c.writeLine("MAIL FROM:"+env.From.Path()+c.mailParams(env), "")
 	for _, rc := range env.Rcpts {
@@ -198,19 +216,41 @@ func (c *Client) data(res *Result, body io.Reader) error {
 	dw := &dotWriter{w: c.w, lineStart: true}
 	if _, err := io.Copy(dw, body); err != nil {
 		if dw.err != nil {
-			return c.fail(fmt.Errorf("smtpclient: DATA: %w", err))
+			return c.refusedEarly(res, err)
 		}
 		return c.fail(fmt.Errorf("smtpclient: DATA: reading the message: %w", err))
 	}
 	c.trace('*', fmt.Sprintf("message data: %d octets", dw.n))
 	dw.end()
 	c.trace('>', ".")
-	if err := c.flush("DATA"); err != nil {
-		return err
+	if err := c.w.Flush(); err != nil {
+		return c.refusedEarly(res, err)
 	}
 	r, err := c.readReply("DATA", c.t.DataEnd)
 	res.Data = r
 	return err
+}
+
+// earlyReplyWait bounds the look for a reply after the message data could
+// not be written (and DataBlock, when shorter): one sent before the server
+// stopped reading is there already.
+const earlyReplyWait = 5 * time.Second
+
+// refusedEarly handles a write of message data that failed (werr). A
+// server may refuse a message before its end — a size limit reached, a
+// virus found — and hang up or stop reading (RFC 5321 §4.2.5 lets it
+// reply at any time after 354). Its refusal, when it sent one, is the
+// answer to the message and goes in Result.Data, so that a 552 bounces
+// instead of the message being retried as a lost connection. Only a
+// refusal counts: a message cut off was not delivered, whatever else the
+// server says. The connection is closed either way.
+func (c *Client) refusedEarly(res *Result, werr error) error {
+	err := fmt.Errorf("smtpclient: DATA: %w", werr)
+	c.raw.SetReadDeadline(time.Now().Add(min(c.t.DataBlock, earlyReplyWait)))
+	if r, rerr := readReply(c.r, func(l string) { c.trace('<', l) }); rerr == nil && refused(r) {
+		res.Data = r
+	}
+	return c.fail(err)
 }
 
 // rset ends an open transaction (RFC 5321 §4.1.1.5). A server that refuses

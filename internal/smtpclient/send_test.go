@@ -331,3 +331,49 @@ func TestSendDataPositiveNot354(t *testing.T) {
 		t.Fatalf("Send = %+v, %v; want a protocol error and no Data", res, err)
 	}
 }
+
+// Without PIPELINING each command goes alone and waits for its reply
+// (RFC 2920 §3.1 lets only a server that offers it take more): a server
+// that punishes pipelining it did not offer, as Postfix and Exchange do,
+// sees one command per write.
+func TestSendOneAtATime(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{NoPipelining: true})
+	c, _ := dial(t, srv.Addr())
+	var writes []string
+	c.w.Reset(recordWriter{&writes, connWriter{c}})
+	if _, err := c.Send(context.Background(), envelope("b@fabrikam.example", "c@fabrikam.example"), strings.NewReader(testBody)); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"MAIL FROM:<a@contoso.example>\r\n", "RCPT TO:<b@fabrikam.example>\r\n", "RCPT TO:<c@fabrikam.example>\r\n", "DATA\r\n"}
+	if len(writes) < len(want) || !slices.Equal(writes[:len(want)], want) {
+		t.Errorf("writes = %q, want first %q", writes, want)
+	}
+}
+
+// A refusal of the DATA command itself (552 when the recipients' total
+// is too big, 554 by policy) is the message's answer, with no data sent.
+func TestSendDataCommandRefused(t *testing.T) {
+	for _, pipelining := range []bool{true, false} {
+		ehlo := "250 x"
+		if pipelining {
+			ehlo = "250-x\n250 PIPELINING"
+		}
+		addr := rawServer(t, "220 x ESMTP", func(line string) string {
+			switch verb, _, _ := strings.Cut(line, " "); verb {
+			case "EHLO":
+				return ehlo
+			case "DATA":
+				return "552 5.3.4 Message size exceeds fixed maximum message size"
+			}
+			return "250 2.0.0 OK"
+		})
+		c, tr := dial(t, addr)
+		res, err := c.Send(context.Background(), envelope("b@fabrikam.example"), strings.NewReader(testBody))
+		if err != nil || res.Data.Error() != "552 5.3.4 Message size exceeds fixed maximum message size" {
+			t.Fatalf("pipelining %v: Send = %+v, %v", pipelining, res, err)
+		}
+		if strings.Contains(tr.String(), "message data") {
+			t.Errorf("message data sent after DATA was refused:\n%s", tr)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ var (
 	errLineTooLong  = errors.New("reply line too long")
 	errMalformed    = errors.New("malformed reply")
 	errCodeMismatch = errors.New("reply lines with different codes")
+	errUnasked      = errors.New("the server sent a reply to no command")
 )
 
 // connWriter writes to the connection with a deadline per write: the
@@ -34,7 +36,12 @@ type connWriter struct{ c *Client }
 
 func (w connWriter) Write(p []byte) (int, error) {
 	w.c.raw.SetWriteDeadline(time.Now().Add(w.c.writeLimit))
-	return w.c.conn.Write(p)
+	n, err := w.c.conn.Write(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// Which limit ran out, for the queue's last error.
+		err = fmt.Errorf("could not send within %v: %w", w.c.writeLimit, err)
+	}
+	return n, err
 }
 
 // usable says why the connection cannot be used, or nil.
@@ -85,6 +92,9 @@ func (c *Client) flush(cmd string) error {
 
 // cmd sends one line and reads the reply to it.
 func (c *Client) cmd(cmd string, timeout time.Duration, line, mask string) (reply.Reply, error) {
+	if err := c.unasked(cmd); err != nil {
+		return reply.Reply{}, err
+	}
 	c.writeLimit = timeout
 	c.writeLine(line, mask)
 	if err := c.flush(cmd); err != nil {
@@ -93,12 +103,31 @@ func (c *Client) cmd(cmd string, timeout time.Duration, line, mask string) (repl
 	return c.readReply(cmd, timeout)
 }
 
+// unasked fails the connection if the server sent something before cmd
+// (or the group of commands starting with it) goes out: a second reply to
+// one command, a banner of several "220 " lines. Every later reply would
+// be taken for the next command's — with PIPELINING one recipient's
+// refusal for another's. Only what has arrived with earlier replies can
+// be seen here, which is how such servers send it.
+func (c *Client) unasked(cmd string) error {
+	n := c.r.Buffered()
+	if n == 0 {
+		return nil
+	}
+	b, _ := c.r.Peek(n)
+	line, _, _ := strings.Cut(string(b), "\n")
+	return c.fail(fmt.Errorf("smtpclient: %s: %w: %q", cmd, errUnasked, strings.TrimSuffix(line, "\r")))
+}
+
 // readReply reads the reply to cmd, waiting at most timeout. A 421 is
 // returned as an *Error and closes the connection: the server is closing
 // its end (RFC 5321 §3.8).
 func (c *Client) readReply(cmd string, timeout time.Duration) (reply.Reply, error) {
 	c.raw.SetReadDeadline(time.Now().Add(timeout))
 	r, err := readReply(c.r, func(l string) { c.trace('<', l) })
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("no reply within %v: %w", timeout, err)
+	}
 	if err != nil {
 		return reply.Reply{}, c.fail(fmt.Errorf("smtpclient: %s: %w", cmd, err))
 	}

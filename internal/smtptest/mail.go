@@ -2,6 +2,7 @@ package smtptest
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -92,6 +93,13 @@ func (ss *session) data(o Options) error {
 	ss.reply("354 Start mail input; end with <CRLF>.<CRLF>")
 	if err := ss.flush(); err != nil {
 		return err
+	}
+	if o.DataReplyAfter > 0 {
+		// Read that much, refuse, and hang up on the rest.
+		n, _ := io.CopyN(io.Discard, ss.r, int64(o.DataReplyAfter))
+		ss.logf("< (%d octets of message data, then refusing)", n)
+		ss.reply(o.DataReply)
+		return ss.drop("message data")
 	}
 	body, err := readData(ss.r)
 	if err != nil {

@@ -28,9 +28,16 @@ type Options struct {
 	Addr        string         // listen address; default "127.0.0.1:0". A fixed one lets a test restart the "same" upstream
 	TLS         *certtest.Cert // STARTTLS is offered when set (unless ImplicitTLS)
 	ImplicitTLS bool           // TLS from the first octet (port 465 style); needs TLS
-	RequireTLS  bool           // MAIL before STARTTLS → 530 5.7.0
-	Auth        []string       // mechanisms advertised: "PLAIN", "LOGIN", "XOAUTH2"
-	Users       map[string]string
+	// TLSMaxVersion is the newest TLS version the server speaks, e.g.
+	// tls.VersionTLS10 for an old Exchange 2010 or a printer's
+	// firmware; 0: Go's default. It lowers the server's minimum too.
+	TLSMaxVersion uint16
+	// StartTLSReply answers STARTTLS instead of 220 when set, e.g.
+	// "454 4.7.0 TLS not available due to temporary reason".
+	StartTLSReply string
+	RequireTLS    bool     // MAIL before STARTTLS → 530 5.7.0
+	Auth          []string // mechanisms advertised: "PLAIN", "LOGIN", "XOAUTH2"
+	Users         map[string]string
 	// Tokens checks an XOAUTH2 user and token. A failure is answered as
 	// Microsoft and Google do: a 334 with a base64 JSON error, then, after
 	// the client's empty line, 535 5.7.3 Authentication unsuccessful.
@@ -45,11 +52,20 @@ type Options struct {
 	Replies   map[string]string // recipient address → RCPT reply line, e.g. "550 5.1.1 no such user"
 	MailReply string            // reply to every MAIL instead of 250
 	DataReply string            // reply to the end of data instead of 250
+	// DataReplyAfter, when set, makes the server give DataReply (a
+	// refusal) once it has read this many octets of message data and
+	// close the connection without reading the rest, as a server does
+	// that enforces its size limit while the data arrives.
+	DataReplyAfter int
 	// DropAt closes the connection without replying at a point:
 	// "connect" (before the greeting), "MAIL", "RCPT", "DATA" (the
 	// command), or "DOT" (after the message data's final dot). Replies
 	// to earlier pipelined commands are sent first.
 	DropAt string
+	// HangUpAfter closes the connection right after the reply to a
+	// command ("MAIL", "RCPT", "DATA"), as a server does that refuses a
+	// sender with a 5xx and then hangs up without a 421.
+	HangUpAfter string
 	// CloseAfter closes a session's connection without a word (no 421)
 	// after it has taken this many messages, as an upstream does when
 	// its idle timeout or a load balancer ends a connection the client

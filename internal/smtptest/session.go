@@ -120,12 +120,20 @@ func (ss *session) command(line string) error {
 		return ss.startTLS(o)
 	case "AUTH":
 		return ss.auth(o, arg)
-	case "MAIL":
-		return ss.mail(o, arg)
-	case "RCPT":
-		return ss.rcpt(o, arg)
-	case "DATA":
-		return ss.data(o)
+	case "MAIL", "RCPT", "DATA":
+		var err error
+		switch verb {
+		case "MAIL":
+			err = ss.mail(o, arg)
+		case "RCPT":
+			err = ss.rcpt(o, arg)
+		default:
+			err = ss.data(o)
+		}
+		if err == nil && o.HangUpAfter == verb {
+			return ss.drop("the reply to " + verb)
+		}
+		return err
 	case "RSET":
 		ss.tx = nil
 		ss.reply("250 2.0.0 OK")
@@ -179,6 +187,10 @@ func (ss *session) startTLS(o Options) error {
 		ss.reply("503 5.5.1 TLS already active")
 		return nil
 	}
+	if o.StartTLSReply != "" {
+		ss.reply(o.StartTLSReply)
+		return nil
+	}
 	ss.reply("220 2.0.0 Ready to start TLS")
 	if err := ss.flush(); err != nil {
 		return err
@@ -198,6 +210,9 @@ func (ss *session) handshake(o Options) error {
 		return errors.New("ImplicitTLS without a TLS certificate")
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{o.TLS.Pair}}
+	if o.TLSMaxVersion != 0 {
+		cfg.MinVersion, cfg.MaxVersion = tls.VersionTLS10, o.TLSMaxVersion
+	}
 	if o.ClientCA != nil {
 		cfg.ClientAuth, cfg.ClientCAs = tls.RequireAndVerifyClientCert, o.ClientCA.Pool
 	}

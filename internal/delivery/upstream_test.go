@@ -1,0 +1,223 @@
+package delivery_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-relay/sluice/internal/certtest"
+	"github.com/sluice-relay/sluice/internal/dsn"
+	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/smtptest"
+)
+
+// putBody queues a message from app@contoso.com with the given body;
+// utf8 marks it as needing SMTPUTF8 (RFC 6531).
+func (r *relay) putBody(body string, utf8 bool, to ...string) mail.ID {
+	r.t.Helper()
+	env := &mail.Envelope{ID: mail.NewID(), Received: time.Now(), From: "app@contoso.com", SMTPUTF8: utf8}
+	for _, a := range to {
+		env.Rcpts = append(env.Rcpts, mail.Recipient{Addr: mail.Address(a)})
+	}
+	if err := r.q.Put(context.Background(), env, strings.NewReader(body)); err != nil {
+		r.t.Fatal(err)
+	}
+	return env.ID
+}
+
+// firstAttempt waits until the message has had an attempt (or left the
+// queue) and returns what the queue knows of it then; ok is false when
+// it has left.
+func (r *relay) firstAttempt(id mail.ID) (mi queue.MessageInfo, ok bool) {
+	r.t.Helper()
+	waitFor(r.t, "the first attempt at "+string(id), func() bool {
+		mi, ok = r.q.Message(id)
+		return !ok || mi.Recipients[0].Attempts > 0
+	})
+	return mi, ok
+}
+
+// An upstream's final "no" to the whole message bounces every recipient
+// at the first attempt, with its reply in the bounce; it is not retried
+// for two days as if the connection had failed.
+func TestUpstreamRefusesMessage(t *testing.T) {
+	big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("x", 998)+"\r\n", 16<<10)
+	cases := []struct {
+		name   string
+		o      smtptest.Options
+		body   string
+		status string // the bounce's Status
+		diag   string // in the bounce's Diagnostic-Code
+		noMAIL bool   // the upstream must not see a transaction
+		utf8   bool   // the message needs SMTPUTF8
+	}{
+		{name: "5xx to MAIL FROM", o: smtptest.Options{MailReply: "550 5.7.1 Sender address rejected: Access denied"},
+			status: "5.7.1", diag: "550 5.7.1 Sender address rejected: Access denied"},
+		{name: "5xx to MAIL FROM and the upstream hangs up",
+			o:      smtptest.Options{MailReply: "550 5.7.1 Service unavailable, Client host blocked", HangUpAfter: "MAIL"},
+			status: "5.7.1", diag: "550 5.7.1 Service unavailable, Client host blocked"},
+		{name: "5xx to MAIL FROM one at a time and the upstream hangs up",
+			o:      smtptest.Options{NoPipelining: true, MailReply: "550 5.7.1 Service unavailable, Client host blocked", HangUpAfter: "MAIL"},
+			status: "5.7.1", diag: "550 5.7.1 Service unavailable, Client host blocked"},
+		{name: "5xx to MAIL FROM without an enhanced code", o: smtptest.Options{MailReply: "553 sorry, your envelope sender is in my badmailfrom list"},
+			status: "5.0.0", diag: "553 sorry, your envelope sender is in my badmailfrom list"},
+		{name: "the SIZE it declares is smaller than the message", o: smtptest.Options{MaxSize: 20},
+			status: "5.3.4", diag: "the limit is 20", noMAIL: true},
+		{name: "SMTPUTF8 needed and not offered", o: smtptest.Options{NoSMTPUTF8: true}, utf8: true,
+			body:   "From: jörg@contoso.com\r\nSubject: Grüße\r\n\r\nbody\r\n",
+			status: "5.6.7", diag: "553 5.6.7 The message needs SMTPUTF8", noMAIL: true},
+		{name: "552 at the end of data", o: smtptest.Options{DataReply: "552 5.3.4 Message size exceeds fixed maximum message size"},
+			status: "5.3.4", diag: "552 5.3.4 Message size exceeds fixed maximum message size"},
+		{name: "552 before the end of data and the upstream hangs up", body: big,
+			o:      smtptest.Options{DataReplyAfter: 4096, DataReply: "552 5.3.4 Message size exceeds fixed maximum message size"},
+			status: "5.3.4", diag: "552 5.3.4 Message size exceeds fixed maximum message size"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			up := smtptest.NewServer(t, tc.o)
+			r := start(t, "", onceFabrikam(up.Addr(), ""))
+			body := tc.body
+			if body == "" {
+				body = "Subject: " + tc.name + "\r\n\r\nbody\r\n"
+			}
+			id := r.putBody(body, tc.utf8, "bob@fabrikam.com", "carol@fabrikam.com")
+			if mi, ok := r.firstAttempt(id); ok {
+				for _, rc := range mi.Recipients {
+					if rc.Status != queue.StatusFailed {
+						t.Fatalf("after the first attempt %s is %s (%s); want failed", rc.Address, rc.Status, rc.LastError)
+					}
+				}
+			}
+			notices := r.notices()
+			if len(notices) != 1 || len(notices[0].Recipients) != 2 {
+				t.Fatalf("notices %+v; want one bounce for both recipients", notices)
+			}
+			for _, rc := range notices[0].Recipients {
+				if got := fmt.Sprintf("%d.%d.%d", rc.Status[0], rc.Status[1], rc.Status[2]); rc.Action != dsn.ActionFailed || got != tc.status || !strings.Contains(rc.Diagnostic, tc.diag) {
+					t.Errorf("%s: %s %s %q; want failed %s with %q", rc.Final, rc.Action, got, rc.Diagnostic, tc.status, tc.diag)
+				}
+			}
+			if tc.noMAIL {
+				for _, c := range up.Commands() {
+					if strings.HasPrefix(c, "MAIL") {
+						t.Errorf("the upstream got %q", c)
+					}
+				}
+			}
+			if n := len(up.Messages()); n != 0 {
+				t.Errorf("the upstream took %d messages", n)
+			}
+		})
+	}
+}
+
+// RFC 5321 §6.1: a server that closes the connection after the final dot
+// without a reply may or may not have taken the message; it is taken as
+// not delivered and sent again (a duplicate is acceptable, a loss is
+// not). The last error says what happened, in Sluice's words: the
+// upstream did not say "451".
+func TestUpstreamGoneAfterDataIsRetried(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{DropAt: "DOT"})
+	r := start(t, "", onceFabrikam(up.Addr(), ""))
+	id := r.put("gone after the dot", "bob@fabrikam.com")
+	mi, ok := r.firstAttempt(id)
+	if !ok {
+		t.Fatal("the message left the queue; want it queued for another attempt")
+	}
+	rc := mi.Recipients[0]
+	if rc.Status != queue.StatusQueued {
+		t.Fatalf("bob is %s; want queued", rc.Status)
+	}
+	if want := "451 4.4.2 connection to 127.0.0.1 [" + up.Addr() + "] lost: smtpclient: DATA: EOF"; !strings.HasPrefix(rc.LastError, want) {
+		t.Errorf("last error %q; want it to start %q", rc.LastError, want)
+	}
+}
+
+// How the connector's TLS mode copes with upstreams whose TLS is broken,
+// refused or old: opportunistic TLS delivers in the clear rather than not
+// at all (RFC 7435 §4); required TLS waits, with an error that says why.
+func TestUpstreamTLSTrouble(t *testing.T) {
+	cert := certtest.New(t, "localhost")
+	rsa := certtest.NewWith(t, certtest.Options{RSA: true}, "localhost")
+	other := certtest.New(t, "mail.other.test")
+	cases := []struct {
+		name    string
+		server  smtptest.Options
+		tls     string
+		wantTLS bool   // delivered, over TLS or not
+		wantErr string // else: the queue's last error contains this
+	}{
+		{name: "STARTTLS refused with 454 opportunistic",
+			server: smtptest.Options{TLS: cert, StartTLSReply: "454 4.7.0 TLS not available due to temporary reason"},
+			tls:    "{mode: opportunistic}"},
+		{name: "STARTTLS refused with 454 required",
+			server:  smtptest.Options{TLS: cert, StartTLSReply: "454 4.7.0 TLS not available due to temporary reason"},
+			tls:     "{mode: required}",
+			wantErr: "said: 454 4.7.0 TLS not available due to temporary reason"},
+		{name: "TLS 1.0 only opportunistic", server: smtptest.Options{TLS: rsa, TLSMaxVersion: tls.VersionTLS10},
+			tls: "{mode: opportunistic}"},
+		{name: "TLS 1.0 only required", server: smtptest.Options{TLS: rsa, TLSMaxVersion: tls.VersionTLS10},
+			tls: "{mode: required}", wantErr: "protocol version not supported; the server may speak only an older TLS version than the connector's tls.min_version (1.2)"},
+		{name: "TLS 1.0 only required with min_version 1.0", server: smtptest.Options{TLS: rsa, TLSMaxVersion: tls.VersionTLS10},
+			tls: "{mode: required, min_version: \"1.0\"}", wantTLS: true},
+		{name: "certificate for another name required", server: smtptest.Options{TLS: other},
+			tls: "{mode: required}", wantTLS: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			up := smtptest.NewServer(t, tc.server)
+			port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
+			r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
+    address_spaces: [fabrikam.com]
+    smarthosts: ["localhost:%s"]
+    tls: %s
+    retry: {first: 10m, max_interval: 10m}
+`, port, tc.tls))
+			id := r.put(tc.name, "bob@fabrikam.com")
+			if tc.wantErr != "" {
+				qi := r.waitQueue("Fabrikam", "the failure as last error", func(q queue.QueueInfo) bool { return q.LastError != "" })
+				if !strings.Contains(qi.LastError, tc.wantErr) {
+					t.Fatalf("last error %q; want it to contain %q", qi.LastError, tc.wantErr)
+				}
+				if n := len(up.Messages()); n != 0 {
+					t.Fatalf("the upstream got %d messages; want none", n)
+				}
+				return
+			}
+			r.waitDone(id)
+			msgs := up.Messages()
+			if len(msgs) != 1 || msgs[0].TLS != tc.wantTLS {
+				t.Fatalf("upstream got %+v; want one message with TLS=%v; bounces %q", msgs, tc.wantTLS, r.bounces())
+			}
+		})
+	}
+}
+
+// A server that refuses the connection in its greeting (RFC 5321 §3.1:
+// 554) has refused Sluice, not TLS: with opportunistic TLS it must not
+// be tried again in the clear as if a handshake had failed, and its
+// reply is the queue's last error.
+func TestUpstreamGreeting554(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{TLS: certtest.New(t, "localhost"),
+		Greeting: "554 5.7.1 Client host rejected: access denied"})
+	r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
+    address_spaces: [fabrikam.com]
+    smarthosts: ["%s"]
+    tls: {mode: opportunistic}
+    retry: {first: 10m, max_interval: 10m}
+`, up.Addr()))
+	r.put("554 greeting", "bob@fabrikam.com")
+	qi := r.waitQueue("Fabrikam", "the greeting as last error", func(q queue.QueueInfo) bool { return q.LastError != "" })
+	if !strings.Contains(qi.LastError, "said: 554 5.7.1 Client host rejected: access denied") || qi.Status != queue.HopRetry {
+		t.Errorf("queue %+v; want Retry with the 554", qi)
+	}
+	if n := up.Sessions(); n != 1 {
+		t.Errorf("%d connections; want 1", n)
+	}
+}
