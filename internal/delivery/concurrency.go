@@ -85,16 +85,16 @@ const (
 	closedPause  = time.Second
 )
 
-// closedLately reports whether a connection to the hop closed within
+// closedRecently reports whether a connection to the hop closed within
 // closedLately of now, and no refusal was put down to it yet.
-func (hs *hopSessions) closedLately(now time.Time) bool {
+func (hs *hopSessions) closedRecently(now time.Time) bool {
 	return !hs.closed.IsZero() && now.Sub(hs.closed) < closedLately
 }
 
 // forget (d.mu held) drops the hop's counts once no session runs and no
 // recent close is to be remembered.
 func (d *Deliverer) forget(key string, now time.Time) {
-	if hs := d.active[key]; hs != nil && hs.started <= 0 && !hs.closedLately(now) {
+	if hs := d.active[key]; hs != nil && hs.started <= 0 && !hs.closedRecently(now) {
 		delete(d.active, key)
 	}
 }
@@ -136,7 +136,7 @@ func (d *Deliverer) notConnected(s *run, hop route.Hop, l *queue.Lease, o queue.
 		d.log.Info("upstream refused one more connection; fewer sessions to this next hop",
 			"queue", hop.Key, "host", o.Host, "reply", o.Reply.Error(), "working", working,
 			"session_limit", limit, "max_connections", hop.Connector.MaxConnections)
-	case hs.closedLately(time.Now()):
+	case hs.closedRecently(time.Now()):
 		// Still connecting, to others refused meanwhile: they wait for
 		// this session's second try to tell busy from failing.
 		hs.closed = time.Time{}
