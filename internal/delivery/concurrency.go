@@ -1,6 +1,8 @@
 package delivery
 
 import (
+	"time"
+
 	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/route"
 )
@@ -12,6 +14,9 @@ type hopSessions struct {
 	started    int // running, as dispatch counts them against the hop's session limit
 	connecting int // of them, opening a connection
 	connected  int // of them, holding an open connection (sending or waiting for mail)
+	// closed is when a connection to the hop last closed, until a
+	// refusal is put down to it (see notConnected).
+	closed time.Time
 	// changed, when a session waits on it, is closed when connecting or
 	// connected change.
 	changed chan struct{}
@@ -60,18 +65,50 @@ func (d *Deliverer) hungUp(hop route.Hop) {
 	d.mu.Lock()
 	hs := d.hop(hop.Key)
 	hs.connected--
+	hs.closed = time.Now()
 	hs.notify()
 	d.mu.Unlock()
 }
 
+// A connection of ours to a hop that closed a moment ago may still count
+// at the upstream: it learns of the close after our QUIT, and the next
+// session connects at once. An upstream that takes one connection at a
+// time refuses that session although nothing is wrong. So a refusal
+// within closedLately of a close, while no other session is connected,
+// is tried again once after closedPause, before it can put the queue
+// into Retry. closedLately leaves time for a connection, TLS and AUTH,
+// not for a connect timeout; closedPause is long for a server to see a
+// close, and short next to the retry interval (a minute at least) it
+// saves.
+const (
+	closedLately = 5 * time.Second
+	closedPause  = time.Second
+)
+
+// closedRecently reports whether a connection to the hop closed within
+// closedLately of now, and no refusal was put down to it yet.
+func (hs *hopSessions) closedRecently(now time.Time) bool {
+	return !hs.closed.IsZero() && now.Sub(hs.closed) < closedLately
+}
+
+// forget (d.mu held) drops the hop's counts once no session runs and no
+// recent close is to be remembered.
+func (d *Deliverer) forget(key string, now time.Time) {
+	if hs := d.active[key]; hs != nil && hs.started <= 0 && !hs.closedRecently(now) {
+		delete(d.active, key)
+	}
+}
+
 // notConnected settles lease l after a session could not connect to hop
-// (o says why). If other sessions to the hop are connected, the upstream
-// is up but takes no more connections from us (Microsoft 365's "421
-// 4.3.2 The maximum number of concurrent connections has exceeded a
-// limit"): the hop gets fewer sessions and the message goes on one that
-// works. If none is, the hop is failing and its queue goes into retry.
+// (o says why), or reports that the session is to try again. If other
+// sessions to the hop are connected, the upstream is up but takes no
+// more connections from us (Microsoft 365's "421 4.3.2 The maximum
+// number of concurrent connections has exceeded a limit"): the hop gets
+// fewer sessions and the message goes on one that works. If none is but
+// one closed a moment ago, the session waits closedPause and tries again,
+// once. Otherwise the hop is failing and its queue goes into retry.
 // While others are still connecting it waits for them to find out which.
-func (d *Deliverer) notConnected(s *run, hop route.Hop, l *queue.Lease, o queue.Outcome) {
+func (d *Deliverer) notConnected(s *run, hop route.Hop, l *queue.Lease, o queue.Outcome) (again bool) {
 	d.mu.Lock()
 	hs := d.hop(hop.Key)
 	hs.connecting--
@@ -99,8 +136,24 @@ func (d *Deliverer) notConnected(s *run, hop route.Hop, l *queue.Lease, o queue.
 		d.log.Info("upstream refused one more connection; fewer sessions to this next hop",
 			"queue", hop.Key, "host", o.Host, "reply", o.Reply.Error(), "working", working,
 			"session_limit", limit, "max_connections", hop.Connector.MaxConnections)
+	case hs.closedRecently(time.Now()):
+		// Still connecting, to others refused meanwhile: they wait for
+		// this session's second try to tell busy from failing.
+		hs.closed = time.Time{}
+		hs.connecting++
+		d.mu.Unlock()
+		d.log.Info("upstream refused a connection just after one closed; trying again in a moment",
+			"queue", hop.Key, "host", o.Host, "reply", o.Reply.Error())
+		t := time.NewTimer(closedPause)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.stop.Done(): // connecting fails at once, and the lease goes back above
+		}
+		return true
 	default:
 		d.q.HopFailed(hop.Key, l, o) // logs it
 		d.mu.Unlock()
 	}
+	return false
 }

@@ -9,17 +9,27 @@ import (
 	"github.com/sluice-relay/sluice/internal/smtptest"
 )
 
-// Microsoft 365 and Exchange take only so many connections from one
-// client and greet one more with 421 4.3.2. With max_connections above
+// Microsoft 365 and Exchange take only so many connections at once from
+// one client and greet one more with 421 4.3.2. With max_connections above
 // that, a session refused while others deliver shows the upstream's
 // limit, not an outage: the queue never goes into Retry (which would
 // stall it for 10 minutes here), every message goes once, and the hop's
-// session limit comes down to what the upstream takes.
+// session limit comes down to what the upstream takes. An upstream that
+// takes one connection may refuse the next a moment after the last one
+// closed, still counting it: that is no outage either.
 func TestUpstreamConnectionLimit(t *testing.T) {
-	const limit, n = 3, 40
+	for _, tc := range []struct{ limit, perConn int }{{3, 100}, {1, 4}} {
+		t.Run(fmt.Sprintf("upstream_takes_%d_messages_a_connection_%d", tc.limit, tc.perConn), func(t *testing.T) {
+			testUpstreamConnectionLimit(t, tc.limit, tc.perConn)
+		})
+	}
+}
+
+func testUpstreamConnectionLimit(t *testing.T, limit, perConn int) {
+	const n = 40
 	up := smtptest.NewServer(t, smtptest.Options{MaxConnections: limit,
 		Replies: map[string]string{"later@fabrikam.com": "451 4.2.1 try later"}})
-	r := stopped(t, "", onceFabrikam(up.Addr(), "    max_connections: 10\n    max_messages_per_connection: 100\n"))
+	r := stopped(t, "", onceFabrikam(up.Addr(), fmt.Sprintf("    max_connections: 10\n    max_messages_per_connection: %d\n", perConn)))
 	for i := range n - 1 {
 		r.put(fmt.Sprintf("limited %d", i), "bob@fabrikam.com")
 	}
@@ -77,5 +87,27 @@ func TestAllSessionsRefusedIsRetry(t *testing.T) {
 	}
 	if len(up.Messages()) != 0 {
 		t.Errorf("the upstream took messages: %+v", up.Messages())
+	}
+}
+
+// A refusal just after a connection closed is tried again once (the
+// upstream may still have counted that connection), not over and over:
+// an upstream that went down as the connection closed puts the queue in
+// Retry after one more try.
+func TestRefusedAfterCloseTriesOnce(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{})
+	r := start(t, "", onceFabrikam(up.Addr(), "    max_messages_per_connection: 1\n"))
+	first := r.put("first", "bob@fabrikam.com")
+	r.waitDone(first)
+	up.Set(func(o *smtptest.Options) {
+		o.Greeting = "421 4.3.2 The maximum number of concurrent connections has exceeded a limit, closing transmission channel"
+	})
+	r.put("second", "bob@fabrikam.com")
+	qi := r.waitQueue("Fabrikam", "the queue in Retry", func(qi queue.QueueInfo) bool { return qi.Status == queue.HopRetry })
+	if qi.RetryCount != 1 || !strings.Contains(qi.LastError, "421 4.3.2") {
+		t.Errorf("queue %+v; want retry count 1 and the 421 as last error", qi)
+	}
+	if n := up.Sessions(); n != 3 {
+		t.Errorf("%d sessions; want 3: the first message's, a refused one and one more try", n)
 	}
 }

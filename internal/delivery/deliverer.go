@@ -98,8 +98,12 @@ func (d *Deliverer) Run(ctx context.Context) {
 // upstream refuses more), and returns when the next hop will be due.
 func (d *Deliverer) dispatch(ctx context.Context) time.Time {
 	work, next := d.q.Ready()
+	now := time.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	for key := range d.active {
+		d.forget(key, now) // hops whose sessions ended a while ago
+	}
 	for _, w := range work {
 		hs := d.hop(w.Key)
 		want := min(w.Due, w.Sessions) - hs.started
@@ -118,10 +122,8 @@ func (d *Deliverer) session(ctx context.Context, hop route.Hop) {
 	defer d.sessions.Done()
 	defer func() {
 		d.mu.Lock()
-		hs := d.hop(hop.Key)
-		if hs.started--; hs.started <= 0 {
-			delete(d.active, hop.Key)
-		}
+		d.hop(hop.Key).started--
+		d.forget(hop.Key, time.Now())
 		d.mu.Unlock()
 		d.q.Kick()
 	}()

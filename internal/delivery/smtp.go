@@ -100,13 +100,16 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 // the lease is settled (see notConnected) and dial returns nil.
 func (d *Deliverer) dial(s *run, hop route.Hop, targets []target, l *queue.Lease) (*smtpclient.Client, string) {
 	d.dialing(hop)
-	c, host, o := d.connect(s.stop, hop, targets)
-	if c == nil {
-		d.notConnected(s, hop, l, o)
-		return nil, ""
+	for {
+		c, host, o := d.connect(s.stop, hop, targets)
+		if c != nil {
+			d.dialed(hop)
+			return c, host
+		}
+		if !d.notConnected(s, hop, l, o) {
+			return nil, ""
+		}
 	}
-	d.dialed(hop)
-	return c, host
 }
 
 // send delivers one message on an open connection and returns each

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,6 +67,9 @@ type Server struct {
 	conns     map[string]*connCount // by connector name
 	closing   atomic.Bool
 	wg        sync.WaitGroup
+	// listen opens a listener: listenConfig.Listen, or in a test one
+	// that fails where the test wants.
+	listen func(ctx context.Context, network, address string) (net.Listener, error)
 
 	authFails *failCounter
 }
@@ -86,6 +90,7 @@ func New(o Options) *Server {
 		sessions:  map[*session]struct{}{},
 		conns:     map[string]*connCount{},
 		authFails: newFailCounter(10 * time.Minute),
+		listen:    listenConfig.Listen,
 	}
 }
 
@@ -123,14 +128,10 @@ func (s *Server) Apply(cfg *config.Config) error {
 		for _, b := range freed {
 			s.listeners[b].ln.Close()
 			delete(s.listeners, b)
+			s.log.Info("stopped listening to move a binding on its port", "binding", b.String())
 		}
 		if opened, _, err = s.open(want); err != nil {
-			back, _, reopenErr := s.open(bindingSet(freed))
-			if reopenErr != nil {
-				s.log.Error("stopped listening to move a binding and cannot listen again; restart Sluice", "err", reopenErr)
-			}
-			s.serveAll(back)
-			return err
+			return errors.Join(err, s.reopen(freed))
 		}
 	}
 	s.state.Store(&snapshot{cfg: cfg, users: userdb.New(cfg.Users)})
@@ -154,7 +155,7 @@ func (s *Server) open(want map[config.Binding][]string) (opened map[config.Bindi
 		if _, ok := s.listeners[b]; ok {
 			continue
 		}
-		ln, lerr := listenConfig.Listen(context.Background(), network(b), b.String())
+		ln, lerr := s.listen(context.Background(), network(b), b.String())
 		if lerr != nil {
 			failed = append(failed, b)
 			// Name the connector: with several, the address alone does
@@ -204,12 +205,34 @@ func overlapsAny(b config.Binding, bs []config.Binding) bool {
 	return false
 }
 
-func bindingSet(bs []config.Binding) map[config.Binding][]string {
-	m := map[config.Binding][]string{}
-	for _, b := range bs {
-		m[b] = []string{"(previous)"}
+// reopen (s.mu held) listens again on the bindings closed for a move
+// that failed, each on its own: one that cannot be opened (something
+// else took its port meanwhile) does not keep the others closed. The
+// error names those that no longer listen, for Apply's caller to report:
+// the reload is refused, but the running configuration no longer works
+// as it did.
+func (s *Server) reopen(freed []config.Binding) error {
+	var lost []string
+	old := s.state.Load().cfg // still the running one
+	for _, b := range freed {
+		var names []string
+		for _, rc := range old.ReceiveConnectors {
+			if slices.Contains(rc.Bindings, b) {
+				names = append(names, rc.Name)
+			}
+		}
+		back, _, err := s.open(map[config.Binding][]string{b: names})
+		if err != nil {
+			s.log.Error("stopped listening to move a binding and cannot listen on it again; restart Sluice", "binding", b.String(), "err", err)
+			lost = append(lost, b.String())
+			continue
+		}
+		s.serveAll(back)
 	}
-	return m
+	if lost == nil {
+		return nil
+	}
+	return fmt.Errorf("no longer listening on %s, which stopped to make way for the new bindings and could not listen again: restart Sluice", strings.Join(lost, ", "))
 }
 
 // onlyInUse reports whether every error joined in err is an address in

@@ -9,10 +9,12 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sluice-relay/sluice/internal/certtest"
+	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/password"
 	"github.com/sluice-relay/sluice/internal/reply"
 )
@@ -681,6 +683,53 @@ func TestApplyMovesBindingOnItsPort(t *testing.T) {
 	}
 	c = dial(t, port)
 	c.expect("", "220 back.test")
+}
+
+// When a move's new bindings cannot be opened and an old binding that
+// made way for them cannot be listened on again either (something else
+// took its port meanwhile), the others are listened on again all the
+// same, and Apply's error says which one no longer listens: a reload
+// that says only "refused, the running configuration is kept" would
+// hide that port 25 went deaf.
+func TestApplyMoveReopenFails(t *testing.T) {
+	if ln, err := net.Listen("tcp4", "127.0.0.2:0"); err != nil {
+		t.Skipf("cannot listen on 127.0.0.2 (%v); the test needs a second loopback address, as Linux has", err)
+	} else {
+		ln.Close()
+	}
+	port := freePort(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	busy := taken.Addr().(*net.TCPAddr).Port
+	conf := func(bindings string) *config.Config {
+		cfg, err := configParse(strings.Replace(anonConfig, "[127.0.0.1:PORT]", bindings, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	srv := New(Options{Spool: &memSpool{}, Log: testLogger(t)})
+	if err := srv.Apply(conf(fmt.Sprintf("[127.0.0.1:%d, 127.0.0.2:%d]", port, port))); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	lost := fmt.Sprintf("127.0.0.2:%d", port)
+	listen := srv.listen
+	srv.listen = func(ctx context.Context, network, addr string) (net.Listener, error) {
+		if addr == lost {
+			return nil, &net.OpError{Op: "listen", Net: network, Err: syscall.EADDRINUSE}
+		}
+		return listen(ctx, network, addr)
+	}
+	err = srv.Apply(conf(fmt.Sprintf("[0.0.0.0:%d, 127.0.0.1:%d]", port, busy)))
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprint(busy)) || !strings.Contains(err.Error(), lost) {
+		t.Errorf("Apply = %v; want it to name 127.0.0.1:%d, which is in use, and %s, which no longer listens", err, busy, lost)
+	}
+	c := dial(t, port)
+	c.expect("", "220 relay.test")
 }
 
 // A binding that cannot be opened (another program has the port) fails
