@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,6 +24,7 @@ import (
 	"github.com/sluice-relay/sluice/internal/metrics"
 	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/store/sqlite"
+	"github.com/sluice-relay/sluice/internal/testport"
 	"github.com/sluice-relay/sluice/internal/tracking"
 )
 
@@ -41,15 +41,7 @@ type relay struct {
 	track *tracking.Log
 }
 
-func deadPort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return port
-}
+func deadPort(t *testing.T) int { return testport.Free(t) }
 
 func start(t *testing.T, extra string) *relay {
 	t.Helper()

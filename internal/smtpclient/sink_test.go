@@ -3,13 +3,14 @@ package smtpclient
 import (
 	"bytes"
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-relay/sluice/internal/testport"
 )
 
 // Against a real upstream: Postfix's smtp-sink, which speaks PIPELINING
@@ -94,14 +95,7 @@ func dialSink(t testing.TB, addr string) *Client {
 }
 
 // freeAddr is a loopback address with a port that was free a moment ago.
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t testing.TB) string { return testport.Addr(t) }
 
 // waitFor polls cond until it holds, failing the test after 10 seconds.
 func waitFor(t testing.TB, what string, cond func() bool) {

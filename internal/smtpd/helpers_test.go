@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/mail"
+	"github.com/sluice-relay/sluice/internal/testport"
 )
 
 // memSpool keeps accepted messages in memory for tests.
@@ -51,14 +52,7 @@ func (m *memSpool) all() []stored {
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return testport.Free(t) }
 
 // testLogger sends the server's log to t.Log, so a failing test shows its
 // own sessions.

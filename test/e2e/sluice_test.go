@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-relay/sluice/internal/testport"
 )
 
 // Deadlines for polling. They bound how long a broken build makes a test
@@ -55,21 +57,13 @@ type endpoint struct {
 // listen returns an endpoint for addr, reached from 127.0.0.1.
 func listen(addr string) endpoint { return endpoint{addr: addr} }
 
-// freePort returns a loopback port nothing listens on right now: listen on
-// port 0, note the port, close. Another process could take it before
-// Sluice binds it; on a test machine that does not happen in practice.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("cannot pick a free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+// freePort returns a loopback port nothing listens on right now, never
+// one handed out before in this run. Another process could take it
+// before Sluice binds it; on a test machine that does not happen.
+func freePort(t *testing.T) int { return testport.Free(t) }
 
 // freeAddr is freePort as "127.0.0.1:port".
-func freeAddr(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", freePort(t)) }
+func freeAddr(t *testing.T) string { return testport.Addr(t) }
 
 // configText completes a test's config: node settings that put all state
 // into the test's directory, the admin API on its own free port (tests run
