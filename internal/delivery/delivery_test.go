@@ -367,6 +367,34 @@ func TestTooManyRecipientsDefers(t *testing.T) {
 	}
 }
 
+// An upstream that takes two recipients per transaction (Exchange's
+// limit, lower) gets the rest in new transactions at once, as RFC 5321
+// §4.5.3.1.10 asks, not after a retry interval: a message to five goes
+// out as three, and nothing waits. The overflow is no failed attempt.
+func TestTooManyRecipientsGoInTheNextTransaction(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{MaxRecipients: 2})
+	r := start(t, "", onceFabrikam(up.Addr(), "")) // a real deferral would wait 10 minutes
+	to := []string{"a@fabrikam.com", "b@fabrikam.com", "c@fabrikam.com", "d@fabrikam.com", "e@fabrikam.com"}
+	r.waitDone(r.put("five recipients", to...))
+	var got []string
+	for _, m := range up.Messages() {
+		if len(m.Rcpts) > 2 {
+			t.Errorf("a transaction with %d recipients", len(m.Rcpts))
+		}
+		got = append(got, m.Rcpts...)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, to) {
+		t.Errorf("upstream got %v; want each of %v once", got, to)
+	}
+	if n := len(up.Messages()); n != 3 {
+		t.Errorf("upstream got %d messages; want 3 transactions of at most 2", n)
+	}
+	if b := r.bounces(); len(b) != 0 {
+		t.Errorf("bounced:\n%s", b[0])
+	}
+}
+
 // A null MX among other MX records (RFC 7505 §3 forbids it, but zones
 // have it) is not a host: "." must never become ":25", which dials this
 // machine. The real MX here refuses connections, so the mail must wait.

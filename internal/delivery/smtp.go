@@ -163,6 +163,7 @@ func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string,
 		}
 		outs[i] = o
 	}
+	overflowAgain(outs)
 	alive = c.Err() == nil // not after a 421, nor a server that hung up after its refusal
 	// Lost, or a 421 (the server closing), before any RCPT or DATA was
 	// answered: the content never went out.
@@ -197,6 +198,24 @@ func rcptRefusal(r reply.Reply) reply.Reply {
 	}
 	r.Code, r.Enhanced[0] = 452, 4
 	return r.With("the upstream replied 552 5.5.3, which RFC 5321 §4.5.3.1.10 says to take as temporary")
+}
+
+// overflowAgain marks the recipients an upstream refused for its
+// per-transaction limit ("452 4.5.3 Too many recipients", or a 452 with no
+// enhanced code) to go again at once in a new transaction, as RFC 5321
+// §4.5.3.1.10 asks, when the transaction delivered others: each round
+// then delivers some, so it ends. With none delivered the 452 is a
+// deferral like any other and waits its retry interval.
+func overflowAgain(outs []queue.Outcome) {
+	if !slices.ContainsFunc(outs, func(o queue.Outcome) bool { return o.Delivered }) {
+		return
+	}
+	for i := range outs {
+		r := outs[i].Reply
+		if r.Code == 452 && (r.Enhanced == [3]int{4, 5, 3} || r.Enhanced == [3]int{}) {
+			outs[i].Again = true
+		}
+	}
 }
 
 // firstReply is the first outcome's reply, for a log line.

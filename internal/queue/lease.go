@@ -121,6 +121,11 @@ type Outcome struct {
 	// Handoff is, for a delivered recipient, who tells a sender that
 	// asked (NOTIFY=SUCCESS) of the delivery.
 	Handoff Handoff
+	// Again, for a deferred recipient, says the upstream took no more
+	// recipients in a transaction that delivered others (RFC 5321
+	// §4.5.3.1.10): it goes in a new transaction at once, and it was no
+	// failed attempt.
+	Again bool
 }
 
 // Handoff is what a delivery was in the terms of RFC 3461 §5.2, which
@@ -169,7 +174,9 @@ func (q *Queue) Done(ctx context.Context, l *Lease, outs []Outcome) {
 			continue // not attempted: stays as it was
 		}
 		o := outs[j]
-		r.Attempts++
+		if !o.Again {
+			r.Attempts++
+		}
 		r.LastAttempt = now
 		switch {
 		case o.Delivered:
@@ -180,6 +187,8 @@ func (q *Queue) Done(ctx context.Context, l *Lease, outs []Outcome) {
 		case o.Reply.Permanent():
 			r.Status, r.LastError = StatusFailed, describe(o)
 			bounced = append(bounced, i)
+		case o.Again:
+			r.LastError, r.NextAttempt = describe(o), now
 		default:
 			r.LastError = describe(o)
 			r.NextAttempt = now.Add(q.backoff(l.Hop, r.Attempts))

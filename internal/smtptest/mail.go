@@ -68,6 +68,9 @@ func (ss *session) rcpt(o Options, arg string) error {
 	if !ok {
 		r = "250 2.1.5 Recipient OK"
 	}
+	if o.MaxRecipients > 0 && len(ss.tx.Rcpts) >= o.MaxRecipients && strings.HasPrefix(r, "2") {
+		r = "452 4.5.3 Too many recipients"
+	}
 	ss.reply(r)
 	if strings.HasPrefix(r, "2") {
 		ss.tx.Rcpts = append(ss.tx.Rcpts, to)

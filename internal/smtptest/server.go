@@ -51,7 +51,11 @@ type Options struct {
 
 	Replies   map[string]string // recipient address → RCPT reply line, e.g. "550 5.1.1 no such user"
 	MailReply string            // reply to every MAIL instead of 250
-	DataReply string            // reply to the end of data instead of 250
+	// MaxRecipients, when set, takes that many recipients per
+	// transaction and answers the rest "452 4.5.3 Too many recipients"
+	// (RFC 5321 §4.5.3.1.10), as Exchange does past its limit.
+	MaxRecipients int
+	DataReply     string // reply to the end of data instead of 250
 	// DataReplyAfter, when set, makes the server give DataReply (a
 	// refusal) once it has read this many octets of message data and
 	// close the connection without reading the rest, as a server does
