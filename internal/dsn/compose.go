@@ -111,7 +111,8 @@ func Compose(r *Report, now time.Time, newID func() string) ([]byte, error) {
 }
 
 // subject follows Exchange's "Undeliverable: <subject>", which users and
-// their mail rules know.
+// their mail rules know; a success notice is "Relayed:" when the message
+// only went on to systems that send no notices, as Exchange says too.
 func subject(k kind, orig string) string {
 	orig = orSomething(orig, "(no subject)")
 	switch k {
@@ -119,6 +120,8 @@ func subject(k kind, orig string) string {
 		return "Undeliverable: " + orig
 	case kindDelay:
 		return "Delivery delayed: " + orig
+	case kindRelayed:
+		return "Relayed: " + orig
 	}
 	return "Delivered: " + orig
 }

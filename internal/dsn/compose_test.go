@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -379,6 +380,34 @@ func TestComposeDetails(t *testing.T) {
 		}
 		if p, err := Parse(b); err != nil || !bytes.Equal(p.Original, r.Original) {
 			t.Errorf("Parse: %v, original %q", err, p.Original)
+		}
+	})
+	// Exchange's words: "Relayed:" when the message only went on to a
+	// system that sends no notices, "Delivered:" when it arrived.
+	t.Run("relayed and delivered are told apart", func(t *testing.T) {
+		for _, tc := range []struct {
+			actions []Action
+			subject string
+			intro   string
+		}{
+			{[]Action{ActionRelayed}, "Subject: Relayed: Invoice 2026-0042\r\n", "was passed on to the mail systems of the recipients below"},
+			{[]Action{ActionDelivered}, "Subject: Delivered: Invoice 2026-0042\r\n", "was delivered to the recipients below"},
+			{[]Action{ActionDelivered, ActionRelayed}, "Subject: Delivered: Invoice 2026-0042\r\n", "was delivered to, or passed on for, the recipients below"},
+		} {
+			r := report()
+			r.Recipients = nil
+			for i, a := range tc.actions {
+				r.Recipients = append(r.Recipients, Recipient{Final: mail.Address(fmt.Sprintf("r%d@fabrikam.example", i)), Action: a, Status: [3]int{2, 0, 0}})
+			}
+			b, err := Compose(r, now, fixedID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{tc.subject, tc.intro} {
+				if !bytes.Contains(b, []byte(want)) {
+					t.Errorf("%v: missing %q in\n%s", tc.actions, want, b)
+				}
+			}
 		}
 	})
 	t.Run("bare LF original and no Subject", func(t *testing.T) {

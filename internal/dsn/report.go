@@ -133,19 +133,25 @@ var (
 type kind int
 
 const (
-	kindSuccess kind = iota
+	kindSuccess kind = iota // delivered, at least for one recipient
+	kindRelayed             // every recipient relayed: passed on, fate unknown
 	kindDelay
 	kindFailure
 )
 
 func (r *Report) kind() kind {
-	k := kindSuccess
+	k := kindRelayed
 	for _, rc := range r.Recipients {
 		switch rc.Action {
 		case ActionFailed:
 			return kindFailure
 		case ActionDelayed:
 			k = kindDelay
+		case ActionRelayed:
+		default:
+			if k == kindRelayed {
+				k = kindSuccess
+			}
 		}
 	}
 	return k

@@ -2,6 +2,7 @@ package dsn
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -36,8 +37,15 @@ func explanation(r *Report, orig original, now time.Time) string {
 				formatDate(until) + "; no action is needed yet. If it cannot be delivered by then, you will get " +
 				"another notice.")
 		}
+	case kindRelayed:
+		t.para("Your message was passed on to the mail systems of the recipients below. They send no notice " +
+			"of its final delivery, so this is the last you will hear of it unless it fails there.")
 	default:
-		t.para("Your message was delivered to the recipients below.")
+		if slices.ContainsFunc(r.Recipients, func(rc Recipient) bool { return rc.Action == ActionRelayed }) {
+			t.para("Your message was delivered to, or passed on for, the recipients below.")
+		} else {
+			t.para("Your message was delivered to the recipients below.")
+		}
 	}
 	for _, g := range groups(r.Recipients) {
 		recipientText(&t, r, g, now)
