@@ -130,7 +130,7 @@ func (d *Deliverer) notConnected(s *run, hop route.Hop, l *queue.Lease, o queue.
 	case s.stopping():
 		d.mu.Unlock()
 		d.q.Done(s.io, l, nil) // shutting down: not attempted
-	case working > 0:
+	case working > 0 && mayBeBusy(o):
 		limit := d.q.HopBusy(hop.Key, l, working)
 		d.mu.Unlock()
 		d.log.Info("upstream refused one more connection; fewer sessions to this next hop",
@@ -156,4 +156,13 @@ func (d *Deliverer) notConnected(s *run, hop route.Hop, l *queue.Lease, o queue.
 		d.mu.Unlock()
 	}
 	return false
+}
+
+// mayBeBusy reports whether a failure to connect can be an upstream's
+// limit on connections: a connection refused, reset or lost, or a
+// temporary reply (421 4.3.2, 450 4.7.1 "too many connections"). A 5xx
+// the upstream gave (554 at the greeting, 535 after a password change)
+// refuses this client, however many of its sessions still work.
+func mayBeBusy(o queue.Outcome) bool {
+	return o.Host == "" || o.Reply.Code/100 != 5
 }

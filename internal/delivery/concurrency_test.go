@@ -111,3 +111,26 @@ func TestRefusedAfterCloseTriesOnce(t *testing.T) {
 		t.Errorf("%d sessions; want 3: the first message's, a refused one and one more try", n)
 	}
 }
+
+// Only a temporary refusal tells of a connection limit: a 5xx while
+// other sessions deliver (an upstream that turns this client away, or a
+// 535 after a password change on one node) is the hop failing, and the
+// queue goes into Retry with that reply, its session limit untouched.
+func TestPermanentRefusalIsNotBusy(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{MaxConnections: 2, BusyReply: "554 5.7.1 Access denied"})
+	r := stopped(t, "", onceFabrikam(up.Addr(), "    max_connections: 10\n"))
+	for i := range 20 {
+		r.put(fmt.Sprintf("refused %d", i), "bob@fabrikam.com")
+	}
+	r.run()
+	qi := r.waitQueue("Fabrikam", "the queue in Retry", func(qi queue.QueueInfo) bool { return qi.RetryCount > 0 })
+	if !strings.Contains(qi.LastError, "554 5.7.1") {
+		t.Errorf("queue %+v; want the 554 as last error", qi)
+	}
+	if qi.SessionLimit != 10 {
+		t.Errorf("session limit %d after a 554; want max_connections (10)", qi.SessionLimit)
+	}
+	if up.Busy() == 0 {
+		t.Fatalf("the upstream turned no connection away: nothing was tested (%d sessions)", up.Sessions())
+	}
+}
