@@ -110,6 +110,9 @@ func (ss *session) data(o Options) error {
 	}
 	ss.logf("< (%d octets of message data)", len(body))
 	o = ss.srv.options()
+	if o.HoldUntilBusy {
+		<-ss.srv.turnedAway
+	}
 	if o.DropAt == "DOT" {
 		return ss.drop("DOT")
 	}

@@ -87,6 +87,11 @@ type Options struct {
 	// concurrent connections has exceeded a limit, closing transmission
 	// channel".
 	BusyReply string
+	// HoldUntilBusy makes the reply to the end of data wait until a
+	// connection has been turned away for MaxConnections (or the server
+	// closes), so that a test sees refusals while sessions are busy
+	// however fast the client delivers.
+	HoldUntilBusy bool
 }
 
 // clone copies o with its own maps, so that a test changing its maps
@@ -126,9 +131,12 @@ type Server struct {
 	sessions int
 	open     int // sessions counted against MaxConnections
 	busy     int // connections turned away for MaxConnections
-	conns    map[net.Conn]struct{}
-	changed  chan struct{} // closed and replaced when a message arrives
-	closed   bool
+	// turnedAway is closed at the first of them, or when the server
+	// closes (for HoldUntilBusy).
+	turnedAway chan struct{}
+	conns      map[net.Conn]struct{}
+	changed    chan struct{} // closed and replaced when a message arrives
+	closed     bool
 }
 
 // NewServer starts a server; it closes on t.Cleanup.
@@ -143,7 +151,7 @@ func NewServer(t testing.TB, o Options) *Server {
 		t.Fatalf("smtptest: listen on %s: %v", o.Addr, err)
 	}
 	s := &Server{t: t, ln: ln, addr: ln.Addr().String(), o: o,
-		conns: map[net.Conn]struct{}{}, changed: make(chan struct{})}
+		conns: map[net.Conn]struct{}{}, changed: make(chan struct{}), turnedAway: make(chan struct{})}
 	s.wg.Add(1)
 	go s.accept()
 	t.Cleanup(s.Close)
@@ -236,6 +244,7 @@ func (s *Server) Close() {
 		return
 	}
 	s.closed = true
+	s.release()
 	s.ln.Close()
 	for c := range s.conns {
 		c.Close()
@@ -262,6 +271,7 @@ func (s *Server) accept() {
 		busy := s.o.MaxConnections > 0 && s.open >= s.o.MaxConnections
 		if busy {
 			s.busy++
+			s.release()
 		} else {
 			s.open++
 		}
@@ -303,4 +313,13 @@ func (s *Server) done(c net.Conn, busy bool) {
 	}
 	s.mu.Unlock()
 	s.wg.Done()
+}
+
+// release (s.mu held) lets replies held for HoldUntilBusy go.
+func (s *Server) release() {
+	select {
+	case <-s.turnedAway:
+	default:
+		close(s.turnedAway)
+	}
 }
