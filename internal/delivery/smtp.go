@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/reply"
@@ -164,6 +165,9 @@ func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string,
 		outs[i] = o
 	}
 	overflowAgain(outs)
+	if c.TLSState() == nil {
+		needsTLS(outs, hop)
+	}
 	alive = c.Err() == nil // not after a 421, nor a server that hung up after its refusal
 	// Lost, or a 421 (the server closing), before any RCPT or DATA was
 	// answered: the content never went out.
@@ -215,6 +219,31 @@ func overflowAgain(outs []queue.Outcome) {
 		if r.Code == 452 && (r.Enhanced == [3]int{4, 5, 3} || r.Enhanced == [3]int{}) {
 			outs[i].Again = true
 		}
+	}
+}
+
+// needsTLS turns an upstream's "530 5.7.0 Must issue a STARTTLS command
+// first" on a connection without TLS into a deferral that says why: the
+// connector's TLS settings (a failed opportunistic handshake, often an
+// old server's TLS version below tls.min_version, or mode none) are the
+// admin's to mend, and the message must wait for that rather than
+// bounce to a sender who can do nothing about it.
+func needsTLS(outs []queue.Outcome, hop route.Hop) {
+	why := "the TLS handshake with it failed (see the log; an old server may need a lower tls.min_version)"
+	if hop.Connector.TLS.Mode == config.SendTLSNone {
+		why = "the send connector has tls.mode none"
+	}
+	for i := range outs {
+		r := outs[i].Reply
+		// 530 is also "authentication required" (5.7.57, 5.7.1): only
+		// the one that asks for TLS.
+		if r.Code != 530 || r.Enhanced != [3]int{5, 7, 0} && !strings.Contains(strings.ToUpper(r.Text), "TLS") {
+			continue
+		}
+		// Sluice's words, not the upstream's: no "host said".
+		outs[i].Reply = reply.Reply{Code: 451, Enhanced: [3]int{4, 7, 0},
+			Text: fmt.Sprintf("%s requires TLS, and %s: it answered %s", outs[i].Host, why, r.Error())}
+		outs[i].Host = ""
 	}
 }
 

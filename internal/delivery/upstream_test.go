@@ -93,6 +93,9 @@ func TestUpstreamRefusesMessage(t *testing.T) {
 					}
 				}
 			}
+			// notices sees every notice once the original is gone: the
+			// attempt is recorded before its bounce is queued.
+			r.waitDone(id)
 			notices := r.notices()
 			if len(notices) != 1 || len(notices[0].Recipients) != 2 {
 				t.Fatalf("notices %+v; want one bounce for both recipients", notices)
@@ -163,6 +166,11 @@ func TestUpstreamTLSTrouble(t *testing.T) {
 			tls: "{mode: opportunistic}"},
 		{name: "TLS 1.0 only required", server: smtptest.Options{TLS: rsa, TLSMaxVersion: tls.VersionTLS10},
 			tls: "{mode: required}", wantErr: "protocol version not supported; the server may speak only an older TLS version than the connector's tls.min_version (1.2)"},
+		// It requires TLS too: the clear fallback meets 530 at MAIL. That
+		// is the handshake's failure, the admin's to mend (min_version),
+		// not the sender's: the message waits; it must not bounce.
+		{name: "TLS 1.0 only and requiring TLS opportunistic", server: smtptest.Options{TLS: rsa, TLSMaxVersion: tls.VersionTLS10, RequireTLS: true},
+			tls: "{mode: opportunistic}", wantErr: "requires TLS, and the TLS handshake with it failed"},
 		{name: "TLS 1.0 only required with min_version 1.0", server: smtptest.Options{TLS: rsa, TLSMaxVersion: tls.VersionTLS10},
 			tls: "{mode: required, min_version: \"1.0\"}", wantTLS: true},
 		{name: "certificate for another name required", server: smtptest.Options{TLS: other},
@@ -187,6 +195,9 @@ func TestUpstreamTLSTrouble(t *testing.T) {
 				}
 				if n := len(up.Messages()); n != 0 {
 					t.Fatalf("the upstream got %d messages; want none", n)
+				}
+				if b := r.bounces(); len(b) != 0 {
+					t.Fatalf("bounced:\n%s", b[0])
 				}
 				return
 			}
