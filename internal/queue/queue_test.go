@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/reply"
 	"github.com/sluice-relay/sluice/internal/store/sqlite"
+	"github.com/sluice-relay/sluice/internal/syncbuf"
 	"github.com/sluice-relay/sluice/internal/testclock"
 	"github.com/sluice-relay/sluice/internal/tracking"
 )
@@ -44,22 +44,7 @@ type fixture struct {
 }
 
 // syncBuffer is a bytes.Buffer for a log written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = syncbuf.Buffer
 
 func newFixture(t testing.TB, extra string) *fixture {
 	t.Helper()

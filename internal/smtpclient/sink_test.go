@@ -1,15 +1,14 @@
 package smtpclient
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluice-relay/sluice/internal/syncbuf"
 	"github.com/sluice-relay/sluice/internal/testport"
 )
 
@@ -111,19 +110,4 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 
 // lockedBuffer is a bytes.Buffer a child process writes to while the test
 // reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = syncbuf.Buffer
