@@ -314,13 +314,21 @@ func TestMXDelivery(t *testing.T) {
 	}
 }
 
-func TestRewriteSender(t *testing.T) {
+// rewriting runs a relay whose Fabrikam connector logs in to an upstream
+// (which advertises DSN) as the mailbox relay@fabrikam.com, with
+// rewrite_sender on, as a Microsoft 365 connector for applications is.
+func rewriting(t *testing.T) (*relay, *smtptest.Server) {
 	cert := certtest.New(t, "localhost")
 	up := smtptest.NewServer(t, smtptest.Options{TLS: cert, Auth: []string{"LOGIN"}, RequireAuth: true,
 		Users: map[string]string{"relay@fabrikam.com": "pw"}})
 	port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
 	r := start(t, "", smarthost("Fabrikam", "localhost:"+port, fmt.Sprintf(
 		"    tls: {mode: verify, ca_file: %s}\n    auth: {mechanism: LOGIN, username: relay@fabrikam.com, password: pw}\n    rewrite_sender: true\n", cert.CAFile)))
+	return r, up
+}
+
+func TestRewriteSender(t *testing.T) {
+	r, up := rewriting(t)
 	r.waitDone(r.putFrom("scanner@contoso.com", "rewritten", "", "bob@fabrikam.com"))
 	m := up.Messages()
 	if len(m) != 1 {

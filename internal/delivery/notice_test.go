@@ -1,11 +1,9 @@
 package delivery_test
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/sluice-relay/sluice/internal/certtest"
 	"github.com/sluice-relay/sluice/internal/dsn"
 	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/smtptest"
@@ -111,12 +109,7 @@ func checkPassedOn(t *testing.T, up *smtptest.Server, noDSN bool, notify mail.No
 // that the message was relayed. FAILURE still is: the upstream's later
 // bounces can go nowhere else.
 func TestSuccessNoticeWithRewrittenSender(t *testing.T) {
-	cert := certtest.New(t, "localhost")
-	up := smtptest.NewServer(t, smtptest.Options{TLS: cert, Auth: []string{"LOGIN"}, RequireAuth: true,
-		Users: map[string]string{"relay@fabrikam.com": "pw"}})
-	port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
-	r := start(t, "", smarthost("Fabrikam", "localhost:"+port, fmt.Sprintf(
-		"    tls: {mode: verify, ca_file: %s}\n    auth: {mechanism: LOGIN, username: relay@fabrikam.com, password: pw}\n    rewrite_sender: true\n", cert.CAFile)))
+	r, up := rewriting(t)
 	r.waitDone(r.putNotify("app@contoso.com", mail.NotifySuccess|mail.NotifyFailure, "rewritten", "", "bob@fabrikam.com"))
 	msgs := up.Messages()
 	if len(msgs) != 1 {

@@ -204,18 +204,27 @@ func dsnFile(t *testing.T, d *dropped) string {
 	return path
 }
 
-func TestPartialFailureBouncesOnlyTheRefused(t *testing.T) {
-	up := smtptest.NewServer(t, smtptest.Options{Replies: map[string]string{
+// goneAtFabrikam runs Sluice listening on addr (returned) that relays
+// fabrikam.com to an upstream refusing gone@fabrikam.com with 550 5.1.1
+// and drops everything else, bounces included, in its drop directory.
+func goneAtFabrikam(t *testing.T) (s *sluice, up *smtptest.Server, addr string) {
+	t.Helper()
+	up = smtptest.NewServer(t, smtptest.Options{Replies: map[string]string{
 		"gone@fabrikam.com": "550 5.1.1 <gone@fabrikam.com>: Recipient address rejected: User unknown",
 	}})
-	addr := freeAddr(t)
-	s := startSluice(t, fmt.Sprintf(relayReceive+`send_connectors:
+	addr = freeAddr(t)
+	s = startSluice(t, fmt.Sprintf(relayReceive+`send_connectors:
   - name: Fabrikam
     address_spaces: [fabrikam.com]
     smarthosts: ["%s"]
     tls: {mode: none}
   - {name: Drop, address_spaces: ["*"], delivery: directory, directory: drop}
 `, addr, up.Addr()), listen(addr))
+	return s, up, addr
+}
+
+func TestPartialFailureBouncesOnlyTheRefused(t *testing.T) {
+	s, up, addr := goneAtFabrikam(t)
 	mustSend(t, addr, "app@contoso.com", []string{"bob@fabrikam.com", "gone@fabrikam.com"}, "partly refused")
 
 	msgs := up.WaitMessages(t, 1)

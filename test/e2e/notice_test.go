@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sluice-relay/sluice/internal/smtptest"
 )
 
 // smtplibDSN sends one message with Python's smtplib, with the DSN
@@ -67,17 +65,7 @@ func TestSuccessNoticeForDropDirectory(t *testing.T) {
 // octets (RFC 3461 §6.2, Postfix's bounce_size_limit); a larger one comes
 // back as its header, and the notice says why.
 func TestReturnFullIsCapped(t *testing.T) {
-	up := smtptest.NewServer(t, smtptest.Options{Replies: map[string]string{
-		"gone@fabrikam.com": "550 5.1.1 <gone@fabrikam.com>: Recipient address rejected: User unknown",
-	}})
-	addr := freeAddr(t)
-	s := startSluice(t, fmt.Sprintf(relayReceive+`send_connectors:
-  - name: Fabrikam
-    address_spaces: [fabrikam.com]
-    smarthosts: ["%s"]
-    tls: {mode: none}
-  - {name: Drop, address_spaces: ["*"], delivery: directory, directory: drop}
-`, addr, up.Addr()), listen(addr))
+	s, _, addr := goneAtFabrikam(t)
 	sendDSN(t, addr, "gone@fabrikam.com", "FULL", "FAILURE", "small original", 10)
 	sendDSN(t, addr, "gone@fabrikam.com", "FULL", "FAILURE", "large original", 700) // 54 KB
 
