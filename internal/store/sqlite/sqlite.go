@@ -495,6 +495,12 @@ func (s *Store) Body(ctx context.Context, id mail.ID) (io.ReadCloser, error) {
 		}
 		return s.pooled(bp, data), nil
 	}
+	// No checksum here either (SQLite checks its pages only as far as
+	// it can parse them); the size is the one it was accepted with, or
+	// a message cut short would go out.
+	if int64(len(data)) != size {
+		return nil, fmt.Errorf("queue store: content of %s: %d octets in the database, %d when it was accepted: it was changed or cut short", id, len(data), size)
+	}
 	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
