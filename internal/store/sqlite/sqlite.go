@@ -81,6 +81,8 @@ type Store struct {
 	// for readers already.
 	deleting sync.Map
 
+	orphans []string // see Orphans
+
 	// files are the ids whose content is in a file of its own (bigger
 	// than inlineMax), so a delete knows without a stat.
 	files sync.Map
@@ -592,8 +594,16 @@ func (s *Store) closeDB() error {
 
 func (s *Store) bodyPath(id mail.ID) string { return filepath.Join(s.bodyDir, string(id)) }
 
-// removeOrphans deletes content files whose transaction never committed
-// (a crash between the file's fsync and the commit).
+// Orphans are the content files Open found with no row referring to
+// them and moved to the orphans directory, for the daemon to log.
+func (s *Store) Orphans() []string { return s.orphans }
+
+// removeOrphans moves content files no row refers to into dir/orphans.
+// Usually an add a crash cut off between the file's fsync and the commit
+// (never acknowledged, sent again by its client); but after the WAL was
+// lost or cut (deleted after a kill -9, a bad restore) the file is the
+// only copy of an accepted message, and removing it would destroy what
+// the store could not read. Temporary files of safeio are removed.
 func (s *Store) removeOrphans(ctx context.Context) error {
 	entries, err := os.ReadDir(s.bodyDir)
 	if err != nil {
@@ -610,7 +620,24 @@ func (s *Store) removeOrphans(ctx context.Context) error {
 			return fmt.Errorf("queue store: %w", err)
 		}
 		if n == 0 {
-			os.Remove(s.bodyPath(id))
+			dst := filepath.Join(s.dir, "orphans", string(id))
+			if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+				return fmt.Errorf("queue store: %w", err)
+			}
+			if err := os.Rename(s.bodyPath(id), dst); err != nil {
+				return fmt.Errorf("queue store: keep a content file with no record: %w", err)
+			}
+			s.orphans = append(s.orphans, dst)
+		}
+	}
+	if len(s.orphans) > 0 {
+		// The renames out of bodies must not come undone: a file back
+		// in bodies would be moved again, but one lost would be lost.
+		if err := syncDir(filepath.Join(s.dir, "orphans")); err != nil {
+			return fmt.Errorf("queue store: %w", err)
+		}
+		if err := syncDir(s.bodyDir); err != nil {
+			return fmt.Errorf("queue store: %w", err)
 		}
 	}
 	return nil
