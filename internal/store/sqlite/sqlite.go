@@ -165,12 +165,19 @@ func Open(dir string) (*Store, error) {
 	w, err := db.Conn(ctx)
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("queue store %s: %w", dir, err)
+		return nil, openError(dir, err)
 	}
 	if err := migrate(ctx, w); err != nil {
 		w.Close()
 		db.Close()
-		return nil, fmt.Errorf("queue store %s: %w", dir, err)
+		return nil, openError(dir, err)
+	}
+	// SQLite opens a file it may not write read-only, without a word;
+	// Sluice would then run but record nothing, not even deliveries.
+	if err := probeWrite(ctx, w); err != nil {
+		w.Close()
+		db.Close()
+		return nil, openError(dir, err)
 	}
 	s := &Store{
 		dir: dir, bodyDir: bodyDir, segDir: filepath.Join(dir, "segments"), db: db, w: w,
@@ -698,6 +705,49 @@ func (s *Store) openSegments(ctx context.Context) error {
 	}
 	s.seg, err = openSegments(s.segDir, at)
 	return err
+}
+
+// probeWrite writes to the database and takes it back: a write lock
+// alone is had on a read-only file too.
+func probeWrite(ctx context.Context, w *sql.Conn) error {
+	var v int64
+	if err := w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	if _, err := w.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	_, err := w.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v))
+	if _, rerr := w.ExecContext(ctx, "ROLLBACK"); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// openError says what an admin can do about a queue database that
+// cannot be opened: it names the file, and what holds the messages.
+func openError(dir string, err error) error {
+	file := filepath.Join(dir, "queue.db")
+	var se *sqlite.Error
+	code := 0
+	if errors.As(err, &se) {
+		code = se.Code() & 0xff
+	}
+	var fix string
+	switch free, ferr := safeio.FreeSpace(dir); {
+	case code == sqlite3.SQLITE_READONLY:
+		fix = "it is read-only (file mode, owner, chattr +i, or a read-only mount): Sluice must write it; make it and its directory writable by the user Sluice runs as"
+	case code == sqlite3.SQLITE_NOTADB || code == sqlite3.SQLITE_CORRUPT:
+		fix = "it is damaged or not a Sluice queue: restore it (with its -wal file) from a backup, or move " + dir +
+			" aside to start with an empty queue (its bodies and segments directories hold message contents)"
+	case code == sqlite3.SQLITE_FULL || ferr == nil && free < 1<<20:
+		fix = "the disk under it is full: free some space and start again; nothing queued is lost"
+	case code == sqlite3.SQLITE_CANTOPEN || code == sqlite3.SQLITE_PERM:
+		fix = "check that " + dir + " exists and the user Sluice runs as may read and write it"
+	default:
+		return fmt.Errorf("queue store %s: %w", file, err)
+	}
+	return fmt.Errorf("queue store %s: %w; %s", file, err, fix)
 }
 
 // mapErr turns "disk full" from SQLite or the file system into ErrNoSpace.
