@@ -178,7 +178,7 @@ func printMessages(w io.Writer, ms []queue.MessageInfo) {
 	fmt.Fprintln(tw, "ID\tRECEIVED\tFROM\tSIZE\tSTATUS\tQUEUES\tRECIPIENTS\tLAST ERROR")
 	for _, m := range ms {
 		var rcpts []string
-		lastErr := ""
+		lastErr := m.Error
 		for _, r := range m.Recipients {
 			rcpts = append(rcpts, r.Address+"("+string(r.Status)+")")
 			if r.LastError != "" {
@@ -197,6 +197,9 @@ func printMessage(w io.Writer, m queue.MessageInfo) {
 	row("Identity", m.ID)
 	row("FromAddress", m.From)
 	row("Status", m.Status)
+	if m.Error != "" {
+		row("Error", m.Error)
+	}
 	row("Size", m.Size)
 	row("DateReceived", stamp(m.Received))
 	row("ReceiveConnector", m.Origin.Connector)

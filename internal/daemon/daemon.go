@@ -73,6 +73,10 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("cannot open the queue under %s: %w", queueDir, err)
 	}
 	store.ObserveCommits(m.Commit)
+	for _, f := range store.Orphans() {
+		log.Warn("message content with no queue record moved aside; it was never acknowledged, unless the queue's -wal file was lost or cut",
+			"file", f, "fix", "if the message was accepted, send it again from this file; else delete the file")
+	}
 	q, err := queue.Open(ctx, queue.Options{Store: store, Config: cfg, Log: log, Tracking: logs.tracking, Metrics: m})
 	if err != nil {
 		store.Close()

@@ -26,7 +26,12 @@ func queues(c *config.Config, qs []queue.QueueInfo, now time.Time, seen map[stri
 				Problem: fmt.Sprintf("%d messages waiting (health.queue_backlog is %d); status %s", q.MessageCount, c.Health.QueueBacklog, q.Status),
 				Fix:     "see why with sluice queue show " + quote(q.Identity) + "; if the next hop is only slow, raise the send connector's max_connections or rate_limit"})
 		}
-		if q.Unreadable > 0 {
+		if q.Unreadable > 0 && q.Identity == queue.Poison {
+			out = append(out, Finding{Rule: RuleQueueContent, Severity: Error, Subject: subject,
+				Problem: fmt.Sprintf("%d messages whose queue record cannot be read are kept and not delivered: %s", q.Unreadable, q.UnreadableError),
+				Fix: "a damaged record means the disk under node.data_dir or something outside Sluice changed the queue (check dmesg and the disk's health); " +
+					"a record from a newer Sluice is read by that version; sluice message list --queue Poison shows them, sluice message remove ID takes one out"})
+		} else if q.Unreadable > 0 {
 			out = append(out, Finding{Rule: RuleQueueContent, Severity: Error, Subject: subject,
 				Problem: fmt.Sprintf("%d of %d messages cannot be read from the queue store: %s; they are retried (451 4.3.0) until they expire and bounce",
 					q.Unreadable, q.MessageCount, q.UnreadableError),

@@ -104,7 +104,7 @@ func (q *Queue) RemoveMessage(ctx context.Context, id mail.ID, bounce bool) erro
 	ctx = context.WithoutCancel(ctx)
 	m := q.message(id)
 	if m == nil {
-		return ErrNoMessage
+		return q.removePoisoned(ctx, id, bounce)
 	}
 	m.writeMu.Lock()
 	defer m.writeMu.Unlock()

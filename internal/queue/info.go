@@ -52,6 +52,9 @@ func (q *Queue) Queues() []QueueInfo {
 	for _, h := range q.hops {
 		out = append(out, q.info(h, now))
 	}
+	if i, ok := q.poisonInfo(); ok {
+		out = append(out, i)
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Identity < out[j].Identity })
 	return out
 }
@@ -63,6 +66,9 @@ func (q *Queue) QueueByName(identity string) (QueueInfo, bool) {
 	defer q.mu.Unlock()
 	h := q.hops[identity]
 	if h == nil {
+		if identity == Poison {
+			return q.poisonInfo()
+		}
 		return QueueInfo{}, false
 	}
 	return q.info(h, now), true
@@ -126,16 +132,19 @@ func (q *Queue) info(h *NextHop, now time.Time) QueueInfo {
 
 // MessageInfo is one queued message, for `sluice message list|show`.
 type MessageInfo struct {
-	ID         mail.ID        `json:"id"`
-	From       string         `json:"from"`
-	Size       int64          `json:"size"`
-	Received   time.Time      `json:"received"`
-	Origin     OriginInfo     `json:"origin"`
-	Recipients []RcptInfo     `json:"recipients"`
-	Queues     []string       `json:"queues"`
-	Status     string         `json:"status"`
-	EnvID      string         `json:"envid,omitempty"`
-	Env        *mail.Envelope `json:"-"`
+	ID         mail.ID    `json:"id"`
+	From       string     `json:"from"`
+	Size       int64      `json:"size"`
+	Received   time.Time  `json:"received"`
+	Origin     OriginInfo `json:"origin"`
+	Recipients []RcptInfo `json:"recipients"`
+	Queues     []string   `json:"queues"`
+	Status     string     `json:"status"`
+	EnvID      string     `json:"envid,omitempty"`
+	// Error says why the message is in the Poison queue: its record
+	// cannot be read, so nothing else is known of it.
+	Error string         `json:"error,omitempty"`
+	Env   *mail.Envelope `json:"-"`
 }
 
 // OriginInfo is how a message arrived, with the admin API's snake_case
@@ -171,6 +180,11 @@ func (q *Queue) Messages(keep func(*MessageInfo) bool) []MessageInfo {
 			out = append(out, mi)
 		}
 	}
+	for id, p := range q.poison {
+		if mi := poisonMessage(id, p); keep == nil || keep(&mi) {
+			out = append(out, mi)
+		}
+	}
 	q.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
@@ -182,7 +196,11 @@ func (q *Queue) Message(id mail.ID) (MessageInfo, bool) {
 	defer q.mu.Unlock()
 	m := q.msgs[id]
 	if m == nil {
-		return MessageInfo{}, false
+		p, ok := q.poison[id]
+		if !ok {
+			return MessageInfo{}, false
+		}
+		return poisonMessage(id, p), true
 	}
 	return q.messageInfo(m), true
 }

@@ -42,7 +42,9 @@ type Queue struct {
 	cfg  *config.Config
 	msgs map[mail.ID]*Message
 	hops map[string]*NextHop
-	wake chan struct{}
+	// poison are the messages whose record cannot be read (poison.go).
+	poison map[mail.ID]poisoned
+	wake   chan struct{}
 	// idle are the delivery sessions waiting in Await, per next hop, in
 	// the order they went idle.
 	idle map[string][]chan struct{}
@@ -64,6 +66,7 @@ func Open(ctx context.Context, o Options) (*Queue, error) {
 		cfg:      o.Config,
 		msgs:     map[mail.ID]*Message{},
 		hops:     map[string]*NextHop{},
+		poison:   map[mail.ID]poisoned{},
 		wake:     make(chan struct{}, 1),
 		idle:     map[string][]chan struct{}{},
 		limits:   map[string]*sessionLimit{},
@@ -80,8 +83,11 @@ func Open(ctx context.Context, o Options) (*Queue, error) {
 		m, err := decode(id, meta, size)
 		if err != nil {
 			// A damaged record is kept in the store for an operator to
-			// look at, never silently dropped.
-			q.log.Error("queued message cannot be read; left in the store", "msg", id, "err", err)
+			// look at, never silently dropped: it shows in the Poison
+			// queue.
+			q.log.Error("queued message cannot be read; left in the store, in the Poison queue", "msg", id, "err", err,
+				"fix", "sluice message show "+string(id)+"; sluice message remove "+string(id)+" once dealt with")
+			q.poison[id] = poisoned{size: size, why: err.Error()}
 			return nil
 		}
 		if !m.pending() {

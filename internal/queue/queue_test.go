@@ -3,6 +3,7 @@ package queue_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"log/slog"
@@ -665,5 +666,63 @@ func TestReloadDuringDeliveryKeepsTheNewQueue(t *testing.T) {
 	}
 	if l := f.q.Lease("Exchange 2019"); l == nil || l.ID != moved.ID {
 		t.Fatalf("the message routed to the new connector is not offered for delivery: %+v", l)
+	}
+}
+
+// A record that cannot be read (invalid JSON, a version from a newer
+// Sluice) is kept in the store and shown, in the Poison queue as
+// Exchange does, rather than left where no listing shows it; the others
+// are delivered, and an admin can remove it.
+func TestDamagedRecordShows(t *testing.T) {
+	for _, tc := range []struct{ name, sql, want string }{
+		{"invalid JSON", "UPDATE messages SET meta = substr(meta, 1, 40) WHERE id = ?", "is damaged"},
+		{"newer version", `UPDATE messages SET meta = replace(meta, '{"v":1', '{"v":9') WHERE id = ?`, "has version 9"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, "")
+			bad := f.put(t, "app@contoso.com", "bob@contoso.com")
+			good := f.put(t, "app@contoso.com", "carol@contoso.com")
+			f.store.Close()
+			db, err := sql.Open("sqlite", filepath.Join(f.dir, "queue", "queue.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Exec(tc.sql, string(bad.ID)); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			f.open(t)
+
+			if !strings.Contains(f.logs.String(), string(bad.ID)) {
+				t.Errorf("no log line names %s:\n%s", bad.ID, f.logs.String())
+			}
+			qi := f.queueInfo(t, queue.Poison)
+			if qi.MessageCount != 1 || qi.Unreadable != 1 || !strings.Contains(qi.UnreadableError, tc.want) {
+				t.Errorf("Poison queue: %+v", qi)
+			}
+			m, found := f.q.Message(bad.ID)
+			if !found || !strings.Contains(m.Error, tc.want) || len(m.Queues) != 1 || m.Queues[0] != queue.Poison {
+				t.Errorf("the damaged message: found %v, %+v", found, m)
+			}
+			if ms := f.q.Messages(nil); len(ms) != 2 {
+				t.Errorf("message list has %d messages, want the damaged one too: %+v", len(ms), ms)
+			}
+			if l := f.q.Lease("Exchange"); l == nil || l.ID != good.ID {
+				t.Fatalf("the undamaged message is not delivered: %+v", l)
+			}
+
+			if err := f.q.RemoveMessage(context.Background(), bad.ID, true); err == nil {
+				t.Error("a bounce for a message whose record cannot be read was accepted")
+			}
+			if err := f.q.RemoveMessage(context.Background(), bad.ID, false); err != nil {
+				t.Fatal(err)
+			}
+			if _, found := f.q.QueueByName(queue.Poison); found {
+				t.Error("the Poison queue stays after its message was removed")
+			}
+			if _, err := f.store.Body(context.Background(), bad.ID); !errors.Is(err, queue.ErrNotFound) {
+				t.Errorf("the removed message's content is still in the store (%v)", err)
+			}
+		})
 	}
 }

@@ -3,9 +3,12 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -102,5 +105,37 @@ func TestOpenSyncsTheDirectoriesItCreates(t *testing.T) {
 		if !slices.Contains(synced, want) {
 			t.Errorf("Open created %s and synced %v, not %s", dir, synced, want)
 		}
+	}
+}
+
+// A queue database Sluice cannot write (read-only file, immutable, a
+// read-only mount) is refused at Open, naming the file and the fix:
+// SQLite opens it read-only without a word, and Sluice then ran but
+// could record neither a new message nor a delivery (every message
+// delivered again at the next start).
+func TestOpenRefusesReadOnlyDatabase(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db := filepath.Join(dir, "queue.db")
+	if os.Getuid() == 0 {
+		// root writes through file modes: make it immutable instead.
+		if out, err := exec.Command("chattr", "+i", db).CombinedOutput(); err != nil {
+			t.Skipf("running as root and chattr +i failed (%v: %s): no way to make the database read-only here", err, out)
+		}
+		t.Cleanup(func() { exec.Command("chattr", "-i", db).Run() })
+	} else if err := os.Chmod(db, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of a read-only queue database succeeded")
+	}
+	if !strings.Contains(err.Error(), db) || !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("Open of a read-only database: %v, want the file named and read-only said", err)
 	}
 }

@@ -744,3 +744,54 @@ func TestFileContentCutShort(t *testing.T) {
 		t.Errorf("Body of a content cut in half: %v, want both sizes named", err)
 	}
 }
+
+// A content kept in the database whose row no longer has all of it
+// (a bad restore, a hand edit, damage SQLite did not catch) is an
+// error naming both sizes, not a message cut short sent on.
+func TestInlineContentCutShort(t *testing.T) {
+	dir := t.TempDir()
+	s := openDir(t, dir)
+	id := mail.NewID()
+	b := body(1)
+	addContent(t, s, id, b)
+	if _, err := s.w.ExecContext(context.Background(), "UPDATE bodies SET data = substr(data, 1, 100) WHERE id = ?", string(id)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openDir(t, dir)
+	defer s.Close()
+	r, err := s.Body(context.Background(), id)
+	if err == nil {
+		got, _ := io.ReadAll(r)
+		r.Close()
+		t.Fatalf("Body of a content cut to 100 octets: no error, %d octets", len(got))
+	}
+	if !strings.Contains(err.Error(), "100") || !strings.Contains(err.Error(), fmt.Sprint(len(b))) {
+		t.Errorf("Body of a content cut short: %v, want both sizes named", err)
+	}
+}
+
+// A content file no row refers to is moved aside at Open, not removed:
+// usually an add a crash cut off before its commit (never acknowledged),
+// but after a lost or cut write-ahead log (kill -9, then the -wal file
+// deleted or truncated) it is the only copy left of an accepted message.
+func TestOrphanContentFileKept(t *testing.T) {
+	dir := t.TempDir()
+	s := openDir(t, dir)
+	id := mail.NewID()
+	b := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n"), inlineMax/64+100)
+	addContent(t, s, id, b)
+	if _, err := s.w.ExecContext(context.Background(), "DELETE FROM bodies WHERE id = ?", string(id)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openDir(t, dir)
+	defer s.Close()
+	if got := s.Orphans(); len(got) != 1 || filepath.Base(got[0]) != string(id) {
+		t.Fatalf("Orphans() = %v, want the file of %s", got, id)
+	}
+	kept, err := os.ReadFile(filepath.Join(dir, "orphans", string(id)))
+	if err != nil || !bytes.Equal(kept, b) {
+		t.Fatalf("the orphan content file was not kept whole (%v, %d octets)", err, len(kept))
+	}
+}

@@ -81,6 +81,8 @@ type Store struct {
 	// for readers already.
 	deleting sync.Map
 
+	orphans []string // see Orphans
+
 	// files are the ids whose content is in a file of its own (bigger
 	// than inlineMax), so a delete knows without a stat.
 	files sync.Map
@@ -163,12 +165,19 @@ func Open(dir string) (*Store, error) {
 	w, err := db.Conn(ctx)
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("queue store %s: %w", dir, err)
+		return nil, openError(dir, err)
 	}
 	if err := migrate(ctx, w); err != nil {
 		w.Close()
 		db.Close()
-		return nil, fmt.Errorf("queue store %s: %w", dir, err)
+		return nil, openError(dir, err)
+	}
+	// SQLite opens a file it may not write read-only, without a word;
+	// Sluice would then run but record nothing, not even deliveries.
+	if err := probeWrite(ctx, w); err != nil {
+		w.Close()
+		db.Close()
+		return nil, openError(dir, err)
 	}
 	s := &Store{
 		dir: dir, bodyDir: bodyDir, segDir: filepath.Join(dir, "segments"), db: db, w: w,
@@ -495,6 +504,12 @@ func (s *Store) Body(ctx context.Context, id mail.ID) (io.ReadCloser, error) {
 		}
 		return s.pooled(bp, data), nil
 	}
+	// No checksum here either (SQLite checks its pages only as far as
+	// it can parse them); the size is the one it was accepted with, or
+	// a message cut short would go out.
+	if int64(len(data)) != size {
+		return nil, fmt.Errorf("queue store: content of %s: %d octets in the database, %d when it was accepted: it was changed or cut short", id, len(data), size)
+	}
 	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
@@ -586,8 +601,16 @@ func (s *Store) closeDB() error {
 
 func (s *Store) bodyPath(id mail.ID) string { return filepath.Join(s.bodyDir, string(id)) }
 
-// removeOrphans deletes content files whose transaction never committed
-// (a crash between the file's fsync and the commit).
+// Orphans are the content files Open found with no row referring to
+// them and moved to the orphans directory, for the daemon to log.
+func (s *Store) Orphans() []string { return s.orphans }
+
+// removeOrphans moves content files no row refers to into dir/orphans.
+// Usually an add a crash cut off between the file's fsync and the commit
+// (never acknowledged, sent again by its client); but after the WAL was
+// lost or cut (deleted after a kill -9, a bad restore) the file is the
+// only copy of an accepted message, and removing it would destroy what
+// the store could not read. Temporary files of safeio are removed.
 func (s *Store) removeOrphans(ctx context.Context) error {
 	entries, err := os.ReadDir(s.bodyDir)
 	if err != nil {
@@ -604,7 +627,24 @@ func (s *Store) removeOrphans(ctx context.Context) error {
 			return fmt.Errorf("queue store: %w", err)
 		}
 		if n == 0 {
-			os.Remove(s.bodyPath(id))
+			dst := filepath.Join(s.dir, "orphans", string(id))
+			if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+				return fmt.Errorf("queue store: %w", err)
+			}
+			if err := os.Rename(s.bodyPath(id), dst); err != nil {
+				return fmt.Errorf("queue store: keep a content file with no record: %w", err)
+			}
+			s.orphans = append(s.orphans, dst)
+		}
+	}
+	if len(s.orphans) > 0 {
+		// The renames out of bodies must not come undone: a file back
+		// in bodies would be moved again, but one lost would be lost.
+		if err := syncDir(filepath.Join(s.dir, "orphans")); err != nil {
+			return fmt.Errorf("queue store: %w", err)
+		}
+		if err := syncDir(s.bodyDir); err != nil {
+			return fmt.Errorf("queue store: %w", err)
 		}
 	}
 	return nil
@@ -665,6 +705,49 @@ func (s *Store) openSegments(ctx context.Context) error {
 	}
 	s.seg, err = openSegments(s.segDir, at)
 	return err
+}
+
+// probeWrite writes to the database and takes it back: a write lock
+// alone is had on a read-only file too.
+func probeWrite(ctx context.Context, w *sql.Conn) error {
+	var v int64
+	if err := w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	if _, err := w.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	_, err := w.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v))
+	if _, rerr := w.ExecContext(ctx, "ROLLBACK"); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// openError says what an admin can do about a queue database that
+// cannot be opened: it names the file, and what holds the messages.
+func openError(dir string, err error) error {
+	file := filepath.Join(dir, "queue.db")
+	var se *sqlite.Error
+	code := 0
+	if errors.As(err, &se) {
+		code = se.Code() & 0xff
+	}
+	var fix string
+	switch free, ferr := safeio.FreeSpace(dir); {
+	case code == sqlite3.SQLITE_READONLY:
+		fix = "it is read-only (file mode, owner, chattr +i, or a read-only mount): Sluice must write it; make it and its directory writable by the user Sluice runs as"
+	case code == sqlite3.SQLITE_NOTADB || code == sqlite3.SQLITE_CORRUPT:
+		fix = "it is damaged or not a Sluice queue: restore it (with its -wal file) from a backup, or move " + dir +
+			" aside to start with an empty queue (its bodies and segments directories hold message contents)"
+	case code == sqlite3.SQLITE_FULL || ferr == nil && free < 1<<20:
+		fix = "the disk under it is full: free some space and start again; nothing queued is lost"
+	case code == sqlite3.SQLITE_CANTOPEN || code == sqlite3.SQLITE_PERM:
+		fix = "check that " + dir + " exists and the user Sluice runs as may read and write it"
+	default:
+		return fmt.Errorf("queue store %s: %w", file, err)
+	}
+	return fmt.Errorf("queue store %s: %w; %s", file, err, fix)
 }
 
 // mapErr turns "disk full" from SQLite or the file system into ErrNoSpace.
