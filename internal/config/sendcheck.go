@@ -147,6 +147,9 @@ func (k *checker) checkSendConnectors() {
 		} else if strings.EqualFold(sc.Name, "Unreachable") {
 			// route.Unreachable; queue identities match in any case.
 			k.errorf(p+".name", "%q is the name of the queue for recipients no connector serves; give the connector another name", sc.Name)
+		} else if strings.EqualFold(sc.Name, "Poison") {
+			// queue.Poison, which config cannot import.
+			k.errorf(p+".name", "%q is the name of the queue for messages whose record cannot be read; give the connector another name", sc.Name)
 		}
 		names[strings.ToLower(sc.Name)] = i
 		if len(sc.AddressSpaces) == 0 {
