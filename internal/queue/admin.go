@@ -16,7 +16,18 @@ var (
 	ErrNoQueue   = errors.New("no such queue; sluice queue list shows the queues")
 	ErrNoMessage = errors.New("no such message in the queue; it may have been delivered already (sluice track shows its story)")
 	ErrInFlight  = errors.New("the message is being delivered right now; try again in a moment")
+	ErrPoisoned  = errors.New("its record cannot be read (the Poison queue), so it can be neither delivered nor redirected; sluice message remove ID takes it out of the queue")
 )
+
+// missing is the error for a message or queue id the queue has no
+// deliverable entry for: ErrPoisoned for the Poison queue and its
+// messages, else notFound. q.mu is held.
+func (q *Queue) missing(id string, notFound error) error {
+	if _, ok := q.poison[mail.ID(id)]; ok || id == Poison && len(q.poison) > 0 {
+		return ErrPoisoned
+	}
+	return notFound
+}
 
 // RetryQueue makes every message in the queue due now and ends the
 // queue's retry wait, like Exchange's Retry-Queue.
@@ -25,8 +36,8 @@ func (q *Queue) RetryQueue(identity string) error {
 	q.mu.Lock()
 	h := q.hops[identity]
 	if h == nil {
-		q.mu.Unlock()
-		return ErrNoQueue
+		defer q.mu.Unlock()
+		return q.missing(identity, ErrNoQueue)
 	}
 	h.dueNow(now)
 	q.mu.Unlock()
@@ -54,7 +65,7 @@ func (q *Queue) SuspendQueue(identity string) error {
 	defer q.mu.Unlock()
 	h := q.hops[identity]
 	if h == nil {
-		return ErrNoQueue
+		return q.missing(identity, ErrNoQueue)
 	}
 	h.suspended = true
 	return nil
@@ -65,8 +76,8 @@ func (q *Queue) ResumeQueue(identity string) error {
 	q.mu.Lock()
 	h := q.hops[identity]
 	if h == nil {
-		q.mu.Unlock()
-		return ErrNoQueue
+		defer q.mu.Unlock()
+		return q.missing(identity, ErrNoQueue)
 	}
 	h.suspended = false
 	q.dropIfEmpty(h)
@@ -81,8 +92,8 @@ func (q *Queue) RetryMessage(id mail.ID) error {
 	q.mu.Lock()
 	m := q.msgs[id]
 	if m == nil {
-		q.mu.Unlock()
-		return ErrNoMessage
+		defer q.mu.Unlock()
+		return q.missing(string(id), ErrNoMessage)
 	}
 	for i := range m.Rcpts {
 		if r := &m.Rcpts[i]; !r.Status.Final() && !r.leased {
@@ -165,7 +176,9 @@ func (q *Queue) RedirectMessage(ctx context.Context, id mail.ID, to []mail.Addre
 	ctx = context.WithoutCancel(ctx)
 	m := q.message(id)
 	if m == nil {
-		return ErrNoMessage
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.missing(string(id), ErrNoMessage)
 	}
 	m.writeMu.Lock()
 	defer m.writeMu.Unlock()

@@ -711,6 +711,18 @@ func TestDamagedRecordShows(t *testing.T) {
 				t.Fatalf("the undamaged message is not delivered: %+v", l)
 			}
 
+			// Nothing but remove can act on it, and the answers say so
+			// rather than that the message is gone.
+			for what, err := range map[string]error{
+				"message retry":    f.q.RetryMessage(bad.ID),
+				"message redirect": f.q.RedirectMessage(context.Background(), bad.ID, []mail.Address{"x@contoso.com"}),
+				"queue retry":      f.q.RetryQueue(queue.Poison),
+				"queue resume":     f.q.ResumeQueue(queue.Poison),
+			} {
+				if !errors.Is(err, queue.ErrPoisoned) {
+					t.Errorf("%s of the damaged message: %v; want queue.ErrPoisoned", what, err)
+				}
+			}
 			if err := f.q.RemoveMessage(context.Background(), bad.ID, true); err == nil {
 				t.Error("a bounce for a message whose record cannot be read was accepted")
 			}
