@@ -36,9 +36,9 @@ type Deliverer struct {
 
 	mu       sync.Mutex
 	active   map[string]*hopSessions // sessions per next hop
-	limits   map[string]*limiter     // rate limit per next hop
-	tokens   map[string]*tokenSource // OAuth2 per send connector
-	hosts    map[string]*HostHealth  // per upstream host:port
+	limits   map[string]*limiter     // rate limit per next hop (pruned in forget.go)
+	tokens   map[string]*tokenSource // OAuth2 per send connector (pruned in forget.go)
+	hosts    map[string]*HostHealth  // per upstream host:port (pruned in forget.go)
 	sessions sync.WaitGroup
 }
 
@@ -68,8 +68,14 @@ func New(o Options) *Deliverer {
 	return d
 }
 
-// Apply makes cfg the configuration for new sessions.
-func (d *Deliverer) Apply(cfg *config.Config) { d.cfg.Store(cfg) }
+// Apply makes cfg the configuration for new sessions, and forgets the
+// token sources and host health of connectors and smarthosts it removed.
+func (d *Deliverer) Apply(cfg *config.Config) {
+	d.cfg.Store(cfg)
+	d.mu.Lock()
+	d.prune(cfg, time.Now())
+	d.mu.Unlock()
+}
 
 // Run starts sessions for due mail until ctx ends, then waits for the
 // sessions it started (they end their current message first).
@@ -104,6 +110,7 @@ func (d *Deliverer) dispatch(ctx context.Context) time.Time {
 	for key := range d.active {
 		d.forget(key, now) // hops whose sessions ended a while ago
 	}
+	d.prune(d.cfg.Load(), now)
 	for _, w := range work {
 		hs := d.hop(w.Key)
 		want := min(w.Due, w.Sessions) - hs.started

@@ -71,18 +71,7 @@ func start(t *testing.T, node, connectors string) *relay {
 func stopped(t *testing.T, node, connectors string) *relay {
 	t.Helper()
 	dir := t.TempDir()
-	yaml := fmt.Sprintf(`node: {hostname: relay.test, data_dir: %s%s}
-receive_connectors:
-  - {name: Default, bindings: ["127.0.0.1:2525"], remote_ip_ranges: [127.0.0.0/8], permissions: [anonymous, relay]}
-send_connectors:
-%s
-  - {name: Drop, address_spaces: [contoso.com], delivery: directory, directory: drop}
-admin: {listen: "off"}
-`, dir, node, connectors)
-	cfg, err := config.Parse("test.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatalf("config:\n%s\n%v", yaml, err)
-	}
+	cfg := relayConfig(t, dir, node, connectors)
 	st, err := sqlite.Open(filepath.Join(dir, "queue"))
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +91,26 @@ admin: {listen: "off"}
 		proto.Close()
 	})
 	return &relay{t: t, dir: dir, q: q, logs: logs, d: delivery.New(delivery.Options{Queue: q, Config: cfg, Log: log, Protocol: proto})}
+}
+
+// relayConfig is the config of a relay with data in dir, node settings
+// in node and the given send connectors (YAML list items) before the
+// Drop connector.
+func relayConfig(t *testing.T, dir, node, connectors string) *config.Config {
+	t.Helper()
+	yaml := fmt.Sprintf(`node: {hostname: relay.test, data_dir: %s%s}
+receive_connectors:
+  - {name: Default, bindings: ["127.0.0.1:2525"], remote_ip_ranges: [127.0.0.0/8], permissions: [anonymous, relay]}
+send_connectors:
+%s
+  - {name: Drop, address_spaces: [contoso.com], delivery: directory, directory: drop}
+admin: {listen: "off"}
+`, dir, node, connectors)
+	cfg, err := config.Parse("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatalf("config:\n%s\n%v", yaml, err)
+	}
+	return cfg
 }
 
 // run starts delivery; it stops before the queue closes.

@@ -316,6 +316,11 @@ func (s *Server) release(rc *config.ReceiveConnector, ip netip.Addr) {
 		if c.byIP[ip]--; c.byIP[ip] <= 0 {
 			delete(c.byIP, ip)
 		}
+		// admit makes it again: a connector removed in a reload
+		// leaves nothing behind once its last session ends.
+		if c.total <= 0 {
+			delete(s.conns, rc.Name)
+		}
 	}
 }
 

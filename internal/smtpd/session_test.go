@@ -813,3 +813,27 @@ func TestSessionTooManyRcptsIsNotAnError(t *testing.T) {
 		t.Errorf("%d messages stored, want 2", n)
 	}
 }
+
+// Sessions are counted per connector and client while they run; once all
+// have ended nothing is left of the counts, whatever connectors reloads
+// came and went (Sluice runs for months).
+func TestConnectionCountsForgotten(t *testing.T) {
+	srv, _, port := startServer(t, anonConfig)
+	for _, name := range []string{"Default", "Renamed", "Renamed again"} {
+		cfg, err := configParse(strings.Replace(strings.ReplaceAll(anonConfig, "PORT", fmt.Sprint(port)), "name: Default", "name: "+name, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Apply(cfg); err != nil {
+			t.Fatal(err)
+		}
+		c := dial(t, port)
+		c.expect("", "220")
+		c.expect("QUIT", "221")
+	}
+	waitFor(t, "the sessions' counts to go", func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		return len(srv.conns) == 0 && len(srv.sessions) == 0
+	})
+}
