@@ -56,12 +56,9 @@ type endpoint struct {
 // listen returns an endpoint for addr, reached from 127.0.0.1.
 func listen(addr string) endpoint { return endpoint{addr: addr} }
 
-// freePort returns a loopback port nothing listens on right now, never
-// one handed out before in this run. Another process could take it
-// before Sluice binds it; on a test machine that does not happen.
-func freePort(t *testing.T) int { return testport.Free(t) }
-
-// freeAddr is freePort as "127.0.0.1:port".
+// freeAddr returns "127.0.0.1:port" with a port nothing listens on right
+// now, never one handed out before in this run. Another process could
+// take it before Sluice binds it; on a test machine that does not happen.
 func freeAddr(t *testing.T) string { return testport.Addr(t) }
 
 // configText completes a test's config: node settings that put all state
