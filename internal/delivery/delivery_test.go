@@ -140,20 +140,27 @@ func TestMicrosoftBasicAuthDisabledIsShown(t *testing.T) {
 	}
 }
 
-func TestXOAUTH2(t *testing.T) {
+// xoauth2Upstream runs a token endpoint and an upstream that takes its
+// tokens as Microsoft 365 does, and returns them with the smarthost
+// address and the connector's YAML lines (extra first) to log in there.
+func xoauth2Upstream(t *testing.T, extra string) (up *smtptest.Server, ts *tokentest.Server, addr, yaml string) {
 	cert := certtest.New(t, "localhost")
-	ts := tokentest.NewServer(t, tokentest.Options{})
-	up := smtptest.NewServer(t, smtptest.Options{TLS: cert, Auth: []string{"XOAUTH2"}, RequireAuth: true,
+	ts = tokentest.NewServer(t, tokentest.Options{})
+	up = smtptest.NewServer(t, smtptest.Options{TLS: cert, Auth: []string{"XOAUTH2"}, RequireAuth: true,
 		Tokens: func(user, tok string) bool { return user == "relay@fabrikam.com" && ts.Valid(tok) }})
-	port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
-	oauth := fmt.Sprintf(`    tls: {mode: verify, ca_file: %s}
-    max_messages_per_connection: 1
-    auth:
+	addr = "localhost:" + up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
+	yaml = fmt.Sprintf(`    tls: {mode: verify, ca_file: %s}
+%s    auth:
       mechanism: XOAUTH2
       username: relay@fabrikam.com
       oauth2: {token_url: "%s", client_id: %s, client_secret: "%s", scopes: ["%s"]}
-`, cert.CAFile, ts.URL(), tokentest.DefaultClientID, tokentest.DefaultClientSecret, token.MicrosoftScope)
-	r := start(t, "", smarthost("Fabrikam", "localhost:"+port, oauth))
+`, cert.CAFile, extra, ts.URL(), tokentest.DefaultClientID, tokentest.DefaultClientSecret, token.MicrosoftScope)
+	return up, ts, addr, yaml
+}
+
+func TestXOAUTH2(t *testing.T) {
+	up, ts, addr, oauth := xoauth2Upstream(t, "    max_messages_per_connection: 1\n")
+	r := start(t, "", smarthost("Fabrikam", addr, oauth))
 
 	// Three messages over three connections share one token.
 	for i := range 3 {

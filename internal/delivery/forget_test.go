@@ -5,12 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluice-relay/sluice/internal/certtest"
 	"github.com/sluice-relay/sluice/internal/delivery"
 	"github.com/sluice-relay/sluice/internal/dnstest"
 	"github.com/sluice-relay/sluice/internal/smtptest"
-	"github.com/sluice-relay/sluice/internal/token"
-	"github.com/sluice-relay/sluice/internal/tokentest"
 )
 
 // Sluice runs for months, and delivery by MX meets a new next hop (the
@@ -47,24 +44,14 @@ func TestForgetsHopsAndHostsWhoseMailHasGone(t *testing.T) {
 // A send connector removed (or no longer using XOAUTH2) in a reload
 // takes its token source with it.
 func TestForgetsTokenSourceOfRemovedConnector(t *testing.T) {
-	cert := certtest.New(t, "localhost")
-	ts := tokentest.NewServer(t, tokentest.Options{})
-	up := smtptest.NewServer(t, smtptest.Options{TLS: cert, Auth: []string{"XOAUTH2"}, RequireAuth: true,
-		Tokens: func(user, tok string) bool { return user == "relay@fabrikam.com" && ts.Valid(tok) }})
-	port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
-	oauth := fmt.Sprintf(`    tls: {mode: verify, ca_file: %s}
-    auth:
-      mechanism: XOAUTH2
-      username: relay@fabrikam.com
-      oauth2: {token_url: "%s", client_id: %s, client_secret: "%s", scopes: ["%s"]}
-`, cert.CAFile, ts.URL(), tokentest.DefaultClientID, tokentest.DefaultClientSecret, token.MicrosoftScope)
-	r := start(t, "", smarthost("Fabrikam", "localhost:"+port, oauth))
+	_, _, addr, oauth := xoauth2Upstream(t, "")
+	r := start(t, "", smarthost("Fabrikam", addr, oauth))
 	r.waitDone(r.put("oauth", "bob@fabrikam.com"))
 	if _, _, _, tokens := delivery.Remembered(r.d); tokens != 1 {
 		t.Fatalf("%d token sources after an XOAUTH2 delivery; want 1", tokens)
 	}
 
-	r.d.Apply(relayConfig(t, r.dir, "", smarthost("Fabrikam", "localhost:"+port, "    tls: {mode: none}\n")))
+	r.d.Apply(relayConfig(t, r.dir, "", smarthost("Fabrikam", addr, "    tls: {mode: none}\n")))
 	waitFor(t, "delivery to forget the token source", func() bool {
 		r.q.Kick()
 		_, _, _, tokens := delivery.Remembered(r.d)
