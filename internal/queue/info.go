@@ -205,6 +205,10 @@ func (q *Queue) Message(id mail.ID) (MessageInfo, bool) {
 	return q.messageInfo(m), true
 }
 
+// messageRank orders the statuses of a message's recipients: the
+// message shows the highest, whatever the recipients' order.
+var messageRank = map[string]int{"Ready": 0, "Retry": 1, "Suspended": 2, "Active": 3}
+
 func (q *Queue) messageInfo(m *Message) MessageInfo {
 	now := q.now()
 	mi := MessageInfo{ID: m.ID, From: m.Env.From.String(), Size: m.Size, Received: m.Env.Received,
@@ -224,14 +228,17 @@ func (q *Queue) messageInfo(m *Message) MessageInfo {
 			// were attempted themselves: the hop failed on another
 			// message's connection, or no connector serves it.
 			hopRetry := h != nil && (now.Before(h.nextRetry) || h.Key == route.Unreachable)
+			st := "Ready"
 			switch {
 			case r.leased:
-				mi.Status = "Active"
-			case (r.Attempts > 0 || hopRetry) && mi.Status != "Active":
-				mi.Status = "Retry"
+				st = "Active"
+			case h != nil && h.suspended:
+				st = "Suspended"
+			case r.Attempts > 0 || hopRetry:
+				st = "Retry"
 			}
-			if h != nil && h.suspended {
-				mi.Status = "Suspended"
+			if messageRank[st] > messageRank[mi.Status] {
+				mi.Status = st
 			}
 		}
 		mi.Recipients = append(mi.Recipients, ri)

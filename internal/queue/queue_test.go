@@ -407,6 +407,23 @@ func TestMessagesOfARetryQueueAreRetry(t *testing.T) {
 	}
 }
 
+// A message whose recipients wait in several queues has one status
+// whatever their order: Active while any is being delivered, else
+// Suspended while any waits in a suspended queue, else Retry, else Ready.
+func TestMessageStatusOfSeveralQueues(t *testing.T) {
+	for _, order := range [][]string{{"bob@contoso.com", "carol@fabrikam.example"}, {"carol@fabrikam.example", "bob@contoso.com"}} {
+		f := newFixture(t, "")
+		m := f.put(t, "app@contoso.com", order...)
+		if err := f.q.SuspendQueue("Exchange"); err != nil {
+			t.Fatal(err)
+		}
+		f.q.HopFailed("Internet/fabrikam.example", f.q.Lease("Internet/fabrikam.example"), queue.Outcome{Reply: reply.Parse(421, "4.4.2 connection dropped")})
+		if mi, _ := f.q.Message(m.ID); mi.Status != "Suspended" {
+			t.Errorf("recipients %v, one in a suspended queue and one in Retry: status %q, want Suspended", order, mi.Status)
+		}
+	}
+}
+
 func TestRestartKeepsEverything(t *testing.T) {
 	f := newFixture(t, "")
 	a := f.put(t, "app@contoso.com", "bob@contoso.com", "carol@fabrikam.example")
