@@ -30,13 +30,16 @@ func smarthost(name, addr, extra string) string {
 
 // onceFabrikam is the Fabrikam smarthost connector without TLS whose
 // retry waits 10 minutes, so that a test sees exactly one attempt.
-func onceFabrikam(addr, extra string) string {
+func onceFabrikam(addr, extra string) string { return onceFabrikamTLS(addr, "{mode: none}", extra) }
+
+// onceFabrikamTLS is onceFabrikam with the given tls setting.
+func onceFabrikamTLS(addr, tls, extra string) string {
 	return fmt.Sprintf(`  - name: Fabrikam
     address_spaces: [fabrikam.com]
     smarthosts: ["%s"]
-    tls: {mode: none}
+    tls: %s
     retry: {first: 10m, max_interval: 10m}
-%s`, addr, extra)
+%s`, addr, tls, extra)
 }
 
 func TestTLSModes(t *testing.T) {

@@ -83,12 +83,7 @@ func TestTLSFallbackLogsTheCause(t *testing.T) {
 			}()
 		}
 	}()
-	r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
-    address_spaces: [fabrikam.com]
-    smarthosts: ["%s"]
-    tls: {mode: opportunistic}
-    retry: {first: 10m, max_interval: 10m}
-`, ln.Addr()))
+	r := start(t, "", onceFabrikamTLS(ln.Addr().String(), "{mode: opportunistic}", ""))
 	r.put("tls", "bob@fabrikam.com")
 	waitFor(t, "the fallback logged", func() bool {
 		return len(r.logLines("STARTTLS failed; delivering without TLS as the connector allows")) > 0

@@ -181,12 +181,7 @@ func TestUpstreamTLSTrouble(t *testing.T) {
 			t.Parallel()
 			up := smtptest.NewServer(t, tc.server)
 			port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
-			r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
-    address_spaces: [fabrikam.com]
-    smarthosts: ["localhost:%s"]
-    tls: %s
-    retry: {first: 10m, max_interval: 10m}
-`, port, tc.tls))
+			r := start(t, "", onceFabrikamTLS("localhost:"+port, tc.tls, ""))
 			id := r.put(tc.name, "bob@fabrikam.com")
 			if tc.wantErr != "" {
 				qi := r.waitQueue("Fabrikam", "the failure as last error", func(q queue.QueueInfo) bool { return q.LastError != "" })
@@ -217,12 +212,7 @@ func TestUpstreamTLSTrouble(t *testing.T) {
 func TestUpstreamGreeting554(t *testing.T) {
 	up := smtptest.NewServer(t, smtptest.Options{TLS: certtest.New(t, "localhost"),
 		Greeting: "554 5.7.1 Client host rejected: access denied"})
-	r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
-    address_spaces: [fabrikam.com]
-    smarthosts: ["%s"]
-    tls: {mode: opportunistic}
-    retry: {first: 10m, max_interval: 10m}
-`, up.Addr()))
+	r := start(t, "", onceFabrikamTLS(up.Addr(), "{mode: opportunistic}", ""))
 	r.put("554 greeting", "bob@fabrikam.com")
 	qi := r.waitQueue("Fabrikam", "the greeting as last error", func(q queue.QueueInfo) bool { return q.LastError != "" })
 	if !strings.Contains(qi.LastError, "said: 554 5.7.1 Client host rejected: access denied") || qi.Status != queue.HopRetry {
