@@ -64,7 +64,7 @@ admin: {listen: "127.0.0.1:0"}
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(filepath.Join(dir, "queue"))
+	st, err := sqlite.Open(filepath.Join(dir, "queue"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

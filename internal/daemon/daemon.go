@@ -68,7 +68,7 @@ func Run(ctx context.Context, o Options) error {
 	defer logs.close()
 	m := metrics.New()
 	queueDir := filepath.Join(cfg.Node.DataDir, "queue")
-	store, err := sqlite.Open(queueDir)
+	store, err := sqlite.Open(queueDir, sqlite.Options{PresizeLog: true})
 	if err != nil {
 		return fmt.Errorf("cannot open the queue under %s: %w", queueDir, err)
 	}

@@ -72,7 +72,7 @@ func stopped(t *testing.T, node, connectors string) *relay {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := relayConfig(t, dir, node, connectors)
-	st, err := sqlite.Open(filepath.Join(dir, "queue"))
+	st, err := sqlite.Open(filepath.Join(dir, "queue"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,7 @@ func newFixture(t testing.TB, extra string) *fixture {
 
 func (f *fixture) open(t testing.TB) {
 	t.Helper()
-	s, err := sqlite.Open(f.dir + "/queue")
+	s, err := sqlite.Open(f.dir+"/queue", sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

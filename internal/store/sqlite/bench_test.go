@@ -16,7 +16,7 @@ func BenchmarkAdd(b *testing.B) {
 	body := bytes.Repeat([]byte("x"), 10<<10)
 	meta := []byte(`{"v":1,"env":{"From":"a@example.com"},"rcpts":[{"Addr":"b@example.net","status":"queued"}]}`)
 	run := func(b *testing.B, parallel bool) {
-		s, err := Open(b.TempDir())
+		s, err := Open(b.TempDir(), Options{PresizeLog: true})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -96,7 +96,7 @@ func TestOpenSyncsTheDirectoriesItCreates(t *testing.T) {
 		return old(d)
 	}
 	t.Cleanup(func() { syncDir = old })
-	s, err := Open(dir)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestOpenSyncsTheDirectoriesItCreates(t *testing.T) {
 // delivered again at the next start).
 func TestOpenRefusesReadOnlyDatabase(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestOpenRefusesReadOnlyDatabase(t *testing.T) {
 	} else if err := os.Chmod(db, 0o444); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(dir)
+	s, err = Open(dir, Options{})
 	if err == nil {
 		s.Close()
 		t.Fatal("Open of a read-only queue database succeeded")

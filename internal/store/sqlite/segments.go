@@ -255,10 +255,7 @@ func prepare(path string, size int64, next chan<- *os.File) {
 		next <- nil
 		return
 	}
-	zeros := make([]byte, min(size, segmentFlush))
-	for off := int64(0); off < size && err == nil; off += int64(len(zeros)) {
-		_, err = f.WriteAt(zeros[:min(int64(len(zeros)), size-off)], off)
-	}
+	err = writeZeros(f, 0, size)
 	if err == nil {
 		err = f.Sync()
 	}

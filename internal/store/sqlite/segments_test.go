@@ -62,7 +62,7 @@ func body(i int) []byte { return bytes.Repeat([]byte(fmt.Sprintf("%05d\r\n", i))
 
 func openDir(t *testing.T, dir string) *Store {
 	t.Helper()
-	s, err := Open(dir)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,13 +11,18 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, dir string) queue.Store {
-		s, err := Open(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	})
+	for _, o := range []Options{{}, {PresizeLog: true}} {
+		t.Run(fmt.Sprintf("%+v", o), func(t *testing.T) {
+			smallLog(t)
+			storetest.Run(t, func(t *testing.T, dir string) queue.Store {
+				s, err := Open(dir, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			})
+		})
+	}
 }
 
 // The database is in the directory given, whatever its name: the DSN is
@@ -28,7 +34,7 @@ func TestOpenDirWithURICharacters(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			parent := t.TempDir()
 			dir := filepath.Join(parent, name, "queue")
-			s, err := Open(dir)
+			s, err := Open(dir, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
