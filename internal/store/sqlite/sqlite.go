@@ -139,7 +139,7 @@ const maxReaders = 4
 // store (a test's).
 type Options struct {
 	// PresizeLog writes the write-ahead log full of zeros at Open (see
-	// presizeLog): 68 MB, for commits that need one flush each.
+	// presizeLog): ~72 MB, for commits that need one flush each.
 	PresizeLog bool
 }
 
