@@ -578,3 +578,41 @@ func TestDropDirectoryRecoveredLeavesRetry(t *testing.T) {
 		t.Errorf("log of the recovery: %q\n%s", l, r.logs)
 	}
 }
+
+// A message whose content the queue cannot give (its file cut short)
+// waits with an error that says so, for a drop directory as for an SMTP
+// hop; it said "cannot write to drop directory", sending an admin to
+// the wrong disk.
+func TestDropDirectoryUnreadableContent(t *testing.T) {
+	r := stopped(t, "", "")
+	env := &mail.Envelope{ID: mail.NewID(), Received: time.Now()}
+	env.From, _, _ = mail.ParsePath("<app@contoso.com>", true, false)
+	addr, err := mail.ParseMailbox("bob@contoso.com", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Rcpts = []mail.Recipient{{Addr: addr}}
+	big := "Subject: big\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n", 20000) // 1.3 MB: a file of its own
+	if err := r.q.Put(context.Background(), env, strings.NewReader(big)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(r.dir, "queue", "bodies", string(env.ID)), 1000); err != nil {
+		t.Fatal(err)
+	}
+	r.run()
+	var last string
+	waitFor(t, "an attempt at the message", func() bool {
+		m, ok := r.q.Message(env.ID)
+		if ok && m.Recipients[0].Attempts > 0 {
+			last = m.Recipients[0].LastError
+			return true
+		}
+		return false
+	})
+	if !strings.Contains(last, "cannot read the message from the queue") || strings.Contains(last, "drop directory") {
+		t.Errorf("last error %q; want it to say the queue's content could not be read", last)
+	}
+	if files, _ := filepath.Glob(filepath.Join(r.dir, "drop", "*.eml")); len(files) != 0 {
+		t.Errorf("drop files %q: a message cut short was written", files)
+	}
+}

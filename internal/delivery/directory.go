@@ -2,6 +2,8 @@ package delivery
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"strings"
 
 	"github.com/sluice-relay/sluice/internal/dropdir"
@@ -40,23 +42,46 @@ func (d *Deliverer) directorySession(s *run, hop route.Hop, l *queue.Lease) {
 }
 
 func (d *Deliverer) writeFile(ctx context.Context, dir *dropdir.Dir, l *queue.Lease) []queue.Outcome {
-	outs := make([]queue.Outcome, len(l.Rcpts))
+	out := queue.Outcome{Delivered: true, Reply: reply.Reply{Code: 250, Enhanced: [3]int{2, 0, 0}, Text: "written to " + dir.Path()},
+		Host: "directory", Handoff: queue.HandoffDelivered}
+	// A drop directory is the end of Sluice's road, final delivery for
+	// DSN (RFC 3461 §5.2.3): what picks the files up sends no notices.
+	if err := d.putFile(ctx, dir, l); err != nil {
+		out = queue.Outcome{Reply: reply.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: err.Error()}}
+	}
+	return repeat(out, len(l.Rcpts))
+}
+
+// putFile writes l's message to dir; its error says which side failed,
+// the queue's content or the directory.
+func (d *Deliverer) putFile(ctx context.Context, dir *dropdir.Dir, l *queue.Lease) error {
 	body, err := l.Body(ctx)
-	if err == nil {
-		env := l.Env
-		err = dir.Put(ctx, &env, body)
-		body.Close()
+	if err != nil {
+		return unreadable(err)
 	}
-	for i := range outs {
-		if err != nil {
-			outs[i] = queue.Outcome{Reply: reply.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: "cannot write to drop directory: " + err.Error()}}
-		} else {
-			// A drop directory is the end of Sluice's road, final
-			// delivery for DSN (RFC 3461 §5.2.3): what picks the files
-			// up sends no notices.
-			outs[i] = queue.Outcome{Delivered: true, Reply: reply.Reply{Code: 250, Enhanced: [3]int{2, 0, 0}, Text: "written to " + dir.Path()},
-				Host: "directory", Handoff: queue.HandoffDelivered}
+	defer body.Close()
+	src := &contentReader{r: body}
+	env := l.Env
+	if err := dir.Put(ctx, &env, src); err != nil {
+		if src.err != nil {
+			return unreadable(src.err)
 		}
+		return fmt.Errorf("cannot write to drop directory: %w", err)
 	}
-	return outs
+	return nil
+}
+
+// contentReader keeps the error reading a content from the queue, to
+// tell it from one writing it out.
+type contentReader struct {
+	r   io.Reader
+	err error
+}
+
+func (c *contentReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
 }

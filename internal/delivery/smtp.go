@@ -113,6 +113,12 @@ func (d *Deliverer) dial(s *run, hop route.Hop, targets []target, l *queue.Lease
 	}
 }
 
+// unreadable is the error for a message whose content the queue could
+// not give (damaged, cut short, or its file gone).
+func unreadable(err error) error {
+	return fmt.Errorf("cannot read the message from the queue: %w", err)
+}
+
 // send delivers one message on an open connection and returns each
 // recipient's outcome, whether the connection can carry another, and
 // whether the connection was lost (or closed with 421) before the server
@@ -120,7 +126,7 @@ func (d *Deliverer) dial(s *run, hop route.Hop, targets []target, l *queue.Lease
 func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string, hop route.Hop, l *queue.Lease) (outs []queue.Outcome, alive, unsent bool) {
 	body, err := l.Body(ctx)
 	if err != nil {
-		r := reply.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: "cannot read the message from the queue: " + err.Error()}
+		r := reply.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: unreadable(err).Error()}
 		return repeat(queue.Outcome{Reply: r, Host: "local"}, len(l.Rcpts)), true, false
 	}
 	defer body.Close()
