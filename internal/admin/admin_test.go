@@ -1,12 +1,14 @@
 package admin_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -676,5 +678,34 @@ func TestMessageShowJSONOrigin(t *testing.T) {
 		if _, ok := o[k]; !ok {
 			t.Errorf("origin has no %q: %v", k, m["origin"])
 		}
+	}
+}
+
+// A connection kept alive after a request is closed once idle: the API
+// held every one a client left open for as long as Sluice ran.
+func TestIdleConnectionClosed(t *testing.T) {
+	admin.SetIdleTimeout(t, 200*time.Millisecond)
+	r := start(t, "")
+	c, err := net.Dial("tcp", r.adm.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: relay.test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Close {
+		t.Fatalf("/healthz: status %d, close %v; want 200 on a kept connection", resp.StatusCode, resp.Close)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("idle connection: read %d octets, %v; want it closed by the server (EOF)", n, err)
 	}
 }

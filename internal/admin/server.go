@@ -87,6 +87,12 @@ func New(o Options, cfg *config.Config) *Server {
 // only changes with a restart.
 func (s *Server) Apply(cfg *config.Config) { s.cfg.Store(cfg) }
 
+// idleTimeout closes a kept-alive connection that no request came on
+// for this long (a variable for tests). Without it every connection a
+// client left open (a scraper restarted often, a script) held a file
+// descriptor for as long as Sluice ran.
+var idleTimeout = 2 * time.Minute
+
 // Start listens on admin.listen. It returns an error that names the
 // address when it cannot.
 func (s *Server) Start(cfg *config.Config) error {
@@ -133,7 +139,8 @@ func (s *Server) Start(cfg *config.Config) error {
 		ln = tls.NewListener(ln, tcfg)
 	}
 	s.ln = ln
-	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.o.Log.Handler(), slog.LevelWarn)}
+	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout,
+		ErrorLog: slog.NewLogLogger(s.o.Log.Handler(), slog.LevelWarn)}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.o.Log.Error("admin API stopped", "err", err)
