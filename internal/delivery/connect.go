@@ -74,15 +74,16 @@ func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target
 	if sc.TLS.ServerName != "" {
 		tcfg.ServerName = sc.TLS.ServerName
 	}
-	dctx, cancel := context.WithTimeout(ctx, sc.ConnectTimeout.D())
-	defer cancel()
+	// connect_timeout bounds the connect (the Dialer's Timeout covers an
+	// implicit TLS handshake too), not the greeting: that has its RFC 5321
+	// five minutes (§4.5.3.2.1), for servers that pause before it.
 	var c *smtpclient.Client
 	var err error
 	if sc.TLS.Implicit {
-		c, err = smtpclient.DialTLS(dctx, t.addr, tcfg, opts)
+		c, err = smtpclient.DialTLS(ctx, t.addr, tcfg, opts)
 		d.metrics.TLS("send", sc.Name, err == nil)
 	} else {
-		c, err = smtpclient.Dial(dctx, t.addr, opts)
+		c, err = smtpclient.Dial(ctx, t.addr, opts)
 	}
 	if err != nil {
 		end(err)

@@ -616,3 +616,27 @@ func TestDropDirectoryUnreadableContent(t *testing.T) {
 		t.Errorf("drop files %q: a message cut short was written", files)
 	}
 }
+
+// connect_timeout bounds the TCP connect (and an implicit TLS
+// handshake), not the greeting: RFC 5321 §4.5.3.2.1 has a client wait
+// 5 minutes for the 220, and a server that tarpits new clients (a greet
+// pause) was given up after connect_timeout, its mail put in retry.
+func TestGreetingSlowerThanConnectTimeout(t *testing.T) {
+	for _, implicit := range []bool{false, true} {
+		t.Run(fmt.Sprintf("implicit TLS %v", implicit), func(t *testing.T) {
+			o := smtptest.Options{GreetingDelay: 1500 * time.Millisecond}
+			tlsMode := "{mode: none}"
+			if implicit {
+				cert := certtest.New(t, "localhost")
+				o.TLS, o.ImplicitTLS = cert, true
+				tlsMode = fmt.Sprintf("{mode: verify, implicit: true, ca_file: %s, server_name: localhost}", cert.CAFile)
+			}
+			up := smtptest.NewServer(t, o)
+			r := start(t, "", onceFabrikamTLS(up.Addr(), tlsMode, "    connect_timeout: 1s\n"))
+			r.put("slow greeting", "bob@fabrikam.com")
+			if got := up.WaitMessages(t, 1); len(got) != 1 {
+				t.Fatalf("upstream got %d messages", len(got))
+			}
+		})
+	}
+}

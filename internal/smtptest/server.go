@@ -45,7 +45,11 @@ type Options struct {
 	RequireAuth bool   // MAIL without AUTH → 530 5.7.57
 	AuthReply   string // when set, every AUTH ends with this reply after its exchange, e.g. "535 5.7.139 Authentication unsuccessful, basic authentication is disabled"
 	Greeting    string // default "220 smtptest ESMTP"; a non-2xx greeting refuses every command but QUIT with 503
-	MaxSize     int64  // advertised with SIZE; MAIL with a larger SIZE= → 552 5.3.4. 0: "SIZE" without a limit
+	// GreetingDelay holds the greeting back this long after the
+	// connection (and the TLS handshake of ImplicitTLS), as a server does
+	// that tarpits new clients.
+	GreetingDelay time.Duration
+	MaxSize       int64 // advertised with SIZE; MAIL with a larger SIZE= → 552 5.3.4. 0: "SIZE" without a limit
 
 	NoPipelining, NoDSN, NoSMTPUTF8 bool
 

@@ -62,6 +62,7 @@ func (s *Server) serve(c net.Conn, id int, busy bool) {
 		greeting = "220 smtptest ESMTP"
 	}
 	ss.refusing = !strings.HasPrefix(greeting, "2")
+	time.Sleep(o.GreetingDelay)
 	ss.reply(greeting)
 	if ss.closing {
 		ss.flush()
