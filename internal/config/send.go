@@ -52,7 +52,8 @@ type SendConnector struct {
 	// RateLimit caps messages per time to one next hop: "30/m", "1000/h",
 	// or "none". Default: none; microsoft365 preset: 30/m.
 	RateLimit Rate `yaml:"rate_limit"`
-	// ConnectTimeout bounds a TCP connect plus greeting. Default 30s.
+	// ConnectTimeout bounds a TCP connect (and an implicit TLS handshake);
+	// the greeting has RFC 5321's 5 minutes. Default 30s.
 	ConnectTimeout Duration `yaml:"connect_timeout"`
 	Retry          Retry    `yaml:"retry"`
 	ProtocolLog    bool     `yaml:"protocol_log"`
