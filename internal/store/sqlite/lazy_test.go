@@ -3,9 +3,12 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync/atomic"
@@ -224,5 +227,45 @@ func TestSegmentFreedOnlyOnceItsLazyDeleteIsSynced(t *testing.T) {
 	}
 	if !free() {
 		t.Errorf("segment %d not freed after a durable commit followed its delete", seg)
+	}
+}
+
+// Close syncs a WAL that another connection (an operator's sqlite3)
+// keeps before it removes segments: SQLite checkpoints and deletes the
+// log only at the last connection's close, so the lazy deletes in it,
+// committed without a sync, were not durable when the segments they
+// freed were removed. (Found by review.)
+func TestCloseSyncsTheLogAnotherConnectionKeeps(t *testing.T) {
+	segmentsFrom(t, 1000, 8192) // one content of 7000 per segment
+	dir := t.TempDir()
+	s := openDir(t, dir)
+	op, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "queue.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	var n int
+	if err := op.QueryRow("SELECT count(*) FROM messages").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	gone := mail.NewID()
+	addContent(t, s, gone, body(0))
+	addContent(t, s, mail.NewID(), body(1))
+	if err := s.Delete(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	var synced []string
+	old := syncFile
+	syncFile = func(f *os.File) error {
+		synced = append(synced, filepath.Base(f.Name()))
+		return old(f)
+	}
+	t.Cleanup(func() { syncFile = old })
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(synced, "queue.db-wal") {
+		t.Errorf("synced at Close: %q; want the log the operator's connection keeps", synced)
 	}
 }

@@ -592,11 +592,31 @@ func (s *Store) Close() error {
 	<-s.done
 	s.seg.close()
 	err := s.closeDB()
-	// Closing the last connection checkpointed the WAL: every delete
-	// is durable now.
+	// Closing the last connection checkpointed the WAL and deleted it:
+	// every delete is durable now. Another connection (an operator's
+	// sqlite3) keeps it, unsynced since the last lazy deletes: synced
+	// here before the segments they freed go, or those stay for the next
+	// Open to judge.
+	if serr := s.syncLeftLog(); serr != nil {
+		return errors.Join(err, serr)
+	}
 	s.seg.removeDead()
 	s.seg.dropFree()
 	return err
+}
+
+// syncLeftLog makes the WAL durable if it outlived the store's
+// connections.
+func (s *Store) syncLeftLog() error {
+	f, err := os.OpenFile(filepath.Join(s.dir, "queue.db-wal"), os.O_RDWR, 0)
+	if err != nil {
+		return nil // deleted: checkpointed and synced
+	}
+	defer f.Close()
+	if err := syncFile(f); err != nil {
+		return fmt.Errorf("queue store: sync the log another connection keeps: %w", err)
+	}
+	return nil
 }
 
 // closeDB closes the statements and connections; on its own only while

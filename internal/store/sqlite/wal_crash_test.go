@@ -115,7 +115,6 @@ func TestLogPresizeAnyCrashShape(t *testing.T) {
 	}
 }
 
-
 // An operator's connection reading the database while Sluice starts and
 // stops: its snapshot holds, Sluice's close cannot delete the log (the
 // operator holds it), and the next start finds it presized already.
