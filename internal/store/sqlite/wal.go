@@ -30,9 +30,11 @@ const walHeader, walFrameHeader = 32, 24
 // prepared so too. SQLite deletes the log when the last connection
 // closes cleanly, so every Open writes it again: ~72 MB, ~50 ms here.
 //
-// Zeros are not frames: a frame counts only if its salt matches the
-// header's, and recovery stops at the first that does not, as it does at
-// the frames of an earlier round that a restarted log leaves behind.
+// Zeros are not frames: a frame counts only if its page number is not
+// 0 and its salt matches the header's (walDecodeFrame), and recovery
+// stops at the first that does not, as it does at the frames of an
+// earlier round that a restarted log leaves behind; a log whose header
+// is zeros is empty.
 // They are written from the file's end, or from the start of a frame a
 // crash left torn there: completed with the very zeros it lacked, such
 // a frame could pass its checksum, and a second crash would bring back a
