@@ -275,3 +275,25 @@ func rawCount(t *testing.T, dir string) int {
 	}
 	return n1
 }
+
+// On a disk with little room the log is not presized: its ~72 MB at
+// start could put the queue under min_free_space at once.
+func TestLogNotPresizedOnANearlyFullDisk(t *testing.T) {
+	smallLog(t)
+	old := freeSpace
+	t.Cleanup(func() { freeSpace = old })
+	freeSpace = func(string) (int64, error) { return 2 * logTarget(), nil }
+	dir := t.TempDir()
+	s := presized(t, dir)
+	defer s.Close()
+	if got := fileSize(t, filepath.Join(dir, "queue.db-wal")); got >= logTarget() {
+		t.Errorf("log is %d octets with %d free: presized anyway", got, 2*logTarget())
+	}
+	freeSpace = func(string) (int64, error) { return 5 * logTarget(), nil }
+	dir2 := t.TempDir()
+	s2 := presized(t, dir2)
+	defer s2.Close()
+	if got := fileSize(t, filepath.Join(dir2, "queue.db-wal")); got != logTarget() {
+		t.Errorf("control: log is %d octets with %d free, want presized to %d", got, 5*logTarget(), logTarget())
+	}
+}
