@@ -93,12 +93,7 @@ func TestLogPresizeAnyCrashShape(t *testing.T) {
 			a.Close()
 
 			q := presized(t, again)
-			var ids []mail.ID
-			for i := range 15 { // wraps the small log
-				id := mail.NewID()
-				addContent(t, q, id, body(i))
-				ids = append(ids, id)
-			}
+			ids := addBodies(t, q, nil, 15)
 			third := crashCopy(t, again)
 			q.Close()
 			r := openDir(t, third)
@@ -122,12 +117,7 @@ func TestLogPresizeOperatorConnection(t *testing.T) {
 	smallLog(t)
 	dir := t.TempDir()
 	s := openDir(t, dir)
-	var ids []mail.ID
-	for i := range 3 {
-		id := mail.NewID()
-		addContent(t, s, id, body(i))
-		ids = append(ids, id)
-	}
+	ids := addBodies(t, s, nil, 3)
 	s.Close()
 
 	op, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "queue.db"))
@@ -145,11 +135,7 @@ func TestLogPresizeOperatorConnection(t *testing.T) {
 	}
 
 	p := presized(t, dir)
-	for range 20 {
-		id := mail.NewID()
-		addContent(t, p, id, body(len(ids)))
-		ids = append(ids, id)
-	}
+	ids = addBodies(t, p, ids, 20)
 	if err := tx.QueryRow("SELECT count(*) FROM messages").Scan(&n); err != nil || n != 3 {
 		t.Errorf("operator's snapshot: %d messages (%v), want 3", n, err)
 	}

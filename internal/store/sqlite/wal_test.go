@@ -128,12 +128,7 @@ func TestLogZerosRecovered(t *testing.T) {
 	dir := t.TempDir()
 	s := presized(t, dir)
 	defer s.Close()
-	var ids []mail.ID
-	for i := range 10 { // ~50 frames: the log has started over once
-		id := mail.NewID()
-		addContent(t, s, id, body(i))
-		ids = append(ids, id)
-	}
+	ids := addBodies(t, s, nil, 10) // ~50 frames: the log has started over once
 	c := presized(t, crashCopy(t, dir))
 	stored(t, c, ids)
 	c.Close()
@@ -155,11 +150,7 @@ func TestLogZerosRecovered(t *testing.T) {
 	if got := fileSize(t, wal); got != logTarget() {
 		t.Errorf("an old log of %d octets is %d after Open, want %d", end, got, logTarget())
 	}
-	for range 5 {
-		id := mail.NewID()
-		addContent(t, o, id, body(len(ids)))
-		ids = append(ids, id)
-	}
+	ids = addBodies(t, o, ids, 5)
 	again := presized(t, crashCopy(t, old))
 	defer again.Close()
 	stored(t, again, ids)
@@ -178,12 +169,7 @@ func TestLogTornCommitStaysDropped(t *testing.T) {
 	smallLog(t)
 	dir := t.TempDir()
 	s := presized(t, dir)
-	var ids []mail.ID
-	for i := range 5 {
-		id := mail.NewID()
-		addContent(t, s, id, body(i))
-		ids = append(ids, id)
-	}
+	ids := addBodies(t, s, nil, 5)
 	// 8,370 octets: 489 in the row, two overflow pages, the last one
 	// (the highest page number, so the commit frame) ends in zeros.
 	addContent(t, s, mail.NewID(), bytes.Repeat([]byte("x"), 8370))
@@ -296,4 +282,16 @@ func TestLogNotPresizedOnANearlyFullDisk(t *testing.T) {
 	if got := fileSize(t, filepath.Join(dir2, "queue.db-wal")); got != logTarget() {
 		t.Errorf("control: log is %d octets with %d free, want presized to %d", got, 5*logTarget(), logTarget())
 	}
+}
+
+// addBodies adds n messages to s, the next ones in body's numbering
+// after ids, and returns ids with theirs.
+func addBodies(t *testing.T, s *Store, ids []mail.ID, n int) []mail.ID {
+	t.Helper()
+	for range n {
+		id := mail.NewID()
+		addContent(t, s, id, body(len(ids)))
+		ids = append(ids, id)
+	}
+	return ids
 }
