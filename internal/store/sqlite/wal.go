@@ -44,6 +44,7 @@ const walHeader, walFrameHeader = 32, 24
 // stops at the first that does not, as it does at the frames of an
 // earlier round that a restarted log leaves behind; a log whose header
 // is zeros is empty.
+//
 // They are written from the file's end, or from the start of a frame a
 // crash left torn there: completed with the very zeros it lacked, such
 // a frame could pass its checksum, and a second crash would bring back a
