@@ -69,21 +69,7 @@ func TestTLSModes(t *testing.T) {
 			port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
 			r := start(t, "", smarthost("Fabrikam", tc.host+":"+port, "    tls: "+tc.tls+"\n"))
 			id := r.put(tc.name, "bob@fabrikam.com")
-			if tc.wantErr != "" {
-				qi := r.waitQueue("Fabrikam", "the TLS failure as last error", func(q queue.QueueInfo) bool { return q.LastError != "" })
-				if !strings.Contains(qi.LastError, tc.wantErr) {
-					t.Fatalf("last error %q; want it to contain %q", qi.LastError, tc.wantErr)
-				}
-				if n := len(up.Messages()); n != 0 {
-					t.Fatalf("the upstream got %d messages; want none", n)
-				}
-				return
-			}
-			r.waitDone(id)
-			msgs := up.Messages()
-			if len(msgs) != 1 || msgs[0].TLS != tc.wantTLS {
-				t.Fatalf("upstream got %+v; want one message with TLS=%v", msgs, tc.wantTLS)
-			}
+			r.tlsOutcome(up, id, tc.wantErr, tc.wantTLS)
 		})
 	}
 }
@@ -638,5 +624,30 @@ func TestGreetingSlowerThanConnectTimeout(t *testing.T) {
 				t.Fatalf("upstream got %d messages", len(got))
 			}
 		})
+	}
+}
+
+// tlsOutcome checks a message sent to up over a TLS setting: with
+// wantErr, it waits in the queue with that error (neither sent nor
+// bounced); else it went to up, over TLS or not as wantTLS says.
+func (r *relay) tlsOutcome(up *smtptest.Server, id mail.ID, wantErr string, wantTLS bool) {
+	r.t.Helper()
+	if wantErr != "" {
+		qi := r.waitQueue("Fabrikam", "the failure as last error", func(q queue.QueueInfo) bool { return q.LastError != "" })
+		if !strings.Contains(qi.LastError, wantErr) {
+			r.t.Fatalf("last error %q; want it to contain %q", qi.LastError, wantErr)
+		}
+		if n := len(up.Messages()); n != 0 {
+			r.t.Fatalf("the upstream got %d messages; want none", n)
+		}
+		if b := r.bounces(); len(b) != 0 {
+			r.t.Fatalf("bounced:\n%s", b[0])
+		}
+		return
+	}
+	r.waitDone(id)
+	msgs := up.Messages()
+	if len(msgs) != 1 || msgs[0].TLS != wantTLS {
+		r.t.Fatalf("upstream got %+v; want one message with TLS=%v; bounces %q", msgs, wantTLS, r.bounces())
 	}
 }

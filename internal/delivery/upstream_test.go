@@ -183,24 +183,7 @@ func TestUpstreamTLSTrouble(t *testing.T) {
 			port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
 			r := start(t, "", onceFabrikamTLS("localhost:"+port, tc.tls, ""))
 			id := r.put(tc.name, "bob@fabrikam.com")
-			if tc.wantErr != "" {
-				qi := r.waitQueue("Fabrikam", "the failure as last error", func(q queue.QueueInfo) bool { return q.LastError != "" })
-				if !strings.Contains(qi.LastError, tc.wantErr) {
-					t.Fatalf("last error %q; want it to contain %q", qi.LastError, tc.wantErr)
-				}
-				if n := len(up.Messages()); n != 0 {
-					t.Fatalf("the upstream got %d messages; want none", n)
-				}
-				if b := r.bounces(); len(b) != 0 {
-					t.Fatalf("bounced:\n%s", b[0])
-				}
-				return
-			}
-			r.waitDone(id)
-			msgs := up.Messages()
-			if len(msgs) != 1 || msgs[0].TLS != tc.wantTLS {
-				t.Fatalf("upstream got %+v; want one message with TLS=%v; bounces %q", msgs, tc.wantTLS, r.bounces())
-			}
+			r.tlsOutcome(up, id, tc.wantErr, tc.wantTLS)
 		})
 	}
 }
