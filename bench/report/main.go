@@ -1,7 +1,7 @@
 // Command report turns a benchmark run into bench/results/<run>/report.md:
 // the harness's rows (matrix.tsv, relay-bench's TSV), the latency rows
-// (latency.tsv, from bench/latency) and the disk's fsync rate (fsync.txt)
-// become one table per message size and concurrency with Sluice's ratio
+// (latency.tsv, from bench/latency), the disk's fsync rate (fsync.txt)
+// and the harness's rate with no relay (floor.tsv) become one table per message size and concurrency with Sluice's ratio
 // to each peer measured in the same run, the targets checked, and
 // chart.dat for gnuplot.
 //
@@ -43,6 +43,7 @@ func main() {
 	cells := readMatrix(filepath.Join(*dir, "matrix.tsv"))
 	lat := readLatency(filepath.Join(*dir, "latency.tsv"))
 	fsync := readFsync(filepath.Join(*dir, "fsync.txt"))
+	floor, floorAt := readFloor(filepath.Join(*dir, "floor.tsv"))
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Sluice relay benchmark\n\n%s\n\n", *machine)
@@ -101,6 +102,9 @@ func main() {
 				if len(parts) > 0 {
 					fmt.Fprintf(&b, "\nSluice: %s.\n", strings.Join(parts, "; "))
 				}
+				if f := floor[key{"", size, conc}]; len(f) > 0 && s.ok > 0 {
+					fmt.Fprintf(&b, "\nThe harness alone (smtp-source straight into smtp-sink, no relay): %.0f msg/s; Sluice accepted %.0f%% of that.\n", med(f), 100*med(s.accept)/med(f))
+				}
 			}
 			b.WriteString("\n")
 		}
@@ -113,6 +117,9 @@ func main() {
 			fmt.Fprintf(&b, " Sluice accepted %.0f msg/s at 10 KB / 20 connections, %.2f of that rate: each message is one group-committed transaction of ~10 KB in the WAL (shared with the other sessions' messages) plus its delete after delivery, and the same two cores run the load generator, the sink, receive and delivery.", med(s.accept), med(s.accept)/fsync)
 		}
 		b.WriteString("\n\n")
+	}
+	if len(floor) > 0 {
+		fmt.Fprintf(&b, "## The harness alone\n\nsmtp-source sent straight into smtp-sink, with no relay between them, at each cell's size, connections and message count (%s, medians over the repetitions): what the generator and the sink cost on these cores with nothing between them. It is a yardstick, not a hard ceiling: a relay shares the cores with both, but it hands the sink its mail over a few reused, pipelined connections, which costs the sink less than one connection per message, so a relay can pass it where the sink is the bottleneck. Each cell above gives it with Sluice's share of it.\n\n", floorAt)
 	}
 	b.WriteString(targets(cells, lat))
 	b.WriteString("\n![accepted msg/s per cell](chart.png)\n")
@@ -285,6 +292,32 @@ func readLatency(path string) map[key][]float64 {
 		out[k] = []float64{med(a), med(b)}
 	}
 	return out
+}
+
+// readFloor reads the harness's rate with no relay (floor.tsv, written
+// by scripts/bench), by size and connections, and when it was measured.
+func readFloor(path string) (map[key][]float64, string) {
+	h, rows := readTSV(path)
+	col := map[string]int{}
+	for i, c := range h {
+		col[c] = i
+	}
+	out := map[key][]float64{}
+	var at string
+	for _, r := range rows {
+		if len(r) < len(h) {
+			continue
+		}
+		size, _ := strconv.Atoi(r[col["size"]])
+		conc, _ := strconv.Atoi(r[col["conc"]])
+		mps, _ := strconv.ParseFloat(r[col["mps"]], 64)
+		k := key{"", size, conc}
+		out[k] = append(out[k], mps)
+		if at == "" {
+			at = "measured " + r[col["time"]]
+		}
+	}
+	return out, at
 }
 
 // readFsync finds the single-writer append rate in relay-bench fsync's output.
