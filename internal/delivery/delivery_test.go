@@ -532,16 +532,13 @@ func TestDropDirectoryRecoveredLeavesRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := r.put("first", "bob@contoso.com")
-	stuck := r.put("stuck", "bob@contoso.com")
+	stuck := r.putCutShort("bob@contoso.com")
 	r.waitQueue("Drop", "the queue in retry", func(qi queue.QueueInfo) bool {
 		return qi.Status == queue.HopRetry && qi.RetryCount == 1 && strings.Contains(qi.LastError, "cannot open drop directory")
 	})
 	// The directory is back; one message cannot be written there (its
-	// file name is taken by a directory), so the queue keeps mail.
+	// content is cut short), so the queue keeps mail.
 	if err := os.Remove(drop); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(drop, string(stuck)+".eml"), 0o750); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.q.RetryQueue("Drop"); err != nil {
@@ -565,30 +562,48 @@ func TestDropDirectoryRecoveredLeavesRetry(t *testing.T) {
 	}
 }
 
+// A message delivered to a drop directory for some recipients and later
+// for others (a redirect, or a reload routing them there) is written to
+// a second file: it replaced the first, which the pickup may not have
+// taken yet, and the first recipients' copy was gone.
+func TestDropDirectoryKeepsEarlierCopy(t *testing.T) {
+	r := start(t, "", "")
+	id := r.put("twice", "bob@contoso.com", "carol@fabrikam.example") // carol: no connector, she waits
+	waitFor(t, "bob's delivery", func() bool {
+		m, ok := r.q.Message(id)
+		return ok && m.Recipients[0].Status == queue.StatusDelivered
+	})
+	if err := r.q.RedirectMessage(context.Background(), id, []mail.Address{"postmaster@contoso.com"}); err != nil {
+		t.Fatal(err)
+	}
+	r.waitDone(id)
+	drop := filepath.Join(r.dir, "drop")
+	receivers := map[string]string{}
+	for _, name := range []string{string(id) + ".eml", string(id) + "-2.eml"} {
+		b, err := os.ReadFile(filepath.Join(drop, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, _, _ := strings.Cut(string(b), "Subject:")
+		receivers[name] = head
+	}
+	if !strings.Contains(receivers[string(id)+".eml"], "X-Receiver: <bob@contoso.com>") ||
+		!strings.Contains(receivers[string(id)+"-2.eml"], "X-Receiver: <postmaster@contoso.com>") {
+		t.Errorf("drop files' envelopes: %q; want bob's first, the postmaster's second", receivers)
+	}
+}
+
 // A message whose content the queue cannot give (its file cut short)
 // waits with an error that says so, for a drop directory as for an SMTP
 // hop; it said "cannot write to drop directory", sending an admin to
 // the wrong disk.
 func TestDropDirectoryUnreadableContent(t *testing.T) {
 	r := stopped(t, "", "")
-	env := &mail.Envelope{ID: mail.NewID(), Received: time.Now()}
-	env.From, _, _ = mail.ParsePath("<app@contoso.com>", true, false)
-	addr, err := mail.ParseMailbox("bob@contoso.com", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env.Rcpts = []mail.Recipient{{Addr: addr}}
-	big := "Subject: big\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n", 20000) // 1.3 MB: a file of its own
-	if err := r.q.Put(context.Background(), env, strings.NewReader(big)); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(filepath.Join(r.dir, "queue", "bodies", string(env.ID)), 1000); err != nil {
-		t.Fatal(err)
-	}
+	id := r.putCutShort("bob@contoso.com")
 	r.run()
 	var last string
 	waitFor(t, "an attempt at the message", func() bool {
-		m, ok := r.q.Message(env.ID)
+		m, ok := r.q.Message(id)
 		if ok && m.Recipients[0].Attempts > 0 {
 			last = m.Recipients[0].LastError
 			return true

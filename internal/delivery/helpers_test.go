@@ -157,6 +157,28 @@ func (r *relay) putNotify(from string, notify mail.Notify, subject, extraHeader 
 	return env.ID
 }
 
+// putCutShort queues a message to one recipient whose content the
+// queue can no longer read in full: big enough for a file of its own,
+// then truncated.
+func (r *relay) putCutShort(to string) mail.ID {
+	r.t.Helper()
+	env := &mail.Envelope{ID: mail.NewID(), Received: time.Now()}
+	env.From, _, _ = mail.ParsePath("<app@contoso.com>", true, false)
+	addr, err := mail.ParseMailbox(to, false)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	env.Rcpts = []mail.Recipient{{Addr: addr}}
+	big := "Subject: big\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n", 20000) // 1.3 MB
+	if err := r.q.Put(context.Background(), env, strings.NewReader(big)); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(r.dir, "queue", "bodies", string(env.ID)), 1000); err != nil {
+		r.t.Fatal(err)
+	}
+	return env.ID
+}
+
 // waitQueue polls the queue until cond holds for the named queue.
 func (r *relay) waitQueue(name, what string, cond func(queue.QueueInfo) bool) queue.QueueInfo {
 	r.t.Helper()

@@ -1,7 +1,7 @@
 // Package dropdir writes messages as .eml files into a directory, the way
 // Exchange's drop directory does: the envelope in X-Sender and X-Receiver
 // fields first, then the message. Each file is fsynced and renamed into
-// place, so a file that exists is complete.
+// place, so a file that exists is complete, and none replaces another.
 package dropdir
 
 import (
@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/sluice-relay/sluice/internal/mail"
@@ -33,11 +34,16 @@ func Open(path string) (*Dir, error) {
 // Path is the directory's path.
 func (d *Dir) Path() string { return d.path }
 
-// Put writes the message to <dir>/<id>.eml and returns once it is durable.
+// Put writes the message to <dir>/<id>.eml and returns once it is
+// durable. A message written here again, for recipients routed here
+// later (a reload, a redirect), goes to <id>-2.eml, <id>-3.eml, ...: the
+// first file may not have been picked up yet, and holds the others.
 func (d *Dir) Put(ctx context.Context, env *mail.Envelope, body io.Reader) error {
-	name := filepath.Join(d.path, string(env.ID)+".eml")
+	base := filepath.Join(d.path, string(env.ID))
+	name := base + ".eml"
 	head := Envelope(env)
-	n, err := safeio.WriteFrom(name, io.MultiReader(strings.NewReader(head), body), 0o640)
+	_, n, err := safeio.WriteNewFrom(name, func(n int) string { return base + "-" + strconv.Itoa(n) + ".eml" },
+		io.MultiReader(strings.NewReader(head), body), 0o640)
 	if err != nil {
 		if safeio.IsNoSpace(err) {
 			return reply.StoreFull

@@ -4,10 +4,13 @@
 package safeio
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // File is a file being written under a temporary name; Commit makes it
@@ -35,6 +38,58 @@ func Create(path string, perm os.FileMode) (*File, error) {
 // Commit fsyncs the content, renames the file into place and fsyncs the
 // directory, so that both the data and the name survive a crash.
 func (f *File) Commit() error {
+	if err := f.syncClose(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), f.final); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return SyncDir(filepath.Dir(f.final))
+}
+
+// CommitNew is Commit for a file that must not replace one already
+// there: it takes the first name of the file's path, alt(2), alt(3), ...
+// that does not exist, and returns it.
+func (f *File) CommitNew(alt func(n int) string) (string, error) {
+	if err := f.syncClose(); err != nil {
+		return "", err
+	}
+	name, err := f.renameNew(alt)
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return name, SyncDir(filepath.Dir(name))
+}
+
+// newNames makes the look for a free name and the rename one step for
+// the writers in this process. Rename, unlike link, works on every file
+// system a drop directory may be on (SMB shares included); the price is
+// that another process creating the same names could still be replaced.
+var newNames sync.Mutex
+
+// maxNew bounds the names CommitNew tries.
+const maxNew = 10000
+
+func (f *File) renameNew(alt func(n int) string) (string, error) {
+	newNames.Lock()
+	defer newNames.Unlock()
+	name := f.final
+	for n := 2; n <= maxNew; n++ {
+		_, err := os.Lstat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			return name, os.Rename(f.Name(), name)
+		}
+		if err != nil {
+			return "", err
+		}
+		name = alt(n)
+	}
+	return "", fmt.Errorf("%s and %d more names like it are all taken", f.final, maxNew-2)
+}
+
+func (f *File) syncClose() error {
 	if err := f.Sync(); err != nil {
 		f.Abort()
 		return fmt.Errorf("fsync %s: %w", f.Name(), err)
@@ -43,11 +98,7 @@ func (f *File) Commit() error {
 		os.Remove(f.Name())
 		return err
 	}
-	if err := os.Rename(f.Name(), f.final); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return SyncDir(filepath.Dir(f.final))
+	return nil
 }
 
 // Abort closes and removes the temporary file.
@@ -73,14 +124,33 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 // WriteFrom is WriteFile with the content streamed from r; it returns the
 // number of bytes written.
 func WriteFrom(path string, r io.Reader, perm os.FileMode) (int64, error) {
+	f, n, err := createFrom(path, r, perm)
+	if err != nil {
+		return n, err
+	}
+	return n, f.Commit()
+}
+
+// WriteNewFrom is WriteFrom for a file that must not replace one already
+// there (see CommitNew); it returns the name it took.
+func WriteNewFrom(path string, alt func(n int) string, r io.Reader, perm os.FileMode) (string, int64, error) {
+	f, n, err := createFrom(path, r, perm)
+	if err != nil {
+		return "", n, err
+	}
+	name, err := f.CommitNew(alt)
+	return name, n, err
+}
+
+func createFrom(path string, r io.Reader, perm os.FileMode) (*File, int64, error) {
 	f, err := Create(path, perm)
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	n, err := io.Copy(f, r)
 	if err != nil {
 		f.Abort()
-		return n, err
+		return nil, n, err
 	}
-	return n, f.Commit()
+	return f, n, nil
 }
