@@ -154,7 +154,7 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 		s, ok := scalarText(n)
 		i, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 10, 64)
 		if !ok || err != nil || i < 0 {
-			d.errorf(n, path, "expected a whole number of 0 or more, found %q", n.String())
+			d.errorf(n, path, "expected a whole number of 0 or more, found %s", numberHint(n))
 			return
 		}
 		v.SetInt(i)
@@ -296,10 +296,26 @@ func syntaxError(file string, err error) Error {
 	type positioned interface{ GetToken() *token.Token }
 	e := Error{File: file, Msg: "YAML syntax: " + err.Error()}
 	if p, ok := err.(positioned); ok && p.GetToken() != nil {
-		e.Line = p.GetToken().Position.Line
+		tok := p.GetToken()
+		e.Line = tok.Position.Line
 		e.Msg = "YAML syntax: " + syntaxHint(firstLine(err))
+		if l, ok := runOn(tok); ok {
+			e.Msg = fmt.Sprintf("YAML syntax: %s; line %d is indented deeper than the key on this line, so YAML reads it as more of this key's value: indent line %d like the key it belongs with", firstLine(err), l, l)
+		}
 	}
 	return e
+}
+
+// runOn recognises a key indented too deep: go-yaml reads it as the
+// continuation of the value on the line above and places its error at
+// the start of that value, not on the line to fix. It returns the line
+// of the stray colon.
+func runOn(tok *token.Token) (int, bool) {
+	next := tok.Next
+	if tok.Type != token.StringType || next == nil || next.Type != token.MappingValueType || next.Position.Line <= tok.Position.Line {
+		return 0, false
+	}
+	return next.Position.Line, true
 }
 
 func firstLine(err error) string {

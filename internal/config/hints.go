@@ -34,6 +34,16 @@ func boolHint(n ast.Node) string {
 	return fmt.Sprintf("%q", s)
 }
 
+// numberHint shows what was written where a whole number belongs, as the
+// admin wrote it: the node's own text keeps a quoted value's quotes,
+// which %q would quote again ("\"many\"").
+func numberHint(n ast.Node) string {
+	if s, ok := scalarText(n); ok {
+		return fmt.Sprintf("%q", s)
+	}
+	return kindName(n)
+}
+
 // hostPortMapping recognises what YAML makes of an unquoted host:port in
 // a flow collection inside { }: a mapping of the host to the port.
 func hostPortMapping(n ast.Node) bool {
