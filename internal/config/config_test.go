@@ -242,3 +242,23 @@ func TestDocumentMarkers(t *testing.T) {
 		})
 	}
 }
+
+// TestDNSServers: what the MX resolver dials, port 53 when none is given.
+func TestDNSServers(t *testing.T) {
+	cfg, err := Parse("", []byte(`node:
+  dns_servers: [10.0.0.2, "10.0.0.3:5353", "[2001:db8::53]:53", "2001:db8::54", "::ffff:10.0.0.4"]
+receive_connectors: [{name: A, bindings: ["127.0.0.1:2525"], remote_ip_ranges: [127.0.0.1], permissions: [anonymous]}]
+send_connectors: [{name: Drop, address_spaces: ["*"], directory: drop}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range cfg.Node.DNSServers {
+		got = append(got, d.String())
+	}
+	want := "10.0.0.2:53 10.0.0.3:5353 [2001:db8::53]:53 [2001:db8::54]:53 10.0.0.4:53"
+	if strings.Join(got, " ") != want {
+		t.Errorf("dns_servers %q, want %q", strings.Join(got, " "), want)
+	}
+}

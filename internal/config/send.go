@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -219,6 +220,36 @@ func (h HostPort) String() string {
 		return h.Host
 	}
 	return net.JoinHostPort(h.Host, strconv.Itoa(h.Port))
+}
+
+// DNSServer is a resolver's IP address with an optional port (0: 53).
+// A host name is refused: it would itself need a resolver to be found.
+type DNSServer struct{ HostPort }
+
+func (d *DNSServer) setScalar(v string) error {
+	const fix = "write an IP address, optionally with :port, e.g. 10.0.0.2:53 or [2001:db8::53]:53"
+	t := strings.TrimSpace(v)
+	host, port, err := net.SplitHostPort(t)
+	if err != nil {
+		host, port = strings.Trim(t, "[]"), ""
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || ip.Zone() != "" {
+		if mail.ValidDomain(host) && strings.Contains(host, ".") {
+			return fmt.Errorf("%q is a host name: a resolver is given by address, since finding it by name would need a resolver; %s", v, fix)
+		}
+		return fmt.Errorf("%q is not an IP address; %s", v, fix)
+	}
+	d.Port = 0
+	if port != "" {
+		p, err := strconv.Atoi(port)
+		if err != nil || p < 1 || p > 65535 {
+			return fmt.Errorf("%q has no valid port (1 to 65535); %s", v, fix)
+		}
+		d.Port = p
+	}
+	d.Host = ip.Unmap().String()
+	return nil
 }
 
 // Rate is a number of messages per time unit, "30/m".

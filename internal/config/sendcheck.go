@@ -192,11 +192,6 @@ func (k *checker) checkSendConnectors() {
 			k.errorf(fmt.Sprintf("accepted_domains[%d].domain", i), "no send connector serves %s, so its mail could not be delivered; add it (or \"*\") to a send connector's address_spaces", ad.Domain)
 		}
 	}
-	for i, d := range c.Node.DNSServers {
-		if d.Host == "" {
-			k.errorf(fmt.Sprintf("node.dns_servers[%d]", i), "give an address, e.g. 10.0.0.2:53")
-		}
-	}
 }
 
 func (k *checker) checkDelivery(sc *SendConnector, p string) {
