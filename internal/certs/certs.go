@@ -60,6 +60,18 @@ func Describe(chain []*x509.Certificate) Info {
 // Covers reports whether the certificate is valid for host name or IP.
 func Covers(c *x509.Certificate, host string) bool { return c.VerifyHostname(host) == nil }
 
+// ErrKey is matched (errors.Is) by Load's errors that are the key file's
+// own fault (missing, unreadable, encrypted, no key in it), so that config
+// can report them under the key's own setting and line rather than the
+// certificate's.
+var ErrKey = errors.New("the key file is at fault")
+
+// keyError is a Load error about the key file.
+type keyError struct{ error }
+
+func (e keyError) Is(target error) bool { return target == ErrKey }
+func (e keyError) Unwrap() error        { return e.error }
+
 // Load reads a PEM certificate chain and its private key and checks that
 // they belong together. Errors say which file is at fault and how.
 func Load(certFile, keyFile string) (*tls.Certificate, error) {
@@ -69,7 +81,7 @@ func Load(certFile, keyFile string) (*tls.Certificate, error) {
 	}
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
-		return nil, fileError("key", keyFile, err)
+		return nil, keyError{fileError("key", keyFile, err)}
 	}
 	switch types := pemTypes(certPEM); {
 	case slices.Contains(types, "CERTIFICATE"):
@@ -80,13 +92,15 @@ func Load(certFile, keyFile string) (*tls.Certificate, error) {
 	}
 	switch types, encrypted := pemTypes(keyPEM), bytes.Contains(keyPEM, []byte("Proc-Type: 4,ENCRYPTED")); {
 	case slices.Contains(types, "ENCRYPTED PRIVATE KEY") || encrypted:
-		return nil, fmt.Errorf("key file %s is encrypted with a passphrase, which Sluice cannot ask for; give it unencrypted (openssl pkey -in %s -out KEY.pem) and readable only by the account Sluice runs as", keyFile, keyFile)
+		return nil, keyError{fmt.Errorf("key file %s is encrypted with a passphrase, which Sluice cannot ask for; give it unencrypted (openssl pkey -in %s -out KEY.pem) and readable only by the account Sluice runs as", keyFile, keyFile)}
 	case !slices.ContainsFunc(types, isKeyType):
-		return nil, fmt.Errorf("key file %s has no PEM private key block; give the unencrypted private key in PEM form", keyFile)
+		return nil, keyError{fmt.Errorf("key file %s has no PEM private key block; give the unencrypted private key in PEM form", keyFile)}
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		if strings.Contains(err.Error(), "does not match") {
+			// Either file may be the wrong one; this stays with the
+			// certificate, which the pair is known by.
 			return nil, fmt.Errorf("key %s does not belong to certificate %s; give the key that was generated with this certificate", keyFile, certFile)
 		}
 		return nil, fmt.Errorf("certificate %s / key %s: %v", certFile, keyFile, err)
@@ -96,6 +110,13 @@ func Load(certFile, keyFile string) (*tls.Certificate, error) {
 
 // fileError phrases a read failure as what to do about it.
 func fileError(what, path string, err error) error {
+	if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
+		return fmt.Errorf("%s file %s is a directory; give the path of the PEM file itself", what, path)
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // the path is in the message already
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%s file %s does not exist; check the path", what, path)

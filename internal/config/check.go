@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -281,10 +282,19 @@ func (k *checker) checkTLS(rc *ReceiveConnector, p string) {
 	}
 	pair, err := certs.Load(t.Certificate, t.Key)
 	if err != nil {
-		k.errorf(p+".tls.certificate", "%v", err)
+		k.errorf(certKey(err, p+".tls.certificate", p+".tls.key"), "%v", err)
 		return
 	}
 	rc.tlsConfig = serverTLS(pair, uint16(t.MinVersion))
+}
+
+// certKey is the setting a certs.Load error belongs under: the key's
+// when the key file is at fault, else the certificate's.
+func certKey(err error, cert, key string) string {
+	if errors.Is(err, certs.ErrKey) {
+		return key
+	}
+	return cert
 }
 
 // serverTLS builds a receive connector's TLS configuration. Below TLS 1.2

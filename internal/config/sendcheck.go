@@ -253,7 +253,7 @@ func (k *checker) checkSendTLS(sc *SendConnector, p string) {
 	} else if t.ClientCertificate != "" {
 		pair, err := certs.Load(t.ClientCertificate, t.ClientKey)
 		if err != nil {
-			k.errorf(p+".tls.client_certificate", "%v", err)
+			k.errorf(certKey(err, p+".tls.client_certificate", p+".tls.client_key"), "%v", err)
 		} else {
 			sc.clientCert = pair
 			cfg.Certificates = []tls.Certificate{*pair}
