@@ -29,19 +29,7 @@ func (k *checker) errorf(path, format string, args ...any) {
 	k.d.errs = append(k.d.errs, Error{File: k.d.file, Line: k.lineOf(path), Key: path, Msg: fmt.Sprintf(format, args...)})
 }
 
-func (k *checker) lineOf(path string) int {
-	for p := path; p != ""; {
-		if l, ok := k.d.lines[p]; ok {
-			return l
-		}
-		i := strings.LastIndexAny(p, ".[")
-		if i < 0 {
-			break
-		}
-		p = p[:i]
-	}
-	return 0
-}
+func (k *checker) lineOf(path string) int { return lineOf(k.d.lines, path) }
 
 // set reports whether the file gave a value for path. A key with an empty
 // value keeps the default, as if it were left out.
@@ -199,6 +187,7 @@ func (k *checker) check() {
 	k.checkSendConnectors()
 	k.checkSecrets()
 	k.checkOps()
+	k.checkDirs()
 	if !mail.ValidDomain(k.c.Node.Hostname) {
 		k.errorf("node.hostname", "%q is not a host name; give this machine's fully qualified name, e.g. relay.contoso.com", k.c.Node.Hostname)
 	}

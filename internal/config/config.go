@@ -30,7 +30,8 @@ type Config struct {
 	// Source is the text it was read from, kept to compare farm nodes.
 	Source []byte `yaml:"-"`
 
-	key *secret.Key
+	key   *secret.Key
+	lines map[string]int // key path → line, for ErrorAt
 }
 
 // Node is what is particular to this Sluice instance.

@@ -63,7 +63,7 @@ func parse(file string, src []byte) (*Config, error) {
 		return nil, Errors{e}
 	}
 	d := newDecoder(name)
-	c := &Config{File: file, Source: src}
+	c := &Config{File: file, Source: src, lines: d.lines}
 	// Notepad's "UTF-8 with BOM" and Windows PowerShell's Out-File
 	// -Encoding utf8 start the file with a byte order mark; YAML 1.2 §5.2
 	// allows one there, but go-yaml would read it as part of the first key.

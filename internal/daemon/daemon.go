@@ -58,19 +58,19 @@ func Run(ctx context.Context, o Options) error {
 	if errors.Is(err, dirlock.ErrUnsupported) {
 		log.Warn("running without the data directory lock", "err", err)
 	} else if err != nil {
-		return err
+		return dataDirError(cfg, err)
 	}
 	defer lock.Release()
 	logs, err := openLogs(cfg, log)
 	if err != nil {
-		return err
+		return dataDirError(cfg, err)
 	}
 	defer logs.close()
 	m := metrics.New()
 	queueDir := filepath.Join(cfg.Node.DataDir, "queue")
 	store, err := sqlite.Open(queueDir, sqlite.Options{PresizeLog: true})
 	if err != nil {
-		return fmt.Errorf("cannot open the queue under %s: %w", queueDir, err)
+		return dataDirError(cfg, fmt.Errorf("cannot open the queue under %s: %w", queueDir, err))
 	}
 	store.ObserveCommits(m.Commit)
 	for _, f := range store.Orphans() {
@@ -178,6 +178,16 @@ func describe(log *slog.Logger, cfg *config.Config) {
 		}
 		log.Info("send connector ready", args...)
 	}
+}
+
+// dataDirError explains a failure to create or write something under
+// node.data_dir as what to change there, with the config's file and line,
+// rather than as the system's "mkdir ...: permission denied".
+func dataDirError(cfg *config.Config, err error) error {
+	if e, ok := cfg.DirError("node.data_dir", cfg.Node.DataDir, err); ok {
+		return e
+	}
+	return err
 }
 
 func load(path string) (*config.Config, error) {
