@@ -133,7 +133,7 @@ func (s *Server) Start(cfg *config.Config) error {
 	}
 	ln, err := net.Listen("tcp", a.Listen)
 	if err != nil {
-		return fmt.Errorf("admin API cannot listen on %s (admin.listen): %w", a.Listen, err)
+		return cfg.ListenError("admin.listen", "the admin API", a.Listen, int(a.Addr.Port()), err)
 	}
 	if tcfg != nil {
 		ln = tls.NewListener(ln, tcfg)

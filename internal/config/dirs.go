@@ -96,7 +96,9 @@ func (c *Config) DirError(key, root string, err error) (e Error, ok bool) {
 	p := filepath.Clean(pe.Path)
 	if fi, serr := os.Stat(p); serr == nil && !fi.IsDir() && errors.Is(err, fs.ErrPermission) {
 		// A file left by a run as another user, e.g. root's sluice.lock.
-		return c.ErrorAt(key, "%s is not writable by %s; %s, or change %s", p, who(), grant(root), key), true
+		e := c.ErrorAt(key, "%s is not writable by %s; %s, or change %s", p, who(), grant(root), key)
+		e.cause = err
+		return e, true
 	}
 	dir := p
 	if pe.Op != "mkdir" {
@@ -106,7 +108,9 @@ func (c *Config) DirError(key, root string, err error) (e Error, ok bool) {
 	if msg == "" {
 		return Error{}, false
 	}
-	return c.ErrorAt(key, "%s", msg), true
+	e = c.ErrorAt(key, "%s", msg)
+	e.cause = err
+	return e, true
 }
 
 func lineOf(lines map[string]int, path string) int {

@@ -14,7 +14,12 @@ type Error struct {
 	Msg  string // what is wrong and what to write instead
 
 	covers string // a misspelt key's intended path, whose checks it makes moot
+	cause  error  // the system's error behind a problem found after load
 }
+
+// Unwrap returns the system's error behind a problem found when Sluice
+// used a setting (errors.Is(err, syscall.EADDRINUSE)), nil for the load's own.
+func (e Error) Unwrap() error { return e.cause }
 
 func (e Error) Error() string {
 	var b strings.Builder

@@ -222,8 +222,12 @@ func reload(log *slog.Logger, path string, old *config.Config, srv *smtpd.Server
 		return old, []string{why}
 	}
 	if err := srv.Apply(cfg); err != nil {
-		log.Error("reload refused; the running configuration is kept", "err", err)
-		return old, []string{err.Error()}
+		// One problem per binding that cannot be listened on, each with
+		// its file:line: key, as sluice serve reports them.
+		problems := flatten(err)
+		log.Error("reload refused; the running configuration is kept",
+			"count", len(problems), "problems", strings.Join(problems, " | "))
+		return old, problems
 	}
 	q.Apply(cfg)
 	d.Apply(cfg)
@@ -231,6 +235,18 @@ func reload(log *slog.Logger, path string, old *config.Config, srv *smtpd.Server
 		"receive_connectors", len(cfg.ReceiveConnectors), "send_connectors", len(cfg.SendConnectors))
 	describe(log, cfg)
 	return cfg, nil
+}
+
+// flatten lists the texts of the errors joined in err (errors.Join).
+func flatten(err error) []string {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []string
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []string{err.Error()}
 }
 
 // restartOnly names the sections that differ between the config Sluice

@@ -110,7 +110,7 @@ func (s *Server) Apply(cfg *config.Config) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	opened, failed, err := s.open(want)
+	opened, failed, err := s.open(cfg, want)
 	if err != nil {
 		// A binding moved on its port (0.0.0.0:25 to 10.0.0.5:25, or
 		// back) cannot be listened on while the old one listens: when
@@ -130,7 +130,7 @@ func (s *Server) Apply(cfg *config.Config) error {
 			delete(s.listeners, b)
 			s.log.Info("stopped listening to move a binding on its port", "binding", b.String())
 		}
-		if opened, _, err = s.open(want); err != nil {
+		if opened, _, err = s.open(cfg, want); err != nil {
 			return errors.Join(err, s.reopen(freed))
 		}
 	}
@@ -148,8 +148,8 @@ func (s *Server) Apply(cfg *config.Config) error {
 
 // open (s.mu held) listens on the bindings of want not listened on yet.
 // If any cannot be opened it opens none and returns the ones that
-// failed, and an error naming the first one's connectors.
-func (s *Server) open(want map[config.Binding][]string) (opened map[config.Binding]*listener, failed []config.Binding, err error) {
+// failed, and an error for each, placed at its binding in cfg.
+func (s *Server) open(cfg *config.Config, want map[config.Binding][]string) (opened map[config.Binding]*listener, failed []config.Binding, err error) {
 	opened = map[config.Binding]*listener{}
 	for b := range want {
 		if _, ok := s.listeners[b]; ok {
@@ -158,10 +158,10 @@ func (s *Server) open(want map[config.Binding][]string) (opened map[config.Bindi
 		ln, lerr := s.listen(context.Background(), network(b), b.String())
 		if lerr != nil {
 			failed = append(failed, b)
-			// Name the connector: with several, the address alone does
-			// not say which one's binding to fix.
-			lerr = fmt.Errorf("receive connector %q: cannot listen on %s: %w", strings.Join(want[b], `", "`), b, lerr)
-			err = errors.Join(err, lerr)
+			// Name the connector, its binding's line and what to do: with
+			// several connectors the address alone does not say which
+			// one's binding to fix.
+			err = errors.Join(err, cfg.BindingError(b, lerr))
 			continue
 		}
 		opened[b] = &listener{srv: s, ln: ln, binding: b}
@@ -221,7 +221,7 @@ func (s *Server) reopen(freed []config.Binding) error {
 				names = append(names, rc.Name)
 			}
 		}
-		back, _, err := s.open(map[config.Binding][]string{b: names})
+		back, _, err := s.open(old, map[config.Binding][]string{b: names})
 		if err != nil {
 			s.log.Error("stopped listening to move a binding and cannot listen on it again; restart Sluice", "binding", b.String(), "err", err)
 			lost = append(lost, b.String())
