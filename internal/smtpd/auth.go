@@ -29,12 +29,12 @@ func (s *session) auth(arg string) bool {
 	if err := policy.Auth(&s.policy, mech); err != nil {
 		r := err.(reply.Reply)
 		s.log.Info("AUTH refused", "mech", mech, "reply", r.Error())
-		return s.reply(r)
+		return s.fail(r)
 	}
 	ip := s.remote.Addr()
 	if s.srv.authFails.count(ip, time.Now()) >= s.rc.Limits.MaxAuthFailures {
-		s.log.Warn("AUTH refused: too many failures from this client", "mech", mech)
-		return s.reply(reply.AuthTooManyFails)
+		s.log.Warn("AUTH refused: too many failures from this client", "mech", mech, "reply", reply.AuthTooManyFails.Error())
+		return s.fail(reply.AuthTooManyFails)
 	}
 	var user, pass string
 	var err error
@@ -49,7 +49,7 @@ func (s *session) auth(arg string) bool {
 		return s.reply(reply.AuthCancelled)
 	case errors.Is(err, errBadBase64):
 		s.log.Info("AUTH refused", "mech", mech, "reply", reply.AuthBadBase64.Error())
-		return s.reply(reply.AuthBadBase64)
+		return s.fail(reply.AuthBadBase64)
 	case errors.Is(err, errLineTooLong):
 		return s.reply(reply.LineTooLong)
 	case err != nil:
@@ -66,8 +66,8 @@ func (s *session) auth(arg string) bool {
 			who = []any{"user", user}
 		}
 		if !errors.Is(err, userdb.ErrInvalid) {
-			s.log.Error("AUTH could not be checked", append(who, "mech", mech, "err", err)...)
-			return s.reply(reply.AuthTempFail)
+			s.log.Error("AUTH could not be checked", append(who, "mech", mech, "err", err, "reply", reply.AuthTempFail.Error())...)
+			return s.fail(reply.AuthTempFail)
 		}
 		s.srv.metrics.Auth(s.rc.Name, false)
 		n := s.srv.authFails.add(ip, time.Now())

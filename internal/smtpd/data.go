@@ -62,10 +62,10 @@ func (s *session) data(arg string) bool {
 			return true
 		}
 		r := s.replyFor(err, env.ID)
-		s.log.Info("message refused", "msg", env.ID, "from", env.From.String(), "rcpts", len(env.Rcpts), "reply", r.Error())
+		s.log.Info("message refused", "msg", env.ID, "from", env.From.String(), "rcpts", len(env.Rcpts), "user", s.user(), "reply", r.Error())
 		s.proto.Note(fmt.Sprintf("message data: %d octets", dr.n))
 		s.track(tracking.EventFail, env, env.From, nil, r)
-		return s.reply(r)
+		return s.fail(r)
 	}
 	s.messages++
 	s.srv.metrics.Received(s.rc.Name, env.Size)

@@ -182,3 +182,93 @@ func TestAuthRefusalIsLogged(t *testing.T) {
 		}
 	}
 }
+
+// Every refusal is one log line with the session, the client, the user
+// and the reply (README, "Each refusal"): syntax and sequence errors too,
+// not only policy decisions, and none of them twice.
+func TestEveryRefusalIsLoggedOnce(t *testing.T) {
+	port, log, _ := startServerLogged(t, strings.Replace(anonConfig, "max_errors: 8", "max_errors: 50", 1))
+	c := dial(t, port)
+	c.expect("", "220")
+	steps := []struct{ cmd, want string }{
+		{"HELO", "501 5.5.4 HELO requires a domain name"},
+		{"EHLO x", "250"},
+		{"RCPT TO:<b@contoso.com>", "503 5.5.1 Send MAIL FROM first"},
+		{"MAIL FROM:<a@fabrikam.example", "501 5.1.3 Invalid sender address"},
+		{"MAIL FROM:<a@fabrikam.example> FOO=BAR", "555 5.5.4 MAIL FROM parameter FOO"},
+		{"MAIL FROM:<a@fabrikam.example> SIZE=abc", "501 5.5.4 Syntax error in parameters or arguments; SIZE"},
+		{"MAIL FROM:<a@fabrikam.example> RET=XYZ", "501 5.5.4 Syntax error in parameters or arguments; RET"},
+		{"MAIL FROM:<a@fabrikam.example>", "250"},
+		{"RCPT TO:<b@contoso.com> NOTIFY=SOMETIMES", "501 5.5.4 Syntax error in parameters or arguments; NOTIFY"},
+		{"RCPT TO:<b@contoso.com> ORCPT=garbage", "501 5.5.4 Syntax error in parameters or arguments; ORCPT"},
+		{"RCPT TO:<b@contoso.com> FOO=1", "555 5.5.4 RCPT TO parameter FOO"},
+		{"RCPT TO:<bob@fabrikam.example>", "550 5.7.54"}, // policy: logged as "recipient refused"
+		{"DATA", "554 5.5.1 No valid recipients"},
+		{"BOGUS", "500 5.5.2 Syntax error, command unrecognized"},
+		{"STARTTLS", "502 5.5.1 Command not implemented; STARTTLS is not offered"},
+		{strings.Repeat("N", 3000), "500 5.5.2 Line too long"},
+		{"QUIT", "221"},
+	}
+	var refusals []string
+	for _, s := range steps {
+		c.expect(s.cmd, s.want)
+		if s.want[0] >= '4' {
+			refusals = append(refusals, s.want)
+		}
+	}
+	waitFor(t, "every refusal logged", func() bool { return strings.Count(log.String(), ` reply="`) >= len(refusals) })
+	var lines []string
+	for _, l := range strings.Split(log.String(), "\n") {
+		if strings.Contains(l, ` reply="`) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != len(refusals) {
+		t.Errorf("%d refusals, %d log lines with a reply:\n%s", len(refusals), len(lines), strings.Join(lines, "\n"))
+	}
+	for _, want := range refusals {
+		n := 0
+		for _, l := range lines {
+			if strings.Contains(l, ` reply="`+want) {
+				n++
+				if !strings.Contains(l, "level=INFO") || !strings.Contains(l, " session=") ||
+					!strings.Contains(l, " client=127.0.0.1") || !strings.Contains(l, " user=") {
+					t.Errorf("refusal line lacks level INFO, session, client or user: %s", l)
+				}
+			}
+		}
+		if n != 1 {
+			t.Errorf("%q logged %d times, want once", want, n)
+		}
+	}
+	for _, want := range []string{`command=MAIL arg=FROM:<a@fabrikam.example user="" reply="501 5.1.3`,
+		`command=RCPT arg=TO:<b@contoso.com> user="" reply="503 5.5.1`, `command=DATA user="" reply="554 5.5.1`} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %s", want)
+		}
+	}
+}
+
+// The refusals of STARTTLS and AUTH are logged too, never with what the
+// client sent in AUTH.
+func TestTLSAndAuthRefusalsAreLogged(t *testing.T) {
+	cfg, cert := authConfig(t, "implicit")
+	port, log, _ := startServerLogged(t, cfg)
+	c := dial(t, port)
+	c.startTLS(cert.ClientConfig("relay.test"))
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	c.expect("STARTTLS", "503 5.5.1 TLS already active")
+	c.expect("AUTH LOGIN "+b64("app@contoso.com"), "334")
+	c.expect("*", "501 5.0.0 Authentication cancelled")
+	c.expect("QUIT", "221")
+	waitFor(t, "two refusals logged", func() bool { return strings.Count(log.String(), ` reply="`) == 2 })
+	for _, want := range []string{`command=STARTTLS user="" reply="503 5.5.1 TLS already active"`, `command=AUTH user="" reply="501 5.0.0 Authentication cancelled"`} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %s", want)
+		}
+	}
+	if strings.Contains(log.String(), b64("app@contoso.com")) || strings.Contains(log.String(), "app@contoso.com") {
+		t.Errorf("the log holds the AUTH data:\n%s", log)
+	}
+}

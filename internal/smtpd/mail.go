@@ -71,7 +71,7 @@ func (s *session) mail(arg string) bool {
 		r := err.(reply.Reply)
 		s.log.Info("sender refused", "from", from.String(), "user", s.user(), "reply", r.Error())
 		s.track(tracking.EventFail, nil, from, nil, r)
-		return s.reply(r)
+		return s.fail(r)
 	}
 	s.tx, s.junk = tx, 0
 	return s.reply(reply.SenderOK)
@@ -96,7 +96,7 @@ func (s *session) rcpt(arg string) bool {
 		d := s.cfg.PostmasterDomain()
 		if d == "" {
 			s.log.Info("recipient refused", "from", s.tx.env.From.String(), "to", to.String(), "user", s.user(), "reply", reply.NoPostmaster.Error())
-			return s.reply(reply.NoPostmaster)
+			return s.fail(reply.NoPostmaster)
 		}
 		to = mail.Address("postmaster@" + d)
 	}
@@ -139,7 +139,7 @@ func (s *session) rcpt(arg string) bool {
 			s.send(r)
 			return false
 		}
-		return s.reply(r)
+		return s.fail(r)
 	}
 	s.tx.env.Rcpts = append(s.tx.env.Rcpts, rc)
 	return s.reply(reply.RecipientOK)

@@ -53,6 +53,8 @@ type session struct {
 	policy policy.Session
 
 	tx       *transaction // open MAIL transaction, nil between messages
+	cmd      string       // the verb being answered, for the log; "" if unknown
+	cmdArg   string       // its argument, for the log: only MAIL's and RCPT's
 	errors   int          // error replies so far
 	junk     int          // commands since the last MAIL that started no message
 	messages int          // messages accepted in this session
@@ -108,7 +110,8 @@ func (s *session) serve() {
 		line, err := s.readLine(maxCommandLine)
 		if err != nil {
 			if errors.Is(err, errLineTooLong) {
-				if s.fail(reply.LineTooLong.Withf("Line too long; commands are at most %d octets", maxCommandLine)) {
+				s.cmd, s.cmdArg = "", ""
+				if s.reply(reply.LineTooLong.Withf("Line too long; commands are at most %d octets", maxCommandLine)) {
 					return
 				}
 				continue
@@ -212,6 +215,7 @@ func (s *session) command(line string) (quit bool) {
 		}
 		s.proto.Received(line)
 	}
+	s.noteCommand(verb, arg)
 	switch verb {
 	case "MAIL", "RCPT", "DATA", "BDAT", "QUIT":
 	default:
@@ -276,19 +280,57 @@ func authResponse(line string) bool {
 	return err == nil
 }
 
+// noteCommand remembers what the log may say about the command being
+// answered. An unknown verb is left out: it may be an AUTH response sent
+// out of turn (see authResponse), and AUTH's arguments are never logged.
+// MAIL's and RCPT's argument is kept: for a 501 5.1.3 the address as the
+// client wrote it is what the admin needs to see.
+func (s *session) noteCommand(verb, arg string) {
+	s.cmd, s.cmdArg = "", ""
+	if !knownVerbs[verb] {
+		return
+	}
+	s.cmd = verb
+	if verb == "MAIL" || verb == "RCPT" {
+		const max = 300 // a path is at most 256 octets; the rest is parameters
+		if len(arg) > max {
+			arg = arg[:max] + "..."
+		}
+		s.cmdArg = arg
+	}
+}
+
 // reply sends r; for error replies it counts them, applies the tarpit and
 // ends the session when there have been too many. It reports whether the
 // session is over.
 func (s *session) reply(r reply.Reply) bool {
 	if r.Code >= 400 {
-		return s.fail(r)
+		return s.refuse(r)
 	}
 	s.send(r)
 	return false
 }
 
-// fail sends an error reply, after the tarpit delay for a refusal to an
-// unauthenticated client, and reports whether the session is over.
+// refuse logs an error reply and sends it with fail. README promises one
+// log line per refusal with the session, client, user and reply; the level
+// and the user and reply keys are those of the policy refusals ("sender
+// refused", "recipient refused", "AUTH refused", "message refused"), which
+// log a line of their own, with what they refused, and then call fail.
+func (s *session) refuse(r reply.Reply) bool {
+	attrs := make([]any, 0, 8)
+	if s.cmd != "" {
+		attrs = append(attrs, "command", s.cmd)
+	}
+	if s.cmdArg != "" {
+		attrs = append(attrs, "arg", s.cmdArg)
+	}
+	s.log.Info("command refused", append(attrs, "user", s.user(), "reply", r.Error())...)
+	return s.fail(r)
+}
+
+// fail sends an error reply that has been logged, after the tarpit delay
+// for a refusal to an unauthenticated client, and reports whether the
+// session is over.
 func (s *session) fail(r reply.Reply) bool {
 	var d time.Duration
 	if r.Code >= 500 {
