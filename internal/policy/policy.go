@@ -155,7 +155,7 @@ func Mail(cfg *config.Config, s *Session, from mail.Address, size int64) error {
 		return reply.NotAuthenticated
 	}
 	if max := MaxMessageSize(s); max > 0 && size > max {
-		return reply.TooBig.Withf("Message size exceeds fixed maximum message size of %d bytes", max)
+		return reply.TooBigFor(max)
 	}
 	return Sender(cfg, s, from)
 }

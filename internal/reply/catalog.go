@@ -73,3 +73,15 @@ var (
 	// Content: SMTP smuggling (bare CR or LF in DATA). Exchange Online's code.
 	BareLineEnding = Reply{550, [3]int{5, 6, 11}, "Bare line feeds (LF) or carriage returns (CR) are not allowed in message data; end every line with CRLF, or ask the administrator to allow normalisation on this connector"}
 )
+
+// TooBigFor is TooBig with the limit: a client (or the person behind it)
+// can only shrink or split a message to a number it is told.
+func TooBigFor(max int64) Reply {
+	return TooBig.Withf("Message size exceeds fixed maximum message size of %d bytes", max)
+}
+
+// DataLineLengthFor is DataLineLength with the limit and the two ways to
+// stay under it: shorter lines, or an encoding that makes them short.
+func DataLineLengthFor(max int) Reply {
+	return DataLineLength.Withf("Message has a line longer than this server accepts (%d octets, CRLF excluded); wrap long lines, or send the body as quoted-printable or base64", max)
+}

@@ -46,11 +46,7 @@ func newDataReader(r *bufio.Reader, normalize bool, maxSize int64, maxLine int) 
 	return &dataReader{r: r, normalize: normalize, maxSize: maxSize, maxLine: maxLine, lineStart: true, prevCRLF: true}
 }
 
-var (
-	errBareEnding = reply.BareLineEnding
-	errTooBig     = reply.TooBig
-	errLineLength = reply.DataLineLength
-)
+var errBareEnding = reply.BareLineEnding
 
 // Read implements io.Reader over the unstuffed message.
 func (d *dataReader) Read(p []byte) (int, error) {
@@ -131,8 +127,8 @@ func (d *dataReader) next() {
 		body, d.heldCR = seg[:len(seg)-1], true
 	}
 	d.lineLen += len(body)
-	if d.maxLine > 0 && d.lineLen > d.maxLine {
-		d.fail(errLineLength)
+	if d.maxLine > 0 && d.lineLen > d.maxLine && d.err == nil {
+		d.fail(reply.DataLineLengthFor(d.maxLine))
 	}
 	if ending > 0 {
 		d.endLine(ending == 2)
@@ -187,7 +183,7 @@ func (d *dataReader) put(b []byte) {
 	}
 	d.n += int64(len(b))
 	if d.maxSize > 0 && d.n > d.maxSize {
-		d.fail(errTooBig)
+		d.fail(reply.TooBigFor(d.maxSize))
 		return
 	}
 	switch {

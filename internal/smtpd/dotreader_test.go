@@ -58,10 +58,10 @@ func TestDataReader(t *testing.T) {
 		{name: "normalize bare CR", normalize: true, in: "a\rb\r\n.\r\n", want: "a\r\nb\r\n"},
 
 		// Limits: the error comes once the limit is passed; the rest is drained.
-		{name: "size limit exact", maxSize: 8, in: "1234567\r\n.\r\n", wantErr: reply.TooBig.Error()},
+		{name: "size limit exact", maxSize: 8, in: "1234567\r\n.\r\n", wantErr: "552 5.3.4 Message size exceeds fixed maximum message size of 8 bytes"},
 		{name: "size within limit", maxSize: 9, in: "1234567\r\n.\r\n", want: "1234567\r\n"},
-		{name: "size limit drains", maxSize: 4, in: strings.Repeat("abcdefgh\r\n", 100) + ".\r\n" + next, wantErr: reply.TooBig.Error(), wantRest: next},
-		{name: "line length", maxLine: 10, in: "12345678901\r\n.\r\n" + next, wantErr: reply.DataLineLength.Error(), wantRest: next},
+		{name: "size limit drains", maxSize: 4, in: strings.Repeat("abcdefgh\r\n", 100) + ".\r\n" + next, wantErr: "552 5.3.4 Message size exceeds fixed maximum message size of 4 bytes", wantRest: next},
+		{name: "line length", maxLine: 10, in: "12345678901\r\n.\r\n" + next, wantErr: reply.DataLineLengthFor(10).Error(), wantRest: next},
 		{name: "line length exact", maxLine: 10, in: "1234567890\r\n.\r\n", want: "1234567890\r\n"},
 		{name: "long line over buffer", in: strings.Repeat("x", 100) + "\r\n.\r\n" + next, want: strings.Repeat("x", 100) + "\r\n", wantRest: next},
 		{name: "long dot line over buffer", in: "." + strings.Repeat("x", 100) + "\r\n.\r\n", want: strings.Repeat("x", 100) + "\r\n"},

@@ -177,7 +177,7 @@ func TestSessionLimits(t *testing.T) {
 	c.expect("RCPT TO:<u9@contoso.com>", "452 4.5.3 Too many recipients")
 	c.expect("DATA", "354")
 	big := strings.Repeat(strings.Repeat("x", 78)+"\r\n", 1000) // 80 kB > 64 KB
-	c.expect("Subject: big\r\n\r\n"+big+".", "552 5.3.4 Message size exceeds fixed maximum message size")
+	c.expect("Subject: big\r\n\r\n"+big+".", "552 5.3.4 Message size exceeds fixed maximum message size of 65536 bytes")
 	// The session goes on after the refused message: the data was drained.
 	c.expect("MAIL FROM:<a@fabrikam.example>", "250")
 	c.expect("RCPT TO:<u@contoso.com>", "250")
@@ -186,7 +186,7 @@ func TestSessionLimits(t *testing.T) {
 	c.expect("MAIL FROM:<a@fabrikam.example>", "250")
 	c.expect("RCPT TO:<u@contoso.com>", "250")
 	c.expect("DATA", "354")
-	c.expect("X-Long: "+strings.Repeat("y", 66000)+"\r\n\r\nx\r\n.", "500 5.5.2 Message has a line longer than this server accepts")
+	c.expect("X-Long: "+strings.Repeat("y", 66000)+"\r\n\r\nx\r\n.", "500 5.5.2 Message has a line longer than this server accepts (65536 octets, CRLF excluded); wrap long lines, or send the body as quoted-printable or base64")
 	c.expect("NOOP", "250")
 	c.expect("RSET", "250")
 	c.send(strings.Repeat("N", 3000) + "\r\n")
