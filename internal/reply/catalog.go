@@ -46,6 +46,9 @@ var (
 	TLSRequired      = Reply{530, [3]int{5, 7, 0}, "Must issue a STARTTLS command first"}
 	TLSNotAvailable  = Reply{454, [3]int{4, 7, 0}, "TLS not available"}
 	TLSAlreadyActive = Reply{503, [3]int{5, 5, 1}, "TLS already active"}
+	// Sent in plain text to a client that spoke plain SMTP, or waited for a
+	// banner, on a port with implicit TLS.
+	ImplicitTLSExpected = Reply{421, [3]int{4, 7, 0}, "This port expects TLS from the first byte (implicit TLS, as on port 465); connect with TLS, or use STARTTLS on a port that offers it"}
 
 	// Authentication (RFC 4954).
 	AuthNotOffered   = Reply{504, [3]int{5, 5, 4}, "Unrecognized authentication type"}

@@ -101,7 +101,6 @@ func (s *session) serve() {
 	defer s.srv.metrics.SessionStarted(s.rc.Name)()
 	if s.rc.TLS.Mode == config.TLSImplicit {
 		if err := s.handshake(); err != nil {
-			s.log.Warn("TLS handshake failed", "err", err)
 			return
 		}
 	}
