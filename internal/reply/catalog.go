@@ -55,6 +55,7 @@ var (
 	AuthInvalid      = Reply{535, [3]int{5, 7, 8}, "Authentication credentials invalid"}
 	AuthCancelled    = Reply{501, [3]int{5, 0, 0}, "Authentication cancelled"}
 	AuthBadBase64    = Reply{501, [3]int{5, 5, 2}, "Cannot decode the authentication response as base64"}
+	AuthBadPlain     = Reply{501, [3]int{5, 5, 2}, "AUTH PLAIN data must be the base64 of authorization identity (may be empty), NUL, user name, NUL, password"}
 	AuthAlready      = Reply{503, [3]int{5, 5, 1}, "Already authenticated"}
 	AuthInMail       = Reply{503, [3]int{5, 5, 1}, "AUTH is not allowed during a mail transaction"}
 	AuthNeedsTLS     = Reply{538, [3]int{5, 7, 11}, "Encryption required for requested authentication mechanism; send STARTTLS first"}

@@ -31,6 +31,13 @@ func (s *session) auth(arg string) bool {
 		s.log.Info("AUTH refused", "mech", mech, "reply", r.Error())
 		return s.fail(r)
 	}
+	if strings.ContainsAny(strings.TrimSpace(initial), " \t") {
+		// Not "cannot decode as base64": the response may well be
+		// base64; what is wrong is the word after it.
+		r := reply.SyntaxParams.With("AUTH takes a mechanism and at most one initial response, in base64 without spaces")
+		s.log.Info("AUTH refused", "mech", mech, "reply", r.Error())
+		return s.fail(r)
+	}
 	ip := s.remote.Addr()
 	if s.srv.authFails.count(ip, time.Now()) >= s.rc.Limits.MaxAuthFailures {
 		s.log.Warn("AUTH refused: too many failures from this client", "mech", mech, "reply", reply.AuthTooManyFails.Error())
@@ -50,6 +57,11 @@ func (s *session) auth(arg string) bool {
 	case errors.Is(err, errBadBase64):
 		s.log.Info("AUTH refused", "mech", mech, "reply", reply.AuthBadBase64.Error())
 		return s.fail(reply.AuthBadBase64)
+	case errors.Is(err, errBadPlain):
+		// A client that builds the data wrongly, not a password guess:
+		// not counted toward max_auth_failures.
+		s.log.Info("AUTH refused", "mech", mech, "reply", reply.AuthBadPlain.Error())
+		return s.fail(reply.AuthBadPlain)
 	case errors.Is(err, errLineTooLong):
 		return s.reply(reply.LineTooLong)
 	case err != nil:
@@ -95,7 +107,10 @@ func (s *session) auth(arg string) bool {
 	return s.reply(reply.AuthOK)
 }
 
-var errBadBase64 = errors.New("bad base64")
+var (
+	errBadBase64 = errors.New("bad base64")
+	errBadPlain  = errors.New("PLAIN data is not authzid NUL authcid NUL passwd")
+)
 
 // authPlain reads "authzid NUL authcid NUL passwd". An authorization
 // identity other than the login itself is refused: users act as themselves.
@@ -112,7 +127,7 @@ func (s *session) authPlain(initial string, hasInitial bool) (string, string, er
 	}
 	f := bytes.Split(b, []byte{0})
 	if len(f) != 3 {
-		return "", "", nil // fails as invalid credentials
+		return "", "", errBadPlain
 	}
 	if len(f[0]) > 0 && !bytes.Equal(f[0], f[1]) {
 		return "", "", nil

@@ -837,3 +837,23 @@ func TestConnectionCountsForgotten(t *testing.T) {
 		return len(srv.conns) == 0 && len(srv.sessions) == 0
 	})
 }
+
+// AUTH data that is not what the mechanism defines is a client bug, told
+// as such and not counted as a password guess: after more of them than
+// max_auth_failures (3) the right password still works.
+func TestSessionAuthMalformed(t *testing.T) {
+	cfg, cert := authConfig(t, "implicit")
+	_, _, port := startServer(t, cfg)
+	c := dial(t, port)
+	c.startTLS(cert.ClientConfig("relay.test"))
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	for _, data := range []string{b64("foo"), b64("app@contoso.com\x00s3cret"), "="} {
+		c.expect("AUTH PLAIN "+data, "501 5.5.2 AUTH PLAIN data must be the base64 of authorization identity (may be empty), NUL, user name, NUL, password")
+	}
+	c.expect("AUTH PLAIN", "334 ")
+	c.expect(b64("foo"), "501 5.5.2 AUTH PLAIN data must be")
+	c.expect("AUTH PLAIN "+b64("\x00app@contoso.com\x00s3cret")+" extra",
+		"501 5.5.4 Syntax error in parameters or arguments; AUTH takes a mechanism and at most one initial response, in base64 without spaces")
+	c.expect("AUTH PLAIN "+b64("\x00app@contoso.com\x00s3cret"), "235 2.7.0")
+}
