@@ -11,7 +11,7 @@
 //	in mail   ← RCPT (repeated), DATA, RSET
 //	data      ← message octets up to <CRLF>.<CRLF>; then back to greeted
 //
-// NOOP, RSET, VRFY, HELP and QUIT are accepted in every state. Replies are
+// NOOP, RSET, VRFY, EXPN, HELP and QUIT are accepted in every state. Replies are
 // buffered and flushed when the client has nothing more pipelined (RFC 2920).
 //
 // Errors become replies in one place (reply.go): a reply.Reply goes to the

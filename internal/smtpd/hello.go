@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/policy"
 	"github.com/sluice-relay/sluice/internal/reply"
 )
@@ -28,7 +29,7 @@ func (s *session) hello(arg string, esmtp bool) bool {
 		lines = append(lines, "SIZE")
 	}
 	lines = append(lines, "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "DSN")
-	if s.rc.TLSConfig() != nil && s.tls == nil && s.rc.TLS.Mode == "starttls" {
+	if s.offersStartTLS() {
 		lines = append(lines, "STARTTLS")
 	}
 	if policy.AdvertiseAuth(&s.policy) {
@@ -39,4 +40,10 @@ func (s *session) hello(arg string, esmtp bool) bool {
 		lines = append(lines, "AUTH "+strings.Join(mechs, " "))
 	}
 	return s.reply(reply.Reply{Code: 250, Text: strings.Join(lines, "\n")})
+}
+
+// offersStartTLS reports whether STARTTLS is on offer now: on a STARTTLS
+// connector, until TLS is up.
+func (s *session) offersStartTLS() bool {
+	return s.rc.TLSConfig() != nil && s.tls == nil && s.rc.TLS.Mode == config.TLSStartTLS
 }

@@ -247,11 +247,13 @@ func (s *session) command(line string) (quit bool) {
 		return s.reply(reply.ResetOK)
 	case "NOOP":
 		return s.reply(reply.OK)
-	case "VRFY", "EXPN":
+	case "VRFY":
 		// RFC 5321 §3.5.3: 252 says "try it"; we never reveal mailboxes.
 		return s.reply(reply.VrfyCannot)
+	case "EXPN":
+		return s.reply(reply.ExpnCannot)
 	case "HELP":
-		return s.reply(reply.Reply{Code: 214, Enhanced: [3]int{2, 0, 0}, Text: "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY STARTTLS AUTH"})
+		return s.reply(s.help())
 	case "QUIT":
 		s.send(reply.Closing)
 		return true
@@ -259,6 +261,19 @@ func (s *session) command(line string) (quit bool) {
 		return s.reply(reply.Unrecognized.With("empty command"))
 	}
 	return s.reply(reply.Unrecognized)
+}
+
+// help lists the commands, STARTTLS and AUTH only when EHLO would offer
+// them now: a client reading HELP should not try what it would be refused.
+func (s *session) help() reply.Reply {
+	text := "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY EXPN HELP"
+	if s.offersStartTLS() {
+		text += " STARTTLS"
+	}
+	if policy.AdvertiseAuth(&s.policy) {
+		text += " AUTH"
+	}
+	return reply.Reply{Code: 214, Enhanced: [3]int{2, 0, 0}, Text: text}
 }
 
 // knownVerbs are the commands a session acts on.

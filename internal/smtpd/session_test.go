@@ -857,3 +857,37 @@ func TestSessionAuthMalformed(t *testing.T) {
 		"501 5.5.4 Syntax error in parameters or arguments; AUTH takes a mechanism and at most one initial response, in base64 without spaces")
 	c.expect("AUTH PLAIN "+b64("\x00app@contoso.com\x00s3cret"), "235 2.7.0")
 }
+
+func TestSessionExpn(t *testing.T) {
+	_, _, port := startServer(t, anonConfig)
+	c := dial(t, port)
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	c.expect("EXPN staff", "252 2.5.2 Cannot EXPN mailing list, but will accept message and attempt delivery")
+	c.expect("VRFY bob", "252 2.5.2 Cannot VRFY user")
+}
+
+// HELP lists STARTTLS and AUTH only when the session offers them, as EHLO
+// does.
+func TestSessionHelpListsWhatIsOffered(t *testing.T) {
+	_, _, port := startServer(t, anonConfig)
+	c := dial(t, port)
+	c.expect("", "220")
+	if got, want := c.expect("HELP", "214"), "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY EXPN HELP"; got != want {
+		t.Errorf("HELP on a connector without STARTTLS and AUTH: got %q, want %q", got, want)
+	}
+	cfg, cert := authConfig(t, "starttls")
+	_, _, port = startServer(t, cfg)
+	c = dial(t, port)
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	if got := c.expect("HELP", "214"); !strings.HasSuffix(got, " HELP STARTTLS") {
+		t.Errorf("before TLS HELP must list STARTTLS and not AUTH (TLS is required for it): %q", got)
+	}
+	c.expect("STARTTLS", "220")
+	c.startTLS(cert.ClientConfig("relay.test"))
+	c.expect("EHLO x", "250")
+	if got := c.expect("HELP", "214"); !strings.HasSuffix(got, " HELP AUTH") {
+		t.Errorf("after TLS HELP must list AUTH and not STARTTLS: %q", got)
+	}
+}
