@@ -61,14 +61,15 @@ func (a Address) IsASCII() bool {
 // Errors from ParsePath, each of which the session turns into a 501 that says
 // what is wrong with the address.
 var (
-	ErrNoBrackets  = errors.New("address must be in angle brackets, like <user@example.com>")
-	ErrNoDomain    = errors.New("address has no domain; write user@example.com")
-	ErrBadLocal    = errors.New("local part (before @) has characters that are not allowed")
-	ErrBadDomain   = errors.New("domain is not a valid host name or address literal")
-	ErrTooLong     = errors.New("address is longer than RFC 5321 allows")
-	ErrNonASCII    = errors.New("address has non-ASCII characters; the client must use SMTPUTF8")
-	ErrEmptyPath   = errors.New("address is missing")
-	ErrNullNotHere = errors.New("the null address <> is only allowed as a sender")
+	ErrNoBrackets   = errors.New("address must be in angle brackets, like <user@example.com>")
+	ErrNoDomain     = errors.New("address has no domain; write user@example.com")
+	ErrBadLocal     = errors.New("local part (before @) has characters that are not allowed")
+	ErrBadDomain    = errors.New("domain is not a valid host name or address literal")
+	ErrTooLong      = errors.New("address is over 256 octets, the most RFC 5321 allows")
+	ErrLocalTooLong = errors.New("local part (before @) is over 64 octets, the most RFC 5321 allows; shorten it")
+	ErrNonASCII     = errors.New("address has non-ASCII characters; the client must use SMTPUTF8")
+	ErrEmptyPath    = errors.New("address is missing")
+	ErrNullNotHere  = errors.New("the null address <> is only allowed as a sender")
 )
 
 // RFC 5321 §4.5.3.1: local part ≤ 64 octets, domain ≤ 255, path ≤ 256.
@@ -165,7 +166,7 @@ func ParseMailbox(m string, allowUTF8 bool) (Address, error) {
 	}
 	local, domain := m[:at], m[at+1:]
 	if len(local) > maxLocal && !isQuoted(local) {
-		return "", ErrTooLong
+		return "", ErrLocalTooLong
 	}
 	if !validLocal(local) {
 		return "", ErrBadLocal

@@ -867,6 +867,15 @@ func TestSessionExpn(t *testing.T) {
 	c.expect("VRFY bob", "252 2.5.2 Cannot VRFY user")
 }
 
+func TestSessionLocalPartTooLong(t *testing.T) {
+	_, _, port := startServer(t, anonConfig)
+	c := dial(t, port)
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	c.expect("MAIL FROM:<"+strings.Repeat("a", 65)+"@fabrikam.example>",
+		"501 5.1.3 Invalid sender address: local part (before @) is over 64 octets, the most RFC 5321 allows; shorten it")
+}
+
 // HELP lists STARTTLS and AUTH only when the session offers them, as EHLO
 // does.
 func TestSessionHelpListsWhatIsOffered(t *testing.T) {
