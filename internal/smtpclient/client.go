@@ -110,6 +110,10 @@ func newClient(ctx context.Context, conn net.Conn, o Options, serverName string)
 	done(&err)
 	if err != nil {
 		c.Close()
+		var me *malformedError
+		if errors.As(err, &me) {
+			return nil, &NotSMTPError{Addr: c.raw.RemoteAddr().String(), Line: me.line}
+		}
 		return nil, err
 	}
 	c.greeting = r

@@ -389,3 +389,20 @@ func TestReplySplitAcrossSegments(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A greeting that is no SMTP reply is another protocol on the port (an
+// HTTP server, a TLS-only port): the error says so and quotes it, for
+// delivery to tell the admin to check the port, instead of a bare
+// "malformed reply" that read like a broken SMTP server.
+func TestGreetingNotSMTP(t *testing.T) {
+	addr := rawServer(t, "HTTP/1.1 400 Bad Request", func(string) string { return "" })
+	o, _ := testOptions(t)
+	_, err := Dial(context.Background(), addr, o)
+	var ns *NotSMTPError
+	if !errors.As(err, &ns) || ns.Addr != addr || ns.Line != "HTTP/1.1 400 Bad Request" {
+		t.Fatalf("Dial = %v; want a NotSMTPError for %s quoting the line", err, addr)
+	}
+	if want := addr + ` is not an SMTP server (it answered "HTTP/1.1 400 Bad Request")`; err.Error() != want {
+		t.Errorf("error %q; want %q", err, want)
+	}
+}

@@ -3,6 +3,7 @@ package smtpclient
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 )
@@ -14,7 +15,8 @@ func Dial(ctx context.Context, addr string, o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("smtpclient: connect: %w", err)
 	}
-	return newClient(ctx, conn, o, hostOf(addr))
+	c, err := newClient(ctx, conn, o, hostOf(addr))
+	return c, named(err, addr)
 }
 
 // DialTLS connects to addr with implicit TLS (RFC 8314 §3.3, port 465):
@@ -33,7 +35,18 @@ func DialTLS(ctx context.Context, addr string, cfg *tls.Config, o Options) (*Cli
 	if err != nil {
 		return nil, fmt.Errorf("smtpclient: connect with TLS: %w", err)
 	}
-	return newClient(ctx, conn, o, cfg.ServerName)
+	c, err := newClient(ctx, conn, o, cfg.ServerName)
+	return c, named(err, addr)
+}
+
+// named makes a NotSMTPError name the server as the caller gave it (a
+// host name and port) rather than by the address connected to.
+func named(err error, addr string) error {
+	var ns *NotSMTPError
+	if errors.As(err, &ns) {
+		ns.Addr = addr
+	}
+	return err
 }
 
 // dialer is Options.Dialer with its timeout defaulted.

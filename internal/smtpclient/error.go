@@ -1,6 +1,10 @@
 package smtpclient
 
-import "github.com/sluice-relay/sluice/internal/reply"
+import (
+	"fmt"
+
+	"github.com/sluice-relay/sluice/internal/reply"
+)
 
 // Error is a refusal by the server: the command it answered and its reply,
 // as the server wrote it. A few are made locally, before anything is sent,
@@ -18,3 +22,15 @@ func (e *Error) Temporary() bool { return e.Reply.Temporary() }
 
 // Unwrap gives the reply, so reply.As finds it.
 func (e *Error) Unwrap() error { return e.Reply }
+
+// NotSMTPError is a server whose first line is no SMTP greeting: another
+// protocol (HTTP, SSH, a TLS-only port's alert) answers on that port.
+// Line is what it sent, for the admin to recognise.
+type NotSMTPError struct {
+	Addr string // host:port as dialled, or the server name
+	Line string
+}
+
+func (e *NotSMTPError) Error() string {
+	return fmt.Sprintf("%s is not an SMTP server (it answered %q)", e.Addr, e.Line)
+}

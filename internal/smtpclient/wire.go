@@ -152,7 +152,7 @@ func readReply(r *bufio.Reader, trace func(string)) (reply.Reply, error) {
 		n, more, text, ok := parseReplyLine(line)
 		switch {
 		case !ok:
-			return reply.Reply{}, fmt.Errorf("%w: %q", errMalformed, line)
+			return reply.Reply{}, &malformedError{line: line}
 		case code != 0 && n != code:
 			return reply.Reply{}, fmt.Errorf("%w: %q", errCodeMismatch, line)
 		case len(texts) >= maxReplyLines:
@@ -165,6 +165,13 @@ func readReply(r *bufio.Reader, trace func(string)) (reply.Reply, error) {
 		}
 	}
 }
+
+// malformedError is a line that is no SMTP reply; it keeps the line,
+// which at the greeting shows what protocol answered instead.
+type malformedError struct{ line string }
+
+func (e *malformedError) Error() string        { return fmt.Sprintf("%v: %q", errMalformed, e.line) }
+func (e *malformedError) Is(target error) bool { return target == errMalformed }
 
 // parseReplyLine splits "250-text" into 250, true (more lines follow) and
 // "text". The code is three digits, the first 2 to 5 (RFC 5321 §4.2).
