@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 
 	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/queue"
@@ -35,7 +34,7 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 		}
 		h := d.host(t.addr)
 		if err != nil {
-			last = queue.Outcome{Reply: failureReply(err, t)}
+			last = queue.Outcome{Reply: failureReply(err, t, hop.Connector)}
 			if isSMTP(err) {
 				last.Host = t.addr // the upstream answered: "host said: ..."
 			}
@@ -82,6 +81,9 @@ func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target
 	if sc.TLS.Implicit {
 		c, err = smtpclient.DialTLS(ctx, t.addr, tcfg, opts)
 		d.metrics.TLS("send", sc.Name, err == nil)
+		if cv := (*tls.CertificateVerificationError)(nil); errors.As(err, &cv) {
+			err = tlsError(sc, tcfg.ServerName, err)
+		}
 	} else {
 		c, err = smtpclient.Dial(ctx, t.addr, opts)
 	}
@@ -121,37 +123,26 @@ func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target
 	return c, nil
 }
 
-// tlsError explains a failed STARTTLS, naming what to check. A server
-// that refused STARTTLS itself (454) keeps its own reply: there was no
-// handshake to fail.
-func tlsError(sc *config.SendConnector, name string, err error) error {
-	if isSMTP(err) {
-		return err
-	}
-	var cv *tls.CertificateVerificationError
-	if errors.As(err, &cv) {
-		return reply.Reply{Code: 454, Enhanced: [3]int{4, 7, 5},
-			Text: fmt.Sprintf("certificate of %s is not valid for send connector %q (tls.mode verify): %v", name, sc.Name, cv.Err)}
-	}
-	r := reply.Reply{Code: 454, Enhanced: [3]int{4, 7, 0}, Text: fmt.Sprintf("TLS handshake with %s failed: %v", name, err)}
-	if strings.Contains(err.Error(), "protocol version") && sc.TLS.MinVersion > config.TLSVersion(tls.VersionTLS10) {
-		// The alert has no exported type to test for; its text is
-		// fixed by crypto/tls. Old Exchange and appliances speak TLS 1.0.
-		r = r.With(fmt.Sprintf("the server may speak only an older TLS version than the connector's tls.min_version (%v)", sc.TLS.MinVersion))
-	}
-	return r
-}
-
 // failureReply is what the queue records for a failed connection attempt:
 // the upstream's own reply when it gave one, else what went wrong on the
 // way to it, naming the host.
-func failureReply(err error, t target) reply.Reply {
+func failureReply(err error, t target, sc *config.SendConnector) reply.Reply {
 	var se *smtpclient.Error
 	if errors.As(err, &se) {
 		return se.Reply
 	}
 	if r, ok := reply.As(err); ok {
 		return r
+	}
+	var ns *smtpclient.NotSMTPError
+	if errors.As(err, &ns) {
+		// It connected: "cannot connect" would send the admin after
+		// a firewall, when the port is the mistake.
+		check := "check the send connector's port"
+		if len(sc.Smarthosts) > 0 {
+			check = "check the smarthost's port"
+		}
+		return reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 0}, Text: fmt.Sprintf("%v; %s", ns, check)}
 	}
 	cause := err
 	var op *net.OpError

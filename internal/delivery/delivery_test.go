@@ -58,8 +58,15 @@ func TestTLSModes(t *testing.T) {
 		{"opportunistic without STARTTLS sends plain", smtptest.Options{}, "127.0.0.1", "{mode: opportunistic}", false, ""},
 		{"required without STARTTLS waits", smtptest.Options{}, "127.0.0.1", "{mode: required}", false, "does not offer STARTTLS"},
 		{"verify with the right name and CA", smtptest.Options{TLS: cert}, "localhost", "{mode: verify, ca_file: " + cert.CAFile + "}", true, ""},
-		{"verify with the wrong name waits", smtptest.Options{TLS: wrong}, "localhost", "{mode: verify, ca_file: " + wrong.CAFile + "}", false, "is not valid for send connector"},
-		{"verify with an unknown CA waits", smtptest.Options{TLS: cert}, "localhost", "{mode: verify}", false, "is not valid for send connector"},
+		// The last error says what to change, not crypto/x509's words.
+		{"verify with the wrong name waits", smtptest.Options{TLS: wrong}, "localhost", "{mode: verify, ca_file: " + wrong.CAFile + "}", false,
+			`is not valid for send connector "Fabrikam" (tls.mode verify): the name does not match: it does not carry the name localhost (it carries mail.other.test); set the send connector's tls.server_name to a name the certificate carries`},
+		{"verify with an unknown CA waits", smtptest.Options{TLS: cert}, "localhost", "{mode: verify}", false,
+			`is not valid for send connector "Fabrikam" (tls.mode verify): it is not trusted: not signed by a trusted CA (issuer "`},
+		{"verify with another CA's file waits", smtptest.Options{TLS: cert}, "localhost", "{mode: verify, ca_file: " + wrong.CAFile + "}", false,
+			"tls.ca_file " + wrong.CAFile + " does not hold the CA that signed it; set the send connector's tls.ca_file to the certificate of the CA that issued it"},
+		{"verify implicit TLS with an unknown CA waits", smtptest.Options{TLS: cert, ImplicitTLS: true}, "localhost", "{mode: verify, implicit: true}", false,
+			`454 4.7.5 certificate of localhost is not valid for send connector "Fabrikam" (tls.mode verify): it is not trusted`},
 		{"implicit TLS", smtptest.Options{TLS: cert, ImplicitTLS: true}, "localhost", "{mode: verify, implicit: true, ca_file: " + cert.CAFile + "}", true, ""},
 	}
 	for _, tc := range cases {

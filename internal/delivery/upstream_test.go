@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -203,5 +204,34 @@ func TestUpstreamGreeting554(t *testing.T) {
 	}
 	if n := up.Sessions(); n != 1 {
 		t.Errorf("%d connections; want 1", n)
+	}
+}
+
+// A smarthost port where something other than SMTP answers (a web
+// server) was recorded as "cannot connect to ...: smtpclient: greeting:
+// malformed reply: ...": it did connect, and the package's name is no
+// help. The last error says what answered and what to check.
+func TestSmarthostNotSMTP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"))
+			c.Close()
+		}
+	}()
+	r := start(t, "", onceFabrikam(ln.Addr().String(), ""))
+	r.put("to a web server", "bob@fabrikam.com")
+	qi := r.waitQueue("Fabrikam", "the failure", func(q queue.QueueInfo) bool { return q.LastError != "" })
+	want := fmt.Sprintf(`451 4.4.0 %s is not an SMTP server (it answered "HTTP/1.1 400 Bad Request"); check the smarthost's port`, ln.Addr())
+	if qi.LastError != want || qi.Status != queue.HopRetry {
+		t.Errorf("queue %s, last error %q; want Retry and %q", qi.Status, qi.LastError, want)
 	}
 }

@@ -162,7 +162,9 @@ func failingFix(lastErr, identity string) string {
 		// Exchange's own wording when its connector's certificate is gone (seed 003).
 		return "the upstream cannot find its own TLS certificate (Exchange: the TlsCertificateName of its connector no longer matches an installed certificate); its admin must bind a valid certificate and restart its transport service"
 	case strings.Contains(t, "not valid for send connector") || strings.Contains(t, "x509:") || strings.Contains(t, "certificate"):
-		return "a certificate problem: check the upstream's certificate with sluice test connect --starttls HOST:PORT, and the send connector's tls settings (server_name, ca_file for an internal CA, client_certificate); tls.mode required encrypts without checking the name"
+		return "a certificate problem: " + delivery.CertificateFix(lastErr)
+	case strings.Contains(t, "is not an smtp server"):
+		return "something other than an SMTP server answers there (a web server, a port that wants TLS first): check the host and port of the send connector's smarthosts (port 25 or 587; 465 with tls.implicit), with sluice test connect HOST:PORT"
 	case strings.Contains(t, "no send connector serves"):
 		return "add the recipients' domains (or \"*\") to a send connector's address_spaces and reload; then " + retry
 	case strings.Contains(t, "must issue a starttls") || r.enhanced == "5.7.0" && strings.Contains(t, "tls"):
