@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -39,6 +40,11 @@ XOAUTH2 give the access token as the password. Exits 0 when the connection
 			return func(e *env, args []string) (int, error) {
 				if len(args) != 1 {
 					return ExitUsage, usagef("give the server as HOST:PORT, e.g. smtp.office365.com:587")
+				}
+				if _, port, err := net.SplitHostPort(args[0]); err != nil || port == "" {
+					// SMTP has three ports in use; guessing one would
+					// test a connector the admin did not mean.
+					return ExitUsage, usagef("%q has no port: give HOST:PORT, e.g. %s:25 (relay), :587 (submission, with --starttls) or :465 (with --tls)", args[0], strings.TrimSuffix(args[0], ":"))
 				}
 				if *starttls && *implicit {
 					return ExitUsage, usagef("--starttls and --tls exclude each other")

@@ -1,7 +1,9 @@
 package probe
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"strings"
 )
 
@@ -9,8 +11,22 @@ import (
 func (r *Report) advise(o Options) {
 	add := func(format string, args ...any) { r.Advice = append(r.Advice, fmt.Sprintf(format, args...)) }
 	if r.Banner == "" && r.Error != "" {
-		if strings.Contains(r.Error, "refused") {
+		var dns *net.DNSError
+		switch {
+		case errors.As(r.dialErr, &dns) && dns.IsNotFound:
+			add("the name %s does not exist in DNS: check its spelling, or give the server's IP address", dns.Name)
+		case errors.As(r.dialErr, &dns):
+			add("the name %s could not be looked up (%s): check this machine's DNS servers, or give the server's IP address", dns.Name, dns.Err)
+		case strings.Contains(r.Error, "refused"):
 			add("nothing listens on %s, or a firewall rejects the connection", o.Addr)
+		case r.dialErr != nil && isTimeout(r.dialErr):
+			add("nothing answered at %s within %s: the host is down, or a firewall drops the connection", o.Addr, o.Timeout)
+		case r.tlsFirst:
+			add("the server waits for a TLS handshake before its greeting (port 465 style): run again with --tls")
+		case r.plainFirst != "":
+			add("the server speaks plain SMTP first (it began %q), not TLS: run again with --starttls instead of --tls", r.plainFirst+"…")
+		case !o.ImplicitTLS && r.Remote != "":
+			add("the server sent no SMTP greeting: a port that wants TLS from the first byte (465) waits like this; try --tls. Else it is not an SMTP server")
 		}
 		return
 	}
@@ -60,4 +76,9 @@ func (r *Report) advise(o Options) {
 			add("the server refused AUTH although the session is encrypted (%s): it may want a stronger TLS version or a client certificate; its reply says which", r.TLS.Version)
 		}
 	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -14,11 +14,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math"
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -52,6 +54,13 @@ type Report struct {
 	Transcript    []Line    `json:"transcript"`
 	StartTLSOffer bool      `json:"starttls_offered"`
 	started       time.Time `json:"-"`
+
+	// What went wrong, for advise: the connect error, the first bytes
+	// of a server that answered TLS in plain text, whether the port
+	// turned out to speak TLS from the first byte.
+	dialErr    error
+	plainFirst string
+	tlsFirst   bool
 }
 
 // TLSInfo describes the TLS session and the server's certificates.
@@ -148,6 +157,7 @@ func (s *session) run() {
 	start := time.Now()
 	c, err := d.DialContext(s.ctx, "tcp", s.o.Addr)
 	if err != nil {
+		s.r.dialErr = err
 		s.fail("cannot connect to %s: %v", s.o.Addr, err)
 		return
 	}
@@ -161,7 +171,16 @@ func (s *session) run() {
 			return
 		}
 	}
+	var tlsFirst func(greeted bool) bool
+	if !s.o.ImplicitTLS {
+		tlsFirst = s.watchForTLS(c)
+	}
 	code, lines, ok := s.read()
+	if tlsFirst != nil && tlsFirst(ok) {
+		s.r.tlsFirst = true
+		s.r.Error = "the server sent no greeting: it speaks TLS from the first byte"
+		s.note("%s", s.r.Error)
+	}
 	if !ok {
 		return
 	}
@@ -275,6 +294,10 @@ func (s *session) handshake() bool {
 	tc := tls.Client(s.c, &tls.Config{ServerName: s.o.ServerName, InsecureSkipVerify: true, MinVersion: tls.VersionTLS10})
 	s.c.SetDeadline(time.Now().Add(s.o.Timeout))
 	if err := tc.HandshakeContext(s.ctx); err != nil {
+		var rh tls.RecordHeaderError
+		if errors.As(err, &rh) && rh.Conn != nil {
+			s.r.plainFirst = string(rh.RecordHeader[:])
+		}
 		s.fail("TLS handshake failed: %v", err)
 		return false
 	}
@@ -293,6 +316,63 @@ func (s *session) handshake() bool {
 	s.r.TLS = info
 	s.note("TLS %s %s; certificate %s for %s", info.Version, info.Cipher, map[bool]string{true: "verifies", false: "does NOT verify"}[info.Verified], s.o.ServerName)
 	s.setConn(tc)
+	return true
+}
+
+// greetingWait is how long a server may stay silent before the probe
+// checks, on a second connection, whether it waits for a TLS handshake.
+const greetingWait = 2 * time.Second
+
+// watchForTLS finds a port that speaks TLS from the first byte (465)
+// while the probe waits for a plain greeting that will never come: after
+// greetingWait of silence it tries a handshake on a second connection,
+// and if that works ends the wait on c. The function it returns is
+// called once the greeting was read (greeted) or not, and reports
+// whether the port speaks TLS first.
+func (s *session) watchForTLS(c net.Conn) func(greeted bool) bool {
+	var mu sync.Mutex
+	finished := false
+	done := make(chan struct{})
+	found := make(chan bool, 1)
+	go func() {
+		t := time.NewTimer(greetingWait)
+		defer t.Stop()
+		select {
+		case <-done:
+			found <- false
+			return
+		case <-t.C:
+		}
+		ok := speaksTLS(s.ctx, s.o.Addr, s.o.ServerName, min(s.o.Timeout, 10*time.Second))
+		mu.Lock()
+		if ok && !finished {
+			c.Close() // the greeting is not coming
+		}
+		mu.Unlock()
+		found <- ok
+	}()
+	return func(greeted bool) bool {
+		mu.Lock()
+		finished = true
+		mu.Unlock()
+		close(done)
+		if greeted {
+			return false
+		}
+		return <-found
+	}
+}
+
+// speaksTLS reports whether addr completes a TLS handshake.
+func speaksTLS(ctx context.Context, addr, name string, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	d := tls.Dialer{Config: &tls.Config{ServerName: name, InsecureSkipVerify: true, MinVersion: tls.VersionTLS10}}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	c.Close()
 	return true
 }
 

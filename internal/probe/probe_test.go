@@ -229,3 +229,31 @@ func TestRefusalQuotingCredentialsIsMasked(t *testing.T) {
 		})
 	}
 }
+
+// A TLS mistake or a name that does not resolve got no advice: --tls
+// against a STARTTLS port said "first record does not look like a TLS
+// handshake", no --tls against a port 465 waited the whole timeout for
+// a greeting and said "EOF", and a DNS failure was bare.
+func TestAdviceForConnectionMistakes(t *testing.T) {
+	cert := certtest.New(t, "localhost")
+	plain := smtptest.NewServer(t, smtptest.Options{TLS: cert})
+	implicit := smtptest.NewServer(t, smtptest.Options{TLS: cert, ImplicitTLS: true})
+	cases := []struct {
+		name   string
+		o      probe.Options
+		advice string
+	}{
+		{"--tls against a STARTTLS port", probe.Options{Addr: plain.Addr(), ImplicitTLS: true}, `the server speaks plain SMTP first (it began "220 s…"), not TLS: run again with --starttls instead of --tls`},
+		{"no --tls against an implicit TLS port", probe.Options{Addr: implicit.Addr()}, "the server waits for a TLS handshake before its greeting (port 465 style): run again with --tls"},
+		{"a name that does not exist", probe.Options{Addr: "nosuch.invalid:25"}, "the name nosuch.invalid "},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.o.Timeout = 20 * time.Second
+			r := probe.Run(context.Background(), tc.o)
+			if r.OK() || !strings.Contains(strings.Join(r.Advice, "\n"), tc.advice) {
+				t.Fatalf("error %q, advice %q; want advice with %q\n%s", r.Error, r.Advice, tc.advice, transcript(r))
+			}
+		})
+	}
+}
