@@ -75,7 +75,7 @@ func (f *apiFlags) client() (*apiClient, error) {
 			c.base = "http://" + c.base
 		}
 	case cfg.Admin.Off():
-		return nil, errors.New("the admin API is off in this config (admin.listen: off); the daemon cannot be asked")
+		return nil, &adminOffError{dataDir: cfg.Node.DataDir}
 	default:
 		host := cfg.Admin.Addr
 		scheme := "http"
@@ -122,6 +122,22 @@ func (f *apiFlags) client() (*apiClient, error) {
 	return c, nil
 }
 
+// adminOffError: the config switches the admin API off, so no command
+// can ask the daemon; dataDir is where its pid is, for a signal.
+type adminOffError struct{ dataDir string }
+
+func (e *adminOffError) Error() string {
+	return "the admin API is off in this config (admin.listen: off); the daemon cannot be asked"
+}
+
+// apiError is the admin API's own refusal, its message meant for people.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
 // unreachableError: no Sluice answers at the admin API's address, as
 // against one that answered with an error.
 type unreachableError struct {
@@ -163,7 +179,7 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 		if errors.As(err, &op) && op.Op == "dial" {
 			return &unreachableError{base: c.base, err: op.Err}
 		}
-		return fmt.Errorf("admin API at %s: %w", c.base, err)
+		return c.explain(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
@@ -173,7 +189,10 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 	if resp.StatusCode >= 300 {
 		var e struct{ Error string }
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
+			return &apiError{status: resp.StatusCode, msg: e.Error}
+		}
+		if strings.HasPrefix(c.base, "http://") && strings.Contains(string(b), "HTTP request to an HTTPS server") {
+			return fmt.Errorf("the admin API at %s speaks HTTPS (admin.certificate is set): use --admin https://%s", c.base, strings.TrimPrefix(c.base, "http://"))
 		}
 		return fmt.Errorf("admin API: %s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
@@ -183,6 +202,22 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 		}
 	}
 	return nil
+}
+
+// explain turns a request that failed after connecting into what to
+// check: net/http's own words ("malformed HTTP status code") name no
+// setting the admin can change.
+func (c *apiClient) explain(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
+		return fmt.Errorf("the admin API at %s speaks plain HTTP, not HTTPS (admin.certificate is not set): use --admin http://%s", c.base, strings.TrimPrefix(c.base, "https://"))
+	case strings.Contains(msg, "malformed HTTP"):
+		// An SMTP port answers with its greeting, which net/http
+		// takes for a broken status line.
+		return fmt.Errorf("what answers at %s is not Sluice's admin API (it does not speak HTTP; an SMTP port?): check --admin, or admin.listen in the config", c.base)
+	}
+	return fmt.Errorf("admin API at %s: %w", c.base, err)
 }
 
 func printJSON(w io.Writer, v any) {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,12 +17,13 @@ import (
 func init() {
 	register(&command{
 		name:  "message list",
-		args:  "[--queue ID] [--sender A] [--recipient A] [--status S] [-config FILE] [--json]",
+		args:  "[--queue ID] [--sender A] [--recipient A] [--status S] [--limit N] [-config FILE] [--json]",
 		short: "list queued messages, like Get-Message",
 		long: `Lists the messages in the running Sluice's queue, oldest first, with their
 recipients' state. Filters combine: --queue (a queue identity), --sender,
 --recipient (addresses, case-insensitive) and --status (Ready, Active, Retry,
-Suspended).`,
+Suspended). --limit N (default 1000) shows the oldest N; a note on stderr says
+when there are more.`,
 		flags: func(fs *flag.FlagSet) func(*env, []string) (int, error) {
 			af := addAPIFlags(fs)
 			qname := fs.String("queue", "", "only messages waiting in queue `ID`")
@@ -42,6 +44,13 @@ Suspended).`,
 				if *limit <= 0 {
 					return ExitUsage, usagef("--limit: give a number above 0")
 				}
+				if *status != "" {
+					st, ok := messageStatus(*status)
+					if !ok {
+						return ExitUsage, usagef("--status %q: a message's status is one of %s", *status, strings.Join(messageStatuses, ", "))
+					}
+					q.Set("status", st)
+				}
 				// One more than shown tells whether there are more.
 				q.Set("limit", fmt.Sprint(*limit+1))
 				c, err := af.client()
@@ -51,6 +60,19 @@ Suspended).`,
 				var ms []queue.MessageInfo
 				if err := c.call(e.ctx, http.MethodGet, "/api/v1/messages", q, nil, &ms); err != nil {
 					return ExitFailure, err
+				}
+				if len(ms) == 0 && *qname != "" {
+					// An empty list for a queue that does not exist
+					// read as "nothing waiting there": a typo looked
+					// like an empty queue.
+					err := c.call(e.ctx, http.MethodGet, "/api/v1/queues/"+url.PathEscape(*qname), nil, nil, nil)
+					var ae *apiError
+					if errors.As(err, &ae) && ae.status == http.StatusNotFound {
+						return ExitFailure, fmt.Errorf("there is no queue %q; sluice queue list shows the queues", strings.TrimSpace(*qname))
+					}
+					if err != nil {
+						return ExitFailure, err
+					}
 				}
 				more := len(ms) > *limit
 				if more {
@@ -221,4 +243,19 @@ func printMessage(w io.Writer, m queue.MessageInfo) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%s\n", r.Address, r.Status, r.Queue, r.Attempts, clock(r.NextAttempt), r.LastError)
 	}
 	tw.Flush()
+}
+
+// messageStatuses are the statuses a queued message can have
+// (queue.MessageInfo.Status): the queue's words, shared with the queues.
+var messageStatuses = []string{queue.HopReady, queue.HopActive, queue.HopRetry, queue.HopSuspended}
+
+// messageStatus is the status typed, in the queue's spelling.
+func messageStatus(typed string) (string, bool) {
+	typed = strings.TrimSpace(typed)
+	for _, st := range messageStatuses {
+		if strings.EqualFold(st, typed) {
+			return st, true
+		}
+	}
+	return "", false
 }

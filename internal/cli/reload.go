@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
+	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/sluice-relay/sluice/internal/admin"
+	"github.com/sluice-relay/sluice/internal/dirlock"
 )
 
 func init() {
@@ -27,6 +31,10 @@ reload was refused.`,
 					return ExitUsage, usagef("takes no arguments")
 				}
 				c, err := af.client()
+				var off *adminOffError
+				if errors.As(err, &off) {
+					return ExitFailure, fmt.Errorf("%v; %s", err, reloadWithoutAPI(off.dataDir))
+				}
 				if err != nil {
 					return ExitFailure, err
 				}
@@ -60,4 +68,15 @@ func printReload(e *env, res admin.ReloadResult) {
 	if len(res.RestartOnly) > 0 {
 		fmt.Fprintf(e.stdout, "changed, but applied only at the next restart: %s\n", strings.Join(res.RestartOnly, ", "))
 	}
+}
+
+// reloadWithoutAPI says how to reload a Sluice whose admin API is off:
+// SIGHUP with the pid from the data directory's lock file, or on
+// Windows, which has no SIGHUP, a restart.
+func reloadWithoutAPI(dataDir string) string {
+	if runtime.GOOS == "windows" {
+		return "Windows has no SIGHUP: restart the Sluice service to read the config again (queued mail is kept), or set admin.listen (e.g. 127.0.0.1:8025) and restart once so that sluice reload works"
+	}
+	return fmt.Sprintf("send SIGHUP instead: kill -HUP $(cat %s), or set admin.listen (e.g. 127.0.0.1:8025) and restart once so that sluice reload works",
+		filepath.Join(dataDir, dirlock.Name))
 }
