@@ -71,7 +71,7 @@ func TestCommandLineMistakes(t *testing.T) {
 			`--status "bogus": a message's status is one of Ready, Active, Retry, Suspended`},
 		{"message list --queue nosuch", []string{"message", "list", "--admin", api, "--queue", "nosuch"}, ExitFailure, `there is no queue "nosuch"; sluice queue list shows the queues`},
 		{"queue list at an SMTP port", []string{"queue", "list", "--admin", "http://" + smtp.Addr()}, ExitFailure,
-			"what answers at http://" + smtp.Addr() + " is not Sluice's admin API (it does not speak HTTP; an SMTP port?): check --admin, or admin.listen in the config"},
+			"what answers at http://" + smtp.Addr() + " is not Sluice's admin API (it sent \"220 smtptest ESMTP\" before any request; an SMTP port?): check --admin, or admin.listen in the config"},
 		{"queue list with https:// to plain HTTP", []string{"queue", "list", "--admin", "https://" + api}, ExitFailure,
 			"the admin API at https://" + api + " speaks plain HTTP, not HTTPS (admin.certificate is not set): use --admin http://" + api},
 		{"test connect without a port", []string{"test", "connect", "127.0.0.1"}, ExitUsage, `"127.0.0.1" has no port: give HOST:PORT`},

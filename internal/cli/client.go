@@ -212,12 +212,42 @@ func (c *apiClient) explain(err error) error {
 	switch {
 	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
 		return fmt.Errorf("the admin API at %s speaks plain HTTP, not HTTPS (admin.certificate is not set): use --admin http://%s", c.base, strings.TrimPrefix(c.base, "https://"))
-	case strings.Contains(msg, "malformed HTTP"):
-		// An SMTP port answers with its greeting, which net/http
-		// takes for a broken status line.
-		return fmt.Errorf("what answers at %s is not Sluice's admin API (it does not speak HTTP; an SMTP port?): check --admin, or admin.listen in the config", c.base)
+	}
+	// An SMTP port sends its greeting unasked, which net/http takes for
+	// a broken status line or an unsolicited response, depending on
+	// whether it came before the request went out.
+	if first := speaksFirst(c.base); first != "" || strings.Contains(msg, "malformed HTTP") {
+		said := "it does not speak HTTP"
+		if first != "" {
+			said = fmt.Sprintf("it sent %q before any request", first)
+		}
+		return fmt.Errorf("what answers at %s is not Sluice's admin API (%s; an SMTP port?): check --admin, or admin.listen in the config", c.base, said)
 	}
 	return fmt.Errorf("admin API at %s: %w", c.base, err)
+}
+
+// speaksFirst returns the first line a server at a plain http:// base
+// sends without being asked, "" if none within a moment: an HTTP server
+// never speaks first.
+func speaksFirst(base string) string {
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme != "http" {
+		return ""
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "80")
+	}
+	conn, err := net.DialTimeout("tcp", host, 2*time.Second)
+	if err != nil {
+		return ""
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(time.Second))
+	buf := make([]byte, 128)
+	n, _ := conn.Read(buf)
+	line, _, _ := strings.Cut(string(buf[:n]), "\n")
+	return strings.TrimRight(line, "\r")
 }
 
 func printJSON(w io.Writer, v any) {
