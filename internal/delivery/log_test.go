@@ -11,6 +11,30 @@ import (
 	"github.com/sluice-relay/sluice/internal/smtptest"
 )
 
+// rawServer listens on loopback and runs serve on each connection, for
+// an upstream that smtptest cannot play (broken TLS, not SMTP at all).
+func rawServer(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				serve(c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
 // closedAddr is a loopback address nothing listens on.
 func closedAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -49,41 +73,27 @@ func TestFailoverLogsEachHostOnce(t *testing.T) {
 
 // An opportunistic TLS handshake that fails is logged with why.
 func TestTLSFallbackLogsTheCause(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	addr := rawServer(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		fmt.Fprint(c, "220 broken.example ESMTP\r\n")
 		for {
-			c, err := ln.Accept()
+			line, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				fmt.Fprint(c, "220 broken.example ESMTP\r\n")
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
-					case strings.HasPrefix(cmd, "EHLO"):
-						fmt.Fprint(c, "250-broken.example\r\n250 STARTTLS\r\n")
-					case cmd == "STARTTLS":
-						fmt.Fprint(c, "220 2.0.0 go ahead\r\nthis is not TLS\r\n")
-						return
-					default:
-						fmt.Fprint(c, "421 4.3.2 closing\r\n")
-						return
-					}
-				}
-			}()
+			switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+			case strings.HasPrefix(cmd, "EHLO"):
+				fmt.Fprint(c, "250-broken.example\r\n250 STARTTLS\r\n")
+			case cmd == "STARTTLS":
+				fmt.Fprint(c, "220 2.0.0 go ahead\r\nthis is not TLS\r\n")
+				return
+			default:
+				fmt.Fprint(c, "421 4.3.2 closing\r\n")
+				return
+			}
 		}
-	}()
-	r := start(t, "", onceFabrikamTLS(ln.Addr().String(), "{mode: opportunistic}", ""))
+	})
+	r := start(t, "", onceFabrikamTLS(addr, "{mode: opportunistic}", ""))
 	r.put("tls", "bob@fabrikam.com")
 	waitFor(t, "the fallback logged", func() bool {
 		return len(r.logLines("STARTTLS failed; delivering without TLS as the connector allows")) > 0

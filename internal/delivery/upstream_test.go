@@ -212,25 +212,13 @@ func TestUpstreamGreeting554(t *testing.T) {
 // malformed reply: ...": it did connect, and the package's name is no
 // help. The last error says what answered and what to check.
 func TestSmarthostNotSMTP(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"))
-			c.Close()
-		}
-	}()
-	r := start(t, "", onceFabrikam(ln.Addr().String(), ""))
+	addr := rawServer(t, func(c net.Conn) {
+		c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"))
+	})
+	r := start(t, "", onceFabrikam(addr, ""))
 	r.put("to a web server", "bob@fabrikam.com")
 	qi := r.waitQueue("Fabrikam", "the failure", func(q queue.QueueInfo) bool { return q.LastError != "" })
-	want := fmt.Sprintf(`451 4.4.0 %s is not an SMTP server (it answered "HTTP/1.1 400 Bad Request"); check the smarthost's port`, ln.Addr())
+	want := fmt.Sprintf(`451 4.4.0 %s is not an SMTP server (it answered "HTTP/1.1 400 Bad Request"); check the smarthost's port`, addr)
 	if qi.LastError != want || qi.Status != queue.HopRetry {
 		t.Errorf("queue %s, last error %q; want Retry and %q", qi.Status, qi.LastError, want)
 	}
