@@ -144,6 +144,11 @@ func failureReply(err error, t target, sc *config.SendConnector) reply.Reply {
 		}
 		return reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 0}, Text: fmt.Sprintf("%v; %s", ns, check)}
 	}
+	var ce *smtpclient.ConnError
+	if errors.As(err, &ce) && ce.Closed() {
+		// It connected: the upstream hung up on this client.
+		return reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 2}, Text: closedText(t.addr, ce)}
+	}
 	cause := err
 	var op *net.OpError
 	if errors.As(err, &op) && op.Err != nil {
@@ -158,6 +163,17 @@ func failureReply(err error, t target, sc *config.SendConnector) reply.Reply {
 		return reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 1}, Text: fmt.Sprintf("cannot connect to %s: timed out (%v)", t.addr, cause)}
 	}
 	return reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 1}, Text: fmt.Sprintf("cannot connect to %s: %v", t.addr, cause)}
+}
+
+// closedText says that host closed the connection during ce.Command. One
+// that closes before its greeting accepts the TCP connection and refuses
+// the client: Exchange and Microsoft 365 do that to an address their
+// connector does not list, as does a server at its connection limit.
+func closedText(host string, ce *smtpclient.ConnError) string {
+	if ce.Command == "greeting" {
+		return fmt.Sprintf("%s closed the connection before its greeting: it may not accept connections from this server's address, or be at its connection limit", host)
+	}
+	return fmt.Sprintf("%s closed the connection during %s", host, ce.Command)
 }
 
 // isSMTP reports whether err carries a reply the upstream sent.

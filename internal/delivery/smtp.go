@@ -188,9 +188,13 @@ func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string,
 func lostReply(host string, err error) reply.Reply {
 	r := reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 2}}
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	var ce *smtpclient.ConnError
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
 		r.Text = fmt.Sprintf("%s did not answer in time: %v", host, err)
-	} else {
+	case errors.As(err, &ce) && ce.Closed():
+		r.Text = closedText(host, ce)
+	default:
 		r.Text = fmt.Sprintf("connection to %s lost: %v", host, err)
 	}
 	return r

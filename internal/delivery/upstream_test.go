@@ -137,8 +137,23 @@ func TestUpstreamGoneAfterDataIsRetried(t *testing.T) {
 	if rc.Status != queue.StatusQueued {
 		t.Fatalf("bob is %s; want queued", rc.Status)
 	}
-	if want := "451 4.4.2 connection to 127.0.0.1 [" + up.Addr() + "] lost: smtpclient: DATA: EOF"; !strings.HasPrefix(rc.LastError, want) {
-		t.Errorf("last error %q; want it to start %q", rc.LastError, want)
+	if want := "451 4.4.2 127.0.0.1 [" + up.Addr() + "] closed the connection during DATA"; rc.LastError != want {
+		t.Errorf("last error %q; want %q", rc.LastError, want)
+	}
+}
+
+// An upstream that takes the connection and hangs up before its greeting
+// (Exchange and Microsoft 365 do so to an address their connector does
+// not list) read "cannot connect to ...: smtpclient: greeting: EOF": it
+// did connect, and the likely cause went unsaid.
+func TestUpstreamClosesBeforeGreeting(t *testing.T) {
+	addr := rawServer(t, func(net.Conn) {})
+	r := start(t, "", onceFabrikam(addr, ""))
+	r.put("hung up on", "bob@fabrikam.com")
+	qi := r.waitQueue("Fabrikam", "the failure", func(q queue.QueueInfo) bool { return q.LastError != "" })
+	want := "451 4.4.2 " + addr + " closed the connection before its greeting: it may not accept connections from this server's address, or be at its connection limit"
+	if qi.LastError != want || qi.Status != queue.HopRetry {
+		t.Errorf("queue %s, last error %q; want Retry and %q", qi.Status, qi.LastError, want)
 	}
 }
 

@@ -171,6 +171,8 @@ func failingFix(lastErr, identity string) string {
 		return "the upstream wants TLS first: set the send connector's tls.mode to required or verify"
 	case r.enhanced == "5.7.60" || strings.Contains(t, "send as"):
 		return "the upstream refuses the sender address for this mailbox: grant the mailbox Send As for that sender, or set rewrite_sender: true on the send connector"
+	case strings.Contains(t, "closed the connection before its greeting"):
+		return "the upstream takes the connection and hangs up before its greeting: it refuses this server's address (an Exchange receive connector's RemoteIPRanges, a Microsoft 365 connector's sender IPs, a firewall or IPS) or is at its connection limit; add this server's address there, or lower the send connector's max_connections; then " + retry
 	case strings.Contains(t, "cannot connect") || strings.Contains(t, "timed out") || strings.Contains(t, "connection refused") || strings.Contains(t, "no such host"):
 		return "the upstream cannot be reached: check that it is up, the host name and port, DNS and firewalls (sluice test connect HOST:PORT)"
 	case strings.Contains(t, "permission denied") || strings.Contains(t, "access is denied"):

@@ -1,7 +1,10 @@
 package smtpclient
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"syscall"
 
 	"github.com/sluice-relay/sluice/internal/reply"
 )
@@ -33,4 +36,23 @@ type NotSMTPError struct {
 
 func (e *NotSMTPError) Error() string {
 	return fmt.Sprintf("%s is not an SMTP server (it answered %q)", e.Addr, e.Line)
+}
+
+// ConnError is the connection failing while a command was under way: the
+// server closed or reset it, went silent past a timeout, or sent what is
+// no reply. Command is "greeting", "EHLO", "DATA", ...
+type ConnError struct {
+	Command string
+	Err     error
+}
+
+func (e *ConnError) Error() string { return "smtpclient: " + e.Command + ": " + e.Err.Error() }
+
+func (e *ConnError) Unwrap() error { return e.Err }
+
+// Closed reports whether the server closed or reset the connection, as
+// opposed to a timeout or a local failure.
+func (e *ConnError) Closed() bool {
+	return errors.Is(e.Err, io.EOF) || errors.Is(e.Err, io.ErrUnexpectedEOF) ||
+		errors.Is(e.Err, syscall.ECONNRESET) || errors.Is(e.Err, syscall.EPIPE)
 }

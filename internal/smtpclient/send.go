@@ -245,7 +245,7 @@ const earlyReplyWait = 5 * time.Second
 // refusal counts: a message cut off was not delivered, whatever else the
 // server says. The connection is closed either way.
 func (c *Client) refusedEarly(res *Result, werr error) error {
-	err := fmt.Errorf("smtpclient: DATA: %w", werr)
+	err := &ConnError{Command: "DATA", Err: werr}
 	c.raw.SetReadDeadline(time.Now().Add(min(c.t.DataBlock, earlyReplyWait)))
 	if r, rerr := readReply(c.r, func(l string) { c.trace('<', l) }); rerr == nil && refused(r) {
 		res.Data = r

@@ -129,7 +129,7 @@ func (c *Client) readReply(cmd string, timeout time.Duration) (reply.Reply, erro
 		err = fmt.Errorf("no reply within %v: %w", timeout, err)
 	}
 	if err != nil {
-		return reply.Reply{}, c.fail(fmt.Errorf("smtpclient: %s: %w", cmd, err))
+		return reply.Reply{}, c.fail(&ConnError{Command: cmd, Err: err})
 	}
 	if r.Code == 421 {
 		return r, c.fail(&Error{Command: cmd, Reply: r})
