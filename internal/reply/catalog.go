@@ -11,8 +11,8 @@ var (
 	SenderOK       = Reply{250, [3]int{2, 1, 0}, "Sender OK"}
 	RecipientOK    = Reply{250, [3]int{2, 1, 5}, "Recipient OK"}
 	ResetOK        = Reply{250, [3]int{2, 0, 0}, "Reset OK"}
-	VrfyCannot     = Reply{252, [3]int{2, 5, 2}, "Cannot VRFY user, but will accept message and attempt delivery"}
-	ExpnCannot     = Reply{252, [3]int{2, 5, 2}, "Cannot EXPN mailing list, but will accept message and attempt delivery"}
+	VrfyCannot     = Reply{252, [3]int{2, 0, 0}, "Cannot VRFY user, but will accept message and attempt delivery"}
+	ExpnCannot     = Reply{252, [3]int{2, 0, 0}, "Cannot EXPN mailing list, but will accept message and attempt delivery"}
 	StartData      = Reply{354, [3]int{}, "Start mail input; end with <CRLF>.<CRLF>"}
 	ReadyTLS       = Reply{220, [3]int{2, 0, 0}, "Ready to start TLS"}
 	AuthOK         = Reply{235, [3]int{2, 7, 0}, "Authentication successful"}

@@ -152,7 +152,7 @@ func TestSessionSequenceAndSyntax(t *testing.T) {
 		{"DATA", "554 5.5.1 No valid recipients"},
 		{"RCPT TO:<>", "501 5.1.3 Invalid recipient address: the null address <> is only allowed as a sender"},
 		{"RCPT TO:<b@contoso.com> NOTIFY=NEVER,SUCCESS", "501 5.5.4"},
-		{"VRFY bob", "252 2.5.2"},
+		{"VRFY bob", "252 2.0.0"},
 		{"NOOP", "250 2.0.0"},
 		{"RSET", "250 2.0.0"},
 		{"RCPT TO:<b@contoso.com>", "503 5.5.1 Send MAIL FROM first"},
@@ -863,8 +863,8 @@ func TestSessionExpn(t *testing.T) {
 	c := dial(t, port)
 	c.expect("", "220")
 	c.expect("EHLO x", "250")
-	c.expect("EXPN staff", "252 2.5.2 Cannot EXPN mailing list, but will accept message and attempt delivery")
-	c.expect("VRFY bob", "252 2.5.2 Cannot VRFY user")
+	c.expect("EXPN staff", "252 2.0.0 Cannot EXPN mailing list, but will accept message and attempt delivery")
+	c.expect("VRFY bob", "252 2.0.0 Cannot VRFY user")
 }
 
 func TestSessionLocalPartTooLong(t *testing.T) {
