@@ -129,11 +129,22 @@ func (s *Session) mask(ev byte, data string) string {
 		s.secret = '<' + '>' - ev // the other side answers
 		return data
 	}
-	verb, arg, _ := strings.Cut(data, " ")
-	if mech, initial, ok := strings.Cut(strings.TrimSpace(arg), " "); strings.EqualFold(verb, "AUTH") && ok && initial != "" && initial != "***" {
-		return verb + " " + mech + " ***"
+	if masked, ok := MaskAuth(data); ok {
+		return masked
 	}
 	return data
+}
+
+// MaskAuth turns an AUTH line with an initial response into "AUTH <mech>
+// ***". Fields are split at any white space, not only a space: a server
+// takes "AUTH\tPLAIN\t<base64>" for no command at all, but its
+// password is in the line all the same.
+func MaskAuth(line string) (string, bool) {
+	f := strings.Fields(line)
+	if len(f) < 3 || !strings.EqualFold(f[0], "AUTH") || len(f) == 3 && f[2] == "***" {
+		return line, false
+	}
+	return f[0] + " " + f[1] + " ***", true
 }
 
 // csv quotes a field that contains a comma or quote, never lets a CR or

@@ -143,6 +143,8 @@ func TestAuthIsMasked(t *testing.T) {
 	in.Received("*") // cancelled
 	in.Sent("501 5.0.0 Authentication cancelled")
 	in.Received("RCPT TO:<bob@fabrikam.com>")
+	in.Received("AUTH PLAIN\tAGFwcEBjb250b3NvLmNvbQBzZWNyZXQ=") // a tab, not a space
+	in.Received("auth\tplain  AGFwcEBjb250b3NvLmNvbQBzZWNyZXQ=")
 
 	// Sluice sends: its own answers to the upstream's 334 are masked.
 	out := l.Session("Office 365", "b", "", "")
@@ -189,6 +191,8 @@ func TestAuthIsMasked(t *testing.T) {
 		"a < *",
 		"a > 501 5.0.0 Authentication cancelled",
 		"a < RCPT TO:<bob@fabrikam.com>",
+		"a < AUTH PLAIN ***",
+		"a < auth plain ***",
 		"b + ",
 		"b > AUTH XOAUTH2 ***",
 		"b < 334 eyJzdGF0dXMiOiI0MDEifQ==",

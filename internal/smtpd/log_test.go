@@ -101,13 +101,14 @@ func TestAuthFailureLogNamesOnlyConfiguredUsers(t *testing.T) {
 	session([2]string{"AUTH LOGIN", "334"}, [2]string{b64("Tr0ub4dor&3"), "334"}, [2]string{b64("Tr0ub4dor&3"), "535 5.7.8"})
 	session([2]string{"AUTH LOGIN " + b64("Sup3rS3cret!"), "334"}, [2]string{b64("x"), "535 5.7.8"})
 	session([2]string{"AUTH PLAIN " + b64("\x00Hunter2Hunter2\x00y"), "535 5.7.8"})
+	session([2]string{"AUTH\tPLAIN\t" + b64("\x00app@contoso.com\x00Tab5ecret!"), "500 5.5.2"}) // no command, a password all the same
 	waitFor(t, "four failures logged", func() bool { return strings.Count(log.String(), `msg="AUTH failed"`) == 4 })
 	proto := stop()
 	if !strings.Contains(proto, ",<,AUTH PLAIN ***") {
 		t.Fatalf("no protocol log:\n%s", proto)
 	}
 	for _, secret := range []string{"Wr0ngPassw0rd", "Tr0ub4dor&3", "Sup3rS3cret!", "Hunter2Hunter2",
-		b64("Tr0ub4dor&3"), b64("Sup3rS3cret!")} {
+		b64("Tr0ub4dor&3"), b64("Sup3rS3cret!"), b64("\x00app@contoso.com\x00Tab5ecret!")} {
 		if strings.Contains(log.String(), secret) {
 			t.Errorf("the log holds %q", secret)
 		}

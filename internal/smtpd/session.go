@@ -207,8 +207,8 @@ func (s *session) command(line string) (quit bool) {
 	verb, arg, _ := strings.Cut(line, " ")
 	verb = strings.ToUpper(verb)
 	if s.proto != nil {
-		if mech, initial, ok := strings.Cut(strings.TrimSpace(arg), " "); verb == "AUTH" && ok && initial != "" {
-			line = "AUTH " + mech + " ***" // never a password in the log
+		if masked, ok := protolog.MaskAuth(line); ok {
+			line = masked // never a password in the log
 		} else if !knownVerbs[verb] && authResponse(line) {
 			line = "***"
 		}
