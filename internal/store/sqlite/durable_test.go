@@ -139,3 +139,34 @@ func TestOpenRefusesReadOnlyDatabase(t *testing.T) {
 		t.Errorf("Open of a read-only database: %v, want the file named and read-only said", err)
 	}
 }
+
+// The queue's database holds every envelope: it is 0640 like every other
+// file Sluice writes, its log too, and one made 0644 before is tightened.
+// SQLite made it 0644.
+func TestDatabaseNotWorldReadable(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows has no Unix file modes")
+	}
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"queue.db", "queue.db-wal"} {
+		if st, err := os.Stat(filepath.Join(dir, name)); err != nil || st.Mode().Perm()&0o027 != 0 {
+			t.Errorf("%s: mode %v (%v), want no group write and no access for others (0640)", name, st.Mode().Perm(), err)
+		}
+	}
+	s.Close()
+	if err := os.Chmod(filepath.Join(dir, "queue.db"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if st, _ := os.Stat(filepath.Join(dir, "queue.db")); st.Mode().Perm() != 0o640 { // 0644 less group write and others
+		t.Errorf("a 0644 database is %v after Open, want 0640", st.Mode().Perm())
+	}
+}

@@ -164,6 +164,7 @@ func Open(dir string, o Options) (*Store, error) {
 	// way. modernc.org/sqlite keeps SQLite's source default, fsync,
 	// unless told; where it cannot (Windows, macOS) fsync stays.
 	sqlite.Fdatasync(true)
+	ownerOnly(filepath.Join(dir, "queue.db"))
 	dsn := "file:" + uriPath.Replace(filepath.Join(dir, "queue.db")) +
 		"?_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(" + strconv.FormatInt(walCheckpointPages, 10) +
 		")&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
@@ -237,6 +238,21 @@ func Open(dir string, o Options) (*Store, error) {
 	}
 	go s.writer()
 	return s, nil
+}
+
+// ownerOnly creates the database file 0640, as Sluice writes every other
+// file, or takes group write and all other access from one made before:
+// SQLite would create it 0644, and it holds every envelope. SQLite gives
+// its -wal and -shm files the database file's mode. Best effort: a
+// database Sluice may not change is Open's to report, with its fix.
+func ownerOnly(path string) {
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640); err == nil {
+		f.Close()
+		return
+	}
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o027 != 0 {
+		os.Chmod(path, st.Mode().Perm()&^0o027)
+	}
 }
 
 // uriPath escapes what SQLite would read as URI syntax in the path of a
