@@ -198,7 +198,14 @@ func (q *Queue) schedule(m *Message) {
 			continue
 		}
 		if !r.leased {
-			r.hop = route.Via(q.cfg, m.Env.Via, r.Addr).Key
+			key := route.Via(q.cfg, m.Env.Via, r.Addr).Key
+			if r.hop != "" && key != r.hop {
+				// Routed elsewhere by a reload or a redirect: the wait
+				// was the old next hop's, and the change is usually the
+				// fix.
+				r.NextAttempt = time.Time{}
+			}
+			r.hop = key
 		}
 		t := r.NextAttempt
 		if t.Before(now) {

@@ -755,3 +755,26 @@ func TestDamagedRecordShows(t *testing.T) {
 		})
 	}
 }
+
+// A recipient a reload routes to another next hop is due there at once:
+// the wait it was in belonged to the old one (up to max_interval, an
+// hour), and the reload is usually the fix.
+func TestReloadReroutedRecipientIsDueAtOnce(t *testing.T) {
+	f := newFixture(t, "")
+	ctx := context.Background()
+	f.put(t, "app@contoso.com", "carol@fabrikam.example")
+	f.q.Done(ctx, f.q.Lease("Internet/fabrikam.example"), []queue.Outcome{fail("451 4.4.1 no answer")})
+	if l := f.q.Lease("Internet/fabrikam.example"); l != nil {
+		t.Fatal("leased again before its retry")
+	}
+	cfg, err := config.Parse("", []byte(strings.Replace(testConfig, "DATA", f.dir, 1)+
+		"  - {name: Fabrikam, address_spaces: [fabrikam.example], smarthosts: [smtp.fabrikam.example]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.q.Apply(cfg)
+	if l := f.q.Lease("Fabrikam"); l == nil {
+		qi, _ := f.q.QueueByName("Fabrikam")
+		t.Fatalf("carol, routed to Fabrikam by the reload, is not due there: %+v", qi)
+	}
+}
