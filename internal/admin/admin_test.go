@@ -435,6 +435,14 @@ func TestTokenAuth(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("with a wrong token: %d; want 401", resp.StatusCode)
 	}
+	req.Header.Set("Authorization", "bearer "+token) // the scheme is case-insensitive (RFC 9110 §11.1)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf(`with "bearer <token>": %d; want 200`, resp.StatusCode)
+	}
 	// Liveness stays open for load balancers.
 	if resp, err = http.Get(url + "/healthz"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("/healthz with a token configured: %v %v", resp, err)

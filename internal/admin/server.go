@@ -252,8 +252,10 @@ func (s *Server) auth(h http.Handler) http.Handler {
 			return
 		}
 		if s.token != nil {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if ok && subtle.ConstantTimeCompare([]byte(got), s.token) == 1 {
+			// The scheme's name is case-insensitive (RFC 9110 §11.1):
+			// "bearer" from a script is the same credential.
+			scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+			if ok && strings.EqualFold(scheme, "Bearer") && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), s.token) == 1 {
 				h.ServeHTTP(w, r)
 				return
 			}
