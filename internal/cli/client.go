@@ -189,12 +189,14 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 	if resp.StatusCode >= 300 {
 		var e struct{ Error string }
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return &apiError{status: resp.StatusCode, msg: e.Error}
+			// The message may quote what a client or upstream said.
+			return &apiError{status: resp.StatusCode, msg: display(e.Error)}
 		}
 		if strings.HasPrefix(c.base, "http://") && strings.Contains(string(b), "HTTP request to an HTTPS server") {
 			return fmt.Errorf("the admin API at %s speaks HTTPS (admin.certificate is set): use --admin https://%s", c.base, strings.TrimPrefix(c.base, "http://"))
 		}
-		return fmt.Errorf("admin API: %s: %s", resp.Status, strings.TrimSpace(string(b)))
+		// Whatever answers at --admin wrote this, not necessarily Sluice.
+		return fmt.Errorf("admin API: %s: %s", display(resp.Status), display(strings.TrimSpace(string(b))))
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {

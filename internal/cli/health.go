@@ -60,7 +60,7 @@ when the running Sluice refuses the CLI's credentials.`,
 				if *af.json {
 					printJSON(e.stdout, rep)
 				} else {
-					health.Render(e.stdout, rep.Findings)
+					health.Render(e.stdout, displayFindings(rep.Findings))
 				}
 				if rep.Status == health.Error {
 					return ExitFailure, nil
@@ -81,4 +81,15 @@ func offlineHealth(path string) []health.Finding {
 		cfg, err = config.LoadDefault()
 	}
 	return health.Evaluate(health.Input{Config: cfg, ConfigErr: err, FreeSpace: safeio.FreeSpace})
+}
+
+// displayFindings puts each finding's text through display: a problem
+// quotes an upstream's reply or a token endpoint's answer.
+func displayFindings(fs []health.Finding) []health.Finding {
+	out := make([]health.Finding, len(fs))
+	for i, f := range fs {
+		f.Rule, f.Subject, f.Problem, f.Fix = display(f.Rule), display(f.Subject), display(f.Problem), display(f.Fix)
+		out[i] = f
+	}
+	return out
 }

@@ -191,6 +191,9 @@ func messageAction(action string, extra func(*flag.FlagSet) func() admin.Message
 	}
 }
 
+// printMessages prints messages as a table. Addresses, the client's
+// EHLO name and the upstreams' replies come from outside: every text
+// field goes through display.
 func printMessages(w io.Writer, ms []queue.MessageInfo) {
 	if len(ms) == 0 {
 		fmt.Fprintln(w, "no messages match")
@@ -202,20 +205,20 @@ func printMessages(w io.Writer, ms []queue.MessageInfo) {
 		var rcpts []string
 		lastErr := m.Error
 		for _, r := range m.Recipients {
-			rcpts = append(rcpts, r.Address+"("+string(r.Status)+")")
+			rcpts = append(rcpts, display(r.Address)+"("+display(string(r.Status))+")")
 			if r.LastError != "" {
 				lastErr = r.LastError
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", m.ID, clock(m.Received), m.From, m.Size, m.Status,
-			strings.Join(m.Queues, ","), abbrev(strings.Join(rcpts, " "), 60), abbrev(lastErr, 80))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", display(string(m.ID)), clock(m.Received), display(m.From), m.Size, display(m.Status),
+			strings.Join(displayAll(m.Queues), ","), abbrev(strings.Join(rcpts, " "), 60), abbrev(display(lastErr), 80))
 	}
 	tw.Flush()
 }
 
 func printMessage(w io.Writer, m queue.MessageInfo) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%s\n", k, display(fmt.Sprint(v))) }
 	row("Identity", m.ID)
 	row("FromAddress", m.From)
 	row("Status", m.Status)
@@ -226,7 +229,7 @@ func printMessage(w io.Writer, m queue.MessageInfo) {
 	row("DateReceived", stamp(m.Received))
 	row("ReceiveConnector", m.Origin.Connector)
 	if m.Origin.ClientIP.IsValid() {
-		row("Client", fmt.Sprintf("%s (%s)", m.Origin.ClientIP, m.Origin.ClientHelo))
+		row("Client", fmt.Sprintf("%s (%s)", m.Origin.ClientIP, m.Origin.ClientHelo)) // the EHLO name: any bytes
 	}
 	if m.Origin.AuthUser != "" {
 		row("AuthUser", m.Origin.AuthUser)
@@ -240,7 +243,8 @@ func printMessage(w io.Writer, m queue.MessageInfo) {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  ADDRESS\tSTATUS\tQUEUE\tATTEMPTS\tNEXT ATTEMPT\tLAST ERROR")
 	for _, r := range m.Recipients {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%s\n", r.Address, r.Status, r.Queue, r.Attempts, clock(r.NextAttempt), r.LastError)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%s\n", display(r.Address), display(string(r.Status)), display(r.Queue), r.Attempts,
+			clock(r.NextAttempt), display(r.LastError))
 	}
 	tw.Flush()
 }

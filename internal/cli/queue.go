@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -67,7 +66,7 @@ error: the upstream's exact reply and which host gave it.`,
 					}
 					return show(e, af, http.MethodPost, "/api/v1/queue-actions/"+a.name, nil, admin.QueueAction{Identity: args[0]},
 						func(w io.Writer, qi queue.QueueInfo) {
-							fmt.Fprintf(w, "queue %s: %s done; status now %s, %d message(s)\n", qi.Identity, a.name, qi.Status, qi.MessageCount)
+							fmt.Fprintf(w, "queue %s: %s done; status now %s, %d message(s)\n", display(qi.Identity), a.name, display(qi.Status), qi.MessageCount)
 						})
 				}
 			},
@@ -75,6 +74,9 @@ error: the upstream's exact reply and which host gave it.`,
 	}
 }
 
+// printQueues prints the queues as a table. An MX queue's identity and
+// next hop hold a recipient's domain, and the last error an upstream's
+// words: every text field goes through display.
 func printQueues(w io.Writer, qs []queue.QueueInfo) {
 	if len(qs) == 0 {
 		fmt.Fprintln(w, "no queues: nothing is waiting for delivery")
@@ -83,15 +85,15 @@ func printQueues(w io.Writer, qs []queue.QueueInfo) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "IDENTITY\tDELIVERY TYPE\tSTATUS\tMESSAGES\tNEXT HOP\tRETRIES\tNEXT RETRY\tLAST ERROR")
 	for _, q := range qs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", q.Identity, q.DeliveryType, q.Status, q.MessageCount,
-			abbrev(q.NextHop, 40), q.RetryCount, clock(q.NextRetryTime), abbrev(q.LastError, 100))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", display(q.Identity), display(q.DeliveryType), display(q.Status), q.MessageCount,
+			abbrev(display(q.NextHop), 40), q.RetryCount, clock(q.NextRetryTime), abbrev(display(q.LastError), 100))
 	}
 	tw.Flush()
 }
 
 func printQueue(w io.Writer, q queue.QueueInfo) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%s\n", k, display(fmt.Sprint(v))) }
 	row("Identity", q.Identity)
 	row("DeliveryType", q.DeliveryType)
 	row("Status", q.Status)
@@ -117,9 +119,10 @@ func printQueue(w io.Writer, q queue.QueueInfo) {
 	tw.Flush()
 }
 
-// abbrev shortens s to n runes for a table column.
+// abbrev shortens s, already through display, to n runes for a table
+// column.
 func abbrev(s string, n int) string {
-	r := []rune(strings.ReplaceAll(s, "\n", " "))
+	r := []rune(s)
 	if len(r) <= n {
 		return s
 	}

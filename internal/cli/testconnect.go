@@ -91,35 +91,37 @@ func probePassword(e *env, file string) (string, error) {
 	return line, nil
 }
 
+// printProbe prints what the server said and what its certificate
+// names: any server's words, so each goes through display.
 func printProbe(w io.Writer, r *probe.Report) {
-	fmt.Fprintf(w, "Server:       %s", r.Addr)
+	fmt.Fprintf(w, "Server:       %s", display(r.Addr))
 	if r.Remote != "" {
-		fmt.Fprintf(w, " (%s, connected in %s)", r.Remote, r.ConnectTime)
+		fmt.Fprintf(w, " (%s, connected in %s)", display(r.Remote), r.ConnectTime)
 	}
 	fmt.Fprintln(w)
 	if r.Banner != "" {
-		fmt.Fprintf(w, "Banner:       %s\n", r.Banner)
+		fmt.Fprintf(w, "Banner:       %s\n", display(r.Banner))
 	}
 	if r.EHLO != nil {
-		fmt.Fprintf(w, "EHLO:         %s\n", strings.Join(r.EHLO, "\n              "))
+		fmt.Fprintf(w, "EHLO:         %s\n", strings.Join(displayAll(r.EHLO), "\n              "))
 	}
 	if t := r.TLS; t != nil {
 		fmt.Fprintf(w, "TLS:          %s, %s\n", t.Version, t.Cipher)
-		verdict := "verifies for " + t.ServerName
+		verdict := "verifies for " + display(t.ServerName)
 		if !t.Verified {
-			verdict = "does NOT verify for " + t.ServerName + ": " + t.VerifyError
+			verdict = "does NOT verify for " + display(t.ServerName) + ": " + display(t.VerifyError)
 		}
 		fmt.Fprintf(w, "Certificate:  %s\n", verdict)
 		for i, c := range t.Chain {
 			fmt.Fprintf(w, "  [%d] subject %s\n      names   %s\n      issuer  %s\n      valid   %s to %s (%d days left)\n",
-				i, c.Subject, strings.Join(c.SANs, ", "), c.Issuer, c.NotBefore.Format("2006-01-02"), c.NotAfter.Format("2006-01-02"), c.DaysLeft)
+				i, display(c.Subject), strings.Join(displayAll(c.SANs), ", "), display(c.Issuer), c.NotBefore.Format("2006-01-02"), c.NotAfter.Format("2006-01-02"), c.DaysLeft)
 		}
 	}
 	if r.EHLOAfterTLS != nil {
-		fmt.Fprintf(w, "EHLO (TLS):   %s\n", strings.Join(r.EHLOAfterTLS, "\n              "))
+		fmt.Fprintf(w, "EHLO (TLS):   %s\n", strings.Join(displayAll(r.EHLOAfterTLS), "\n              "))
 	}
 	if r.Banner != "" {
-		auth := strings.Join(r.AuthOffered, " ")
+		auth := strings.Join(displayAll(r.AuthOffered), " ")
 		if auth == "" {
 			auth = "none offered"
 		}
@@ -130,16 +132,16 @@ func printProbe(w io.Writer, r *probe.Report) {
 		if a.OK {
 			res = "OK"
 		}
-		fmt.Fprintf(w, "Login:        %s as %s with %s: %s\n", res, a.User, a.Mechanism, a.Reply)
+		fmt.Fprintf(w, "Login:        %s as %s with %s: %s\n", res, display(a.User), display(a.Mechanism), display(a.Reply))
 	}
 	if r.Error != "" {
-		fmt.Fprintf(w, "Error:        %s\n", r.Error)
+		fmt.Fprintf(w, "Error:        %s\n", display(r.Error))
 	}
 	for _, a := range r.Advice {
-		fmt.Fprintf(w, "Advice:       %s\n", a)
+		fmt.Fprintf(w, "Advice:       %s\n", display(a))
 	}
 	fmt.Fprintln(w, "Transcript:")
 	for _, l := range r.Transcript {
-		fmt.Fprintf(w, "  %7s %s %s\n", l.At, l.Dir, l.Text)
+		fmt.Fprintf(w, "  %7s %s %s\n", l.At, l.Dir, display(l.Text))
 	}
 }

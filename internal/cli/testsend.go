@@ -54,7 +54,7 @@ delivered, 1 otherwise (a message still deferred stays queued and is retried).`,
 				if *af.json {
 					printJSON(e.stdout, sent)
 				} else {
-					fmt.Fprintf(e.stdout, "queued as %s (Message-ID %s) in %s\n", sent.ID, sent.MessageID, strings.Join(sent.Queues, ", "))
+					fmt.Fprintf(e.stdout, "queued as %s (Message-ID %s) in %s\n", display(string(sent.ID)), display(sent.MessageID), strings.Join(displayAll(sent.Queues), ", "))
 				}
 				return follow(e, c, sent, len(req.To), *wait, *af.json)
 			}
@@ -100,7 +100,7 @@ func follow(e *env, c *apiClient, sent admin.TestSent, rcpts int, wait time.Dura
 		if time.Now().After(deadline) {
 			fmt.Fprintf(say, "still not delivered after %s; it stays queued (sluice message show %s)\n", wait, sent.ID)
 			if lastDefer != nil {
-				fmt.Fprintf(say, "last reply: %s\n", lastDefer.Reply)
+				fmt.Fprintf(say, "last reply: %s\n", display(lastDefer.Reply))
 			}
 			return ExitFailure, nil
 		}
@@ -113,15 +113,17 @@ func follow(e *env, c *apiClient, sent admin.TestSent, rcpts int, wait time.Dura
 	code := ExitOK
 	for r, ev := range final {
 		if ev.Event == tracking.EventSend {
-			fmt.Fprintf(say, "DELIVERED to %s via %s: %s\n", r, ev.Host, ev.Reply)
+			fmt.Fprintf(say, "DELIVERED to %s via %s: %s\n", display(r), display(ev.Host), display(ev.Reply))
 		} else {
-			fmt.Fprintf(say, "FAILED for %s (%s): %s\n", r, ev.Host, ev.Reply)
+			fmt.Fprintf(say, "FAILED for %s (%s): %s\n", display(r), display(ev.Host), display(ev.Reply))
 			code = ExitFailure
 		}
 	}
 	return code, nil
 }
 
+// printEvent prints one event of the test message; the hosts and
+// replies are upstreams' words (see display).
 func printEvent(w io.Writer, ev tracking.Event, asJSON bool) {
 	if asJSON {
 		printJSON(w, ev)
@@ -131,6 +133,6 @@ func printEvent(w io.Writer, ev tracking.Event, asJSON bool) {
 	if ev.Host != "" {
 		where += " " + ev.Host
 	}
-	fmt.Fprintf(w, "%s  %-7s %-8s %s %s %s\n", ev.Time.Local().Format("15:04:05.000"), ev.Event, ev.Source,
-		strings.Join(ev.Recipients, ","), strings.TrimSpace(where), ev.Reply)
+	fmt.Fprintf(w, "%s  %-7s %-8s %s %s %s\n", ev.Time.Local().Format("15:04:05.000"), display(string(ev.Event)), display(ev.Source),
+		display(strings.Join(ev.Recipients, ",")), display(strings.TrimSpace(where)), display(ev.Reply))
 }

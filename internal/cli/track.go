@@ -208,6 +208,8 @@ func printStories(w io.Writer, events []tracking.Event, loc *time.Location) {
 			fmt.Fprintln(w)
 		}
 		fmt.Fprintln(w, storyHead(g.evs))
+		// Every field but the time may come from a client or an
+		// upstream (see display).
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  TIME\tEVENT\tSOURCE\tCONNECTOR / NEXT HOP\tRECIPIENTS\tREPLY")
 		for _, ev := range g.evs {
@@ -215,24 +217,25 @@ func printStories(w io.Writer, events []tracking.Event, loc *time.Location) {
 			if ev.Related != "" { // the DSN: the notice is a message of its own
 				reply = strings.TrimSpace(reply + " (message " + string(ev.Related) + ")")
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", ev.Time.In(loc).Format("2006-01-02 15:04:05.000"), ev.Event,
-				orDash(ev.Source), orDash(where(ev)), orDash(strings.Join(ev.Recipients, ",")), orDash(reply))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", ev.Time.In(loc).Format("2006-01-02 15:04:05.000"), display(string(ev.Event)),
+				display(orDash(ev.Source)), display(orDash(where(ev))), display(orDash(strings.Join(ev.Recipients, ","))), display(orDash(reply)))
 		}
 		tw.Flush()
 	}
 }
 
-// storyHead names the message a group of events is about.
+// storyHead names the message a group of events is about. The
+// Message-ID header and the sender are the client's words: see display.
 func storyHead(evs []tracking.Event) string {
 	first := evs[0]
 	if first.ID == "" {
-		return "refused before a message was accepted: from " + orNull(first.Sender)
+		return "refused before a message was accepted: from " + display(orNull(first.Sender))
 	}
-	head := "message " + string(first.ID)
+	head := "message " + display(string(first.ID))
 	if first.MessageID != "" {
-		head += " " + first.MessageID
+		head += " " + display(first.MessageID)
 	}
-	head += " from " + orNull(first.Sender)
+	head += " from " + display(orNull(first.Sender))
 	for _, ev := range evs {
 		if ev.Size > 0 {
 			head += fmt.Sprintf(", %d bytes", ev.Size)
