@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -35,7 +36,7 @@ type apiFlags struct {
 func addAPIFlags(fs *flag.FlagSet) *apiFlags {
 	return &apiFlags{
 		config:    fs.String("config", "", "config `FILE` of the running Sluice (for admin.listen and admin.token_file); default: the embedded default"),
-		admin:     fs.String("admin", os.Getenv("SLUICE_ADMIN"), "admin API `URL` (e.g. https://relay1:8025); default: from the config, or $SLUICE_ADMIN"),
+		admin:     fs.String("admin", os.Getenv("SLUICE_ADMIN"), "admin API `URL` (e.g. https://relay1:8025; without a scheme, http:// on loopback, else https://); default: from the config, or $SLUICE_ADMIN"),
 		tokenFile: fs.String("token-file", "", "`FILE` holding the admin bearer token; default: admin.token_file, or $SLUICE_ADMIN_TOKEN"),
 		caFile:    fs.String("ca-file", "", "CA `FILE` to verify the admin API's certificate"),
 		certFile:  fs.String("cert", "", "client certificate `FILE` for an admin API with client_ca"),
@@ -70,9 +71,8 @@ func (f *apiFlags) client() (*apiClient, error) {
 	tlsCfg := &tls.Config{}
 	switch {
 	case *f.admin != "":
-		c.base = strings.TrimRight(*f.admin, "/")
-		if !strings.Contains(c.base, "://") {
-			c.base = "http://" + c.base
+		if c.base, err = adminBase(*f.admin); err != nil {
+			return nil, err
 		}
 	case cfg.Admin.Off():
 		return nil, &adminOffError{dataDir: cfg.Node.DataDir}
@@ -119,7 +119,73 @@ func (f *apiFlags) client() (*apiClient, error) {
 		tlsCfg.Certificates = []tls.Certificate{pair}
 	}
 	c.http.Transport = &http.Transport{TLSClientConfig: tlsCfg}
+	c.http.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		// net/http keeps the Authorization header on a redirect to the
+		// same host, https:// to http:// included.
+		if c.token != "" && !tokenSafe(req.URL) {
+			return &clearTextError{base: req.URL.Scheme + "://" + req.URL.Host, redirect: true}
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
 	return c, nil
+}
+
+// adminBase is the base URL for --admin. Without a scheme it is https://,
+// as the admin API is off loopback (the config demands it), except on
+// loopback, where it is plain HTTP unless admin.certificate is set: a
+// scheme-less address to a remote node once sent the token in clear
+// before the answer showed the node speaks HTTPS.
+func adminBase(admin string) (string, error) {
+	base := strings.TrimRight(strings.TrimSpace(admin), "/")
+	if !strings.Contains(base, "://") {
+		scheme := "https"
+		if u, err := url.Parse("//" + base); err == nil && isLoopbackHost(u.Hostname()) {
+			scheme = "http"
+		}
+		base = scheme + "://" + base
+	}
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("--admin %q is not the admin API's address: give e.g. https://relay1.contoso.com:8025, or 127.0.0.1:8025 on the node itself", admin)
+	}
+	return base, nil
+}
+
+// isLoopbackHost reports whether host names this machine's loopback
+// interface: 127.0.0.0/8, ::1 or localhost. A name that merely resolves
+// to loopback here does not count: DNS can say otherwise tomorrow.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// tokenSafe reports whether the bearer token may be sent to u: over
+// HTTPS, or over plain HTTP only to loopback, where it never crosses a
+// network.
+func tokenSafe(u *url.URL) bool {
+	return u.Scheme == "https" || u.Scheme == "http" && isLoopbackHost(u.Hostname())
+}
+
+// clearTextError: the CLI refused to send its token over plain HTTP to a
+// host off loopback.
+type clearTextError struct {
+	base     string
+	redirect bool
+}
+
+func (e *clearTextError) Error() string {
+	how := "the admin API at " + e.base + " is plain HTTP"
+	if e.redirect {
+		how = "the admin API redirected to " + e.base + ", plain HTTP"
+	}
+	return fmt.Sprintf("%s off loopback: the admin token is not sent there in clear text; use --admin https://%s (off loopback Sluice's admin API speaks HTTPS)",
+		how, strings.TrimPrefix(e.base, "http://"))
 }
 
 // adminOffError: the config switches the admin API off, so no command
@@ -171,6 +237,9 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
+		if !tokenSafe(req.URL) {
+			return &clearTextError{base: c.base}
+		}
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
@@ -178,6 +247,10 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
 			return &unreachableError{base: c.base, err: op.Err}
+		}
+		var clear *clearTextError
+		if errors.As(err, &clear) {
+			return clear
 		}
 		return c.explain(err)
 	}
@@ -212,8 +285,10 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 func (c *apiClient) explain(err error) error {
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
+	case strings.Contains(msg, "server gave HTTP response to HTTPS client") && c.loopback():
 		return fmt.Errorf("the admin API at %s speaks plain HTTP, not HTTPS (admin.certificate is not set): use --admin http://%s", c.base, strings.TrimPrefix(c.base, "https://"))
+	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
+		return fmt.Errorf("the admin API at %s speaks plain HTTP, not HTTPS: off loopback Sluice's admin API is HTTPS only (admin.certificate), and the CLI sends its token there only over HTTPS; check --admin", c.base)
 	}
 	// An SMTP port sends its greeting unasked, which net/http takes for
 	// a broken status line or an unsolicited response, depending on
@@ -226,6 +301,11 @@ func (c *apiClient) explain(err error) error {
 		return fmt.Errorf("what answers at %s is not Sluice's admin API (%s; an SMTP port?): check --admin, or admin.listen in the config", c.base, said)
 	}
 	return fmt.Errorf("admin API at %s: %w", c.base, err)
+}
+
+func (c *apiClient) loopback() bool {
+	u, err := url.Parse(c.base)
+	return err == nil && isLoopbackHost(u.Hostname())
 }
 
 // speaksFirst returns the first line a server at a plain http:// base
