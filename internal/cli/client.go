@@ -50,6 +50,10 @@ type apiClient struct {
 	base  string
 	token string
 	http  *http.Client
+	// serverName is the name the admin API's certificate is checked
+	// for when it is not base's host: node.hostname, for a wildcard
+	// admin.listen reached on 127.0.0.1.
+	serverName string
 }
 
 func (f *apiFlags) client() (*apiClient, error) {
@@ -85,6 +89,12 @@ func (f *apiFlags) client() (*apiClient, error) {
 		addr := host.String()
 		if host.Addr().IsUnspecified() {
 			addr = net.JoinHostPort("127.0.0.1", fmt.Sprint(host.Port()))
+			if scheme == "https" {
+				// The certificate names the node, not 127.0.0.1: check
+				// it for node.hostname, as a client elsewhere would.
+				tlsCfg.ServerName = cfg.Node.Hostname
+				c.serverName = cfg.Node.Hostname
+			}
 		}
 		c.base = scheme + "://" + addr
 	}
@@ -283,6 +293,9 @@ func (c *apiClient) call(ctx context.Context, method, path string, query url.Val
 // check: net/http's own words ("malformed HTTP status code") name no
 // setting the admin can change.
 func (c *apiClient) explain(err error) error {
+	if ce := c.certProblem(err); ce != nil {
+		return ce
+	}
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "server gave HTTP response to HTTPS client") && c.loopback():
@@ -306,6 +319,58 @@ func (c *apiClient) explain(err error) error {
 func (c *apiClient) loopback() bool {
 	u, err := url.Parse(c.base)
 	return err == nil && isLoopbackHost(u.Hostname())
+}
+
+// certError: the admin API's certificate did not verify. That is the
+// TLS setup (a name, a CA, a date), not the admin credentials: health
+// once sent admins to check their token for a certificate that names
+// the node but not 127.0.0.1.
+type certError struct{ msg string }
+
+func (e *certError) Error() string { return e.msg }
+
+// certProblem words a certificate that did not verify as what to set;
+// nil when err is something else.
+func (c *apiClient) certProblem(err error) *certError {
+	var verr *tls.CertificateVerificationError
+	if !errors.As(err, &verr) {
+		return nil
+	}
+	var (
+		hostErr x509.HostnameError
+		caErr   x509.UnknownAuthorityError
+		invErr  x509.CertificateInvalidError
+	)
+	at := "the admin API's certificate at " + c.base
+	switch {
+	case errors.As(err, &hostErr):
+		names := certNames(hostErr.Certificate)
+		if c.serverName != "" {
+			return &certError{fmt.Sprintf("%s is for %s, not for this node's name %s (node.hostname, checked as the CLI reaches the wildcard admin.listen on 127.0.0.1): set node.hostname to a name the certificate carries, or give --admin https://NAME:PORT with one",
+				at, names, hostErr.Host)}
+		}
+		return &certError{fmt.Sprintf("%s is for %s, not %s: give --admin https://NAME:PORT with a name the certificate carries", at, names, hostErr.Host)}
+	case errors.As(err, &caErr):
+		return &certError{fmt.Sprintf("%s is signed by a CA this machine does not trust: give --ca-file with the CA certificate that signed admin.certificate", at)}
+	case errors.As(err, &invErr) && invErr.Reason == x509.Expired:
+		return &certError{fmt.Sprintf("%s is not valid now (%s): renew admin.certificate, or check this machine's clock", at, invErr.Detail)}
+	}
+	return &certError{fmt.Sprintf("%s does not verify: %v; check admin.certificate and --ca-file", at, verr.Err)}
+}
+
+// certNames lists the names a certificate is valid for.
+func certNames(cert *x509.Certificate) string {
+	if cert == nil {
+		return "no name"
+	}
+	names := append([]string{}, cert.DNSNames...)
+	for _, ip := range cert.IPAddresses {
+		names = append(names, ip.String())
+	}
+	if len(names) == 0 {
+		return "no name (no subject alternative names)"
+	}
+	return strings.Join(names, ", ")
 }
 
 // speaksFirst returns the first line a server at a plain http:// base

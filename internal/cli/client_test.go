@@ -4,15 +4,22 @@ import (
 	"context"
 	"crypto/tls"
 	"flag"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/sluice-relay/sluice/internal/admin"
 	"github.com/sluice-relay/sluice/internal/certtest"
+	"github.com/sluice-relay/sluice/internal/config"
+	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/store/sqlite"
+	"github.com/sluice-relay/sluice/internal/testport"
 )
 
 // A scheme-less --admin is plain HTTP only on loopback; anywhere else
@@ -191,5 +198,93 @@ func TestTokenNotRedirectedInClear(t *testing.T) {
 	}
 	if got := srv.seen(); len(got) != 0 {
 		t.Errorf("the redirect target got requests with Authorization %q", got)
+	}
+}
+
+// startAdmin runs a real admin API, over a real and empty queue, from
+// the config file at path, as serve would.
+func startAdmin(t *testing.T, path string) {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(filepath.Join(cfg.Node.DataDir, "queue"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := queue.Open(context.Background(), queue.Options{Store: st, Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := admin.New(admin.Options{Queue: q}, cfg)
+	if err := adm.Start(cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		adm.Shutdown(context.Background())
+		q.Close()
+	})
+}
+
+// With HTTPS on a wildcard admin.listen, the CLI reaches its own node on
+// 127.0.0.1 and checks the certificate for node.hostname. Before, it
+// checked it for 127.0.0.1, which no certificate for the node's name
+// carries ("x509: cannot validate certificate for 127.0.0.1 because it
+// doesn't contain any IP SANs", even with --ca-file), and health blamed
+// the admin credentials.
+func TestWildcardAdminCertificate(t *testing.T) {
+	t.Setenv("SLUICE_ADMIN", "")
+	t.Setenv("SLUICE_ADMIN_TOKEN", "")
+	dir := t.TempDir()
+	tokenFile := writeFile(t, dir, "token", "s3cret-token-0123456789\n")
+	node := certtest.New(t, "relay1.test")
+	other := certtest.New(t, "relay2.test")
+	port := testport.Free(t)
+	cfgFor := func(name string, port int, c *certtest.Cert) string {
+		return writeFile(t, dir, name+".yaml", fmt.Sprintf(`node: {hostname: relay1.test, data_dir: %s}
+receive_connectors:
+  - {name: Default, bindings: ["127.0.0.1:%d"], remote_ip_ranges: [127.0.0.0/8], permissions: [anonymous, relay]}
+send_connectors:
+  - {name: Drop, address_spaces: ["*"], delivery: directory, directory: drop}
+admin: {listen: "0.0.0.0:%d", certificate: %s, key: %s, token_file: %s}
+`, filepath.Join(dir, name), testport.Free(t), port, c.CertFile, c.KeyFile, tokenFile))
+	}
+	good := cfgFor("good", port, node)
+	startAdmin(t, good)
+	wrong := cfgFor("wrong", testport.Free(t), other)
+	startAdmin(t, wrong)
+
+	out, errs, code := run(t, "", "queue", "list", "-config", good, "--ca-file", node.CAFile)
+	if code != 0 || !strings.Contains(out, "no queues") {
+		t.Fatalf("queue list on a wildcard HTTPS admin API = %d\nstdout: %s\nstderr: %s", code, out, errs)
+	}
+	out, errs, code = run(t, "", "health", "-config", good, "--ca-file", node.CAFile)
+	if code != 0 || strings.Contains(errs, "certificate") {
+		t.Fatalf("health = %d\nstdout: %s\nstderr: %s", code, out, errs)
+	}
+
+	// Certificate problems are named as such, with what to set; not as
+	// credentials.
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no --ca-file", []string{"-config", good},
+			"is signed by a CA this machine does not trust: give --ca-file"},
+		{"a certificate for another name", []string{"-config", wrong, "--ca-file", other.CAFile},
+			"is for relay2.test, not for this node's name relay1.test (node.hostname"},
+		{"--admin to 127.0.0.1", []string{"--admin", fmt.Sprintf("https://127.0.0.1:%d", port), "--token-file", tokenFile, "--ca-file", node.CAFile},
+			"is for relay1.test, not 127.0.0.1: give --admin https://NAME:PORT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, cmd := range [][]string{{"queue", "list"}, {"health"}} {
+				_, errs, code := run(t, "", append(cmd, tc.args...)...)
+				if code != ExitFailure || !strings.Contains(errs, tc.want) || strings.Contains(errs, "credentials") {
+					t.Errorf("%s = %d\n%s\nwant exit 1 and %q, not a word of credentials", cmd, code, errs, tc.want)
+				}
+			}
+		})
 	}
 }

@@ -42,7 +42,12 @@ when the running Sluice refuses the CLI's credentials.`,
 					if err == nil {
 						err = c.call(e.ctx, http.MethodGet, "/api/v1/health", nil, nil, &rep)
 						var unreachable *unreachableError
-						if err != nil && !errors.As(err, &unreachable) {
+						var cert *certError
+						switch {
+						case err != nil && errors.As(err, &cert):
+							// Not the credentials: the error says what to set.
+							return ExitFailure, fmt.Errorf("the running Sluice did not report its health: %w; or use --offline to check only the config file", err)
+						case err != nil && !errors.As(err, &unreachable):
 							// A Sluice answered and refused: its health is
 							// not the config file's, so don't pass that off.
 							return ExitFailure, fmt.Errorf("the running Sluice did not report its health: %w; fix the admin credentials (--token-file, --cert), or use --offline to check only the config file", err)
