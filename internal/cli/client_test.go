@@ -14,11 +14,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/sluice-relay/sluice/internal/admin"
 	"github.com/sluice-relay/sluice/internal/certtest"
-	"github.com/sluice-relay/sluice/internal/config"
-	"github.com/sluice-relay/sluice/internal/queue"
-	"github.com/sluice-relay/sluice/internal/store/sqlite"
 	"github.com/sluice-relay/sluice/internal/testport"
 )
 
@@ -201,32 +197,6 @@ func TestTokenNotRedirectedInClear(t *testing.T) {
 	}
 }
 
-// startAdmin runs a real admin API, over a real and empty queue, from
-// the config file at path, as serve would.
-func startAdmin(t *testing.T, path string) {
-	t.Helper()
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(filepath.Join(cfg.Node.DataDir, "queue"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := queue.Open(context.Background(), queue.Options{Store: st, Config: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	adm := admin.New(admin.Options{Queue: q}, cfg)
-	if err := adm.Start(cfg); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		adm.Shutdown(context.Background())
-		q.Close()
-	})
-}
-
 // With HTTPS on a wildcard admin.listen, the CLI reaches its own node on
 // 127.0.0.1 and checks the certificate for node.hostname. Before, it
 // checked it for 127.0.0.1, which no certificate for the node's name
@@ -251,9 +221,9 @@ admin: {listen: "0.0.0.0:%d", certificate: %s, key: %s, token_file: %s}
 `, filepath.Join(dir, name), testport.Free(t), port, c.CertFile, c.KeyFile, tokenFile))
 	}
 	good := cfgFor("good", port, node)
-	startAdmin(t, good)
+	startSluice(t, good)
 	wrong := cfgFor("wrong", testport.Free(t), other)
-	startAdmin(t, wrong)
+	startSluice(t, wrong)
 
 	out, errs, code := run(t, "", "queue", "list", "-config", good, "--ca-file", node.CAFile)
 	if code != 0 || !strings.Contains(out, "no queues") {
