@@ -33,7 +33,7 @@ func (s *session) data(arg string) bool {
 	}
 	defer s.leaveData()
 	env := &s.tx.env
-	s.tx = nil // whatever happens below ends the transaction
+	s.endTx() // whatever happens below ends the transaction
 	s.send(reply.StartData)
 	if err := s.flush(); err != nil {
 		return true

@@ -17,7 +17,8 @@ func (s *session) hello(arg string, esmtp bool) bool {
 	if arg == "" {
 		return s.reply(reply.SyntaxParams.Withf("%s requires a domain name or address literal", map[bool]string{true: "EHLO", false: "HELO"}[esmtp]))
 	}
-	s.helo, s.esmtp, s.tx = arg, esmtp, nil
+	s.endTx()
+	s.helo, s.esmtp = arg, esmtp
 	greeting := s.rc.FQDN + " Hello [" + s.remote.Addr().String() + "]"
 	if !esmtp {
 		return s.reply(reply.Reply{Code: 250, Text: greeting})

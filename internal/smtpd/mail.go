@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -129,20 +130,61 @@ func (s *session) rcpt(arg string) bool {
 	}
 	if err := policy.Rcpt(s.cfg, &s.policy, to, len(s.tx.env.Rcpts)); err != nil {
 		r := err.(reply.Reply)
+		if r.Code == reply.TooManyRcpts.Code && r.Enhanced == reply.TooManyRcpts.Enhanced {
+			return s.overshoot(to, r)
+		}
 		s.log.Info("recipient refused", "from", s.tx.env.From.String(), "to", to.String(), "user", s.user(), "reply", r.Error())
 		s.track(tracking.EventFail, nil, s.tx.env.From, []string{to.String()}, r)
-		if r.Code == reply.TooManyRcpts.Code && r.Enhanced == reply.TooManyRcpts.Enhanced {
-			// RFC 5321 §4.5.3.1.10: the client sends the rest in another
-			// transaction. Not an error toward max_errors (Postfix's
-			// smtpd_recipient_overshoot_limit), or a pipelined batch over
-			// the limit would close the session and lose the message.
-			s.send(r)
-			return false
-		}
 		return s.fail(r)
 	}
 	s.tx.env.Rcpts = append(s.tx.env.Rcpts, rc)
 	return s.reply(reply.RecipientOK)
+}
+
+// rcptOvershoot is how many recipients past max_recipients one
+// transaction may have refused before the session is closed: Postfix's
+// smtpd_recipient_overshoot_limit, with its default.
+const rcptOvershoot = 1000
+
+// overshoot answers a recipient past max_recipients. RFC 5321 §4.5.3.1.10:
+// the client sends the rest in another transaction, so the 452 is not an
+// error toward max_errors, or a pipelined batch over the limit would close
+// the session and lose the message. A client that goes on far past the
+// limit is not one that will do that, and each refusal logged and tracked
+// would let one connection fill the disk: only the first is, the others
+// are counted when the transaction ends (endTx), and past rcptOvershoot
+// the session is closed.
+func (s *session) overshoot(to mail.Address, r reply.Reply) bool {
+	tx := s.tx
+	tx.overshoot++
+	if tx.overshoot > rcptOvershoot {
+		max := policy.MaxRecipients(&s.policy)
+		closing := reply.Reply{Code: 421, Enhanced: [3]int{4, 5, 3},
+			Text: fmt.Sprintf("Too many recipients: %d past the limit of %d per message, closing; send at most %d per message", rcptOvershoot, max, max)}
+		s.log.Warn("too many recipients past the limit, closing", "from", tx.env.From.String(), "user", s.user(),
+			"refused", tx.overshoot, "reply", closing.Error())
+		s.tx = nil // counted in the line above
+		s.send(closing)
+		s.hangUp()
+		return true
+	}
+	if tx.overshoot == 1 {
+		tx.overshootReply = r
+		s.log.Info("recipient refused", "from", tx.env.From.String(), "to", to.String(), "user", s.user(), "reply", r.Error())
+		s.track(tracking.EventFail, nil, tx.env.From, []string{to.String()}, r)
+	}
+	s.send(r)
+	return false
+}
+
+// endTx ends the open transaction, if any, and logs how many recipients
+// past max_recipients it refused after the first, which alone had a line.
+func (s *session) endTx() {
+	if tx := s.tx; tx != nil && tx.overshoot > 1 {
+		s.log.Info("more recipients refused past the limit", "from", tx.env.From.String(), "user", s.user(),
+			"refused", tx.overshoot-1, "reply", tx.overshootReply.Error())
+	}
+	s.tx = nil
 }
 
 func parseNotify(v string) (mail.Notify, bool) {

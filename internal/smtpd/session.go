@@ -68,6 +68,10 @@ type session struct {
 // transaction is one MAIL ... DATA exchange.
 type transaction struct {
 	env mail.Envelope
+	// overshoot counts recipients refused past max_recipients, and
+	// overshootReply is the reply they got; see session.overshoot.
+	overshoot      int
+	overshootReply reply.Reply
 }
 
 func newSession(srv *Server, snap *snapshot, rc *config.ReceiveConnector, c net.Conn, remote, local netip.AddrPort) *session {
@@ -93,6 +97,7 @@ func (s *session) serve() {
 			s.log.Error("session panic", "panic", p, "stack", string(debug.Stack()))
 			s.send(reply.Reply{Code: 421, Enhanced: [3]int{4, 3, 0}, Text: "Internal server error (session " + s.id + "), closing"})
 		}
+		s.endTx()
 		s.flush()
 		s.proto.Close()
 		s.releaseBuffers()
@@ -243,7 +248,7 @@ func (s *session) command(line string) (quit bool) {
 	case "DATA":
 		return s.data(arg)
 	case "RSET":
-		s.tx = nil
+		s.endTx()
 		return s.reply(reply.ResetOK)
 	case "NOOP":
 		return s.reply(reply.OK)
@@ -385,6 +390,23 @@ func (s *session) send(r reply.Reply) {
 			s.proto.Sent(l)
 		}
 	}
+}
+
+// hangUp ends a session that a 421 closes while the client is still
+// sending pipelined commands: a socket closed with input unread is reset,
+// and the reset drops the replies not yet sent, the 421 that says why
+// among them. Half-closing and then discarding what still comes, for a
+// bounded time and amount, lets the client read it.
+func (s *session) hangUp() {
+	if s.flush() != nil {
+		return
+	}
+	cw, ok := s.raw.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	s.raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.CopyN(io.Discard, s.raw, 1<<20)
 }
 
 func (s *session) flush() error {
