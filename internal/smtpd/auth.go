@@ -68,21 +68,37 @@ func (s *session) auth(arg string) bool {
 		s.ioError(err)
 		return true
 	}
+	if !s.srv.authFails.reserve(ip, time.Now(), s.rc.Limits.MaxAuthFailures) {
+		s.log.Warn("AUTH refused: too many failures from this client", "mech", mech, "reply", reply.AuthTooManyFails.Error())
+		return s.fail(reply.AuthTooManyFails)
+	}
+	// A reservation never ended would hold the IP's other logins back
+	// for ever: whatever does not end it as a failure or a success below
+	// (the user database failing, a panic) releases it.
+	counted := false
+	defer func() {
+		if !counted {
+			s.srv.authFails.release(ip, time.Now())
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	u, err := s.snap.users.Authenticate(ctx, user, pass)
 	if err != nil {
 		known := s.snap.users.Known(user)
 		var who []any
+		login := "" // a name that is no user's is not kept, not even in memory
 		if known {
 			who = []any{"user", user}
+			login = strings.ToLower(user) // userdb's names are case-insensitive
 		}
 		if !errors.Is(err, userdb.ErrInvalid) {
 			s.log.Error("AUTH could not be checked", append(who, "mech", mech, "err", err, "reply", reply.AuthTempFail.Error())...)
 			return s.fail(reply.AuthTempFail)
 		}
 		s.srv.metrics.Auth(s.rc.Name, false)
-		n := s.srv.authFails.add(ip, time.Now())
+		n := s.srv.authFails.fail(ip, login, time.Now())
+		counted = true
 		// A name that is not a configured user is not logged: it is often
 		// the password, typed in the user name field.
 		reason := "wrong password"
@@ -100,7 +116,8 @@ func (s *session) auth(arg string) bool {
 		// wrong password must be slow to guess.
 		return s.failAfter(reply.AuthInvalid, s.rc.Limits.Tarpit.D())
 	}
-	s.srv.authFails.reset(ip)
+	s.srv.authFails.succeed(ip, strings.ToLower(u.Name), time.Now())
+	counted = true
 	s.srv.metrics.Auth(s.rc.Name, true)
 	s.policy.User = u
 	s.log.Info("AUTH succeeded", "user", u.Name, "mech", mech)

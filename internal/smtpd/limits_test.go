@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluice-relay/sluice/internal/certtest"
 	"github.com/sluice-relay/sluice/internal/tracking"
 )
 
@@ -130,5 +131,116 @@ func TestSessionRecipientOvershootCounted(t *testing.T) {
 	}
 	if fails != 4 {
 		t.Errorf("%d FAIL events, want 4, one a transaction", fails)
+	}
+}
+
+// twoUsersConfig is authConfig with max_auth_failures 5 and a second
+// user, printer, with the same password.
+func twoUsersConfig(t *testing.T) (string, *certtest.Cert) {
+	cfg, cert := authConfig(t, "implicit")
+	cfg = strings.Replace(cfg, "max_auth_failures: 3", "max_auth_failures: 5", 1)
+	cfg += "  - name: printer@contoso.com\n    password_hash: \"" + hashOnce() + "\"\n"
+	return cfg, cert
+}
+
+// authAs opens a session from 127.0.0.7 and tries one login.
+func authAs(t *testing.T, port int, cert *certtest.Cert, user, pass, want string) {
+	t.Helper()
+	c := dialFrom(t, "127.0.0.7", port)
+	c.startTLS(cert.ClientConfig("relay.test"))
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	c.expect("AUTH PLAIN "+b64("\x00"+user+"\x00"+pass), want)
+	c.conn.Close()
+}
+
+// A login that succeeds forgets the client's failures against that login
+// only: knowing one password must not buy more guesses at another.
+func TestAuthSuccessForgetsOnlyItsOwnFailures(t *testing.T) {
+	cfg, cert := twoUsersConfig(t)
+	_, _, port := startServer(t, cfg)
+	for range 4 {
+		authAs(t, port, cert, "app@contoso.com", "guess", "535 5.7.8")
+	}
+	authAs(t, port, cert, "printer@contoso.com", "s3cret", "235")
+	authAs(t, port, cert, "app@contoso.com", "guess", "421 4.7.0 Too many failed authentication attempts")
+	authAs(t, port, cert, "printer@contoso.com", "s3cret", "421 4.7.0 Too many failed authentication attempts")
+}
+
+// A user who mistypes and then gets it right is not held to the typos
+// (the office behind one NAT address is not locked out by them).
+func TestAuthSuccessForgetsItsOwnFailures(t *testing.T) {
+	cfg, cert := twoUsersConfig(t)
+	_, _, port := startServer(t, cfg)
+	for range 4 {
+		authAs(t, port, cert, "app@contoso.com", "typo", "535 5.7.8")
+	}
+	authAs(t, port, cert, "APP@contoso.com", "s3cret", "235")
+	for range 4 {
+		authAs(t, port, cert, "app@contoso.com", "typo", "535 5.7.8")
+	}
+	authAs(t, port, cert, "app@contoso.com", "s3cret", "235")
+}
+
+// Sessions that try passwords at the same time from one IP get no more
+// checks between them than max_auth_failures: the slow password check
+// does not let them all pass the limit before the first failure counts.
+func TestAuthParallelFailuresHoldToTheLimit(t *testing.T) {
+	cfg, cert := twoUsersConfig(t) // max_auth_failures: 5
+	port, log, _ := startServerLogged(t, cfg)
+	const n = 12
+	clients := make([]*client, n)
+	for i := range clients {
+		c := dialFrom(t, "127.0.0.8", port)
+		c.startTLS(cert.ClientConfig("relay.test"))
+		c.expect("", "220")
+		c.expect("EHLO x", "250")
+		clients[i] = c
+	}
+	// Every session has its AUTH line before the first is answered.
+	for _, c := range clients {
+		c.send("AUTH PLAIN " + b64("\x00app@contoso.com\x00guess") + "\r\n")
+	}
+	got := map[string]int{}
+	for _, c := range clients {
+		r := c.reply()
+		got[r[:min(len(r), 9)]]++
+	}
+	if got["535 5.7.8"] != 4 || got["421 4.7.0"] != n-4 {
+		t.Errorf("replies %v, want 4 × 535 5.7.8 and %d × 421 4.7.0", got, n-4)
+	}
+	if k := logged(log, "AUTH failed"); k != 5 {
+		t.Errorf("%d passwords checked, want 5 (max_auth_failures)", k)
+	}
+}
+
+// Sessions logging in at once with the right password all get in, more
+// of them than max_auth_failures: the checks under way only make them
+// wait their turn.
+func TestAuthParallelSuccesses(t *testing.T) {
+	cfg, cert := twoUsersConfig(t) // max_auth_failures: 5
+	_, _, port := startServer(t, cfg)
+	const n = 12
+	clients := make([]*client, n)
+	for i := range clients {
+		c := dialFrom(t, "127.0.0.9", port)
+		c.startTLS(cert.ClientConfig("relay.test"))
+		c.expect("", "220")
+		c.expect("EHLO x", "250")
+		clients[i] = c
+	}
+	for i, c := range clients {
+		pass := "s3cret"
+		if i%4 == 0 {
+			pass = "typo" // 3 failures among them: under the limit
+		}
+		c.send("AUTH PLAIN " + b64("\x00app@contoso.com\x00"+pass) + "\r\n")
+	}
+	for i, c := range clients {
+		want := "235 2.7.0"
+		if i%4 == 0 {
+			want = "535 5.7.8"
+		}
+		c.expect("", want)
 	}
 }
