@@ -68,6 +68,7 @@ func (s *session) data(arg string) bool {
 		return s.fail(r)
 	}
 	s.messages++
+	s.junk = 0
 	s.srv.metrics.Received(s.rc.Name, env.Size)
 	s.log.Info("message accepted", "msg", env.ID, "from", env.From.String(), "rcpts", len(env.Rcpts),
 		"size", env.Size, "user", s.user(), "tls", env.Origin.TLS != "")

@@ -244,3 +244,65 @@ func TestAuthParallelSuccesses(t *testing.T) {
 		c.expect("", want)
 	}
 }
+
+// max_commands_before_mail counts the commands that bring no message
+// closer, inside a transaction too, and MAILs whose message is never
+// accepted: a client looping on them is closed like one sending NOOPs.
+func TestSessionJunkLimitInTransactions(t *testing.T) {
+	cfg := strings.Replace(anonConfig, "max_errors: 8", "max_commands_before_mail: 10", 1)
+	_, _, port := startServer(t, cfg)
+	loops := map[string][]string{
+		"MAIL RSET":       {"MAIL FROM:<a@fabrikam.example>", "RSET"},
+		"MAIL NOOP RSET":  {"MAIL FROM:<a@fabrikam.example>", "NOOP", "RSET"},
+		"MAIL RCPT RSET":  {"MAIL FROM:<a@fabrikam.example>", "RCPT TO:<b@contoso.com>", "RSET"},
+		"VRFY EXPN HELP":  {"VRFY b", "EXPN b", "HELP"},
+		"EHLO after MAIL": {"MAIL FROM:<a@fabrikam.example>", "EHLO x"},
+	}
+	for name, loop := range loops {
+		t.Run(name, func(t *testing.T) {
+			c := dial(t, port)
+			c.expect("", "220")
+			c.expect("EHLO x", "250")
+			for i := 0; ; i++ {
+				cmd := loop[i%len(loop)]
+				c.send(cmd + "\r\n")
+				got := c.reply()
+				if strings.HasPrefix(got, "421 4.7.0 Too many commands without a message") {
+					break
+				}
+				if got[0] != '2' && got[0] != '3' {
+					t.Fatalf("after %q: %q", cmd, got)
+				}
+				if i > 40 {
+					t.Fatal("no 421 after 40 commands without a message")
+				}
+			}
+			if got := c.reply(); got != "EOF" {
+				t.Errorf("after the 421: %q, want the connection closed", got)
+			}
+		})
+	}
+}
+
+// A client that sends many messages on one connection, with RSET and
+// NOOP between them, is never closed for it: each message accepted starts
+// the count again.
+func TestSessionJunkLimitSparesMessages(t *testing.T) {
+	cfg := strings.Replace(anonConfig, "max_errors: 8", "max_commands_before_mail: 5", 1)
+	_, spool, port := startServer(t, cfg)
+	c := dial(t, port)
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	for range 30 {
+		c.expect("RSET", "250")
+		c.expect("NOOP", "250")
+		c.expect("MAIL FROM:<a@fabrikam.example>", "250")
+		c.expect("RCPT TO:<b@contoso.com>", "250")
+		c.expect("DATA", "354")
+		c.expect("Subject: x\r\n\r\nx\r\n.", "250 2.6.0")
+	}
+	c.expect("QUIT", "221")
+	if n := len(spool.all()); n != 30 {
+		t.Errorf("%d messages stored, want 30", n)
+	}
+}

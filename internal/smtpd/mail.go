@@ -74,7 +74,7 @@ func (s *session) mail(arg string) bool {
 		s.track(tracking.EventFail, nil, from, nil, r)
 		return s.fail(r)
 	}
-	s.tx, s.junk = tx, 0
+	s.tx = tx
 	return s.reply(reply.SenderOK)
 }
 

@@ -56,7 +56,7 @@ type session struct {
 	cmd      string       // the verb being answered, for the log; "" if unknown
 	cmdArg   string       // its argument, for the log: only MAIL's and RCPT's
 	errors   int          // error replies so far
-	junk     int          // commands since the last MAIL that started no message
+	junk     int          // commands that brought no message closer, since the last message accepted
 	messages int          // messages accepted in this session
 
 	mu     sync.Mutex // guards inData against Server.Shutdown
@@ -221,15 +221,13 @@ func (s *session) command(line string) (quit bool) {
 	}
 	s.noteCommand(verb, arg)
 	switch verb {
-	case "MAIL", "RCPT", "DATA", "BDAT", "QUIT":
+	case "RCPT", "DATA", "BDAT", "QUIT":
 	default:
-		if s.tx == nil {
-			s.junk++
-			if s.junk > s.rc.Limits.MaxCommandsNoMail {
-				s.log.Warn("too many commands without a message", "commands", s.junk)
-				s.send(reply.TooManyJunk)
-				return true
-			}
+		// MAIL too, and inside a transaction: a client looping on MAIL,
+		// RSET, NOOP would otherwise hold a connection slot for ever
+		// without sending anything.
+		if s.countJunk() {
+			return true
 		}
 	}
 	switch verb {
@@ -266,6 +264,20 @@ func (s *session) command(line string) (quit bool) {
 		return s.reply(reply.Unrecognized.With("empty command"))
 	}
 	return s.reply(reply.Unrecognized)
+}
+
+// countJunk counts a command that brings no message closer, and closes
+// the session past max_commands_before_mail of them since the last
+// message accepted. It reports whether the session is over.
+func (s *session) countJunk() bool {
+	s.junk++
+	if s.junk <= s.rc.Limits.MaxCommandsNoMail {
+		return false
+	}
+	s.log.Warn("too many commands without a message", "commands", s.junk)
+	s.send(reply.TooManyJunk)
+	s.hangUp()
+	return true
 }
 
 // help lists the commands, STARTTLS and AUTH only when EHLO would offer
