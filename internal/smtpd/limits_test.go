@@ -306,3 +306,56 @@ func TestSessionJunkLimitSparesMessages(t *testing.T) {
 		t.Errorf("%d messages stored, want 30", n)
 	}
 }
+
+// A recipient given over and over is a client holding the session open
+// without mail, as one sending recipients past the limit is: closed alike.
+func TestSessionRepeatedRecipientCloses(t *testing.T) {
+	port, log, _ := startServerTracked(t, anonConfig) // max_recipients: 3
+	c := dial(t, port)
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	var cmds strings.Builder
+	cmds.WriteString("MAIL FROM:<a@fabrikam.example>\r\n")
+	for range 1 + rcptOvershoot + 3000 {
+		cmds.WriteString("RCPT TO:<b@contoso.com>\r\n")
+	}
+	go c.conn.Write([]byte(cmds.String())) // fails once the server has closed
+	c.expect("", "250 2.1.0")
+	for range 1 + rcptOvershoot {
+		c.expect("", "250 2.1.5")
+	}
+	c.expect("", "421 4.5.3 Too many recipients")
+	waitFor(t, "the session to end", func() bool { return logged(log, "too many recipients past the limit, closing") == 1 })
+}
+
+// Where no recipient limit applies (externally-secured), tens of
+// thousands of recipients, some given twice, make one message with each
+// recipient once.
+func TestSessionManyRecipientsWithoutLimit(t *testing.T) {
+	cfg := strings.Replace(anonConfig, "permissions: [anonymous]", "permissions: [externally-secured]", 1)
+	_, spool, port := startServer(t, cfg)
+	c := dial(t, port)
+	c.expect("", "220")
+	c.expect("EHLO x", "250")
+	const n = 30000
+	var cmds strings.Builder
+	cmds.WriteString("MAIL FROM:<a@fabrikam.example>\r\n")
+	for i := range n {
+		fmt.Fprintf(&cmds, "RCPT TO:<u%d@contoso.com>\r\n", i)
+		if i%10 == 0 {
+			fmt.Fprintf(&cmds, "RCPT TO:<u%d@contoso.com>\r\n", i/2)
+		}
+	}
+	cmds.WriteString("DATA\r\n")
+	go c.conn.Write([]byte(cmds.String()))
+	c.expect("", "250 2.1.0")
+	for range n + n/10 {
+		c.expect("", "250 2.1.5")
+	}
+	c.expect("", "354")
+	c.expect("Subject: x\r\n\r\nx\r\n.", "250 2.6.0")
+	msgs := spool.all()
+	if len(msgs) != 1 || len(msgs[0].env.Rcpts) != n {
+		t.Fatalf("%d messages; want one with %d recipients", len(msgs), n)
+	}
+}

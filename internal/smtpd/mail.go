@@ -123,10 +123,15 @@ func (s *session) rcpt(arg string) bool {
 	if !to.IsASCII() && !s.tx.env.SMTPUTF8 {
 		return s.reply(reply.SMTPUTF8Needed)
 	}
-	for _, have := range s.tx.env.Rcpts {
-		if have.Addr == to {
-			return s.reply(reply.RecipientOK) // a duplicate gets one copy
+	if _, dup := s.tx.rcpts[to]; dup {
+		// A duplicate gets one copy. Sent over and over, it is a client
+		// holding the session open without mail, as one sending
+		// recipients past the limit is, and is closed like one.
+		s.tx.repeats++
+		if s.tx.overshoot+s.tx.repeats > rcptOvershoot && policy.MaxRecipients(&s.policy) > 0 {
+			return s.closeOvershoot()
 		}
+		return s.reply(reply.RecipientOK)
 	}
 	if err := policy.Rcpt(s.cfg, &s.policy, to, len(s.tx.env.Rcpts)); err != nil {
 		r := err.(reply.Reply)
@@ -137,12 +142,16 @@ func (s *session) rcpt(arg string) bool {
 		s.track(tracking.EventFail, nil, s.tx.env.From, []string{to.String()}, r)
 		return s.fail(r)
 	}
+	if s.tx.rcpts == nil {
+		s.tx.rcpts = map[mail.Address]struct{}{}
+	}
+	s.tx.rcpts[to] = struct{}{}
 	s.tx.env.Rcpts = append(s.tx.env.Rcpts, rc)
 	return s.reply(reply.RecipientOK)
 }
 
-// rcptOvershoot is how many recipients past max_recipients one
-// transaction may have refused before the session is closed: Postfix's
+// rcptOvershoot is how many recipients past max_recipients (or given
+// again) one transaction may have before the session is closed: Postfix's
 // smtpd_recipient_overshoot_limit, with its default.
 const rcptOvershoot = 1000
 
@@ -157,16 +166,8 @@ const rcptOvershoot = 1000
 func (s *session) overshoot(to mail.Address, r reply.Reply) bool {
 	tx := s.tx
 	tx.overshoot++
-	if tx.overshoot > rcptOvershoot {
-		max := policy.MaxRecipients(&s.policy)
-		closing := reply.Reply{Code: 421, Enhanced: [3]int{4, 5, 3},
-			Text: fmt.Sprintf("Too many recipients: %d past the limit of %d per message, closing; send at most %d per message", rcptOvershoot, max, max)}
-		s.log.Warn("too many recipients past the limit, closing", "from", tx.env.From.String(), "user", s.user(),
-			"refused", tx.overshoot, "reply", closing.Error())
-		s.tx = nil // counted in the line above
-		s.send(closing)
-		s.hangUp()
-		return true
+	if tx.overshoot+tx.repeats > rcptOvershoot {
+		return s.closeOvershoot()
 	}
 	if tx.overshoot == 1 {
 		tx.overshootReply = r
@@ -175,6 +176,20 @@ func (s *session) overshoot(to mail.Address, r reply.Reply) bool {
 	}
 	s.send(r)
 	return false
+}
+
+// closeOvershoot ends a session whose transaction went rcptOvershoot
+// recipients past max_recipients.
+func (s *session) closeOvershoot() bool {
+	tx, max := s.tx, policy.MaxRecipients(&s.policy)
+	closing := reply.Reply{Code: 421, Enhanced: [3]int{4, 5, 3},
+		Text: fmt.Sprintf("Too many recipients: %d past the limit of %d per message, closing; send at most %d per message", rcptOvershoot, max, max)}
+	s.log.Warn("too many recipients past the limit, closing", "from", tx.env.From.String(), "user", s.user(),
+		"refused", tx.overshoot, "repeated", tx.repeats, "reply", closing.Error())
+	s.tx = nil // counted in the line above
+	s.send(closing)
+	s.hangUp()
+	return true
 }
 
 // endTx ends the open transaction, if any, and logs how many recipients

@@ -68,10 +68,15 @@ type session struct {
 // transaction is one MAIL ... DATA exchange.
 type transaction struct {
 	env mail.Envelope
+	// rcpts holds env.Rcpts' addresses: a duplicate is found at once
+	// among tens of thousands (no limit on externally-secured connectors).
+	rcpts map[mail.Address]struct{}
 	// overshoot counts recipients refused past max_recipients, and
-	// overshootReply is the reply they got; see session.overshoot.
+	// overshootReply is the reply they got; repeats counts recipients
+	// given again. See session.overshoot.
 	overshoot      int
 	overshootReply reply.Reply
+	repeats        int
 }
 
 func newSession(srv *Server, snap *snapshot, rc *config.ReceiveConnector, c net.Conn, remote, local netip.AddrPort) *session {
