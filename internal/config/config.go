@@ -112,7 +112,7 @@ type Limits struct {
 	MaxConnections      int      `yaml:"max_connections"`          // 5000 at once
 	MaxConnectionsPerIP int      `yaml:"max_connections_per_ip"`   // 20 at once from one address
 	MaxLineLength       int      `yaml:"max_line_length"`          // 65536 octets per line of message data
-	MaxCommandsNoMail   int      `yaml:"max_commands_before_mail"` // 100 commands that start no message
+	MaxCommandsNoMail   int      `yaml:"max_commands_before_mail"` // 100 commands since the last message accepted that bring none closer
 	MaxErrors           int      `yaml:"max_errors"`               // 20 error replies, then 421
 	MaxAuthFailures     int      `yaml:"max_auth_failures"`        // 5 per client IP in 10 minutes, then 421
 	Tarpit              Duration `yaml:"tarpit"`                   // 5s delay on refusals to unauthenticated clients
