@@ -189,14 +189,7 @@ func TestAuthParallelFailuresHoldToTheLimit(t *testing.T) {
 	cfg, cert := twoUsersConfig(t) // max_auth_failures: 5
 	port, log, _ := startServerLogged(t, cfg)
 	const n = 12
-	clients := make([]*client, n)
-	for i := range clients {
-		c := dialFrom(t, "127.0.0.8", port)
-		c.startTLS(cert.ClientConfig("relay.test"))
-		c.expect("", "220")
-		c.expect("EHLO x", "250")
-		clients[i] = c
-	}
+	clients := tlsClients(t, "127.0.0.8", port, cert, n)
 	// Every session has its AUTH line before the first is answered.
 	for _, c := range clients {
 		c.send("AUTH PLAIN " + b64("\x00app@contoso.com\x00guess") + "\r\n")
@@ -221,14 +214,7 @@ func TestAuthParallelSuccesses(t *testing.T) {
 	cfg, cert := twoUsersConfig(t) // max_auth_failures: 5
 	_, _, port := startServer(t, cfg)
 	const n = 12
-	clients := make([]*client, n)
-	for i := range clients {
-		c := dialFrom(t, "127.0.0.9", port)
-		c.startTLS(cert.ClientConfig("relay.test"))
-		c.expect("", "220")
-		c.expect("EHLO x", "250")
-		clients[i] = c
-	}
+	clients := tlsClients(t, "127.0.0.9", port, cert, n)
 	for i, c := range clients {
 		pass := "s3cret"
 		if i%4 == 0 {
@@ -358,4 +344,18 @@ func TestSessionManyRecipientsWithoutLimit(t *testing.T) {
 	if len(msgs) != 1 || len(msgs[0].env.Rcpts) != n {
 		t.Fatalf("%d messages; want one with %d recipients", len(msgs), n)
 	}
+}
+
+// tlsClients opens n implicit-TLS sessions from src, each past its EHLO.
+func tlsClients(t *testing.T, src string, port int, cert *certtest.Cert, n int) []*client {
+	t.Helper()
+	clients := make([]*client, n)
+	for i := range clients {
+		c := dialFrom(t, src, port)
+		c.startTLS(cert.ClientConfig("relay.test"))
+		c.expect("", "220")
+		c.expect("EHLO x", "250")
+		clients[i] = c
+	}
+	return clients
 }
