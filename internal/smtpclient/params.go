@@ -77,17 +77,18 @@ func notify(n mail.Notify) string {
 // xtext encodes s as RFC 3461 §4 xtext: octets outside "!" to "~", and
 // "+" and "=", become "+" and two upper-case hex digits. ENVID and ORCPT
 // arrive as the sending client wrote them, normally xtext already, so a
-// "+" followed by two hex digits is taken as encoded and kept (with the
-// digits made upper case): valid xtext passes through unchanged, and
-// anything else comes out valid.
+// "+" followed by two upper-case hex digits is taken as encoded and kept:
+// valid xtext passes through unchanged, and anything else comes out
+// valid. Only upper case, as the RFC has it: a client that did not encode
+// at all sends "bob+dev@" raw, and reading "+de" as an escape would make
+// the next hop's notices name "bob\xDEv@".
 func xtext(s string) string {
 	const hex = "0123456789ABCDEF"
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		ch := s[i]
-		if ch == '+' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
-			b.WriteByte('+')
-			b.WriteString(strings.ToUpper(s[i+1 : i+3]))
+		if ch == '+' && i+2 < len(s) && isUpperHex(s[i+1]) && isUpperHex(s[i+2]) {
+			b.WriteString(s[i : i+3])
 			i += 2
 			continue
 		}
@@ -102,6 +103,4 @@ func xtext(s string) string {
 	return b.String()
 }
 
-func isHex(ch byte) bool {
-	return '0' <= ch && ch <= '9' || 'A' <= ch && ch <= 'F' || 'a' <= ch && ch <= 'f'
-}
+func isUpperHex(ch byte) bool { return '0' <= ch && ch <= '9' || 'A' <= ch && ch <= 'F' }

@@ -13,7 +13,9 @@ func TestXtext(t *testing.T) {
 		{"a+b@example.com", "a+2Bb@example.com"},
 		{"a=b c", "a+3Db+20c"},
 		{"already+2Bencoded", "already+2Bencoded"},
-		{"lower+2bhex", "lower+2Bhex"},
+		{"lower+2bhex", "lower+2B2bhex"}, // lower case is no xtext escape
+		{"bob+dev@example.net", "bob+2Bdev@example.net"},
+		{"upper+BCtag", "upper+BCtag"},
 		{"plus at end+", "plus+20at+20end+2B"},
 		{"plus+4", "plus+2B4"},
 		{"jörg", "j+C3+B6rg"},
@@ -58,7 +60,7 @@ func FuzzXtext(f *testing.F) {
 			for i := 0; i < len(x); i++ {
 				switch c := x[i]; {
 				case c == '+':
-					if i+2 >= len(x) || !isUpperHexDigit(x[i+1]) || !isUpperHexDigit(x[i+2]) {
+					if i+2 >= len(x) || !isUpperHex(x[i+1]) || !isUpperHex(x[i+2]) {
 						return false
 					}
 					i += 2
@@ -79,7 +81,7 @@ func FuzzXtext(f *testing.F) {
 		}
 		hasEscape := false
 		for i := 0; i+2 < len(s); i++ {
-			hasEscape = hasEscape || s[i] == '+' && isHex(s[i+1]) && isHex(s[i+2])
+			hasEscape = hasEscape || s[i] == '+' && isUpperHex(s[i+1]) && isUpperHex(s[i+2])
 		}
 		if !hasEscape {
 			var dec []byte
@@ -101,5 +103,3 @@ func FuzzXtext(f *testing.F) {
 		}
 	})
 }
-
-func isUpperHexDigit(c byte) bool { return '0' <= c && c <= '9' || 'A' <= c && c <= 'F' }
