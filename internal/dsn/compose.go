@@ -225,10 +225,38 @@ func isASCII(b []byte) bool {
 }
 
 // encodeWord encodes a non-ASCII Subject as RFC 2047 words, which every
-// reader understands, even on a notice that could carry raw UTF-8.
+// reader understands, even on a notice that could carry raw UTF-8. The
+// words are short enough that the first fits after "Subject: ": RFC 2047
+// §2 allows a line with encoded words 76 characters, and the header
+// writer folds only between words, so mime's 75-character words put
+// the whole subject on one line of up to 998.
 func encodeWord(s string) string {
 	s = strings.Join(strings.Fields(clean(s, true)), " ")
-	return mime.QEncoding.Encode("utf-8", s)
+	if mime.QEncoding.Encode("utf-8", s) == s {
+		return s // nothing to encode
+	}
+	const prefix, suffix, maxWord = "=?utf-8?q?", "?=", 64
+	var words []string
+	var w strings.Builder
+	for _, r := range s {
+		var enc strings.Builder
+		for _, c := range []byte(string(r)) {
+			switch {
+			case c == ' ':
+				enc.WriteByte('_')
+			case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!*+-/", c) >= 0:
+				enc.WriteByte(c) // RFC 2047 §5 (3): safe in a phrase
+			default:
+				fmt.Fprintf(&enc, "=%02X", c)
+			}
+		}
+		if w.Len() > 0 && len(prefix)+w.Len()+enc.Len()+len(suffix) > maxWord {
+			words = append(words, prefix+w.String()+suffix)
+			w.Reset()
+		}
+		w.WriteString(enc.String())
+	}
+	return strings.Join(append(words, prefix+w.String()+suffix), " ")
 }
 
 // chooseBoundary derives the boundary from the notice's id, so output is

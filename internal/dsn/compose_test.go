@@ -544,3 +544,40 @@ func TestXtext(t *testing.T) {
 		}
 	}
 }
+
+// A long non-ASCII Subject is folded between encoded words, each line at
+// most 76 characters (RFC 2047 §2): mime's 75-character words did not
+// fit after "Subject: ", and the whole subject went on one line of ~960.
+// Python reads it back whole.
+func TestLongSubjectFolds(t *testing.T) {
+	r := report()
+	subject := "Grüße aus Köln " + strings.Repeat("ä", 200) + " Ende"
+	r.Original = []byte("Subject: " + subject + "\r\nMessage-ID: <k2@x>\r\n\r\nx\r\n")
+	b, err := Compose(r, now, fixedID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _, _ := bytes.Cut(b, []byte("\r\n\r\n"))
+	for _, l := range strings.Split(string(head), "\r\n") {
+		if strings.Contains(l, "=?") && len(l) > 76 {
+			t.Errorf("header line of %d characters with encoded words:\n%s", len(l), l)
+		}
+	}
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not on PATH; install it (apt-get install python3) to check the decoded subject")
+	}
+	cmd := exec.Command(py, "-c", pyCheck)
+	cmd.Stdin = bytes.NewReader(b)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Subject string }
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Undeliverable: " + subject; got.Subject != want {
+		t.Errorf("Python reads Subject %q, want %q", got.Subject, want)
+	}
+}
