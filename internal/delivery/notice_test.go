@@ -124,3 +124,22 @@ func TestSuccessNoticeWithRewrittenSender(t *testing.T) {
 		t.Fatalf("notices %+v; want one relayed notice to app@contoso.com", notices)
 	}
 }
+
+// A notice Sluice sends through a rewrite_sender connector goes from the
+// mailbox too (the upstream takes mail from it only and would refuse
+// <>), with MAILER-DAEMON kept as Reply-To and NOTIFY=NEVER, so that an
+// upstream offering DSN sends no notice about the notice (README).
+func TestNoticeThroughRewritingConnector(t *testing.T) {
+	r, up := rewriting(t)
+	r.waitDone(r.putNotify("app@fabrikam.com", mail.NotifySuccess, "tell me", "", "bob@fabrikam.com"))
+	waitFor(t, "the relayed notice upstream", func() bool { return len(up.Messages()) == 2 })
+	n := up.Messages()[1]
+	if n.From != "relay@fabrikam.com" || n.Rcpts[0] != "app@fabrikam.com" || n.RcptParams[0]["NOTIFY"] != "NEVER" {
+		t.Errorf("notice went as MAIL FROM %q to %q with NOTIFY=%q; want the mailbox, to app@fabrikam.com, NEVER",
+			n.From, n.Rcpts, n.RcptParams[0]["NOTIFY"])
+	}
+	if data := string(n.Data); !strings.Contains(data, "From: <relay@fabrikam.com>") || !strings.Contains(data, "Reply-To:") ||
+		!strings.Contains(data, "MAILER-DAEMON@") || !strings.Contains(data, "multipart/report") {
+		t.Errorf("notice's header:\n%s", data)
+	}
+}
