@@ -539,6 +539,10 @@ func TestLoopbackRefusesBrowsers(t *testing.T) {
 	if st := r.queueInfo("Fabrikam").Status; st == "Suspended" {
 		t.Errorf("a cross-origin form post suspended the queue")
 	}
+	// A GET is not harmless here: a page's <img> could start a CPU profile.
+	if code := do("GET", "/debug/pprof/profile?seconds=30", "", "http://evil.example", ""); code != http.StatusForbidden {
+		t.Errorf("a cross-origin GET of a profile: %d; want 403", code)
+	}
 	if code := do("GET", "/api/v1/queues", "evil.example:8025", "", ""); code != http.StatusForbidden {
 		t.Errorf("a request for another host name (DNS rebinding): %d; want 403", code)
 	}

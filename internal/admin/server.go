@@ -208,12 +208,24 @@ func (s *Server) routes() http.Handler {
 	// A web page the admin opens must not act on the API: browsers post
 	// forms cross-origin without asking (Caddy's admin.go checks Origin
 	// for the same reason). The CLI sends no Origin and passes.
-	cop := http.NewCrossOriginProtection()
-	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	deny := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.o.Log.Warn("admin API request refused: cross-origin", "client", r.RemoteAddr, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
 		writeError(w, http.StatusForbidden, "cross-origin request refused: the admin API does not take requests from web pages; use the sluice CLI or curl")
-	}))
-	return cop.Handler(mux)
+	})
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(deny)
+	guarded := cop.Handler(mux)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// CrossOriginProtection lets GET through, but a GET here is not
+		// without effect: /debug/pprof/profile runs a CPU profile for
+		// as long as asked. A page's <img src> says where it comes from;
+		// an address the admin types says "none".
+		if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
+			deny(w, r)
+			return
+		}
+		guarded.ServeHTTP(w, r)
+	})
 }
 
 // loopbackHost reports whether a request's Host names this machine by a
