@@ -399,6 +399,10 @@ func TestReadyzWhenDiskLow(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "min_free_space") {
 		t.Errorf("/readyz with too little disk = %d %s; want 503 naming queue.min_free_space", resp.StatusCode, b)
 	}
+	// Open to anyone who reaches the port: it tells no path and no figure.
+	if strings.Contains(string(b), r.dir) || strings.Contains(string(b), " MB") {
+		t.Errorf("/readyz tells an unauthenticated caller %s", b)
+	}
 }
 
 func TestTokenAuth(t *testing.T) {

@@ -285,7 +285,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.o.Ready != nil {
 		if err := s.o.Ready(); err != nil {
-			writeError(w, http.StatusServiceUnavailable, err.Error())
+			// Anyone who reaches the port may ask (load balancers carry
+			// no token): the answer says why, not where the data lives
+			// or how much room is left; the log and sluice health do.
+			writeError(w, http.StatusServiceUnavailable, "not accepting mail: the queue's disk is below queue.min_free_space; sluice health gives the details")
 			return
 		}
 	}
