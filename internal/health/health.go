@@ -53,6 +53,7 @@ const (
 	RuleCertExpiring = "CERT-EXPIRING" // warning: expires within health.certificate_expiry
 	RuleCertName     = "CERT-NAME"     // warning: a receive connector's certificate lacks its FQDN
 	RuleSecretKey    = "SECRET-KEY"    // error: a secret this node's key cannot decrypt
+	RuleSecretFile   = "SECRET-FILE"   // warning: a token, key or private key file others may read
 	RuleOpenRelay    = "OPEN-RELAY"    // error: relay granted to the whole Internet
 	RuleQueueBacklog = "QUEUE-BACKLOG" // warning: more than health.queue_backlog messages
 	RuleQueueContent = "QUEUE-CONTENT" // error: messages whose content the queue store cannot give
@@ -101,6 +102,7 @@ func Evaluate(in Input) []Finding {
 	if c := in.Config; c != nil {
 		fs = append(fs, certificates(c, in.Now)...)
 		fs = append(fs, openRelays(c)...)
+		fs = append(fs, secretFiles(c)...)
 		fs = append(fs, diskSpace(c, in.FreeSpace)...)
 		up := upstreams(c, in.Hosts, in.Now)
 		fs = append(fs, up.findings...)
