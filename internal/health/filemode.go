@@ -9,10 +9,12 @@ import (
 )
 
 // secretFiles finds files holding a secret (the admin token, the
-// credential key, TLS private keys) that users other than their owner
-// may read: whoever reads the token drives the admin API, whoever reads
-// the key decrypts every password in the config. Windows keeps ACLs, not
-// modes, and is not judged.
+// credential key, TLS private keys) that every user of the machine may
+// read: whoever reads the token drives the admin API, whoever reads the
+// key decrypts every password in the config. A group may read them (keys
+// are often 0640 with a group such as Debian's ssl-cert): who is in it is
+// not this rule's to judge. Windows keeps ACLs, not modes, and is not
+// judged.
 func secretFiles(c *config.Config) []Finding {
 	if runtime.GOOS == "windows" {
 		return nil
@@ -37,12 +39,12 @@ func secretFiles(c *config.Config) []Finding {
 		}
 		seen[f.path] = true
 		st, err := os.Stat(f.path)
-		if err != nil || st.Mode().Perm()&0o077 == 0 {
+		if err != nil || st.Mode().Perm()&0o007 == 0 {
 			continue // a missing file is CERT-MISSING's or CONFIG's
 		}
 		out = append(out, Finding{Rule: RuleSecretFile, Severity: Warning, Subject: f.key,
-			Problem: fmt.Sprintf("%s holds a secret and is readable by others than its owner (mode %04o)", f.path, st.Mode().Perm()),
-			Fix:     fmt.Sprintf("chmod 600 %s (or 640 with a group only Sluice's user is in)", f.path)})
+			Problem: fmt.Sprintf("%s holds a secret and every user of this machine may read it (mode %04o)", f.path, st.Mode().Perm()),
+			Fix:     fmt.Sprintf("chmod o-rwx %s (600 if no group needs it)", f.path)})
 	}
 	return out
 }
