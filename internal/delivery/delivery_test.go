@@ -317,6 +317,67 @@ func TestMXDelivery(t *testing.T) {
 	}
 }
 
+// A domain with no MX whose address lookup fails for now (A answered
+// SERVFAIL) waits: Go's LookupHost asks for A and AAAA together and
+// reported whichever answer came last, so an empty AAAA arriving after
+// the SERVFAIL read as "no such host" and the mail bounced 5.1.2.
+func TestMXAddressLookupFailureWaits(t *testing.T) {
+	dns := dnstest.NewServer(t, dnstest.Zone{ServFailA: map[string]bool{"e0.test": true}, AAAADelay: 50 * time.Millisecond})
+	r := start(t, ", dns_servers: [\""+dns.Addr()+"\"]", `  - name: Internet
+    address_spaces: ["*.test"]
+    delivery: mx
+    retry: {first: 10m}
+`)
+	id := r.put("no MX, A failing", "bob@e0.test")
+	waitFor(t, "the lookup's outcome", func() bool {
+		mi, ok := r.q.Message(id)
+		return !ok || mi.Recipients[0].LastError != ""
+	})
+	mi, ok := r.q.Message(id)
+	if !ok {
+		t.Fatalf("the message left the queue; bounces: %v", r.bounces())
+	}
+	if rc := mi.Recipients[0]; rc.Status != queue.StatusQueued || !strings.HasPrefix(rc.LastError, "451 4.4.3 ") {
+		t.Errorf("bob is %s with last error %q; want queued after a 451 4.4.3", rc.Status, rc.LastError)
+	}
+	// A domain that does not exist still bounces at once.
+	r.waitDone(r.put("no such domain", "bob@nosuch.test"))
+	var b []string
+	waitFor(t, "the bounce", func() bool { b = r.bounces(); return len(b) > 0 })
+	if len(b) != 1 || !strings.Contains(b[0], "Status: 5.1.2") {
+		t.Errorf("bounces %q; want one, 5.1.2", b)
+	}
+}
+
+// A node.dns_servers entry that does not answer sends the query to the
+// next: the resolver's dialer always dialled the first.
+func TestSecondDNSServerAnswers(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{})
+	port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
+	dns := dnstest.NewServer(t, dnstest.Zone{
+		MX: map[string][]string{"fabrikam.test": {"10 mx1.fabrikam.test."}},
+		A:  map[string][]string{"mx1.fabrikam.test": {"127.0.0.1"}},
+	})
+	r := start(t, fmt.Sprintf(", dns_servers: [%q, %q]", closedAddr(t), dns.Addr()), fmt.Sprintf(`  - name: Internet
+    address_spaces: ["*.test"]
+    delivery: mx
+    port: %s
+    tls: {mode: none}
+    retry: {first: 10m}
+`, port))
+	id := r.put("first DNS server down", "bob@fabrikam.test")
+	waitFor(t, "delivery or a failure", func() bool {
+		mi, ok := r.q.Message(id)
+		return !ok || mi.Recipients[0].LastError != ""
+	})
+	if mi, ok := r.q.Message(id); ok {
+		t.Fatalf("not delivered: %+v", mi.Recipients)
+	}
+	if got := len(up.Messages()); got != 1 {
+		t.Errorf("upstream got %d messages, want 1", got)
+	}
+}
+
 // rewriting runs a relay whose Fabrikam connector logs in to an upstream
 // (which advertises DSN) as the mailbox relay@fabrikam.com, with
 // rewrite_sender on, as a Microsoft 365 connector for applications is.

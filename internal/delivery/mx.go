@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/net/idna"
 
@@ -17,18 +19,17 @@ import (
 // A null MX (RFC 7505) or a domain that does not exist is a permanent
 // failure for its recipients; any other DNS failure is temporary.
 func (d *Deliverer) lookupMX(ctx context.Context, domain string) ([]string, *reply.Reply, error) {
-	r := d.resolver()
+	servers := d.dnsServers()
 	// DNS knows an internationalised domain by its A-labels (RFC 5890
 	// §2.3.2.1; RFC 6531 §3.2): bücher.example is xn--bcher-kva.example.
 	name := domain
 	if a, err := idna.Lookup.ToASCII(domain); err == nil {
 		name = a
 	}
-	mxs, err := r.LookupMX(ctx, name)
-	var dnsErr *net.DNSError
+	mxs, err := ask(ctx, servers, func(r *net.Resolver) ([]*net.MX, error) { return r.LookupMX(ctx, name) })
 	// With records whose names are not host names, Go returns the others
 	// and an error: those others are the domain's MX all the same.
-	if err != nil && len(mxs) == 0 && !(errors.As(err, &dnsErr) && dnsErr.IsNotFound) {
+	if err != nil && len(mxs) == 0 && !notFound(err) {
 		return nil, nil, reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 3}, Text: "DNS lookup of the MX of " + domain + " failed: " + err.Error()}
 	}
 	if len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == "") {
@@ -36,15 +37,28 @@ func (d *Deliverer) lookupMX(ctx context.Context, domain string) ([]string, *rep
 	}
 	if len(mxs) == 0 {
 		// No MX: the domain itself is the host (RFC 5321 §5.1), if it has
-		// an address at all.
-		addrs, err := r.LookupHost(ctx, name)
-		if err != nil || len(addrs) == 0 {
-			if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-				return nil, &reply.Reply{Code: 550, Enhanced: [3]int{5, 1, 2}, Text: domain + " has no MX and no address: the domain does not exist"}, nil
+		// an address at all. A and AAAA are asked apart: LookupHost asks
+		// both at once and reports the error of the answer that came
+		// last, so an empty AAAA after an A that failed for now read as
+		// "no such host", and the mail bounced.
+		var found bool
+		var temp error
+		for _, network := range []string{"ip4", "ip6"} {
+			addrs, err := ask(ctx, servers, func(r *net.Resolver) ([]netip.Addr, error) { return r.LookupNetIP(ctx, network, name) })
+			switch {
+			case len(addrs) > 0:
+				found = true
+			case err != nil && !notFound(err):
+				temp = err
 			}
-			return nil, nil, reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 3}, Text: "DNS lookup of " + domain + " failed: " + errString(err)}
 		}
-		return []string{name}, nil, nil
+		switch {
+		case found:
+			return []string{name}, nil, nil
+		case temp != nil:
+			return nil, nil, reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 3}, Text: "DNS lookup of " + domain + " failed: " + temp.Error()}
+		}
+		return nil, &reply.Reply{Code: 550, Enhanced: [3]int{5, 1, 2}, Text: domain + " has no MX and no address: the domain does not exist"}, nil
 	}
 	sort.SliceStable(mxs, func(i, j int) bool { return mxs[i].Pref < mxs[j].Pref })
 	hosts := make([]string, 0, len(mxs))
@@ -58,31 +72,79 @@ func (d *Deliverer) lookupMX(ctx context.Context, domain string) ([]string, *rep
 	return hosts, nil, nil
 }
 
-// resolver uses node.dns_servers when set, else the system's.
+func notFound(err error) bool {
+	var dnsErr *net.DNSError
+	return errors.As(err, &dnsErr) && dnsErr.IsNotFound
+}
+
+// dnsServer is one of node.dns_servers with a resolver that asks it
+// alone, or the system's resolver (name "").
+type dnsServer struct {
+	name string
+	r    *net.Resolver
+}
+
+// dnsServers are the servers to ask in turn: each of node.dns_servers
+// on its own, so that one that fails sends the query to the next (a
+// resolver given all of them dialled the first for every try), else the
+// system's, which has its own list.
+func (d *Deliverer) dnsServers() []dnsServer {
+	servers := d.cfg.Load().Node.DNSServers
+	if len(servers) == 0 {
+		return []dnsServer{{r: net.DefaultResolver}}
+	}
+	out := make([]dnsServer, len(servers))
+	for i, s := range servers {
+		addr := s.String()
+		out[i] = dnsServer{name: addr, r: &net.Resolver{
+			PreferGo: true,
+			Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, network, addr)
+			},
+		}}
+	}
+	return out
+}
+
+// ask runs q with each server in turn until one gives an answer, records
+// or none (a name not found is an answer); the last temporary failure
+// otherwise, naming the configured server rather than the system's,
+// which Go's error would (the dialer ignores the address it is given).
+func ask[T any](ctx context.Context, servers []dnsServer, q func(*net.Resolver) ([]T, error)) ([]T, error) {
+	var last error
+	for _, s := range servers {
+		v, err := q(s.r)
+		if err == nil || len(v) > 0 || notFound(err) {
+			return v, err
+		}
+		var dnsErr *net.DNSError
+		if s.name != "" && errors.As(err, &dnsErr) {
+			e := *dnsErr
+			e.Server = s.name
+			err = &e
+		}
+		last = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, last
+}
+
+// resolver resolves the names of hosts to connect to: node.dns_servers,
+// one after the other as each query goes on to its next try, else the
+// system's.
 func (d *Deliverer) resolver() *net.Resolver {
 	servers := d.cfg.Load().Node.DNSServers
 	if len(servers) == 0 {
 		return net.DefaultResolver
 	}
+	var next atomic.Uint32
 	return &net.Resolver{
 		PreferGo: true,
 		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var last error
-			for _, s := range servers {
-				c, err := (&net.Dialer{}).DialContext(ctx, network, s.String())
-				if err == nil {
-					return c, nil
-				}
-				last = err
-			}
-			return nil, last
+			s := servers[int(next.Add(1)-1)%len(servers)]
+			return (&net.Dialer{}).DialContext(ctx, network, s.String())
 		},
 	}
-}
-
-func errString(err error) string {
-	if err == nil {
-		return "no addresses"
-	}
-	return err.Error()
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -19,6 +20,12 @@ type Zone struct {
 	MX       map[string][]string // name → "pref host"
 	A        map[string][]string // name → IPv4/IPv6 addresses
 	ServFail map[string]bool     // name → answer SERVFAIL
+	// ServFailA: name → SERVFAIL to A queries only; AAAA is answered
+	// (with no records), as a server half broken.
+	ServFailA map[string]bool
+	// AAAADelay holds every AAAA answer back this long: which of a
+	// name's A and AAAA answers comes last is up to the network.
+	AAAADelay time.Duration
 }
 
 // Server is a running DNS server.
@@ -76,7 +83,15 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		w.WriteMsg(m)
 		return
 	}
-	known := z.MX[name] != nil || z.A[name] != nil
+	if q.Qtype == dns.TypeAAAA && z.AAAADelay > 0 {
+		time.Sleep(z.AAAADelay)
+	}
+	if z.ServFailA[name] && q.Qtype == dns.TypeA {
+		m.Rcode = dns.RcodeServerFailure
+		w.WriteMsg(m)
+		return
+	}
+	known := z.MX[name] != nil || z.A[name] != nil || z.ServFailA[name]
 	if !known {
 		m.Rcode = dns.RcodeNameError
 		w.WriteMsg(m)
