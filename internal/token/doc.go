@@ -3,9 +3,11 @@
 // registration's client id and secret) and Google's refresh-token flow.
 //
 // A Source serves one connector. It caches the access token, fetches a new
-// one when there is none or the cached one is within RefreshBefore of its
-// expiry, and lets concurrent callers share a single request to the token
-// endpoint. When an early refresh fails but the cached token has not yet
+// one when there is none or the cached one has expired, and lets
+// concurrent callers share a single request to the token endpoint. Within
+// RefreshBefore of expiry the cached token is still handed out while its
+// replacement is fetched in the background, so no delivery waits for the
+// endpoint while it holds a token the upstream accepts. When an early refresh fails but the cached token has not yet
 // expired, the cached token is still served and the failure is recorded in
 // Status, so a short outage of the identity platform costs no mail. After
 // the upstream answers 535 to XOAUTH2 (Microsoft revokes tokens before

@@ -9,3 +9,11 @@ func Waiters(s *Source) int {
 	}
 	return s.call.waiters
 }
+
+// Fetching reports whether a request to the token endpoint is in flight,
+// so tests can wait for a background refresh to land.
+func Fetching(s *Source) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.call != nil
+}

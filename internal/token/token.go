@@ -111,27 +111,28 @@ func New(c Config) *Source {
 	return s
 }
 
-// Token returns the cached access token, or fetches one when none is
-// cached or the cached one is within RefreshBefore of expiry. Concurrent
-// callers share one request. A caller whose ctx ends stops waiting; the
-// fetch goes on (up to 30s) and its token is cached for the next caller.
+// Token returns the cached access token while it is valid, and fetches
+// one when none is cached or it has expired. Inside RefreshBefore of
+// expiry the cached token is still returned at once and a replacement is
+// fetched in the background: a session must not wait for the endpoint
+// (up to 30s when it hangs) while it holds a token the upstream accepts.
+// Concurrent callers share one request. A caller whose ctx ends stops
+// waiting; the fetch goes on (up to 30s) and its token is cached for the
+// next caller.
 func (s *Source) Token(ctx context.Context) (string, error) {
 	s.mu.Lock()
 	now := s.cfg.Now()
-	if s.tok != "" && (now.Before(s.expiry.Add(-s.before)) || now.Before(s.expiry) && now.Before(s.retryAt)) {
+	if s.tok != "" && now.Before(s.expiry) {
 		tok := s.tok
+		if !now.Before(s.expiry.Add(-s.before)) && !now.Before(s.retryAt) && s.call == nil {
+			s.start(ctx)
+		}
 		s.mu.Unlock()
 		return tok, nil
 	}
 	c := s.call
 	if c == nil {
-		c = &call{done: make(chan struct{})}
-		s.call = c
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
-		go func() {
-			defer cancel()
-			s.fetch(fctx, c)
-		}()
+		c = s.start(ctx)
 	}
 	c.waiters++
 	s.mu.Unlock()
@@ -145,6 +146,19 @@ func (s *Source) Token(ctx context.Context) (string, error) {
 		s.mu.Unlock()
 		return "", ctx.Err()
 	}
+}
+
+// start begins a fetch; s.mu is held. The fetch outlives the caller's ctx
+// because later callers share its result.
+func (s *Source) start(ctx context.Context) *call {
+	c := &call{done: make(chan struct{})}
+	s.call = c
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+	go func() {
+		defer cancel()
+		s.fetch(fctx, c)
+	}()
+	return c
 }
 
 // fetch asks the endpoint for a token and completes c. A failed early

@@ -39,19 +39,21 @@ func TestFetchAndCache(t *testing.T) {
 }
 
 // TestEarlyRefresh drives refresh by the token's lifetime, not the clock:
-// a token living less than RefreshBefore is replaced on every call, one
-// living much longer on none.
+// a token living less than RefreshBefore is replaced after every call (in
+// the background, so each call gets the one the previous refresh brought),
+// one living much longer never.
 func TestEarlyRefresh(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
 		expiresIn     time.Duration
 		refreshBefore time.Duration
 		wantRequests  int
+		wantTokens    int
 	}{
-		{name: "lifetime inside the refresh window", expiresIn: time.Minute, refreshBefore: 5 * time.Minute, wantRequests: 3},
-		{name: "default window is 5m", expiresIn: 2 * time.Minute, wantRequests: 3},
-		{name: "lifetime well outside the window", expiresIn: time.Hour, refreshBefore: 5 * time.Minute, wantRequests: 1},
-		{name: "default window, Microsoft's hour", expiresIn: 3599 * time.Second, wantRequests: 1},
+		{name: "lifetime inside the refresh window", expiresIn: time.Minute, refreshBefore: 5 * time.Minute, wantRequests: 3, wantTokens: 2},
+		{name: "default window is 5m", expiresIn: 2 * time.Minute, wantRequests: 3, wantTokens: 2},
+		{name: "lifetime well outside the window", expiresIn: time.Hour, refreshBefore: 5 * time.Minute, wantRequests: 1, wantTokens: 1},
+		{name: "default window, Microsoft's hour", expiresIn: 3599 * time.Second, wantRequests: 1, wantTokens: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := tokentest.NewServer(t, tokentest.Options{ExpiresIn: tc.expiresIn})
@@ -61,12 +63,13 @@ func TestEarlyRefresh(t *testing.T) {
 			seen := map[string]bool{}
 			for range 3 {
 				seen[mustToken(t, src)] = true
+				waitIdle(t, src)
 			}
 			if n := srv.Requests(); n != tc.wantRequests {
 				t.Errorf("token requests = %d, want %d", n, tc.wantRequests)
 			}
-			if len(seen) != tc.wantRequests {
-				t.Errorf("distinct tokens = %d, want %d", len(seen), tc.wantRequests)
+			if len(seen) != tc.wantTokens {
+				t.Errorf("distinct tokens = %d, want %d", len(seen), tc.wantTokens)
 			}
 		})
 	}
@@ -88,6 +91,7 @@ func TestEarlyRefreshFailureKeepsToken(t *testing.T) {
 		if err != nil || got != tok {
 			t.Fatalf("Token() during outage = %q, %v; want the cached token", got, err)
 		}
+		waitIdle(t, src)
 	}
 	if n := srv.Requests(); n != 2 {
 		t.Errorf("token requests = %d after five calls in the outage, want 2 (the first fetch, one failed refresh)", n)
@@ -101,12 +105,87 @@ func TestEarlyRefreshFailureKeepsToken(t *testing.T) {
 		t.Error("a refresh was tried again within 30 seconds of the failed one")
 	}
 	clock.Add(31 * time.Second)
+	if got := mustToken(t, src); got != tok {
+		t.Error("the first call after the pause did not get the cached token while the refresh ran")
+	}
+	waitIdle(t, src)
 	if got := mustToken(t, src); got == tok {
 		t.Error("after the outage Token() kept the old token, want a new one")
 	}
 	if st := src.Status(); !st.OK || st.LastError != "" {
 		t.Errorf("Status after recovery = %+v, want OK", st)
 	}
+}
+
+// turnstile lets one request to the token endpoint through per value on
+// pass; entered tells the test a request is held there.
+type turnstile struct {
+	pass    chan struct{}
+	entered chan struct{}
+}
+
+func (g turnstile) RoundTrip(r *http.Request) (*http.Response, error) {
+	g.entered <- struct{}{}
+	<-g.pass
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// Inside the refresh window a session gets the cached token at once, not
+// after the endpoint answers: with an endpoint that hangs, every session
+// in the token's last minutes would otherwise wait up to 30s.
+func TestRefreshInBackground(t *testing.T) {
+	srv := tokentest.NewServer(t, tokentest.Options{})
+	g := turnstile{pass: make(chan struct{}, 1), entered: make(chan struct{}, 3)}
+	clock := testclock.New(time.Now())
+	c := srv.Config()
+	c.HTTPClient = &http.Client{Transport: g}
+	c.Now = clock.Now
+	src := token.New(c)
+
+	g.pass <- struct{}{}
+	old := mustToken(t, src)
+	<-g.entered
+	clock.Add(56 * time.Minute) // 4 minutes left: inside the default 5m window
+
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan string, 1)
+	go func() {
+		tok, err := src.Token(ctx)
+		if err != nil {
+			tok = "error: " + err.Error()
+		}
+		got <- tok
+	}()
+	<-g.entered // the refresh is held at the endpoint
+	// A caller waiting for the refresh would now see its ctx end.
+	cancel()
+	if tok := <-got; tok != old {
+		t.Fatalf("Token() while the refresh was held = %q, want the cached token at once", tok)
+	}
+	if tok := mustToken(t, src); tok != old {
+		t.Errorf("second Token() while the refresh was held = %q, want the cached token", tok)
+	}
+	if n := token.Waiters(src); n != 0 {
+		t.Errorf("%d callers wait on the refresh, want none", n)
+	}
+
+	g.pass <- struct{}{}
+	waitIdle(t, src)
+	fresh := mustToken(t, src)
+	if fresh == old || !srv.Valid(fresh) {
+		t.Errorf("after the refresh Token() = %q (old %q, valid %v), want the new token", fresh, old, srv.Valid(fresh))
+	}
+	if n := srv.Requests(); n != 2 {
+		t.Errorf("token requests = %d, want 2 (the first fetch, one refresh)", n)
+	}
+
+	// An expired token is never served: the caller waits for a new one.
+	clock.Add(time.Hour)
+	g.pass <- struct{}{}
+	if tok := mustToken(t, src); tok == fresh || !srv.Valid(tok) {
+		t.Errorf("Token() after expiry = %q, want a new valid token", tok)
+	}
+	<-g.entered
 }
 
 func TestInvalidate(t *testing.T) {
@@ -404,6 +483,12 @@ func mustError(t *testing.T, err error) *token.Error {
 		t.Fatalf("error = %v (%T), want *token.Error", err, err)
 	}
 	return e
+}
+
+// waitIdle waits for a background refresh, if any, to land.
+func waitIdle(t *testing.T, src *token.Source) {
+	t.Helper()
+	waitFor(t, "the token fetch to finish", func() bool { return !token.Fetching(src) })
 }
 
 // waitFor polls cond until it holds or five seconds pass.
