@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 
 	"github.com/sluice-relay/sluice/internal/config"
@@ -182,9 +183,14 @@ func isSMTP(err error) bool {
 	return errors.As(err, &se)
 }
 
-// describeHost is "name [ip]:port" for logs and the queue's last error.
+// describeHost is "name [ip:port]" for logs and the queue's last error,
+// or "ip:port" when the name is itself an address: "::1 [[::1]:3030]"
+// says the same thing twice.
 func describeHost(t target, c *smtpclient.Client) string {
 	if ra := c.RemoteAddr(); ra != nil {
+		if _, err := netip.ParseAddr(t.name); err == nil {
+			return ra.String()
+		}
 		return fmt.Sprintf("%s [%s]", t.name, ra.String())
 	}
 	return t.addr

@@ -181,3 +181,52 @@ func TestProtocolLogShowsFailedAndClosedConnections(t *testing.T) {
 		t.Errorf("the delivery's log: %q; want it to end in QUIT, 221, disconnect", fab)
 	}
 }
+
+// An upstream named by its address is logged and recorded by that
+// address alone: "::1 [[::1]:3030]" said it twice, once unreadably. A
+// host name keeps its address beside it.
+func TestHostNamedByAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("IPv6 loopback unavailable: %v", err)
+	}
+	ln.Close()
+	v6 := smtptest.NewServer(t, smtptest.Options{Addr: "[::1]:0", Replies: map[string]string{"carol@fabrikam.com": "451 4.3.0 try later"}})
+	v4 := smtptest.NewServer(t, smtptest.Options{Replies: map[string]string{"carol@fabrikam.org": "451 4.3.0 try later"}})
+	_, v4port, _ := net.SplitHostPort(v4.Addr())
+	r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
+    address_spaces: [fabrikam.com]
+    smarthosts: ["%s"]
+    tls: {mode: none}
+  - name: Named
+    address_spaces: [fabrikam.org]
+    smarthosts: ["localhost:%s"]
+    tls: {mode: none}
+`, v6.Addr(), v4port))
+	for _, tc := range []struct {
+		domain, want string
+	}{
+		{"fabrikam.com", v6.Addr()},
+		{"fabrikam.org", "localhost [127.0.0.1:" + v4port + "]"},
+	} {
+		id := r.put("by address", "bob@"+tc.domain, "carol@"+tc.domain)
+		var mi queue.MessageInfo
+		waitFor(t, "the attempt to "+tc.domain, func() bool {
+			mi, _ = r.q.Message(id)
+			return len(mi.Recipients) == 2 && mi.Recipients[1].Attempts > 0
+		})
+		if got, want := mi.Recipients[1].LastError, tc.want+" said: 451 4.3.0 try later"; got != want {
+			t.Errorf("last error %q; want %q", got, want)
+		}
+		var logged string
+		for _, l := range r.logLines("message delivered") {
+			if strings.Contains(l, "to=bob@"+tc.domain) {
+				logged = l
+			}
+		}
+		// slog quotes a value only when it has a space.
+		if !strings.Contains(logged, fmt.Sprintf("host=%q", tc.want)) && !strings.Contains(logged, "host="+tc.want+" ") {
+			t.Errorf("delivery log %q; want host %s", logged, tc.want)
+		}
+	}
+}

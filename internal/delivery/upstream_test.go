@@ -137,7 +137,7 @@ func TestUpstreamGoneAfterDataIsRetried(t *testing.T) {
 	if rc.Status != queue.StatusQueued {
 		t.Fatalf("bob is %s; want queued", rc.Status)
 	}
-	if want := "451 4.4.2 127.0.0.1 [" + up.Addr() + "] closed the connection during DATA"; rc.LastError != want {
+	if want := "451 4.4.2 " + up.Addr() + " closed the connection during DATA"; rc.LastError != want {
 		t.Errorf("last error %q; want %q", rc.LastError, want)
 	}
 }
