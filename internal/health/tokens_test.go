@@ -63,6 +63,10 @@ func TestOAuth2Token(t *testing.T) {
 				if _, err := src.Token(ctx); err != nil {
 					t.Fatalf("the cached token should still be served: %v", err)
 				}
+				// The refresh runs in the background; its failure lands in Status.
+				for deadline := time.Now().Add(5 * time.Second); src.Status().OK && time.Now().Before(deadline); {
+					time.Sleep(time.Millisecond)
+				}
 				return src.Status()
 			}},
 		{name: "outage, no token", want: "error: HTTP 503",
