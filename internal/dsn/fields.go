@@ -206,8 +206,14 @@ func mtaField(s string, global bool) string {
 }
 
 // ipLiteral reads "192.0.2.1", "[192.0.2.1]", "(192.0.2.1)" or
-// "[IPv6:2001:db8::1]".
+// "[IPv6:2001:db8::1]", and with a port as delivery writes the address it
+// connected to: "192.0.2.1:25", "[192.0.2.1:25]", "[::1]:25", "[[::1]:25]".
 func ipLiteral(s string) (netip.Addr, bool) {
+	for _, c := range []string{s, strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")} {
+		if ap, err := netip.ParseAddrPort(c); err == nil {
+			return ap.Addr(), true
+		}
+	}
 	s = strings.Trim(s, "[]()")
 	s = strings.TrimPrefix(s, "IPv6:")
 	ip, err := netip.ParseAddr(s)

@@ -138,6 +138,12 @@ func TestFieldHelpers(t *testing.T) {
 		{"[192.0.2.25]", "dns; [192.0.2.25]"},
 		{"2001:db8::25", "dns; [2001:db8::25]"},
 		{"mx.fabrikam.example [IPv6:2001:db8::25]", "dns; mx.fabrikam.example (2001:db8::25)"},
+		// As delivery names the host it connected to: the port is no
+		// part of an MTA's name.
+		{"mx.fabrikam.example [192.0.2.25:25]", "dns; mx.fabrikam.example (192.0.2.25)"},
+		{"192.0.2.25:2525", "dns; [192.0.2.25]"},
+		{"[::1]:3030", "dns; [::1]"},
+		{"exch1.contoso.com [[2001:db8::25]:25]", "dns; exch1.contoso.com (2001:db8::25)"},
 	} {
 		if got := mtaField(tc.in, false); got != tc.want {
 			t.Errorf("mtaField(%q) = %q, want %q", tc.in, got, tc.want)
