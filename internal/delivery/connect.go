@@ -26,24 +26,28 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 		return nil, "", queue.Outcome{Reply: reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 0}, Text: "no host to connect to"}}
 	}
 	for i, t := range targets {
-		c, err := d.open(ctx, hop.Connector, t, hop.Connector.TLS.Mode)
+		var c *smtpclient.Client
+		err := t.err
+		if err == nil {
+			c, err = d.open(ctx, hop.Connector, t, hop.Connector.TLS.Mode)
+		}
 		if err != nil && errors.Is(err, errTLSFallback) {
 			// Opportunistic TLS whose handshake failed: RFC 7435 §4 says
 			// deliver in the clear rather than not at all.
-			d.log.Warn("STARTTLS failed; delivering without TLS as the connector allows", "queue", hop.Key, "host", t.addr, "err", errors.Unwrap(err))
+			d.log.Warn("STARTTLS failed; delivering without TLS as the connector allows", "queue", hop.Key, "host", t.String(), "err", errors.Unwrap(err))
 			c, err = d.open(ctx, hop.Connector, t, config.SendTLSNone)
 		}
 		h := d.host(t.addr)
 		if err != nil {
 			last = queue.Outcome{Reply: failureReply(err, t, hop.Connector)}
 			if isSMTP(err) {
-				last.Host = t.addr // the upstream answered: "host said: ..."
+				last.Host = t.String() // the upstream answered: "host said: ..."
 			}
 			h.failed(last.Reply.Error())
 			// The last host's failure is the hop's, which the queue logs
 			// as it goes into Retry.
 			if i < len(targets)-1 {
-				d.log.Warn("cannot use upstream host; trying the next", "queue", hop.Key, "host", t.addr, "err", err)
+				d.log.Warn("cannot use upstream host; trying the next", "queue", hop.Key, "host", t.String(), "err", err)
 			}
 			continue
 		}
@@ -64,9 +68,10 @@ func (e tlsFallback) Unwrap() error        { return e.cause }
 
 // open makes one session to one host, ready for MAIL.
 func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target, mode config.SendTLSMode) (*smtpclient.Client, error) {
-	// The MX hosts' addresses come from the same resolver as the MX
-	// records (node.dns_servers), not from the system's.
-	hook, end := d.transcript(sc, t.addr)
+	// MX targets are addresses already; a smarthost's name is resolved
+	// by the same servers as MX records (node.dns_servers), not the
+	// system's.
+	hook, end := d.transcript(sc, t.String())
 	opts := smtpclient.Options{LocalName: sc.HELO, Dialer: &net.Dialer{Timeout: sc.ConnectTimeout.D(), Resolver: d.resolver()},
 		Transcript: hook}
 	tcfg := sc.TLSConfig().Clone()
@@ -148,7 +153,7 @@ func failureReply(err error, t target, sc *config.SendConnector) reply.Reply {
 	var ce *smtpclient.ConnError
 	if errors.As(err, &ce) && ce.Closed() {
 		// It connected: the upstream hung up on this client.
-		return reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 2}, Text: closedText(t.addr, ce)}
+		return reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 2}, Text: closedText(t.String(), ce)}
 	}
 	cause := err
 	var op *net.OpError
@@ -161,9 +166,9 @@ func failureReply(err error, t target, sc *config.SendConnector) reply.Reply {
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 1}, Text: fmt.Sprintf("cannot connect to %s: timed out (%v)", t.addr, cause)}
+		return reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 1}, Text: fmt.Sprintf("cannot connect to %s: timed out (%v)", t, cause)}
 	}
-	return reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 1}, Text: fmt.Sprintf("cannot connect to %s: %v", t.addr, cause)}
+	return reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 1}, Text: fmt.Sprintf("cannot connect to %s: %v", t, cause)}
 }
 
 // closedText says that host closed the connection during ce.Command. One
@@ -193,5 +198,5 @@ func describeHost(t target, c *smtpclient.Client) string {
 		}
 		return fmt.Sprintf("%s [%s]", t.name, ra.String())
 	}
-	return t.addr
+	return t.String()
 }

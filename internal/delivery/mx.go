@@ -148,3 +148,54 @@ func (d *Deliverer) resolver() *net.Resolver {
 		},
 	}
 }
+
+// maxAddrsPerHost caps the addresses of one MX host tried in one attempt,
+// as Postfix's smtp_mx_address_limit caps those of the whole attempt: a
+// host with twenty addresses that all time out would otherwise hold the
+// attempt for twenty connect timeouts before the next host is tried.
+const maxAddrsPerHost = 3
+
+// hostAddrs resolves an MX host to the addresses to try, asking the same
+// servers as the MX lookup. Go's dialer, given the name, goes on to the
+// next address only when a TCP connect fails, so an address that
+// answers 421 or drops the connection hid the host's others; RFC 5321
+// §5.1 asks the client to try them.
+func hostAddrs(ctx context.Context, servers []dnsServer, host string) ([]netip.Addr, error) {
+	addrs, err := ask(ctx, servers, func(r *net.Resolver) ([]netip.Addr, error) { return r.LookupNetIP(ctx, "ip", host) })
+	if len(addrs) == 0 {
+		if err == nil {
+			err = errors.New("no address")
+		}
+		return nil, err
+	}
+	for i, a := range addrs {
+		addrs[i] = a.Unmap() // LookupNetIP gives IPv4 in its 16-octet form
+	}
+	return interleave(addrs), nil
+}
+
+// interleave alternates the address families, starting with that of the
+// first address, keeping the order within each: Go's resolver sorts by
+// RFC 6724 (an unreachable family last), and RFC 8305 §4 interleaves so
+// that a family whose path is broken costs one connect timeout, not one
+// per address up to maxAddrsPerHost.
+func interleave(addrs []netip.Addr) []netip.Addr {
+	var first, other []netip.Addr
+	for _, a := range addrs {
+		if a.Is4() == addrs[0].Is4() {
+			first = append(first, a)
+		} else {
+			other = append(other, a)
+		}
+	}
+	out := make([]netip.Addr, 0, len(addrs))
+	for i := 0; i < len(first) || i < len(other); i++ {
+		if i < len(first) {
+			out = append(out, first[i])
+		}
+		if i < len(other) {
+			out = append(out, other[i])
+		}
+	}
+	return out
+}

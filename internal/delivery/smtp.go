@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -308,8 +309,20 @@ func (d *Deliverer) logOutcome(hop route.Hop, host string, l *queue.Lease, outs 
 
 // target is one host to try, with the name its certificate must carry.
 type target struct {
-	addr string // host:port to dial
+	addr string // host:port to dial; an MX host's is one of its addresses
 	name string // host name for TLS verification and logs
+	err  error  // why there is nothing to dial (its name did not resolve)
+}
+
+// String is "name [ip:port]" for an address of a named host, for logs
+// and last errors: the name alone does not say which address failed.
+func (t target) String() string {
+	if host, _, err := net.SplitHostPort(t.addr); err == nil && host != t.name {
+		if _, err := netip.ParseAddr(t.name); err != nil {
+			return fmt.Sprintf("%s [%s]", t.name, t.addr)
+		}
+	}
+	return t.addr
 }
 
 // targets lists where to connect for a hop: the smarthosts, or the MX
@@ -334,9 +347,23 @@ func (d *Deliverer) targets(ctx context.Context, hop route.Hop) ([]target, *repl
 	if perm != nil || err != nil {
 		return nil, perm, err
 	}
+	// Each address is its own target, with its own health, so that one
+	// that refuses the session sends delivery on to the host's next.
+	servers := d.dnsServers()
+	port := strconv.Itoa(sc.Port)
 	var out []target
 	for _, h := range hosts {
-		out = append(out, target{addr: net.JoinHostPort(h, strconv.Itoa(sc.Port)), name: h})
+		addrs, err := hostAddrs(ctx, servers, h)
+		if err != nil {
+			// A host without an address for now is that host failing,
+			// never the domain: the next MX host may have one.
+			out = append(out, target{addr: net.JoinHostPort(h, port), name: h, err: reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 3},
+				Text: fmt.Sprintf("DNS lookup of the address of MX host %s failed: %v", h, err)}})
+			continue
+		}
+		for _, a := range addrs[:min(len(addrs), maxAddrsPerHost)] {
+			out = append(out, target{addr: net.JoinHostPort(a.String(), port), name: h})
+		}
 	}
 	return out, nil, nil
 }

@@ -1,0 +1,208 @@
+package delivery_test
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/sluice-relay/sluice/internal/certtest"
+	"github.com/sluice-relay/sluice/internal/dnstest"
+	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/smtptest"
+)
+
+// pair starts a server on 127.0.0.3 and another on 127.0.0.2 with the
+// same port, the two addresses of one MX host, and returns them (bad on
+// .2) and the port. The port is free on .3; on .2 it almost always is.
+func pair(t *testing.T, bad, good smtptest.Options) (*smtptest.Server, *smtptest.Server, string) {
+	t.Helper()
+	good.Addr = "127.0.0.3:0"
+	g := smtptest.NewServer(t, good)
+	_, port, _ := net.SplitHostPort(g.Addr())
+	ln, err := net.Listen("tcp", "127.0.0.2:"+port)
+	if err != nil {
+		t.Skipf("127.0.0.2:%s is not free (or not a loopback address here): %v", port, err)
+	}
+	ln.Close()
+	bad.Addr = "127.0.0.2:" + port
+	return smtptest.NewServer(t, bad), g, port
+}
+
+// mxConnector is an MX connector for *.test on port whose retry waits 10
+// minutes, so that a test sees one attempt.
+func mxConnector(port, tls string) string {
+	return fmt.Sprintf(`  - name: Internet
+    address_spaces: ["*.test"]
+    delivery: mx
+    port: %s
+    tls: %s
+    retry: {first: 10m, max_interval: 10m}
+`, port, tls)
+}
+
+// An address of an MX host that takes the TCP connection but refuses the
+// session does not hide the host's other addresses (RFC 5321 §5.1): Go's
+// dialer, given the host's name, went on to the next address only when
+// a TCP connect failed, so the mail waited while the host's second
+// address worked.
+func TestMXHostSecondAddress(t *testing.T) {
+	cert := certtest.NewWith(t, certtest.Options{RSA: true}, "mx.multi.test")
+	cases := []struct {
+		name string
+		bad  smtptest.Options
+		want string // in the failure logged for 127.0.0.2
+	}{
+		{"421 greeting", smtptest.Options{Greeting: "421 4.3.2 busy"}, "421 4.3.2 busy"},
+		{"drop before the greeting", smtptest.Options{DropAt: "connect"}, "greeting: EOF"},
+		{"TLS handshake failure", smtptest.Options{TLS: cert, TLSMaxVersion: tls.VersionTLS10}, "TLS handshake with mx.multi.test failed"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			bad, good, port := pair(t, tc.bad, smtptest.Options{TLS: cert})
+			dns := dnstest.NewServer(t, dnstest.Zone{
+				MX: map[string][]string{"multi.test": {"10 mx.multi.test."}},
+				A:  map[string][]string{"mx.multi.test": {"127.0.0.2", "127.0.0.3"}},
+			})
+			r := start(t, ", dns_servers: [\""+dns.Addr()+"\"]", mxConnector(port, "{mode: required}"))
+			id := r.put("second address", "bob@multi.test")
+			waitFor(t, "delivery or a failure", func() bool {
+				mi, ok := r.q.Message(id)
+				return !ok || mi.Recipients[0].LastError != ""
+			})
+			if mi, ok := r.q.Message(id); ok {
+				t.Fatalf("not delivered: %+v", mi.Recipients)
+			}
+			if n := len(good.Messages()); n != 1 {
+				t.Errorf("127.0.0.3 got %d messages, want 1", n)
+			}
+			if n := bad.Sessions(); n != 1 {
+				t.Errorf("127.0.0.2 had %d connections, want 1", n)
+			}
+			host := "mx.multi.test [127.0.0.2:" + port + "]"
+			failed := r.logLines("cannot use upstream host; trying the next")
+			if len(failed) != 1 || !strings.Contains(failed[0], fmt.Sprintf("host=%q", host)) || !strings.Contains(failed[0], tc.want) {
+				t.Errorf("want one failure of %s with %q logged:\n%s", host, tc.want, r.logs)
+			}
+			delivered := r.logLines("message delivered")
+			if len(delivered) != 1 || !strings.Contains(delivered[0], fmt.Sprintf("host=\"mx.multi.test [127.0.0.3:%s]\"", port)) {
+				t.Errorf("delivery log %q; want it through mx.multi.test [127.0.0.3:%s]", delivered, port)
+			}
+		})
+	}
+}
+
+// Connecting by address, TLS verification still checks the MX host's
+// name: a certificate for that name is valid, one for another is not.
+func TestMXAddressVerifiesHostName(t *testing.T) {
+	cases := []struct {
+		name, certName string
+		wantErr        string // "": delivered
+	}{
+		{"certificate for the MX host", "mx.tls.test", ""},
+		{"certificate for another name", "mail.other.test", "does not carry the name mx.tls.test"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cert := certtest.New(t, tc.certName)
+			up := smtptest.NewServer(t, smtptest.Options{Addr: "127.0.0.2:0", TLS: cert})
+			_, port, _ := net.SplitHostPort(up.Addr())
+			dns := dnstest.NewServer(t, dnstest.Zone{
+				MX: map[string][]string{"tls.test": {"10 mx.tls.test."}},
+				A:  map[string][]string{"mx.tls.test": {"127.0.0.2"}},
+			})
+			r := start(t, ", dns_servers: [\""+dns.Addr()+"\"]", mxConnector(port, "{mode: verify, ca_file: "+cert.CAFile+"}"))
+			id := r.put("verify by name", "bob@tls.test")
+			var mi queue.MessageInfo
+			waitFor(t, "delivery or a failure", func() bool {
+				var ok bool
+				mi, ok = r.q.Message(id)
+				return !ok || mi.Recipients[0].LastError != ""
+			})
+			switch {
+			case tc.wantErr == "" && len(up.Messages()) != 1:
+				t.Errorf("not delivered: %+v", mi.Recipients)
+			case tc.wantErr != "" && (len(mi.Recipients) == 0 || !strings.Contains(mi.Recipients[0].LastError, tc.wantErr)):
+				t.Errorf("recipients %+v; want a last error with %q", mi.Recipients, tc.wantErr)
+			}
+		})
+	}
+}
+
+// onPort starts a server on ip:port, skipping the test when that is
+// taken (or ip is no loopback address here).
+func onPort(t *testing.T, ip, port string, o smtptest.Options) *smtptest.Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, port))
+	if err != nil {
+		t.Skipf("%s:%s is not free (or not a loopback address here): %v", ip, port, err)
+	}
+	ln.Close()
+	o.Addr = net.JoinHostPort(ip, port)
+	return smtptest.NewServer(t, o)
+}
+
+// A host with many addresses that all refuse costs a few tries, not one
+// per address (each could be a connect timeout): the next MX host gets
+// its turn within the attempt.
+func TestMXHostAddressesCapped(t *testing.T) {
+	good := smtptest.NewServer(t, smtptest.Options{Addr: "127.0.0.9:0"})
+	_, port, _ := net.SplitHostPort(good.Addr())
+	var busy []*smtptest.Server
+	var addrs []string
+	for i := 2; i <= 7; i++ {
+		ip := fmt.Sprintf("127.0.0.%d", i)
+		busy = append(busy, onPort(t, ip, port, smtptest.Options{Greeting: "421 4.3.2 busy"}))
+		addrs = append(addrs, ip)
+	}
+	dns := dnstest.NewServer(t, dnstest.Zone{
+		MX: map[string][]string{"many.test": {"10 mx1.many.test.", "20 mx2.many.test."}},
+		A:  map[string][]string{"mx1.many.test": addrs, "mx2.many.test": {"127.0.0.9"}},
+	})
+	r := start(t, ", dns_servers: [\""+dns.Addr()+"\"]", mxConnector(port, "{mode: none}"))
+	r.waitDone(r.put("many addresses", "bob@many.test"))
+	if n := len(good.Messages()); n != 1 {
+		t.Fatalf("mx2 got %d messages, want 1; bounces %v", n, r.bounces())
+	}
+	tried := 0
+	for _, s := range busy {
+		tried += s.Sessions()
+	}
+	if tried != 3 {
+		t.Errorf("%d of mx1's 6 addresses tried, want 3", tried)
+	}
+}
+
+// An MX host whose name has no address (NXDOMAIN, or a lookup failing)
+// is that host failing, for now: the next host is tried, and with none
+// left the mail waits, whatever the DNS said of the host's name.
+func TestMXHostWithoutAddress(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{})
+	_, port, _ := net.SplitHostPort(up.Addr())
+	dns := dnstest.NewServer(t, dnstest.Zone{
+		MX: map[string][]string{
+			"next.test": {"10 gone.next.test.", "20 mx2.next.test."},
+			"none.test": {"10 gone.none.test."},
+		},
+		A: map[string][]string{"mx2.next.test": {"127.0.0.1"}},
+	})
+	r := start(t, ", dns_servers: [\""+dns.Addr()+"\"]", mxConnector(port, "{mode: none}"))
+	r.waitDone(r.put("first MX host has no address", "bob@next.test"))
+	if n := len(up.Messages()); n != 1 {
+		t.Fatalf("mx2.next.test got %d messages, want 1; bounces %v", n, r.bounces())
+	}
+	id := r.put("only MX host has no address", "bob@none.test")
+	var mi queue.MessageInfo
+	waitFor(t, "the attempt", func() bool {
+		var ok bool
+		mi, ok = r.q.Message(id)
+		return !ok || mi.Recipients[0].LastError != ""
+	})
+	if len(mi.Recipients) == 0 {
+		t.Fatalf("the message left the queue; bounces %v", r.bounces())
+	}
+	if rc := mi.Recipients[0]; rc.Status != queue.StatusQueued || !strings.HasPrefix(rc.LastError, "451 4.4.3 DNS lookup of the address of MX host gone.none.test failed") {
+		t.Errorf("bob is %s with last error %q; want queued after a 451 4.4.3 naming gone.none.test", rc.Status, rc.LastError)
+	}
+}
