@@ -18,9 +18,11 @@ import (
 // prune (d.mu held) drops, with cfg the config in force:
 //   - the rate limiters of hops no session runs for, whose next slot has
 //     passed: a new limiter lets the next message go at once too;
-//   - the health of hosts that are not smarthosts of cfg: only smarthosts
-//     are put in order by it (order) and reported on (health rules), and
-//     a smarthost removed in a reload has no use for it;
+//   - the health of hosts that are not smarthosts of cfg (MX hosts'
+//     addresses, smarthosts removed in a reload), unless they failed
+//     recently enough to be tried after the others (down): an MX host's
+//     addresses are put in order by it too, and an entry lives at most
+//     the 5 minutes of down after its last failure;
 //   - the token sources of connectors that cfg no longer has, or that no
 //     longer log in with XOAUTH2.
 func (d *Deliverer) prune(cfg *config.Config, now time.Time) {
@@ -40,8 +42,8 @@ func (d *Deliverer) prune(cfg *config.Config, now time.Time) {
 			xoauth2[sc.Name] = true
 		}
 	}
-	for addr := range d.hosts {
-		if !smarthosts[addr] {
+	for addr, h := range d.hosts {
+		if !smarthosts[addr] && !h.down(now) {
 			delete(d.hosts, addr)
 		}
 	}

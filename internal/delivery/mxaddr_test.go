@@ -206,3 +206,45 @@ func TestMXHostWithoutAddress(t *testing.T) {
 		t.Errorf("bob is %s with last error %q; want queued after a 451 4.4.3 naming gone.none.test", rc.Status, rc.LastError)
 	}
 }
+
+// The health of an MX host is kept per address: the one that refused is
+// recorded as failing, and the next session tries the host's working
+// address first instead of being refused again.
+func TestMXAddressHealth(t *testing.T) {
+	bad, good, port := pair(t, smtptest.Options{Greeting: "421 4.3.2 busy"}, smtptest.Options{})
+	dns := dnstest.NewServer(t, dnstest.Zone{
+		MX: map[string][]string{"multi.test": {"10 mx.multi.test."}},
+		A:  map[string][]string{"mx.multi.test": {"127.0.0.2", "127.0.0.3"}},
+	})
+	// One message per connection: each goes on a session of its own,
+	// which picks its addresses anew.
+	r := start(t, ", dns_servers: [\""+dns.Addr()+"\"]", mxConnector(port, "{mode: none}")+"    max_messages_per_connection: 1\n")
+	for i := range 2 {
+		r.waitDone(r.put(fmt.Sprint("message ", i), "bob@multi.test"))
+	}
+	if n := len(good.Messages()); n != 2 {
+		t.Fatalf("127.0.0.3 got %d messages, want 2", n)
+	}
+	if n := bad.Sessions(); n != 1 {
+		t.Errorf("127.0.0.2 had %d connections, want 1: the second session did not try the working address first", n)
+	}
+	hosts := r.d.Hosts()
+	var found bool
+	for i := range hosts {
+		h := &hosts[i]
+		switch h.Host {
+		case "127.0.0.2:" + port:
+			found = true
+			if h.Failures != 1 || !strings.Contains(h.LastError, "421 4.3.2 busy") {
+				t.Errorf("127.0.0.2 has %d failures, the last %q; want one, the 421", h.Failures, h.LastError)
+			}
+		case "127.0.0.3:" + port:
+			if h.Failures != 0 {
+				t.Errorf("127.0.0.3 has %d failures, the last %q; want none", h.Failures, h.LastError)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no health for 127.0.0.2:%s among %d hosts", port, len(hosts))
+	}
+}

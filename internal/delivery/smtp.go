@@ -361,8 +361,15 @@ func (d *Deliverer) targets(ctx context.Context, hop route.Hop) ([]target, *repl
 				Text: fmt.Sprintf("DNS lookup of the address of MX host %s failed: %v", h, err)}})
 			continue
 		}
-		for _, a := range addrs[:min(len(addrs), maxAddrsPerHost)] {
-			out = append(out, target{addr: net.JoinHostPort(a.String(), port), name: h})
+		hostPorts := make([]string, len(addrs))
+		for i, a := range addrs {
+			hostPorts[i] = net.JoinHostPort(a.String(), port)
+		}
+		// An address that failed a moment ago goes after the host's
+		// others (and, past the cap, out of this attempt); the MX
+		// preference order between hosts stays as it is.
+		for _, a := range d.order(hostPorts)[:min(len(hostPorts), maxAddrsPerHost)] {
+			out = append(out, target{addr: a, name: h})
 		}
 	}
 	return out, nil, nil
