@@ -71,7 +71,7 @@ func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target
 	// MX targets are addresses already; a smarthost's name is resolved
 	// by the same servers as MX records (node.dns_servers), not the
 	// system's.
-	hook, end := d.transcript(sc, t.String())
+	hook, end := d.transcript(sc, t.addr)
 	opts := smtpclient.Options{LocalName: sc.HELO, Dialer: &net.Dialer{Timeout: sc.ConnectTimeout.D(), Resolver: d.resolver()},
 		Transcript: hook}
 	tcfg := sc.TLSConfig().Clone()

@@ -248,3 +248,31 @@ func TestMXAddressHealth(t *testing.T) {
 		t.Errorf("no health for 127.0.0.2:%s among %d hosts", port, len(hosts))
 	}
 }
+
+// The protocol log's remote end point of an MX conversation is the
+// address spoken to (ip:port), as in Exchange's protocol logs: a tool
+// reading the CSV takes that column for an end point.
+func TestMXProtocolLogRemoteIsAddress(t *testing.T) {
+	_, _, port := pair(t, smtptest.Options{Greeting: "421 4.3.2 busy"}, smtptest.Options{})
+	dns := dnstest.NewServer(t, dnstest.Zone{
+		MX: map[string][]string{"multi.test": {"10 mx.multi.test."}},
+		A:  map[string][]string{"mx.multi.test": {"127.0.0.2", "127.0.0.3"}},
+	})
+	r := start(t, ", dns_servers: [\""+dns.Addr()+"\"]", mxConnector(port, "{mode: none}")+"    protocol_log: true\n")
+	r.waitDone(r.put("logged", "bob@multi.test"))
+	want := []string{"127.0.0.2:" + port, "127.0.0.3:" + port}
+	var remotes []string
+	waitFor(t, "both conversations in the protocol log", func() bool {
+		remotes = nil
+		for _, l := range strings.Split(r.protocolLog(), "\n") {
+			// time, connector, session, local, remote, event, data
+			if f := strings.SplitN(l, ",", 7); len(f) == 7 && f[1] == "Internet" && f[5] == "+" {
+				remotes = append(remotes, f[4])
+			}
+		}
+		return len(remotes) >= 2
+	})
+	if len(remotes) != 2 || remotes[0] != want[0] || remotes[1] != want[1] {
+		t.Errorf("remote end points %q; want %q", remotes, want)
+	}
+}
