@@ -328,12 +328,7 @@ func TestMXAddressLookupFailureWaits(t *testing.T) {
     delivery: mx
     retry: {first: 10m}
 `)
-	id := r.put("no MX, A failing", "bob@e0.test")
-	waitFor(t, "the lookup's outcome", func() bool {
-		mi, ok := r.q.Message(id)
-		return !ok || mi.Recipients[0].LastError != ""
-	})
-	mi, ok := r.q.Message(id)
+	mi, ok := r.outcome(r.put("no MX, A failing", "bob@e0.test"))
 	if !ok {
 		t.Fatalf("the message left the queue; bounces: %v", r.bounces())
 	}
@@ -365,12 +360,7 @@ func TestSecondDNSServerAnswers(t *testing.T) {
     tls: {mode: none}
     retry: {first: 10m}
 `, port))
-	id := r.put("first DNS server down", "bob@fabrikam.test")
-	waitFor(t, "delivery or a failure", func() bool {
-		mi, ok := r.q.Message(id)
-		return !ok || mi.Recipients[0].LastError != ""
-	})
-	if mi, ok := r.q.Message(id); ok {
+	if mi, ok := r.outcome(r.put("first DNS server down", "bob@fabrikam.test")); ok {
 		t.Fatalf("not delivered: %+v", mi.Recipients)
 	}
 	if got := len(up.Messages()); got != 1 {

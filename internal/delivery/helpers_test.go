@@ -157,6 +157,18 @@ func (r *relay) putNotify(from string, notify mail.Notify, subject, extraHeader 
 	return env.ID
 }
 
+// outcome waits until the message has left the queue or its first
+// recipient has a last error, and returns it as it is then (ok false:
+// gone, delivered or bounced).
+func (r *relay) outcome(id mail.ID) (mi queue.MessageInfo, ok bool) {
+	r.t.Helper()
+	waitFor(r.t, "delivery or a failure of "+string(id), func() bool {
+		mi, ok = r.q.Message(id)
+		return !ok || mi.Recipients[0].LastError != ""
+	})
+	return mi, ok
+}
+
 // putCutShort queues a message to one recipient whose content the
 // queue can no longer read in full: big enough for a file of its own,
 // then truncated.

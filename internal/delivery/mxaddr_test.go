@@ -66,12 +66,7 @@ func TestMXHostSecondAddress(t *testing.T) {
 				A:  map[string][]string{"mx.multi.test": {"127.0.0.2", "127.0.0.3"}},
 			})
 			r := start(t, ", dns_servers: [\""+dns.Addr()+"\"]", mxConnector(port, "{mode: required}"))
-			id := r.put("second address", "bob@multi.test")
-			waitFor(t, "delivery or a failure", func() bool {
-				mi, ok := r.q.Message(id)
-				return !ok || mi.Recipients[0].LastError != ""
-			})
-			if mi, ok := r.q.Message(id); ok {
+			if mi, ok := r.outcome(r.put("second address", "bob@multi.test")); ok {
 				t.Fatalf("not delivered: %+v", mi.Recipients)
 			}
 			if n := len(good.Messages()); n != 1 {
@@ -113,13 +108,7 @@ func TestMXAddressVerifiesHostName(t *testing.T) {
 				A:  map[string][]string{"mx.tls.test": {"127.0.0.2"}},
 			})
 			r := start(t, ", dns_servers: [\""+dns.Addr()+"\"]", mxConnector(port, "{mode: verify, ca_file: "+cert.CAFile+"}"))
-			id := r.put("verify by name", "bob@tls.test")
-			var mi queue.MessageInfo
-			waitFor(t, "delivery or a failure", func() bool {
-				var ok bool
-				mi, ok = r.q.Message(id)
-				return !ok || mi.Recipients[0].LastError != ""
-			})
+			mi, _ := r.outcome(r.put("verify by name", "bob@tls.test"))
 			switch {
 			case tc.wantErr == "" && len(up.Messages()) != 1:
 				t.Errorf("not delivered: %+v", mi.Recipients)
