@@ -7,6 +7,7 @@ import (
 
 	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/route"
 )
 
 // queues finds backlogs and next hops that do not take mail, and says what
@@ -57,6 +58,20 @@ func queues(c *config.Config, qs []queue.QueueInfo, now time.Time, seen map[stri
 		f := Finding{Rule: RuleHopFailing, Severity: Error, Subject: subject, Fix: failingFix(q.LastError, q.Identity)}
 		detail := fmt.Sprintf("%d messages, the oldest waiting %s, %d failures in a row%s; last error: %s",
 			q.MessageCount, span(waited), q.RetryCount, nextRetry(q.NextRetryTime, now), q.LastError)
+		if q.RetryCount == 0 && q.Identity != route.Unreachable {
+			// The next hop takes sessions; what waits are recipients it
+			// deferred (a mailbox busy, greylisting), while it may take
+			// other mail at the same moment. "Has not taken mail" would
+			// send the admin after an outage that is not there.
+			f.Severity = Info
+			if waited > limit {
+				f.Severity = Warning
+			}
+			f.Problem = fmt.Sprintf("the next hop %s takes sessions but deferred recipients, who wait for their next attempt: %s",
+				q.NextHop, detail)
+			out = append(out, f)
+			continue
+		}
 		if waited > limit {
 			f.Problem = fmt.Sprintf("the next hop %s has not taken mail for %s: %s", q.NextHop, span(waited), detail)
 		} else {

@@ -100,6 +100,19 @@ func TestQueues(t *testing.T) {
 		{name: "not an SMTP server", q: q("Exchange", queue.HopRetry, 2, time.Hour,
 			`451 4.4.0 127.0.0.1:2672 is not an SMTP server (it answered "HTTP/1.1 400 Bad Request"); check the smarthost's port`),
 			rule: health.RuleHopFailing, want: "error: ", fix: "something other than an SMTP server answers there"},
+		// One recipient the upstream keeps deferring while it takes the
+		// others: the hop is not down, and health must not say it has
+		// not taken mail.
+		{name: "recipients deferred, hop up", q: func() queue.QueueInfo {
+			qi := q("Exchange", queue.HopRetry, 1, 2*time.Hour, "exch1.contoso.com [10.0.0.5:25] said: 451 4.2.0 mailbox busy")
+			qi.RetryCount = 0
+			return qi
+		}(), rule: health.RuleHopFailing, want: "warning: takes sessions but deferred recipients, who wait for their next attempt: 1 messages, the oldest waiting 2h00m, 0 failures in a row"},
+		{name: "recipients deferred a moment ago", q: func() queue.QueueInfo {
+			qi := q("Exchange", queue.HopRetry, 1, time.Minute, "exch1.contoso.com [10.0.0.5:25] said: 451 4.2.0 mailbox busy")
+			qi.RetryCount = 0
+			return qi
+		}(), rule: health.RuleHopFailing, want: "info: takes sessions but deferred recipients"},
 		{name: "hung up before the greeting", q: q("Exchange", queue.HopRetry, 2, time.Hour,
 			`451 4.4.2 10.0.0.5:25 closed the connection before its greeting: it may not accept connections from this server's address, or be at its connection limit`),
 			rule: health.RuleHopFailing, want: "error: ", fix: "RemoteIPRanges"},
