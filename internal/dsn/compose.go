@@ -14,6 +14,12 @@ import (
 	"github.com/emersion/go-message/textproto"
 )
 
+// MessageID is the Message-ID field Compose gives a notice made with id
+// and reportingMTA, for the queue to track the notice by it.
+func MessageID(id, reportingMTA string) string {
+	return "<" + clean(id, false) + "@" + clean(strings.TrimSpace(reportingMTA), false) + ">"
+}
+
 // Compose writes r as a complete RFC 5322 message with CRLF line endings,
 // ready to be queued from <> to r.From: a multipart/report (RFC 6522) with
 // the explanation, the message/delivery-status fields (RFC 3464) and the
@@ -47,15 +53,14 @@ func Compose(r *Report, now time.Time, newID func() string) ([]byte, error) {
 		return nil, err
 	}
 	id := newID()
-	fqdn := clean(strings.TrimSpace(r.ReportingMTA), false)
 	boundary := chooseBoundary(id, []byte(text), status, attach)
 
 	top := [][2]string{
-		{"From", "Mail Delivery System <MAILER-DAEMON@" + fqdn + ">"},
+		{"From", "Mail Delivery System <MAILER-DAEMON@" + clean(strings.TrimSpace(r.ReportingMTA), false) + ">"},
 		{"To", "<" + clean(string(r.From), global) + ">"},
 		{"Subject", encodeWord(subject(r.kind(), info.subject))},
 		{"Date", formatDate(now)},
-		{"Message-ID", "<" + clean(id, false) + "@" + fqdn + ">"},
+		{"Message-ID", MessageID(id, r.ReportingMTA)},
 	}
 	if info.messageID != "" {
 		// RFC 5322 §3.6.4, so mail clients thread the notice with the original.

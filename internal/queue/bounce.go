@@ -99,13 +99,14 @@ func (q *Queue) notify(ctx context.Context, m *Message, recips []dsn.Recipient, 
 		return nil // retrying would not help
 	}
 	env := &mail.Envelope{
-		ID:       id,
-		From:     mail.Null,
-		Rcpts:    []mail.Recipient{{Addr: m.Env.From, Notify: mail.NotifyNever}},
-		Body:     mail.Body8BitMIME,
-		SMTPUTF8: m.Env.SMTPUTF8,
-		Received: now,
-		Origin:   mail.Origin{Connector: "(delivery status notification)"},
+		ID:        id,
+		MessageID: dsn.MessageID(string(id), hostname), // tracking finds a notice by the id it carries
+		From:      mail.Null,
+		Rcpts:     []mail.Recipient{{Addr: m.Env.From, Notify: mail.NotifyNever}},
+		Body:      mail.Body8BitMIME,
+		SMTPUTF8:  m.Env.SMTPUTF8,
+		Received:  now,
+		Origin:    mail.Origin{Connector: "(delivery status notification)"},
 	}
 	if err := q.Put(ctx, env, bytes.NewReader(body)); err != nil {
 		return err

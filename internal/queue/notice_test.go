@@ -67,6 +67,21 @@ func TestSuccessNotice(t *testing.T) {
 		!slices.Equal(evs[0].Recipients, []string{"bob@contoso.com", "carol@contoso.com"}) {
 		t.Errorf("DSN tracking events %+v; want one success notice about bob and carol", evs)
 	}
+	// The notice is found by the Message-ID it carries, as an admin
+	// holding it would search: it had none in the tracking log.
+	var noticeID string
+	for _, txt := range f.noticeTexts(t) {
+		if _, rest, ok := bytes.Cut(txt, []byte("\r\nMessage-ID: ")); ok {
+			noticeID, _, _ = strings.Cut(string(rest), "\r\n")
+		}
+	}
+	byHeader, err := tracking.Search(f.dir+"/track", tracking.Query{MessageID: noticeID, Event: tracking.EventSubmit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if noticeID == "" || len(byHeader) != 1 || byHeader[0].MessageID != noticeID {
+		t.Errorf("search by the notice's Message-ID %q: %+v; want its SUBMIT", noticeID, byHeader)
+	}
 }
 
 // Who tells the sender of a delivery depends on where it ended (RFC 3461
