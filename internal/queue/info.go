@@ -228,6 +228,9 @@ func (q *Queue) messageInfo(m *Message) MessageInfo {
 			// were attempted themselves: the hop failed on another
 			// message's connection, or no connector serves it.
 			hopRetry := h != nil && (now.Before(h.nextRetry) || h.Key == route.Unreachable)
+			if hopRetry && h.nextRetry.After(ri.NextAttempt) {
+				ri.NextAttempt = h.nextRetry // the queue's retry comes first
+			}
 			st := "Ready"
 			switch {
 			case r.leased:

@@ -227,8 +227,12 @@ func (q *Queue) HopFailed(key string, l *Lease, o Outcome) {
 	if l != nil {
 		if m := q.msgs[l.ID]; m != nil {
 			for _, i := range l.Rcpts {
+				// Not an attempt of their own (Attempts drives their
+				// backoff, and the queue's retry holds them anyway), but
+				// message show must say when they were last tried.
 				m.Rcpts[i].leased = false
 				m.Rcpts[i].LastError = describe(o)
+				m.Rcpts[i].LastAttempt = now
 			}
 			q.trackHopFailed(m, l, o)
 			q.release(m, key)

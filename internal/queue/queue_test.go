@@ -342,6 +342,16 @@ func TestHopFailureAndRecovery(t *testing.T) {
 	if work, next := f.q.Ready(); len(work) != 0 || !next.Equal(f.clock.Now().Add(time.Minute)) {
 		t.Fatalf("Ready during retry: %+v next %v", work, next)
 	}
+	// message show says when the leased message was tried and when all
+	// three are tried next: the queue's retry, not "-".
+	for _, mi := range f.q.Messages(nil) {
+		m, _ := f.q.Message(mi.ID)
+		rc := m.Recipients[0]
+		if !rc.NextAttempt.Equal(qi.NextRetryTime) || mi.ID == l.ID && !rc.LastAttempt.Equal(f.clock.Now()) {
+			t.Errorf("message %s: last attempt %v, next %v; want the hop's failure (%v) for the leased one and its retry %v for all",
+				mi.ID, rc.LastAttempt, rc.NextAttempt, f.clock.Now(), qi.NextRetryTime)
+		}
+	}
 	f.clock.Add(time.Minute)
 	f.q.HopOK("Exchange", 1)
 	for i := 0; i < 3; i++ {
