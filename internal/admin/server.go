@@ -228,20 +228,22 @@ func (s *Server) routes() http.Handler {
 	})
 }
 
-// loopbackHost reports whether a request's Host names this machine by a
-// loopback address or "localhost". Without credentials that is the only
-// name the API answers to: a page whose own name an attacker rebinds to
-// 127.0.0.1 (DNS rebinding) asks for that name, not for these.
-func loopbackHost(host string) bool {
+// LoopbackHost reports whether host (with or without a port) names this
+// machine by a loopback address or "localhost". Without credentials that
+// is the only name the API answers to: a page whose own name an attacker
+// rebinds to 127.0.0.1 (DNS rebinding) asks for that name, not for these.
+// The CLI sends its token over plain HTTP to these names only, for the
+// same reason: a name that resolves to loopback today may not tomorrow.
+func LoopbackHost(host string) bool {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
 	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
 		return true
 	}
 	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // auth lets a request through when the API needs no credentials
@@ -251,7 +253,7 @@ func (s *Server) auth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		needCert := s.needCert
 		if s.token == nil && !needCert {
-			if !loopbackHost(r.Host) {
+			if !LoopbackHost(r.Host) {
 				s.o.Log.Warn("admin API request refused: not addressed to loopback", "client", r.RemoteAddr, "path", r.URL.Path, "host", r.Host)
 				writeError(w, http.StatusForbidden, fmt.Sprintf("this admin API has no credentials, so it answers only requests for 127.0.0.1, ::1 or localhost, not %q; use e.g. http://127.0.0.1:%d, or set admin.token_file", r.Host, s.port()))
 				return

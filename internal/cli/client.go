@@ -12,12 +12,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/sluice-relay/sluice/internal/admin"
 	"github.com/sluice-relay/sluice/internal/config"
 )
 
@@ -148,38 +148,27 @@ func (f *apiFlags) client() (*apiClient, error) {
 // loopback, where it is plain HTTP unless admin.certificate is set: a
 // scheme-less address to a remote node once sent the token in clear
 // before the answer showed the node speaks HTTPS.
-func adminBase(admin string) (string, error) {
-	base := strings.TrimRight(strings.TrimSpace(admin), "/")
+func adminBase(given string) (string, error) {
+	base := strings.TrimRight(strings.TrimSpace(given), "/")
 	if !strings.Contains(base, "://") {
 		scheme := "https"
-		if u, err := url.Parse("//" + base); err == nil && isLoopbackHost(u.Hostname()) {
+		if u, err := url.Parse("//" + base); err == nil && admin.LoopbackHost(u.Hostname()) {
 			scheme = "http"
 		}
 		base = scheme + "://" + base
 	}
 	u, err := url.Parse(base)
 	if err != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("--admin %q is not the admin API's address: give e.g. https://relay1.contoso.com:8025, or 127.0.0.1:8025 on the node itself", admin)
+		return "", fmt.Errorf("--admin %q is not the admin API's address: give e.g. https://relay1.contoso.com:8025, or 127.0.0.1:8025 on the node itself", given)
 	}
 	return base, nil
-}
-
-// isLoopbackHost reports whether host names this machine's loopback
-// interface: 127.0.0.0/8, ::1 or localhost. A name that merely resolves
-// to loopback here does not count: DNS can say otherwise tomorrow.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // tokenSafe reports whether the bearer token may be sent to u: over
 // HTTPS, or over plain HTTP only to loopback, where it never crosses a
 // network.
 func tokenSafe(u *url.URL) bool {
-	return u.Scheme == "https" || u.Scheme == "http" && isLoopbackHost(u.Hostname())
+	return u.Scheme == "https" || u.Scheme == "http" && admin.LoopbackHost(u.Hostname())
 }
 
 // clearTextError: the CLI refused to send its token over plain HTTP to a
@@ -318,7 +307,7 @@ func (c *apiClient) explain(err error) error {
 
 func (c *apiClient) loopback() bool {
 	u, err := url.Parse(c.base)
-	return err == nil && isLoopbackHost(u.Hostname())
+	return err == nil && admin.LoopbackHost(u.Hostname())
 }
 
 // certError: the admin API's certificate did not verify. That is the
