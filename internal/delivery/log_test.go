@@ -110,6 +110,17 @@ func TestOutcomeIsOneLinePerReply(t *testing.T) {
 	r := start(t, "", onceFabrikam(up.Addr(), ""))
 	id := r.put("many", "a@fabrikam.com", "b@fabrikam.com", "gone@fabrikam.com", "c@fabrikam.com")
 	r.waitDone(id)
+	waitFor(t, "the outcome logged", func() bool { // just after the queue recorded it
+		if len(r.logLines("recipient refused by next hop")) == 0 {
+			return false
+		}
+		for _, l := range r.logLines("message delivered") {
+			if strings.Contains(l, "queue=Fabrikam") {
+				return true
+			}
+		}
+		return false
+	})
 	var delivered []string // not the bounce's, written to the drop directory
 	for _, l := range r.logLines("message delivered") {
 		if strings.Contains(l, "queue=Fabrikam") {
@@ -131,6 +142,7 @@ func TestDirectoryDeliveryLogKeys(t *testing.T) {
 	r := start(t, "", "")
 	id := r.put("drop", "bob@contoso.com", "ann@contoso.com")
 	r.waitDone(id)
+	waitFor(t, "the delivery logged", func() bool { return len(r.logLines("message delivered")) > 0 }) // just after the queue recorded it
 	l := r.logLines("message delivered")
 	if len(l) != 1 || !strings.Contains(l[0], "msg="+string(id)+" queue=Drop") || !strings.Contains(l[0], "rcpts=2 to=bob@contoso.com,ann@contoso.com") {
 		t.Errorf("want queue=Drop and the recipients:\n%s", r.logs)
@@ -219,11 +231,14 @@ func TestHostNamedByAddress(t *testing.T) {
 			t.Errorf("last error %q; want %q", got, want)
 		}
 		var logged string
-		for _, l := range r.logLines("message delivered") {
-			if strings.Contains(l, "to=bob@"+tc.domain) {
-				logged = l
+		waitFor(t, "bob's delivery logged", func() bool { // logged just after the queue recorded it
+			for _, l := range r.logLines("message delivered") {
+				if strings.Contains(l, "to=bob@"+tc.domain) {
+					logged = l
+				}
 			}
-		}
+			return logged != ""
+		})
 		// slog quotes a value only when it has a space.
 		if !strings.Contains(logged, fmt.Sprintf("host=%q", tc.want)) && !strings.Contains(logged, "host="+tc.want+" ") {
 			t.Errorf("delivery log %q; want host %s", logged, tc.want)

@@ -80,6 +80,8 @@ func TestMXHostSecondAddress(t *testing.T) {
 			if len(failed) != 1 || !strings.Contains(failed[0], fmt.Sprintf("host=%q", host)) || !strings.Contains(failed[0], tc.want) {
 				t.Errorf("want one failure of %s with %q logged:\n%s", host, tc.want, r.logs)
 			}
+			// Logged just after the queue recorded it.
+			waitFor(t, "the delivery logged", func() bool { return len(r.logLines("message delivered")) > 0 })
 			delivered := r.logLines("message delivered")
 			if len(delivered) != 1 || !strings.Contains(delivered[0], fmt.Sprintf("host=\"mx.multi.test [127.0.0.3:%s]\"", port)) {
 				t.Errorf("delivery log %q; want it through mx.multi.test [127.0.0.3:%s]", delivered, port)
