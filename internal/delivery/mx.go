@@ -108,20 +108,21 @@ func (d *Deliverer) dnsServers() []dnsServer {
 
 // ask runs q with each server in turn until one gives an answer, records
 // or none (a name not found is an answer); the last temporary failure
-// otherwise, naming the configured server rather than the system's,
-// which Go's error would (the dialer ignores the address it is given).
+// otherwise. An error names the configured server rather than the
+// system's, which Go's would (the dialer ignores the address it is
+// given).
 func ask[T any](ctx context.Context, servers []dnsServer, q func(*net.Resolver) ([]T, error)) ([]T, error) {
 	var last error
 	for _, s := range servers {
 		v, err := q(s.r)
-		if err == nil || len(v) > 0 || notFound(err) {
-			return v, err
-		}
 		var dnsErr *net.DNSError
 		if s.name != "" && errors.As(err, &dnsErr) {
 			e := *dnsErr
 			e.Server = s.name
 			err = &e
+		}
+		if err == nil || len(v) > 0 || notFound(err) {
+			return v, err
 		}
 		last = err
 		if ctx.Err() != nil {
