@@ -42,9 +42,10 @@ type Node struct {
 	// DataDir holds the queue, logs and delivered files. Relative paths are
 	// relative to the config file. Default: ./sluice-data.
 	DataDir string `yaml:"data_dir"`
-	// DNSServers are the resolvers for MX lookups: IP addresses, with a
-	// port if not 53 ("10.0.0.2", "10.0.0.2:5353", "[2001:db8::53]:53").
-	// Default: the system's.
+	// DNSServers are the resolvers for MX lookups and for the addresses
+	// of MX hosts and smarthosts: IP addresses, with a port if not 53
+	// ("10.0.0.2", "10.0.0.2:5353", "[2001:db8::53]:53"). Default: the
+	// system's.
 	DNSServers []DNSServer `yaml:"dns_servers"`
 }
 

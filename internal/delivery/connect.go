@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 
 	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/queue"
@@ -25,7 +26,16 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 	if len(targets) == 0 {
 		return nil, "", queue.Outcome{Reply: reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 0}, Text: "no host to connect to"}}
 	}
-	for i, t := range targets {
+	// A smarthost's name is resolved when its turn comes, as Go's dialer
+	// did: a slow lookup of the second smarthost must not hold up the
+	// first. The caller's list stays as it is, to be resolved anew on
+	// its next use.
+	targets = slices.Clone(targets)
+	for i := 0; i < len(targets); i++ {
+		if targets[i].resolve {
+			targets = slices.Replace(targets, i, i+1, d.addresses(ctx, d.dnsServers(), targets[i], "smarthost")...)
+		}
+		t := targets[i]
 		var c *smtpclient.Client
 		err := t.err
 		if err == nil {
@@ -37,13 +47,18 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 			d.log.Warn("STARTTLS failed; delivering without TLS as the connector allows", "queue", hop.Key, "host", t.String(), "err", errors.Unwrap(err))
 			c, err = d.open(ctx, hop.Connector, t, config.SendTLSNone)
 		}
-		h := d.host(t.addr)
+		h, sh := d.health(t)
 		if err != nil {
 			last = queue.Outcome{Reply: failureReply(err, t, hop.Connector)}
 			if isSMTP(err) {
 				last.Host = t.String() // the upstream answered: "host said: ..."
 			}
 			h.failed(last.Reply.Error())
+			if sh != nil && (i == len(targets)-1 || targets[i+1].smarthost != t.smarthost) {
+				// None of the smarthost's addresses took the session:
+				// the smarthost failed, the last of them saying how.
+				sh.failed(said(last))
+			}
 			// The last host's failure is the hop's, which the queue logs
 			// as it goes into Retry.
 			if i < len(targets)-1 {
@@ -52,6 +67,9 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 			continue
 		}
 		h.ok()
+		if sh != nil {
+			sh.ok()
+		}
 		return c, describeHost(t, c), last
 	}
 	return nil, "", last
@@ -68,12 +86,10 @@ func (e tlsFallback) Unwrap() error        { return e.cause }
 
 // open makes one session to one host, ready for MAIL.
 func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target, mode config.SendTLSMode) (*smtpclient.Client, error) {
-	// MX targets are addresses already; a smarthost's name is resolved
-	// by the same servers as MX records (node.dns_servers), not the
-	// system's.
+	// t.addr is an address: names were resolved through node.dns_servers
+	// (see targets and connect).
 	hook, end := d.transcript(sc, t.addr)
-	opts := smtpclient.Options{LocalName: sc.HELO, Dialer: &net.Dialer{Timeout: sc.ConnectTimeout.D(), Resolver: d.resolver()},
-		Transcript: hook}
+	opts := smtpclient.Options{LocalName: sc.HELO, Dialer: &net.Dialer{Timeout: sc.ConnectTimeout.D()}, Transcript: hook}
 	tcfg := sc.TLSConfig().Clone()
 	tcfg.ServerName = t.name
 	if sc.TLS.ServerName != "" {
@@ -180,6 +196,15 @@ func closedText(host string, ce *smtpclient.ConnError) string {
 		return fmt.Sprintf("%s closed the connection before its greeting: it may not accept connections from this server's address, or be at its connection limit", host)
 	}
 	return fmt.Sprintf("%s closed the connection during %s", host, ce.Command)
+}
+
+// said is o as a last error: "host said: reply" when the upstream
+// replied, as the queue writes it.
+func said(o queue.Outcome) string {
+	if o.Host != "" {
+		return o.Host + " said: " + o.Reply.Error()
+	}
+	return o.Reply.Error()
 }
 
 // isSMTP reports whether err carries a reply the upstream sent.

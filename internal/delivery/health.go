@@ -9,8 +9,13 @@ import (
 // HostHealth is what Sluice has seen of one upstream host: the smarthost
 // order prefers hosts that answer, and health rules and the admin API show
 // which ones do not.
+//
+// Host is a smarthost as configured (host:port), which fails when none of
+// its addresses takes a session, or an address dialled (ip:port): an MX
+// host's, or a smarthost's given by name, which Smarthost then names.
 type HostHealth struct {
 	Host        string    `json:"host"`
+	Smarthost   string    `json:"smarthost,omitempty"` // guarded by Deliverer.mu
 	Failures    int       `json:"consecutive_failures"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastFailure time.Time `json:"last_failure,omitzero"`
@@ -28,6 +33,20 @@ func (d *Deliverer) host(addr string) *HostHealth {
 		d.hosts[addr] = h
 	}
 	return h
+}
+
+// health returns the health of t's address and, when t is an address
+// of a smarthost given by name, of that smarthost (else nil): for an
+// address literal or a name that did not resolve the two are one.
+func (d *Deliverer) health(t target) (addr, smarthost *HostHealth) {
+	addr = d.host(t.addr)
+	if t.smarthost == "" || t.smarthost == t.addr {
+		return addr, nil
+	}
+	d.mu.Lock()
+	addr.Smarthost = t.smarthost
+	d.mu.Unlock()
+	return addr, d.host(t.smarthost)
 }
 
 func (h *HostHealth) failed(err string) {
@@ -63,7 +82,7 @@ func (d *Deliverer) Hosts() []HostHealth {
 	out := make([]HostHealth, 0, len(d.hosts))
 	for _, h := range d.hosts {
 		h.mu.Lock()
-		out = append(out, HostHealth{Host: h.Host, Failures: h.Failures, LastError: h.LastError, LastFailure: h.LastFailure, LastSuccess: h.LastSuccess})
+		out = append(out, HostHealth{Host: h.Host, Smarthost: h.Smarthost, Failures: h.Failures, LastError: h.LastError, LastFailure: h.LastFailure, LastSuccess: h.LastSuccess})
 		h.mu.Unlock()
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Host < out[j].Host })

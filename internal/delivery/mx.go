@@ -3,11 +3,11 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sort"
 	"strings"
-	"sync/atomic"
 
 	"golang.org/x/net/idna"
 
@@ -132,31 +132,41 @@ func ask[T any](ctx context.Context, servers []dnsServer, q func(*net.Resolver) 
 	return nil, last
 }
 
-// resolver resolves the names of hosts to connect to: node.dns_servers,
-// one after the other as each query goes on to its next try, else the
-// system's.
-func (d *Deliverer) resolver() *net.Resolver {
-	servers := d.cfg.Load().Node.DNSServers
-	if len(servers) == 0 {
-		return net.DefaultResolver
-	}
-	var next atomic.Uint32
-	return &net.Resolver{
-		PreferGo: true,
-		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			s := servers[int(next.Add(1)-1)%len(servers)]
-			return (&net.Dialer{}).DialContext(ctx, network, s.String())
-		},
-	}
-}
-
-// maxAddrsPerHost caps the addresses of one MX host tried in one attempt,
-// as Postfix's smtp_mx_address_limit caps those of the whole attempt: a
-// host with twenty addresses that all time out would otherwise hold the
-// attempt for twenty connect timeouts before the next host is tried.
+// maxAddrsPerHost caps the addresses of one MX host or smarthost tried in
+// one attempt, as Postfix's smtp_mx_address_limit caps those of the whole
+// attempt: a host with twenty addresses that all time out would otherwise
+// hold the attempt for twenty connect timeouts before the next host is
+// tried.
 const maxAddrsPerHost = 3
 
-// hostAddrs resolves an MX host to the addresses to try, asking the same
+// addresses resolves the name of t (an MX host or a smarthost, kind
+// says which, on the port of t.addr) into a target per address: those
+// that failed a moment ago after the host's others (and, past the cap,
+// out of this attempt). A host without an address for now is that host
+// failing, never the domain nor the connector: t with the error, so
+// that the next host is tried.
+func (d *Deliverer) addresses(ctx context.Context, servers []dnsServer, t target, kind string) []target {
+	t.resolve = false
+	addrs, err := hostAddrs(ctx, servers, t.name)
+	if err != nil {
+		t.err = reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 3},
+			Text: fmt.Sprintf("DNS lookup of the address of %s %s failed: %v", kind, t.name, err)}
+		return []target{t}
+	}
+	_, port, _ := net.SplitHostPort(t.addr)
+	hostPorts := make([]string, len(addrs))
+	for i, a := range addrs {
+		hostPorts[i] = net.JoinHostPort(a.String(), port)
+	}
+	out := make([]target, 0, maxAddrsPerHost)
+	for _, a := range d.order(hostPorts)[:min(len(hostPorts), maxAddrsPerHost)] {
+		t.addr = a
+		out = append(out, t)
+	}
+	return out
+}
+
+// hostAddrs resolves a host to the addresses to try, asking the same
 // servers as the MX lookup. Go's dialer, given the name, goes on to the
 // next address only when a TCP connect fails, so an address that
 // answers 421 or drops the connection hid the host's others; RFC 5321

@@ -309,9 +309,15 @@ func (d *Deliverer) logOutcome(hop route.Hop, host string, l *queue.Lease, outs 
 
 // target is one host to try, with the name its certificate must carry.
 type target struct {
-	addr string // host:port to dial; an MX host's is one of its addresses
+	addr string // host:port to dial; an MX host's or a smarthost's is one of its addresses
 	name string // host name for TLS verification and logs
 	err  error  // why there is nothing to dial (its name did not resolve)
+	// smarthost is the smarthost this target is, or is an address of,
+	// as configured (host:port); "" for an MX host.
+	smarthost string
+	// resolve marks a smarthost given by name, to be resolved into
+	// its addresses when its turn comes (see connect).
+	resolve bool
 }
 
 // String is "name [ip:port]" for an address of a named host, for logs
@@ -331,15 +337,19 @@ func (t target) String() string {
 func (d *Deliverer) targets(ctx context.Context, hop route.Hop) ([]target, *reply.Reply, error) {
 	sc := hop.Connector
 	if len(sc.Smarthosts) > 0 {
-		addrs := make([]string, len(sc.Smarthosts))
+		keys := make([]string, len(sc.Smarthosts))
 		names := map[string]string{}
 		for i, s := range sc.Smarthosts {
-			addrs[i] = net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
-			names[addrs[i]] = s.Host
+			keys[i] = net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
+			names[keys[i]] = s.Host
 		}
+		// A smarthost that failed lately (all its addresses) goes
+		// after the others; one given by name becomes its addresses in
+		// its place, as an MX host does.
 		var out []target
-		for _, a := range d.order(addrs) {
-			out = append(out, target{addr: a, name: names[a]})
+		for _, k := range d.order(keys) {
+			_, err := netip.ParseAddr(names[k])
+			out = append(out, target{addr: k, name: names[k], smarthost: k, resolve: err != nil})
 		}
 		return out, nil, nil
 	}
@@ -352,25 +362,8 @@ func (d *Deliverer) targets(ctx context.Context, hop route.Hop) ([]target, *repl
 	servers := d.dnsServers()
 	port := strconv.Itoa(sc.Port)
 	var out []target
-	for _, h := range hosts {
-		addrs, err := hostAddrs(ctx, servers, h)
-		if err != nil {
-			// A host without an address for now is that host failing,
-			// never the domain: the next MX host may have one.
-			out = append(out, target{addr: net.JoinHostPort(h, port), name: h, err: reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 3},
-				Text: fmt.Sprintf("DNS lookup of the address of MX host %s failed: %v", h, err)}})
-			continue
-		}
-		hostPorts := make([]string, len(addrs))
-		for i, a := range addrs {
-			hostPorts[i] = net.JoinHostPort(a.String(), port)
-		}
-		// An address that failed a moment ago goes after the host's
-		// others (and, past the cap, out of this attempt); the MX
-		// preference order between hosts stays as it is.
-		for _, a := range d.order(hostPorts)[:min(len(hostPorts), maxAddrsPerHost)] {
-			out = append(out, target{addr: a, name: h})
-		}
+	for _, h := range hosts { // the MX preference order between hosts stays
+		out = append(out, d.addresses(ctx, servers, target{addr: net.JoinHostPort(h, port), name: h}, "MX host")...)
 	}
 	return out, nil, nil
 }
