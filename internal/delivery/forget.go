@@ -22,7 +22,12 @@ import (
 //     addresses, smarthosts removed in a reload), unless they failed
 //     recently enough to be tried after the others (down): an MX host's
 //     addresses are put in order by it too, and an entry lives at most
-//     the 5 minutes of down after its last failure;
+//     the 5 minutes of down after its last failure. An address of a
+//     smarthost of cfg that is failing is kept for failingAddrKept after
+//     its last failure: its failures then add up, so that it is tried
+//     ever less often (down) and health can tell one that keeps failing
+//     from a blip, while the addresses a name like smtp.office365.com
+//     moves through do not pile up;
 //   - the token sources of connectors that cfg no longer has, or that no
 //     longer log in with XOAUTH2.
 func (d *Deliverer) prune(cfg *config.Config, now time.Time) {
@@ -43,7 +48,7 @@ func (d *Deliverer) prune(cfg *config.Config, now time.Time) {
 		}
 	}
 	for addr, h := range d.hosts {
-		if !smarthosts[addr] && !h.down(now) {
+		if !smarthosts[addr] && !h.down(now) && !(smarthosts[h.Smarthost] && h.failedWithin(now, failingAddrKept)) {
 			delete(d.hosts, addr)
 		}
 	}
@@ -53,6 +58,10 @@ func (d *Deliverer) prune(cfg *config.Config, now time.Time) {
 		}
 	}
 }
+
+// failingAddrKept is how long the health of a smarthost's address that
+// is failing is kept after its last failure.
+const failingAddrKept = time.Hour
 
 // passed reports whether the limiter's next slot is not in the future.
 func (l *limiter) passed(now time.Time) bool {

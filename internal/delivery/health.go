@@ -75,6 +75,14 @@ func (h *HostHealth) down(now time.Time) bool {
 	return now.Sub(h.LastFailure) < wait
 }
 
+// failedWithin reports whether the host's last attempt failed, less
+// than d before now.
+func (h *HostHealth) failedWithin(now time.Time, d time.Duration) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.Failures > 0 && now.Sub(h.LastFailure) < d
+}
+
 // Hosts returns a snapshot of every upstream host's health.
 func (d *Deliverer) Hosts() []HostHealth {
 	d.mu.Lock()
