@@ -28,8 +28,11 @@ func seenKey(connector, reply string) string { return connector + "\x00" + reply
 // upstreams looks at the configured smarthosts' last failures
 // (delivery.HostHealth): a refusal of Sluice's credentials is UPSTREAM-AUTH
 // at once; a host failing repeatedly while others of its connector work is
-// UPSTREAM-DOWN (when none works, the queue rule HOP-FAILING says so).
-// Hosts that are no connector's smarthost (MX hosts) are left to the queues.
+// UPSTREAM-DOWN (when none works, the queue rule HOP-FAILING says so). A
+// smarthost given by name fails when all its addresses do; one address
+// failing among working ones is an info (addressDown). Hosts that are no
+// connector's smarthost nor one's address (MX hosts) are left to the
+// queues.
 func upstreams(c *config.Config, hosts []delivery.HostHealth, now time.Time) upstreamResult {
 	res := upstreamResult{seen: map[string]bool{}}
 	failing := map[string]bool{}
@@ -43,12 +46,17 @@ func upstreams(c *config.Config, hosts []delivery.HostHealth, now time.Time) ups
 		}
 		sc := smarthostOf(c, h.Host)
 		if sc == nil {
+			if f, ok := addressDown(c, h, failing, now); ok {
+				res.findings = append(res.findings, f)
+			}
 			continue
 		}
 		subject := "send connector " + sc.Name + ", smarthost " + h.Host
 		if f, ok := authFinding(subject, h.LastError, sc); ok {
 			res.findings = append(res.findings, f)
-			res.seen[seenKey(sc.Name, h.LastError)] = true
+			// A smarthost's last error names the address that refused,
+			// as the queue's does: "host [ip:port] said: ...".
+			res.seen[seenKey(sc.Name, afterSaid(h.LastError))] = true
 			continue
 		}
 		if h.Failures >= upstreamDownAfter && anyWorking(sc, failing) {
@@ -58,6 +66,25 @@ func upstreams(c *config.Config, hosts []delivery.HostHealth, now time.Time) ups
 		}
 	}
 	return res
+}
+
+// addressDown reports an address of a smarthost given by name (h) that
+// keeps failing while the smarthost works, its other addresses taking
+// the mail. Info, not a warning: mail flows, and a name such as
+// smtp.office365.com has addresses that are no admin's to mend; but an
+// Exchange DAG's name with a dead node's address in it has less failover
+// than it seems, and each session may try that address first.
+func addressDown(c *config.Config, h *delivery.HostHealth, failing map[string]bool, now time.Time) (Finding, bool) {
+	sc := smarthostOf(c, h.Smarthost)
+	if h.Smarthost == "" || sc == nil || failing[h.Smarthost] || h.Failures < upstreamDownAfter {
+		return Finding{}, false
+	}
+	name, _, _ := net.SplitHostPort(h.Smarthost)
+	ip, _, _ := net.SplitHostPort(h.Host)
+	return Finding{Rule: RuleUpstreamDown, Severity: Info, Subject: "send connector " + sc.Name + ", smarthost " + h.Smarthost,
+		Problem: fmt.Sprintf("address %s failed %d times in a row, last %s ago: %s; the smarthost's other addresses take the mail",
+			h.Host, h.Failures, ago(now, h.LastFailure), h.LastError),
+		Fix: failingFix(h.LastError, "") + "; if " + ip + " no longer serves " + name + ", take it out of the name's DNS records"}, true
 }
 
 // smarthostOf finds the send connector that lists addr ("host:port", as

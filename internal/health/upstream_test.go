@@ -105,6 +105,13 @@ func TestUpstreamHosts(t *testing.T) {
 	failed := func(host string, n int, lastErr string) delivery.HostHealth {
 		return delivery.HostHealth{Host: host, Failures: n, LastError: lastErr, LastFailure: now.Add(-2 * time.Minute), LastSuccess: now.Add(-time.Hour)}
 	}
+	// addr is failed for an address of smarthost.
+	addr := func(host, smarthost string, n int, lastErr string) delivery.HostHealth {
+		return delivery.HostHealth{Host: host, Smarthost: smarthost, Failures: n, LastError: lastErr, LastFailure: now.Add(-2 * time.Minute), LastSuccess: now.Add(-time.Hour)}
+	}
+	working := func(host string) delivery.HostHealth {
+		return delivery.HostHealth{Host: host, LastSuccess: now.Add(-time.Minute)}
+	}
 	cases := []struct {
 		name  string
 		hosts []delivery.HostHealth
@@ -121,12 +128,34 @@ func TestUpstreamHosts(t *testing.T) {
 		{"one of two smarthosts failed twice", []delivery.HostHealth{failed("exch2.contoso.com:25", 2, "451 4.4.1 cannot connect")}, health.RuleUpstreamDown, ""},
 		{"the only smarthost down is the queue's business", []delivery.HostHealth{failed("smtp.office365.com:587", 9, "451 4.4.1 cannot connect")}, health.RuleUpstreamDown, ""},
 		{"an MX host is not a smarthost", []delivery.HostHealth{failed("mx.fabrikam.example:25", 9, "451 4.4.1 cannot connect")}, health.RuleUpstreamDown, ""},
+		// A smarthost given by name is tried address by address; it
+		// fails when all its addresses do, and says which failed last.
+		{"one of two smarthosts down, all its addresses", []delivery.HostHealth{
+			failed("exch2.contoso.com:25", 5, "exch2.contoso.com [10.0.0.6:25] said: 421 4.3.2 busy"),
+			addr("10.0.0.6:25", "exch2.contoso.com:25", 5, "421 4.3.2 busy"),
+			addr("10.0.0.7:25", "exch2.contoso.com:25", 5, "421 4.3.2 busy")},
+			health.RuleUpstreamDown, "warning: failed 5 times in a row, last 2m ago: exch2.contoso.com [10.0.0.6:25] said: 421 4.3.2 busy"},
+		// One address of a smarthost whose others take the mail: said,
+		// as the smarthost has less failover than it seems, but no more
+		// than info (a name like smtp.office365.com has many addresses,
+		// none of them the admin's).
+		{"one address of a working smarthost keeps failing", []delivery.HostHealth{
+			working("exch2.contoso.com:25"), addr("10.0.0.6:25", "exch2.contoso.com:25", 3, "451 4.4.1 cannot connect to exch2.contoso.com [10.0.0.6:25]: connection refused")},
+			health.RuleUpstreamDown, "info: address 10.0.0.6:25 failed 3 times in a row, last 2m ago: 451 4.4.1 cannot connect to exch2.contoso.com [10.0.0.6:25]: connection refused; the smarthost's other addresses take the mail"},
+		{"one address of a working smarthost failed twice", []delivery.HostHealth{
+			working("exch2.contoso.com:25"), addr("10.0.0.6:25", "exch2.contoso.com:25", 2, "451 4.4.1 cannot connect")},
+			health.RuleUpstreamDown, ""},
+		{"an address of a failing smarthost is the smarthost's business", []delivery.HostHealth{
+			failed("smtp.office365.com:587", 4, "smtp.office365.com [52.96.0.7:587] said: 421 4.3.2 busy"),
+			addr("52.96.0.7:587", "smtp.office365.com:587", 4, "421 4.3.2 busy")},
+			health.RuleUpstreamDown, ""},
+		{"an address of an MX host is not a smarthost's", []delivery.HostHealth{failed("192.0.2.25:25", 9, "451 4.4.1 cannot connect")}, health.RuleUpstreamDown, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			fs := check(t, withoutBasicAuthWarning(health.Evaluate(health.Input{Config: cfg, Hosts: c.hosts, Now: now})), c.rule, c.want)
-			if c.want != "" && !strings.HasPrefix(fs[0].Subject, "send connector ") {
-				t.Errorf("subject %q", fs[0].Subject)
+			if c.want != "" && (len(fs) != 1 || !strings.HasPrefix(fs[0].Subject, "send connector ")) {
+				t.Errorf("want one finding about a send connector: %+v", fs)
 			}
 		})
 	}
@@ -138,5 +167,15 @@ func TestUpstreamHosts(t *testing.T) {
 		Hosts: []delivery.HostHealth{failed("smtp.office365.com:587", 1, basicOff)}}), health.RuleUpstreamAuth)
 	if len(fs) != 1 || fs[0].Subject != "send connector Office 365, smarthost smtp.office365.com:587" {
 		t.Errorf("want the refusal once, about the smarthost; got %+v", fs)
+	}
+
+	// So with a smarthost given by name, whose last error names the
+	// address that refused, as the queue's does.
+	said := "smtp.office365.com [52.96.0.7:587] said: " + basicOff
+	qi.LastError = said
+	fs = only(health.Evaluate(health.Input{Config: cfg, Now: now, Queues: []queue.QueueInfo{qi},
+		Hosts: []delivery.HostHealth{failed("smtp.office365.com:587", 1, said), addr("52.96.0.7:587", "smtp.office365.com:587", 1, basicOff)}}), health.RuleUpstreamAuth)
+	if len(fs) != 1 || fs[0].Subject != "send connector Office 365, smarthost smtp.office365.com:587" || !strings.Contains(fs[0].Problem, said) {
+		t.Errorf("want the refusal once, about the smarthost, naming the address; got %+v", fs)
 	}
 }
