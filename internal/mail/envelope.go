@@ -71,4 +71,7 @@ type Envelope struct {
 	// (sluice test send --via); empty: the recipients' address spaces
 	// decide.
 	Via string `json:",omitempty"`
+	// About is, on a delivery status notification, the id of the message
+	// it reports on: tracking links the notice's story to that message's.
+	About ID `json:",omitempty"`
 }

@@ -107,6 +107,7 @@ func (q *Queue) notify(ctx context.Context, m *Message, recips []dsn.Recipient, 
 		SMTPUTF8:  m.Env.SMTPUTF8,
 		Received:  now,
 		Origin:    mail.Origin{Connector: "(delivery status notification)"},
+		About:     m.ID,
 	}
 	if err := q.Put(ctx, env, bytes.NewReader(body)); err != nil {
 		return err

@@ -207,3 +207,38 @@ func TestReturnFull(t *testing.T) {
 		})
 	}
 }
+
+// A notice's own events name the message it is about (related), as that
+// message's DSN event names the notice: tracking links the two stories
+// from either side. The link is kept with the queued notice, so its
+// delivery after a restart still names the message.
+func TestNoticeEventsNameTheMessage(t *testing.T) {
+	f := newFixture(t, "")
+	ctx := context.Background()
+	env := f.put(t, "app@contoso.com", "carol@fabrikam.example")
+	f.q.Done(ctx, f.q.Lease("Internet/fabrikam.example"), []queue.Outcome{fail("550 5.1.1 carol: no such user")})
+	f.store.Close()
+	f.open(t)
+	f.q.Done(ctx, f.q.Lease("Exchange"), []queue.Outcome{ok()})
+	f.track.Flush()
+	evs, err := tracking.Search(f.dir+"/track", tracking.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notice mail.ID
+	for _, e := range evs {
+		if e.ID == env.ID && e.Event == tracking.EventDSN {
+			notice = e.Related
+		}
+	}
+	var got []string
+	for _, e := range evs {
+		if e.ID == notice {
+			got = append(got, string(e.Event)+" about "+string(e.Related))
+		}
+	}
+	want := []string{"SUBMIT about " + string(env.ID), "SEND about " + string(env.ID)}
+	if notice == "" || !slices.Equal(got, want) {
+		t.Errorf("notice %s: events %q; want %q", notice, got, want)
+	}
+}

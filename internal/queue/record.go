@@ -78,6 +78,10 @@ func appendRecord(dst []byte, r *record) (_ []byte, ok bool) {
 		dst = append(dst, `,"Via":`...)
 		dst = jsonw.String(dst, e.Via)
 	}
+	if e.About != "" {
+		dst = append(dst, `,"About":`...)
+		dst = jsonw.String(dst, string(e.About))
+	}
 	dst = append(dst, `},"rcpts":`...)
 	if r.Rcpts == nil {
 		return append(dst, "null}"...), true

@@ -40,7 +40,7 @@ func TestAppendRecordMatchesJSON(t *testing.T) {
 		SMTPUTF8: true, Body: mail.Body8BitMIME, Size: 48213, Received: at,
 		Origin: mail.Origin{Connector: "Apps", ClientIP: netip.MustParseAddr("2001:db8::5"), ClientHelo: "erp01",
 			AuthUser: "erp", TLS: "TLS1.3 TLS_AES_128_GCM_SHA256", Session: "06h0s7sbfk004of0"},
-		MessageID: "<inv-1042@erp.contoso.com>", Via: "Exchange",
+		MessageID: "<inv-1042@erp.contoso.com>", Via: "Exchange", About: "0ab1cdef2345abcd",
 	}, Rcpts: []Rcpt{
 		{Recipient: mail.Recipient{Addr: "bob@fabrikam.com", Notify: mail.NotifySuccess | mail.NotifyDelay, ORcpt: "rfc822;bob@fabrikam.com"},
 			Status: StatusQueued, Attempts: 3, LastError: "451 4.4.1 <refused> & \"done\"\r\n\tnext", LastAttempt: at,
@@ -51,7 +51,7 @@ func TestAppendRecordMatchesJSON(t *testing.T) {
 	checkRecord(t, &record{})
 	withRcpts := full
 	withRcpts.Env.Rcpts = []mail.Recipient{{Addr: "a@b.example", Notify: mail.NotifyNever}, {}}
-	withRcpts.Env.Via = ""
+	withRcpts.Env.Via, withRcpts.Env.About = "", ""
 	withRcpts.Rcpts = []Rcpt{}
 	checkRecord(t, &withRcpts)
 	zoned := full

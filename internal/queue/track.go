@@ -14,7 +14,9 @@ const (
 	sourceDelivery = "DELIVERY"
 )
 
-// event starts a tracking record about m.
+// event starts a tracking record about m. A notice's records are related
+// to the message it is about, so that a search finds the one from the
+// other (and its DSN record, related to the notice, names it).
 func event(ev tracking.EventType, source string, m *Message) tracking.Event {
 	return tracking.Event{
 		Event:     ev,
@@ -23,6 +25,7 @@ func event(ev tracking.EventType, source string, m *Message) tracking.Event {
 		MessageID: m.Env.MessageID,
 		Sender:    m.Env.From.String(),
 		Size:      m.Size,
+		Related:   m.Env.About,
 	}
 }
 
