@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,6 +95,9 @@ func follow(e *env, c *apiClient, sent admin.TestSent, rcpts int, wait time.Dura
 			// no event at all means no tracking log is kept.
 			return followQueue(e, c, sent, wait, deadline, say)
 		}
+		// The search gives the story of a notice the message brought
+		// about too: a notice is found with the message it is about.
+		events = slices.DeleteFunc(events, func(ev tracking.Event) bool { return ev.ID != sent.ID })
 		for _, ev := range events[min(seen, len(events)):] {
 			printEvent(e.stdout, ev, asJSON)
 			switch ev.Event {

@@ -11,6 +11,7 @@ import (
 	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/delivery"
 	"github.com/sluice-relay/sluice/internal/queue"
+	"github.com/sluice-relay/sluice/internal/smtptest"
 	"github.com/sluice-relay/sluice/internal/store/sqlite"
 	"github.com/sluice-relay/sluice/internal/testport"
 	"github.com/sluice-relay/sluice/internal/tracking"
@@ -101,5 +102,39 @@ logs: {tracking: {enabled: %v}}
 				t.Errorf("test send to a dead smarthost, tracking %v = %d; want exit 1, still queued and %q\n%s%s", tracking, code, want, out, errs)
 			}
 		})
+	}
+}
+
+// test send follows its own message: the notice a refused recipient
+// brings about is found with it in the tracking log, and its delivery
+// to the sender is not the test message's. Before, the notice's SEND
+// counted as a second recipient delivered.
+func TestTestSendIgnoresTheNotice(t *testing.T) {
+	t.Setenv("SLUICE_ADMIN", "")
+	t.Setenv("SLUICE_ADMIN_TOKEN", "")
+	up := smtptest.NewServer(t, smtptest.Options{Replies: map[string]string{
+		"gone@fabrikam.com": "550 5.1.1 User unknown",
+		"slow@fabrikam.com": "451 4.2.0 try later",
+	}})
+	dir := t.TempDir()
+	path := writeFile(t, dir, "sluice.yaml", fmt.Sprintf(`node: {hostname: relay.test, data_dir: %s}
+receive_connectors:
+  - {name: Default, bindings: ["127.0.0.1:%d"], remote_ip_ranges: [127.0.0.0/8], permissions: [anonymous, relay]}
+send_connectors:
+  - {name: Fabrikam, address_spaces: [fabrikam.com], delivery: smarthost, smarthosts: ["%s"], tls: {mode: none}}
+  - {name: Drop, address_spaces: ["*"], delivery: directory, directory: drop}
+admin: {listen: "127.0.0.1:%d"}
+`, dir, testport.Free(t), up.Addr(), testport.Free(t)))
+	startSluice(t, path)
+
+	out, errs, code := run(t, "", "test", "send", "-config", path, "--from", "admin@contoso.com",
+		"--to", "gone@fabrikam.com,slow@fabrikam.com", "--wait", "3s")
+	if code != ExitFailure || !strings.Contains(out, "still not delivered") || !strings.Contains(out, "failure notice to admin@contoso.com") {
+		t.Errorf("test send with one recipient refused, one deferred = %d; want exit 1, still not delivered, and the DSN\n%s%s", code, out, errs)
+	}
+	for line := range strings.Lines(out) {
+		if strings.Contains(line, "admin@contoso.com") && !strings.Contains(line, "failure notice to admin@contoso.com") {
+			t.Errorf("the notice's own story in test send's output: %s", line)
+		}
 	}
 }

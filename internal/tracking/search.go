@@ -12,9 +12,11 @@ import (
 
 // Query selects events. Empty fields match everything. A match on sender,
 // recipient or message id selects whole messages: every event of each
-// message found is returned, so the result is each message's story.
+// message found is returned, so the result is each message's story. A
+// notice (a DSN, itself a message) and the message it is about are
+// found together: finding either gives both stories.
 type Query struct {
-	Sender    string    // envelope sender, case-insensitive
+	Sender    string    // envelope sender, case-insensitive; "<>" or MAILER-DAEMON: the null sender of notices
 	Recipient string    // a recipient, case-insensitive
 	MessageID string    // the Message-ID header (with or without <>) or Sluice's id
 	Event     EventType // only this kind of event
@@ -30,21 +32,37 @@ const DefaultLimit = 10000
 // in time order, at most q.Limit of them (the earliest).
 //
 // It reads the files twice when the query names a sender, recipient or
-// message id: once for the messages that match, once for the rest of
-// their stories (the events that do not carry the address, and the DSN
-// event that names a bounce through its related id). It is built for
-// logs of millions of records:
+// message id: once for the events that match, which give the messages
+// sought (the event's own id, and its related id: the notice a DSN event
+// names, the message a notice's event is about), once for the whole
+// stories of those messages and of the notices about them (which are
+// related to them). A third time only for the notices Sluice recorded
+// before their events named the message they are about: that message's
+// DSN event leads to the rest of its story. It is built for logs of
+// millions of records:
 //   - files outside [Since, Until] are not opened, and the days are read
 //     in parallel, one goroutine per CPU;
 //   - a query's addresses are found with one case-insensitive byte search
 //     over each megabyte of the file, not per line, and only the lines
 //     found are decoded;
-//   - the second pass looks up each line's message id in a set;
+//   - the second pass looks up each line's id (and its rare related id)
+//     in a set, even for one message: that costs less than searching
+//     the blocks for an id, since the ids of a day share their first
+//     characters (the time they were made), and it stays so for the two
+//     ids of a message and its notice;
 //   - a query without addresses stops reading once the days it has read
 //     hold Limit events: later days only hold later events.
+//
+// In memory it holds the ids of the messages found and, per day read,
+// at most twice Limit events, however large the files.
 func Search(dir string, q Query) ([]Event, error) {
 	if q.Limit <= 0 {
 		q.Limit = DefaultLimit
+	}
+	if strings.EqualFold(q.Sender, "MAILER-DAEMON") {
+		// How mail systems name the null sender; no envelope sender
+		// is a bare local part but postmaster (mail.ParseMailbox).
+		q.Sender = mail.Null.String()
 	}
 	names := window(files(dir), q.Since, q.Until)
 	pf := q.prefilter()
@@ -53,6 +71,49 @@ func Search(dir string, q Query) ([]Event, error) {
 		return collect(dir, names, q, pf, q.matches)
 	}
 	// Pass 1: the messages that match, and refusals (no message id) as is.
+	sought, out, err := find(dir, names, q, pf)
+	if err != nil {
+		return nil, err
+	}
+	if len(sought) == 0 {
+		return out.events(), nil
+	}
+	// Pass 2: the whole story of each message found, and of the notices
+	// about them, which are related to them.
+	evs, err := q.stories(dir, names, sought, func(e *Event) bool {
+		return sought[string(e.ID)] || sought[string(e.Related)]
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Pass 3, only for notices Sluice recorded before their events named
+	// the message they are about: that message came in by its DSN event
+	// naming a notice found, alone; read the rest of its story.
+	older := map[string]bool{}
+	for _, e := range evs {
+		if e.Event == EventDSN && !sought[string(e.ID)] && sought[string(e.Related)] {
+			older[string(e.ID)] = true
+		}
+	}
+	if len(older) > 0 {
+		rest, err := q.stories(dir, names, older, func(e *Event) bool {
+			return older[string(e.ID)] && !sought[string(e.Related)] // its DSN events are in evs
+		})
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, rest...)
+	}
+	for _, e := range evs {
+		out.add(e)
+	}
+	return out.events(), nil
+}
+
+// find is the first pass: the ids of the messages with an event q
+// matches and the ids related to those events, and the earliest
+// refusals (events without a message) q matches.
+func find(dir string, names []string, q Query, pf prefilter) (map[string]bool, *earliest, error) {
 	ids := make([]map[mail.ID]bool, len(names))
 	refusals := make([]*earliest, len(names))
 	for i := range names {
@@ -60,7 +121,10 @@ func Search(dir string, q Query) ([]Event, error) {
 	}
 	err := scan(dir, names, scanSpec{pf: q.windowed(pf), visit: func(i int, line []byte) {
 		if ids[i][mail.ID(field(line, msgKey))] {
-			return // a message already found: a busy sender's mail is mostly this
+			// A message already found: a busy sender's mail is mostly
+			// this. Its notices are related to it, so the second pass
+			// finds them without the related id of its DSN events.
+			return
 		}
 		var e Event
 		switch {
@@ -69,10 +133,13 @@ func Search(dir string, q Query) ([]Event, error) {
 			refusals[i].add(e)
 		default:
 			ids[i][e.ID] = true
+			if e.Related != "" {
+				ids[i][e.Related] = true
+			}
 		}
 	}})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	all := map[string]bool{}
 	for _, m := range ids {
@@ -84,30 +151,19 @@ func Search(dir string, q Query) ([]Event, error) {
 	for _, r := range refusals {
 		out.merge(r)
 	}
-	if len(all) > 0 {
-		// Pass 2: the whole story of each message found.
-		pf2 := prefilter{ids: all}
-		if len(all) == 1 {
-			// One message (a search by message id): search the blocks
-			// for its id rather than look at every line's.
-			for id := range all {
-				pf2.exact = append(pf2.exact, []byte(`"`+id+`"`))
-			}
-		}
-		if q.Event != "" {
-			pf2.exact = append(pf2.exact, eventKey(q.Event))
-		}
-		stories, err := collect(dir, names, q, pf2, func(e *Event) bool {
-			return (all[string(e.ID)] || all[string(e.Related)]) && q.inWindow(e) && (q.Event == "" || e.Event == q.Event)
-		})
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range stories {
-			out.add(e)
-		}
+	return all, out, nil
+}
+
+// stories returns the earliest events in q's window (and of its kind)
+// whose own or related id is one of ids and that of keeps.
+func (q Query) stories(dir string, names []string, ids map[string]bool, of func(*Event) bool) ([]Event, error) {
+	pf := prefilter{ids: ids}
+	if q.Event != "" {
+		pf.exact = append(pf.exact, eventKey(q.Event))
 	}
-	return out.events(), nil
+	return collect(dir, names, q, pf, func(e *Event) bool {
+		return of(e) && q.inWindow(e) && (q.Event == "" || e.Event == q.Event)
+	})
 }
 
 // collect returns the earliest Limit events of the files that pass pf

@@ -30,6 +30,8 @@ func BenchmarkSearch(b *testing.B) {
 		{"recipient", Query{Recipient: "user12345@fabrikam.com"}, g.byRecipient},
 		{"message-id", Query{MessageID: g.messageID}, g.story},
 		{"sluice-id", Query{MessageID: string(g.id)}, g.story},
+		{"bounced-message-id", Query{MessageID: g.bouncedID}, g.bounced},
+		{"notice-message-id", Query{MessageID: g.noticeID}, g.bounced},
 		{"no-match", Query{Sender: "nobody@contoso.com"}, 0},
 		{"busy-sender", Query{Sender: "noreply@contoso.com"}, DefaultLimit},
 		{"last-hour", Query{Since: g.last.Add(-time.Hour)}, -1},
@@ -59,12 +61,15 @@ type generated struct {
 	size                         int64 // bytes written
 	messageID                    string
 	id                           mail.ID
+	bounced                      int    // events of a bounced message and its notice
+	bouncedID, noticeID          string // their Message-IDs
 	last                         time.Time
 }
 
 // generate writes records (more or less: whole messages) over days daily
 // files, in the stories Sluice writes: RECEIVE, SUBMIT, sometimes DEFER,
-// then SEND, or FAIL and a DSN. One sender in 5000, one recipient in
+// then SEND, or FAIL and a DSN, and the notice's SUBMIT and SEND. One
+// sender in 5000, one recipient in
 // 20000, except a tenth of the mail from one noreply address; a fifth
 // of the senders write their address in capitals.
 func generate(tb testing.TB, dir string, records, days int) generated {
@@ -118,17 +123,36 @@ func generate(tb testing.TB, dir string, records, days int) generated {
 			story = append(story, Event{Event: EventDefer, Source: "DELIVERY", Connector: "Exchange", NextHop: "Exchange",
 				Host: "exch1.contoso.com [10.0.0.9]", Reply: "451 4.4.1 cannot connect to exch1.contoso.com:25: connection refused"})
 		}
+		var notice []Event
 		if m%50 == 7 {
+			nid := mail.ID(fmt.Sprintf("0d%014d", m))
 			story = append(story,
 				Event{Event: EventFail, Source: "DELIVERY", Connector: "Exchange", NextHop: "Exchange",
 					Host: "exch2.contoso.com [10.0.0.10]", Reply: "550 5.1.1 User unknown"},
-				Event{Event: EventDSN, Source: "QUEUE", Related: mail.ID(fmt.Sprintf("0d%014d", m)), Reply: "failure"})
+				Event{Event: EventDSN, Source: "QUEUE", Related: nid, Reply: "failure notice to " + sender})
+			nb := Event{ID: nid, MessageID: "<" + string(nid) + "@relay.contoso.com>", Sender: "<>", Recipients: []string{sender},
+				Related: id, Size: 3072}
+			notice = []Event{
+				{Event: EventSubmit, Source: "QUEUE", Connector: "(delivery status notification)", NextHop: "Exchange"},
+				{Event: EventSend, Source: "DELIVERY", Connector: "Exchange", NextHop: "Exchange",
+					Host: "exch2.contoso.com [10.0.0.10]", Reply: "250 2.0.0 OK"},
+			}
+			for i := range notice {
+				notice[i].ID, notice[i].MessageID, notice[i].Sender = nb.ID, nb.MessageID, nb.Sender
+				notice[i].Recipients, notice[i].Related, notice[i].Size = nb.Recipients, nb.Related, nb.Size
+			}
+			if m == 123457 {
+				g.bouncedID, g.noticeID, g.bounced = mid, nb.MessageID, len(story)+len(notice)
+			}
 		} else {
 			story = append(story, Event{Event: EventSend, Source: "DELIVERY", Connector: "Exchange", NextHop: "Exchange",
 				Host: "exch2.contoso.com [10.0.0.10]", Reply: "250 2.0.0 OK"})
 		}
 		for _, e := range story {
 			e.ID, e.MessageID, e.Sender, e.Recipients, e.Size = base.ID, base.MessageID, base.Sender, base.Recipients, base.Size
+			write(e)
+		}
+		for _, e := range notice {
 			write(e)
 		}
 		if m%5000 == 1234 {

@@ -1,6 +1,7 @@
 package tracking
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,12 +63,16 @@ func newFixture(t *testing.T) fixture {
 	a := Event{ID: f.a, MessageID: "<X1@App.Contoso.com>", Sender: "App@Contoso.com"}
 	with := func(base Event, e Event) Event {
 		e.ID, e.MessageID, e.Sender = base.ID, base.MessageID, base.Sender
+		if e.Related == "" {
+			e.Related = base.Related
+		}
 		return e
 	}
 	both := []string{"bob@fabrikam.com", "gone@fabrikam.com"}
 	b := Event{ID: f.b, MessageID: "<y@other>", Sender: "other@contoso.com"}
 	c := Event{ID: f.c, MessageID: "<z@app>", Sender: "app@contoso.com"}
-	nb := Event{ID: f.nb, MessageID: "<bounce-1@relay.contoso.com>"}
+	// The bounce's events are related to a, as the queue writes them.
+	nb := Event{ID: f.nb, MessageID: "<bounce-1@relay.contoso.com>", Sender: "<>", Related: f.a}
 	write(t, f.dir,
 		with(a, Event{Time: f.at(1), Event: EventSubmit, Source: "QUEUE", Recipients: both, NextHop: "Exchange"}),
 		with(a, Event{Time: f.at(0), Event: EventReceive, Source: "SMTP", Recipients: both, Connector: "Apps", ClientIP: "10.0.0.5"}),
@@ -92,32 +97,40 @@ func newFixture(t *testing.T) fixture {
 
 func TestSearch(t *testing.T) {
 	f := newFixture(t)
-	const storyA = "RECEIVE a, SUBMIT a, DEFER a, SEND a, FAIL a, DSN a"
+	// a's story with its bounce's: a search that finds either shows both.
+	const storyA = "RECEIVE a, SUBMIT a, DEFER a, SEND a, FAIL a, SUBMIT bounce, DSN a, SEND bounce"
 	for _, tc := range []struct {
 		name string
 		q    Query
 		want string
 	}{
-		{"sender: a's and c's stories, and the refused relay",
-			Query{Sender: "app@contoso.com"}, "RECEIVE a, SUBMIT a, FAIL, DEFER a, SEND a, FAIL a, DSN a, RECEIVE c, SEND c"},
-		{"sender in another case", Query{Sender: "APP@CONTOSO.COM"}, "RECEIVE a, SUBMIT a, FAIL, DEFER a, SEND a, FAIL a, DSN a, RECEIVE c, SEND c"},
+		{"sender: a's and c's stories, a's bounce, and the refused relay",
+			Query{Sender: "app@contoso.com"}, "RECEIVE a, SUBMIT a, FAIL, DEFER a, SEND a, FAIL a, SUBMIT bounce, DSN a, RECEIVE c, SEND bounce, SEND c"},
+		{"sender in another case", Query{Sender: "APP@CONTOSO.COM"},
+			"RECEIVE a, SUBMIT a, FAIL, DEFER a, SEND a, FAIL a, SUBMIT bounce, DSN a, RECEIVE c, SEND bounce, SEND c"},
 		{"a recipient: the whole story, the other recipient's events too", Query{Recipient: "bob@fabrikam.com"}, storyA},
 		{"the failed recipient", Query{Recipient: "GONE@Fabrikam.com"}, storyA},
-		{"the bounce's recipient: the bounce's story and the DSN that names it",
-			Query{Recipient: "app@contoso.com"}, "SUBMIT bounce, DSN a, SEND bounce"},
+		{"the bounce's recipient: the bounce's story and the story of the message it is about",
+			Query{Recipient: "app@contoso.com"}, storyA},
+		{"the bounce's sender", Query{Sender: "<>"}, storyA},
+		{"the bounce's sender as MAILER-DAEMON", Query{Sender: "mailer-daemon"}, storyA},
 		{"Message-ID with <>", Query{MessageID: "<x1@app.contoso.com>"}, storyA},
 		{"Message-ID without <>", Query{MessageID: "X1@APP.CONTOSO.COM"}, storyA},
 		{"Sluice's id", Query{MessageID: string(f.a)}, storyA},
 		{"Sluice's id in capitals", Query{MessageID: strings.ToUpper(string(f.a))}, storyA},
-		{"the bounce's id", Query{MessageID: string(f.nb)}, "SUBMIT bounce, DSN a, SEND bounce"},
+		{"the bounce's id", Query{MessageID: string(f.nb)}, storyA},
+		{"the bounce's Message-ID", Query{MessageID: "<bounce-1@relay.contoso.com>"}, storyA},
+		{"the bounce's delivery alone in the window", Query{Recipient: "app@contoso.com", Since: f.at(16)}, "SEND bounce"},
+		{"the DSN alone in the window", Query{Recipient: "gone@fabrikam.com", Since: f.at(14), Until: f.at(14)}, "SUBMIT bounce, DSN a"},
 		{"sender and recipient", Query{Sender: "app@contoso.com", Recipient: "dave@fabrikam.com"}, "RECEIVE c, SEND c"},
 		{"sender and a recipient not theirs", Query{Sender: "other@contoso.com", Recipient: "bob@fabrikam.com"}, ""},
 		{"a part of an address is not the address", Query{Sender: "pp@contoso.com"}, ""},
 		{"no match", Query{Sender: "nobody@contoso.com"}, ""},
-		{"one kind of event of the messages found", Query{Sender: "app@contoso.com", Event: EventSend}, "SEND a, SEND c"},
+		{"one kind of event of the messages found", Query{Sender: "app@contoso.com", Event: EventSend}, "SEND a, SEND bounce, SEND c"},
 		{"one kind of event", Query{Event: EventReceive}, "RECEIVE a, RECEIVE b, RECEIVE c"},
 		{"everything", Query{}, "RECEIVE a, SUBMIT a, RECEIVE b, FAIL, DEFER a, SEND a, FAIL a, SUBMIT bounce, DSN a, RECEIVE c, SEND bounce, SEND c"},
-		{"since: the rest of the story", Query{Sender: "app@contoso.com", Since: f.at(5)}, "DEFER a, SEND a, FAIL a, DSN a, RECEIVE c, SEND c"},
+		{"since: the rest of the story", Query{Sender: "app@contoso.com", Since: f.at(5)},
+			"DEFER a, SEND a, FAIL a, SUBMIT bounce, DSN a, RECEIVE c, SEND bounce, SEND c"},
 		{"until: the story so far", Query{Sender: "app@contoso.com", Until: f.at(3)}, "RECEIVE a, SUBMIT a, FAIL"},
 		{"a window inside one day", Query{Since: f.at(13), Until: f.at(14)}, "FAIL a, SUBMIT bounce, DSN a"},
 		{"a window with nothing", Query{Sender: "app@contoso.com", Since: f.at(100)}, ""},
@@ -146,6 +159,91 @@ func TestSearch(t *testing.T) {
 	}
 }
 
+// TestSearchNoticeWithoutRelated: a notice recorded before its events
+// named the message they are about is still found with that message's
+// whole story, which the message's DSN event names.
+func TestSearchNoticeWithoutRelated(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	a, nb := mail.ID("0a000000000000aa"), mail.ID("0d000000000000dd")
+	write(t, dir,
+		Event{Time: t0, Event: EventReceive, ID: a, Sender: "app@contoso.com", Recipients: []string{"gone@fabrikam.com"}},
+		Event{Time: t0.Add(time.Second), Event: EventFail, ID: a, Sender: "app@contoso.com", Recipients: []string{"gone@fabrikam.com"}},
+		Event{Time: t0.Add(2 * time.Second), Event: EventSubmit, ID: nb, MessageID: "<bounce-1@relay.contoso.com>", Sender: "<>",
+			Recipients: []string{"app@contoso.com"}},
+		Event{Time: t0.Add(2 * time.Second), Event: EventDSN, ID: a, Sender: "app@contoso.com", Related: nb},
+		Event{Time: t0.Add(3 * time.Second), Event: EventSend, ID: nb, MessageID: "<bounce-1@relay.contoso.com>", Sender: "<>",
+			Recipients: []string{"app@contoso.com"}},
+		Event{Time: t0.Add(4 * time.Second), Event: EventDelete, ID: a, Sender: "app@contoso.com"},
+	)
+	labels := map[mail.ID]string{a: "a", nb: "bounce"}
+	for _, tc := range []struct {
+		q    Query
+		want string
+	}{
+		{Query{MessageID: strings.ToUpper(string(nb))}, "RECEIVE a, FAIL a, SUBMIT bounce, DSN a, SEND bounce, DELETE a"},
+		{Query{MessageID: "<bounce-1@relay.contoso.com>"}, "RECEIVE a, FAIL a, SUBMIT bounce, DSN a, SEND bounce, DELETE a"},
+		{Query{Sender: "<>"}, "RECEIVE a, FAIL a, SUBMIT bounce, DSN a, SEND bounce, DELETE a"},
+		{Query{Sender: "<>", Until: t0.Add(2 * time.Second)}, "RECEIVE a, FAIL a, SUBMIT bounce, DSN a"},
+		{Query{Recipient: "app@contoso.com", Event: EventSend}, "SEND bounce"},
+		{Query{Recipient: "gone@fabrikam.com"}, "RECEIVE a, FAIL a, DSN a, DELETE a"},
+	} {
+		got, err := Search(dir, tc.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := story(got, labels); s != tc.want {
+			t.Errorf("%+v:\ngot  %s\nwant %s", tc.q, s, tc.want)
+		}
+	}
+}
+
+// TestSearchManyStories: the stories of a few messages are looked for by
+// their ids in the whole blocks, those of many line by line; both give
+// every event of each message and of its notice, and nothing else.
+func TestSearchManyStories(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	var es []Event
+	for i := range 24 {
+		id, nb := mail.ID(fmt.Sprintf("0m%014d", i)), mail.ID(fmt.Sprintf("0n%014d", i))
+		sender := fmt.Sprintf("app%d@contoso.com", i%2)
+		at := t0.Add(time.Duration(i) * time.Minute)
+		es = append(es,
+			Event{Time: at, Event: EventReceive, ID: id, Sender: sender, Recipients: []string{fmt.Sprintf("user%d@fabrikam.com", i)}},
+			Event{Time: at.Add(time.Second), Event: EventFail, ID: id, Sender: sender, Recipients: []string{fmt.Sprintf("user%d@fabrikam.com", i)}},
+			Event{Time: at.Add(2 * time.Second), Event: EventDSN, ID: id, Sender: sender, Related: nb},
+			Event{Time: at.Add(2 * time.Second), Event: EventSend, ID: nb, Sender: "<>", Recipients: []string{sender}, Related: id},
+			Event{Time: at.Add(3 * time.Second), Event: EventReceive, ID: mail.ID(fmt.Sprintf("0x%014d", i)), Sender: "other@contoso.com"},
+		)
+	}
+	write(t, dir, es...)
+	for _, tc := range []struct {
+		q    Query
+		want int
+	}{
+		{Query{Recipient: "user3@fabrikam.com"}, 4},
+		{Query{MessageID: "0n00000000000003"}, 4},
+		{Query{Sender: "app1@contoso.com"}, 4 * 24 / 2},
+		{Query{Recipient: "app1@contoso.com"}, 4 * 24 / 2},
+		{Query{Sender: "<>"}, 4 * 24},
+	} {
+		got, err := Search(dir, tc.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range got {
+			if e.Sender != "other@contoso.com" {
+				n++
+			}
+		}
+		if len(got) != tc.want || n != tc.want {
+			t.Errorf("%+v: %d events, %d of them of the messages sought; want %d", tc.q, len(got), n, tc.want)
+		}
+	}
+}
+
 // TestSearchSkipsFilesOutsideTheWindow: a day outside [Since, Until] is
 // not opened. The days around the window are directories here, which
 // cannot be read as files: opening them would fail the search.
@@ -163,7 +261,7 @@ func TestSearchSkipsFilesOutsideTheWindow(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a day outside the window was opened: %v", err)
 	}
-	if len(got) != 9 {
+	if len(got) != 11 {
 		t.Errorf("%d events", len(got))
 	}
 }
