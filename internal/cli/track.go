@@ -20,22 +20,26 @@ func init() {
 		name:  "track",
 		args:  "[-config FILE | --data-dir DIR] [--sender A] [--recipient A] [--message-id ID] [--since T] [--until T] [--event TYPE] [--limit N] [--json]",
 		short: "search the message tracking log, like Get-MessageTrackingLog",
-		long: `Searches the message tracking log under <data_dir>/tracking and prints each
-matching message's whole story in order: RECEIVE (or FAIL at RCPT: refused
-relays show their 5.7.54 here), SUBMIT, DEFER with the upstream's reply,
-SEND, FAIL, DSN (with the id of the bounce), EXPIRE, DELETE, REDIRECT.
+		long: `Searches the message tracking log under <data_dir>/tracking and prints the
+whole story, in order, of each message any event of which matches:
+RECEIVE (or FAIL at RCPT: refused relays show their 5.7.54 here), SUBMIT,
+DEFER with the upstream's reply, SEND, FAIL, DSN (with the id of the
+notice), EXPIRE, DELETE, REDIRECT. A notice (bounce, delay or success
+notice: a message of its own, from <>) and the message it is about are
+shown together, whichever of them matched; the notice's head names that
+message.
 
 It reads the files directly and works without a running Sluice. data_dir
 comes from the config (-config FILE, or the embedded default: ./sluice-data);
 --data-dir DIR reads DIR/tracking instead.
 
 Addresses and ids match whole and in any case. --message-id takes the
-Message-ID header (with or without <>) or Sluice's own id. --since and
---until take RFC 3339 times (2026-11-24T14:00:00Z), local times
-(2026-11-24 14:00), dates (2026-11-24: --until includes that day) or ages
-(90m, 2h, 3d: that long ago). Times print in local time. Without
-filters it lists the earliest events. --json prints one event per line, as
-the log stores them.`,
+Message-ID header (with or without <>) or Sluice's own id. --sender '<>'
+(or MAILER-DAEMON) finds notices. --since and --until take RFC 3339 times
+(2026-11-24T14:00:00Z), local times (2026-11-24 14:00), dates (2026-11-24:
+--until includes that day) or ages (90m, 2h, 3d: that long ago). Times
+print in local time. Without filters it lists the earliest events. --json
+prints one event per line, as the log stores them.`,
 		flags: func(fs *flag.FlagSet) func(*env, []string) (int, error) {
 			path := fs.String("config", "", "config `FILE` (for node.data_dir); default: the embedded default")
 			dataDir := fs.String("data-dir", "", "data `DIR` to read instead of the config's node.data_dir")
@@ -181,7 +185,8 @@ func parseUntil(s string, now time.Time) (time.Time, error) {
 
 // printStories prints events grouped by message, in the order each
 // message first appears, a table per message. Refusals (no message was
-// accepted) each stand alone.
+// accepted) each stand alone. A notice's head names the message it is
+// about, whose DSN line names the notice.
 func printStories(w io.Writer, events []tracking.Event, loc *time.Location) {
 	if len(events) == 0 {
 		fmt.Fprintln(w, "no events match")
@@ -192,6 +197,19 @@ func printStories(w io.Writer, events []tracking.Event, loc *time.Location) {
 	}
 	var order []*group
 	by := map[mail.ID]*group{}
+	// about: notice → the message it is about. A notice's events say
+	// so; those Sluice wrote before they did are named by the message's
+	// DSN event.
+	about := map[mail.ID]mail.ID{}
+	for _, ev := range events {
+		switch {
+		case ev.ID == "" || ev.Related == "":
+		case ev.Event == tracking.EventDSN:
+			about[ev.Related] = ev.ID
+		default:
+			about[ev.ID] = ev.Related
+		}
+	}
 	for _, ev := range events {
 		g := by[ev.ID]
 		if g == nil { // a new message, or a refusal (never in by)
@@ -207,14 +225,14 @@ func printStories(w io.Writer, events []tracking.Event, loc *time.Location) {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		fmt.Fprintln(w, storyHead(g.evs))
+		fmt.Fprintln(w, storyHead(g.evs, about[g.evs[0].ID]))
 		// Every field but the time may come from a client or an
 		// upstream (see display).
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  TIME\tEVENT\tSOURCE\tCONNECTOR / NEXT HOP\tRECIPIENTS\tREPLY")
 		for _, ev := range g.evs {
 			reply := ev.Reply
-			if ev.Related != "" { // the DSN: the notice is a message of its own
+			if ev.Event == tracking.EventDSN && ev.Related != "" { // the notice is a message of its own
 				reply = strings.TrimSpace(reply + " (message " + string(ev.Related) + ")")
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", ev.Time.In(loc).Format("2006-01-02 15:04:05.000"), display(string(ev.Event)),
@@ -224,9 +242,10 @@ func printStories(w io.Writer, events []tracking.Event, loc *time.Location) {
 	}
 }
 
-// storyHead names the message a group of events is about. The
-// Message-ID header and the sender are the client's words: see display.
-func storyHead(evs []tracking.Event) string {
+// storyHead names the message a group of events is about, and for a
+// notice the message it is about. The Message-ID header and the sender
+// are the client's words: see display.
+func storyHead(evs []tracking.Event, about mail.ID) string {
 	first := evs[0]
 	if first.ID == "" {
 		return "refused before a message was accepted: from " + display(orNull(first.Sender))
@@ -241,6 +260,9 @@ func storyHead(evs []tracking.Event) string {
 			head += fmt.Sprintf(", %d bytes", ev.Size)
 			break
 		}
+	}
+	if about != "" {
+		head += ", notice about message " + display(string(about))
 	}
 	return head
 }

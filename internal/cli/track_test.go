@@ -16,7 +16,8 @@ import (
 
 // trackFixture is a tracking log under dir/tracking: a message from
 // app@contoso.com to two recipients (one deferred then sent, one failed
-// and bounced), the bounce, another message, and a refused relay.
+// and bounced), the bounce (whose events name the message it is about,
+// as the queue writes them), another message, and a refused relay.
 type trackFixture struct {
 	dir       string
 	a, bounce mail.ID
@@ -34,10 +35,13 @@ func newTrackFixture(t *testing.T, dataDir string) trackFixture {
 	a := tracking.Event{ID: f.a, MessageID: "<inv-1042@erp.contoso.com>", Sender: "app@contoso.com", Size: 48213}
 	ev := func(base, e tracking.Event) tracking.Event {
 		e.ID, e.MessageID, e.Sender, e.Size = base.ID, base.MessageID, base.Sender, base.Size
+		if e.Related == "" {
+			e.Related = base.Related
+		}
 		return e
 	}
 	rcpts := []string{"bob@fabrikam.com", "gone@fabrikam.com"}
-	b := tracking.Event{ID: f.bounce, MessageID: "<0ab1cdef2345abcd@relay.contoso.com>", Size: 2310}
+	b := tracking.Event{ID: f.bounce, MessageID: "<0ab1cdef2345abcd@relay.contoso.com>", Sender: "<>", Size: 2310, Related: f.a}
 	for _, e := range []tracking.Event{
 		ev(a, tracking.Event{Time: at(0), Event: tracking.EventReceive, Source: "SMTP", Recipients: rcpts, Connector: "Apps",
 			ClientIP: "10.0.0.5", ClientName: "erp01", Reply: "250 2.6.0 Queued mail for delivery"}),
@@ -83,14 +87,39 @@ func TestTrackTable(t *testing.T) {
   2026-11-24 09:16:00.500  SEND     DELIVERY  Exchange exch2.contoso.com [10.0.0.10]  bob@fabrikam.com                    250 2.0.0 OK
   2026-11-24 09:16:00.500  FAIL     DELIVERY  Exchange exch2.contoso.com [10.0.0.10]  gone@fabrikam.com                   550 5.1.1 User unknown
   2026-11-24 09:16:00.600  DSN      QUEUE     -                                       gone@fabrikam.com                   failure notice to app@contoso.com (message 0ab1cdef2345abcd)
+
+message 0ab1cdef2345abcd <0ab1cdef2345abcd@relay.contoso.com> from <>, 2310 bytes, notice about message 0ab1cdef23456789
+  TIME                     EVENT   SOURCE    CONNECTOR / NEXT HOP                       RECIPIENTS       REPLY
+  2026-11-24 09:16:00.600  SUBMIT  QUEUE     (delivery status notification) → Exchange  app@contoso.com  -
+  2026-11-24 09:16:01.000  SEND    DELIVERY  Exchange exch2.contoso.com [10.0.0.10]     app@contoso.com  250 2.0.0 OK
 `
 	if out.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
 	}
 }
 
+// A notice recorded before its events named the message it is about is
+// still shown as a notice about it when that message's DSN event, which
+// names the notice, is among the events.
+func TestTrackNoticeWithoutRelated(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 9, 15, 0, 0, time.UTC)
+	events := []tracking.Event{
+		{Time: t0, Event: tracking.EventFail, Source: "DELIVERY", ID: "0ab1cdef23456789", Sender: "app@contoso.com", Recipients: []string{"gone@fabrikam.com"}},
+		{Time: t0, Event: tracking.EventSubmit, Source: "QUEUE", ID: "0ab1cdef2345abcd", Sender: "<>", Recipients: []string{"app@contoso.com"}},
+		{Time: t0, Event: tracking.EventDSN, Source: "QUEUE", ID: "0ab1cdef23456789", Sender: "app@contoso.com", Related: "0ab1cdef2345abcd"},
+	}
+	var out bytes.Buffer
+	printStories(&out, events, time.UTC)
+	if want := "message 0ab1cdef2345abcd from <>, notice about message 0ab1cdef23456789\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("want %q in\n%s", want, out.String())
+	}
+}
+
 func TestTrackCommand(t *testing.T) {
 	f := newTrackFixture(t, t.TempDir())
+	const bounceHead = "message 0ab1cdef2345abcd <0ab1cdef2345abcd@relay.contoso.com> from <>, 2310 bytes, notice about message 0ab1cdef23456789"
+	storyWithBounce := []string{"message 0ab1cdef23456789", "RECEIVE", "SUBMIT", "DEFER", "SEND", "FAIL",
+		"DSN", "failure notice to app@contoso.com (message 0ab1cdef2345abcd)", bounceHead, "SUBMIT", "(delivery status notification) → Exchange", "SEND"}
 	for _, tc := range []struct {
 		name    string
 		args    []string
@@ -98,15 +127,17 @@ func TestTrackCommand(t *testing.T) {
 		notWant []string
 		stderr  string
 	}{
-		{"by recipient, any case: the whole story, the bounce named",
+		{"by recipient, any case: the whole story, the bounce named, and its story",
 			[]string{"--recipient", "GONE@fabrikam.com"},
-			[]string{"message 0ab1cdef23456789", "RECEIVE", "SUBMIT", "DEFER", "connection refused", "SEND", "FAIL", "550 5.1.1", "DSN", "failure notice to app@contoso.com (message 0ab1cdef2345abcd)"},
+			[]string{"message 0ab1cdef23456789", "RECEIVE", "SUBMIT", "DEFER", "connection refused", "SEND", "FAIL", "550 5.1.1", "DSN", "failure notice to app@contoso.com (message 0ab1cdef2345abcd)",
+				bounceHead, "SUBMIT", "SEND"},
 			[]string{"carol", "scanner"}, ""},
 		{"by the bounce's recipient: the bounce and the whole story of the message it is about",
-			[]string{"--recipient", "app@contoso.com"},
-			[]string{"message 0ab1cdef23456789", "RECEIVE", "DEFER", "DSN", "(message 0ab1cdef2345abcd)",
-				"message 0ab1cdef2345abcd <0ab1cdef2345abcd@relay.contoso.com> from <>", "SUBMIT", "(delivery status notification) → Exchange", "SEND"},
-			[]string{"carol", "scanner"}, ""},
+			[]string{"--recipient", "app@contoso.com"}, storyWithBounce, []string{"carol", "scanner"}, ""},
+		{"by the bounce's id", []string{"--message-id", "0ab1cdef2345abcd"}, storyWithBounce, []string{"carol", "scanner"}, ""},
+		{"by the bounce's Message-ID", []string{"--message-id", "<0ab1cdef2345abcd@relay.contoso.com>"}, storyWithBounce, []string{"carol", "scanner"}, ""},
+		{"by the bounce's sender", []string{"--sender", "<>"}, storyWithBounce, []string{"carol", "scanner"}, ""},
+		{"by the bounce's sender as MAILER-DAEMON", []string{"--sender", "MAILER-DAEMON"}, storyWithBounce, []string{"carol", "scanner"}, ""},
 		{"by Message-ID", []string{"--message-id", "inv-1042@ERP.contoso.com"}, []string{"RECEIVE", "DSN"}, []string{"carol"}, ""},
 		{"by Sluice id", []string{"--message-id", "0ab1cdef23456789"}, []string{"RECEIVE", "DSN"}, []string{"carol"}, ""},
 		{"a refused relay", []string{"--sender", "spam@evil.example"},
@@ -114,7 +145,7 @@ func TestTrackCommand(t *testing.T) {
 		{"refusals stand alone, each with its sender", []string{"--recipient", "v@victim.example"},
 			[]string{"refused before a message was accepted: from spam@evil.example", "203.0.113.9",
 				"refused before a message was accepted: from more@evil.example", "203.0.113.10"}, nil, ""},
-		{"one kind of event", []string{"--event", "send"}, []string{"message 0ab1cdef23456789", "SEND", "message 0ab1cdef2345abcd", "SEND"},
+		{"one kind of event", []string{"--event", "send"}, []string{"message 0ab1cdef23456789", "SEND", bounceHead, "SEND"},
 			[]string{"RECEIVE", "DEFER", "FAIL"}, ""},
 		{"a window", []string{"--since", "2026-11-24T09:16:00Z", "--until", "2026-11-24T09:16:29Z"},
 			[]string{"SEND", "FAIL", "DSN", "SUBMIT", "SEND"}, []string{"RECEIVE", "DEFER"}, ""},
@@ -166,19 +197,22 @@ func TestTrackJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &e); err != nil {
 			t.Fatalf("line %q: %v", l, err)
 		}
-		if e.ID != f.a {
+		if e.ID != f.a && e.ID != f.bounce {
 			t.Errorf("an event of another message: %s", l)
 		}
 		kinds = append(kinds, string(e.Event))
 	}
-	if got := strings.Join(kinds, " "); got != "RECEIVE SUBMIT DEFER SEND FAIL DSN" {
+	if got := strings.Join(kinds, " "); got != "RECEIVE SUBMIT DEFER SEND FAIL SUBMIT DSN SEND" {
 		t.Errorf("events %s", got)
 	}
 	if !strings.Contains(lines[0], `"message_id":"<inv-1042@erp.contoso.com>"`) {
 		t.Errorf("--json should print the Message-ID as the log has it, greppable: %s", lines[0])
 	}
-	if !strings.Contains(lines[5], `"related":"0ab1cdef2345abcd"`) {
-		t.Errorf("the DSN line should name the bounce: %s", lines[5])
+	if !strings.Contains(lines[6], `"related":"0ab1cdef2345abcd"`) {
+		t.Errorf("the DSN line should name the bounce: %s", lines[6])
+	}
+	if !strings.Contains(lines[7], `"related":"0ab1cdef23456789"`) {
+		t.Errorf("the bounce's line should name the message it is about: %s", lines[7])
 	}
 }
 

@@ -2,10 +2,13 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-relay/sluice/internal/tracking"
 )
 
 // smtplibDSN sends one message with Python's smtplib, with the DSN
@@ -93,5 +96,65 @@ func TestReturnFullIsCapped(t *testing.T) {
 		default:
 			t.Errorf("a bounce about neither message:\n%s", d.msg)
 		}
+	}
+}
+
+// sluice track shows a bounced message and its bounce together, whether
+// it is asked for the one or the other: the message's whole story with
+// its DSN line naming the bounce, and the bounce's story naming the
+// message. Before, a search for the bounce showed the message by its DSN
+// line alone.
+func TestTrackBounceWithItsMessage(t *testing.T) {
+	s, _, addr := goneAtFabrikam(t)
+	sendDSN(t, addr, "gone@fabrikam.com", "HDRS", "FAILURE", "tracked bounce", 0)
+	d := waitMessage(t, s.dropDir, "app@contoso.com")
+	_, rest, _ := bytes.Cut(d.msg, []byte("\r\nMessage-ID: "))
+	noticeMID, _, _ := bytes.Cut(rest, []byte("\r\n"))
+	if len(noticeMID) == 0 {
+		t.Fatalf("the bounce has no Message-ID:\n%s", d.msg)
+	}
+	for _, args := range [][]string{
+		{"--message-id", string(noticeMID)},
+		{"--message-id", "<tracked-bounce@app.test>"},
+		{"--recipient", "app@contoso.com"},
+		{"--sender", "MAILER-DAEMON"},
+	} {
+		var story []string
+		var dsn, notice tracking.Event
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			out := runClient(t, nil, sluiceBin, append([]string{"track", "-config", s.config, "--json"}, args...)...).out
+			story = nil
+			for line := range strings.Lines(out) {
+				var e tracking.Event
+				if err := json.Unmarshal([]byte(line), &e); err != nil {
+					t.Fatalf("sluice track %q: %v in\n%s", args, err, out)
+				}
+				who := "message"
+				switch {
+				case e.MessageID == string(noticeMID):
+					who, notice = "notice", e
+				case e.Event == tracking.EventDSN:
+					dsn = e
+				}
+				story = append(story, who+" "+string(e.Event))
+			}
+			if len(story) > 0 && story[len(story)-1] == "notice SEND" {
+				break // the last event
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sluice track %q never showed the bounce delivered:\n%s", args, out)
+			}
+			time.Sleep(100 * time.Millisecond) // the tracking log is written every 200 ms
+		}
+		want := "message RECEIVE, message SUBMIT, message FAIL, notice SUBMIT, message DSN, notice SEND"
+		if got := strings.Join(story, ", "); got != want || dsn.Related != notice.ID || notice.Related != dsn.ID {
+			t.Errorf("sluice track %q: %s, the DSN naming %s, the notice %s naming %s\nwant %s, each naming the other",
+				args, got, dsn.Related, notice.ID, notice.Related, want)
+		}
+	}
+	out := runClient(t, nil, sluiceBin, "track", "-config", s.config, "--message-id", string(noticeMID)).out
+	if !strings.Contains(out, "from <>") || !strings.Contains(out, "notice about message ") || !strings.Contains(out, "RECEIVE") {
+		t.Errorf("sluice track by the bounce's Message-ID does not show both stories, linked:\n%s", out)
 	}
 }
