@@ -139,8 +139,6 @@ func follow(e *env, c *apiClient, sent admin.TestSent, rcpts int, wait time.Dura
 	return code, nil
 }
 
-// printEvent prints one event of the test message; the hosts and
-// replies are upstreams' words (see display).
 // followQueue follows the test message in the queue, for a Sluice that
 // keeps no tracking log (logs.tracking.enabled: false): following the
 // tracking log there said "still not delivered" of a message that was.
@@ -203,6 +201,8 @@ func leftQueue(say io.Writer, sent admin.TestSent, last queue.MessageInfo) int {
 	return code
 }
 
+// printEvent prints one event of the test message; the hosts and
+// replies are upstreams' words (see display).
 func printEvent(w io.Writer, ev tracking.Event, asJSON bool) {
 	if asJSON {
 		printJSON(w, ev)
