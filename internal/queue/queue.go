@@ -124,8 +124,10 @@ func Open(ctx context.Context, o Options) (*Queue, error) {
 // is tried again at once, with the new settings: the reload is usually
 // the fix (seed 003: correct the certificate, restart the transport, and
 // the queues start to empty), so its messages should not sit out a retry
-// interval of up to an hour.
+// interval of up to an hour. The queue section (min_free_space) applies
+// at once too.
 func (q *Queue) Apply(cfg *config.Config) {
+	q.space.setMin(int64(cfg.Queue.MinFreeSpace))
 	now := q.now()
 	q.mu.Lock()
 	q.cfg = cfg

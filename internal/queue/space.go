@@ -23,12 +23,21 @@ type spaceCheck struct {
 
 func newSpaceCheck(dir string, min int64) *spaceCheck { return &spaceCheck{dir: dir, min: min} }
 
+// setMin applies a reloaded queue.min_free_space. The cached answer was
+// for the old value: the next message and /readyz look again.
+// (node.data_dir, the directory, changes only with a restart.)
+func (s *spaceCheck) setMin(min int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.min, s.checked, s.err = min, time.Time{}, nil
+}
+
 func (s *spaceCheck) ok() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.min <= 0 {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if time.Since(s.checked) < time.Second {
 		return s.err
 	}
