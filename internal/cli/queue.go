@@ -49,7 +49,10 @@ error: the upstream's exact reply and which host gave it.`,
 		},
 	})
 	for _, a := range []struct{ name, short, long string }{
-		{"retry", "retry a queue now", "Ends the queue's wait: every message in it is tried again now (Retry-Queue)."},
+		{"retry", "retry a queue now", `Ends the queue's wait: every message in it is tried again now (Retry-Queue).
+An attempt that fails again is recorded (last error, tracking DEFER) but does
+not count as a retry: the retry count and the next retry stay as they were (at
+least a minute away).`},
 		{"suspend", "stop delivery from a queue", "Stops delivery from the queue until 'sluice queue resume'. New messages still join it."},
 		{"resume", "resume a suspended queue", "Lets delivery from a suspended queue start again."},
 	} {

@@ -30,7 +30,8 @@ func (q *Queue) missing(id string, notFound error) error {
 }
 
 // RetryQueue makes every message in the queue due now and ends the
-// queue's retry wait, like Exchange's Retry-Queue.
+// queue's retry wait, like Exchange's Retry-Queue: out of schedule
+// (retry.go), so a failure leaves the retry schedule as it was.
 func (q *Queue) RetryQueue(identity string) error {
 	now := q.now()
 	q.mu.Lock()
@@ -45,17 +46,27 @@ func (q *Queue) RetryQueue(identity string) error {
 	return nil
 }
 
-// dueNow (q.mu held) ends h's retry wait and makes its messages due at now.
+// dueNow (q.mu held) ends h's retry wait and makes its messages due at
+// now, out of schedule (retry.go).
 func (h *NextHop) dueNow(now time.Time) {
-	h.nextRetry = time.Time{}
+	h.tryNow(now)
 	for _, it := range h.items {
 		for i := range it.m.Rcpts {
 			if r := &it.m.Rcpts[i]; r.hop == h.Key && !r.Status.Final() {
-				r.NextAttempt = now
+				r.tryNow(now)
 			}
 		}
 		h.put(it.m, now)
 	}
+}
+
+// tryNow (q.mu held) ends h's retry wait out of schedule, keeping the
+// retry it was waiting for (retry.go).
+func (h *NextHop) tryNow(now time.Time) {
+	if h.nextRetry.After(now) {
+		h.retryDue = h.nextRetry
+	}
+	h.nextRetry = time.Time{}
 }
 
 // SuspendQueue stops delivery from the queue until ResumeQueue; messages
@@ -86,7 +97,8 @@ func (q *Queue) ResumeQueue(identity string) error {
 	return nil
 }
 
-// RetryMessage makes a message's waiting recipients due now.
+// RetryMessage makes a message's waiting recipients due now, out of
+// schedule (retry.go).
 func (q *Queue) RetryMessage(id mail.ID) error {
 	now := q.now()
 	q.mu.Lock()
@@ -97,7 +109,7 @@ func (q *Queue) RetryMessage(id mail.ID) error {
 	}
 	for i := range m.Rcpts {
 		if r := &m.Rcpts[i]; !r.Status.Final() && !r.leased {
-			r.NextAttempt = now
+			r.tryNow(now)
 		}
 	}
 	q.schedule(m)

@@ -20,6 +20,9 @@ type NextHop struct {
 	retryCount int       // connection-level failures in a row
 	lastRetry  time.Time // last connection-level failure
 	nextRetry  time.Time // no attempts before this
+	// retryDue is the retry an attempt out of schedule (tryNow) was
+	// made before: a failure of that attempt keeps it (HopFailed).
+	retryDue time.Time
 }
 
 // item is one message's recipients for one next hop.

@@ -174,8 +174,15 @@ func (q *Queue) Done(ctx context.Context, l *Lease, outs []Outcome) {
 			continue // not attempted: stays as it was
 		}
 		o := outs[j]
+		// A deferral at an attempt out of schedule is no attempt of the
+		// schedule (retry.go).
+		due := r.retryDue
+		outOfSchedule := !o.Delivered && !o.Reply.Permanent() && !o.Again && now.Before(due)
 		if !o.Again {
-			r.Attempts++
+			r.retryDue = time.Time{}
+			if !outOfSchedule {
+				r.Attempts++
+			}
 		}
 		r.LastAttempt = now
 		switch {
@@ -192,6 +199,9 @@ func (q *Queue) Done(ctx context.Context, l *Lease, outs []Outcome) {
 		default:
 			r.LastError = describe(o)
 			r.NextAttempt = now.Add(q.backoff(l.Hop, r.Attempts))
+			if outOfSchedule {
+				r.NextAttempt = q.afterOutOfSchedule(l.Hop, due, now)
+			}
 			if q.expired(m, l.Hop, now) {
 				r.Status = StatusExpired
 				bounced = append(bounced, i)
@@ -249,8 +259,16 @@ func (q *Queue) HopFailed(key string, l *Lease, o Outcome) {
 		// max_interval at once.
 		return
 	}
-	h.retryCount++
+	due := h.retryDue
+	h.retryDue = time.Time{}
 	h.lastRetry = now
+	if now.Before(due) {
+		// An attempt out of schedule (retry.go): the schedule stays.
+		h.nextRetry = q.afterOutOfSchedule(h.Hop, due, now)
+		logged = []any{"queue", key, "retries", h.retryCount, "next_retry", h.nextRetry, "last_error", h.lastError, "out_of_schedule", true}
+		return
+	}
+	h.retryCount++
 	h.nextRetry = now.Add(q.backoff(h.Hop, h.retryCount))
 	logged = []any{"queue", key, "retries", h.retryCount, "next_retry", h.nextRetry, "last_error", h.lastError}
 }
@@ -264,7 +282,7 @@ func (q *Queue) HopOK(key string, connected int) {
 	retries := 0
 	if h := q.hops[key]; h != nil && h.retryCount > 0 {
 		retries = h.retryCount
-		h.retryCount, h.lastError, h.nextRetry = 0, "", time.Time{}
+		h.retryCount, h.lastError, h.nextRetry, h.retryDue = 0, "", time.Time{}, time.Time{}
 	}
 	q.raiseLimit(key, connected, now)
 	q.mu.Unlock()

@@ -36,6 +36,19 @@ type Rcpt struct {
 
 	hop    string // queue the recipient waits in (routed, not stored)
 	leased bool
+	// retryDue is the attempt an attempt out of schedule (tryNow) was
+	// made before: a deferral at that attempt keeps it (Done). Not
+	// stored: after a restart the attempt counts.
+	retryDue time.Time
+}
+
+// tryNow makes the recipient due at now, out of schedule (an operator's
+// retry, a reload), keeping the attempt it was waiting for.
+func (r *Rcpt) tryNow(now time.Time) {
+	if r.NextAttempt.After(now) {
+		r.retryDue = r.NextAttempt
+	}
+	r.NextAttempt = now
 }
 
 // Message is one accepted message in the queue.

@@ -205,7 +205,7 @@ func (q *Queue) schedule(m *Message) {
 				// Routed elsewhere by a reload or a redirect: the wait
 				// was the old next hop's, and the change is usually the
 				// fix.
-				r.NextAttempt = time.Time{}
+				r.NextAttempt, r.retryDue = time.Time{}, time.Time{}
 			}
 			r.hop = key
 		}
