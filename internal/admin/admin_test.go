@@ -727,3 +727,43 @@ func TestIdleConnectionClosed(t *testing.T) {
 		t.Errorf("idle connection: read %d octets, %v; want it closed by the server (EOF)", n, err)
 	}
 }
+
+// message retry of a message whose queue is in Retry tries the queue's
+// next hop now too, and says so: it said "due now" while nothing went
+// until the queue's retry time. The attempt is out of schedule: when it
+// fails too, the retry count stays. --help says what it does.
+func TestMessageRetryOfAQueueInRetry(t *testing.T) {
+	r := start(t, "")
+	id := r.putTried("app@contoso.com", "user@fabrikam.com")
+	before := r.queueInfo("Fabrikam")
+	out, code := r.sluice("message", "retry", string(id))
+	if want := fmt.Sprintf("message %s: due now; its queue Fabrikam was in Retry and is tried now too\n", id); code != 0 || out != want {
+		t.Errorf("message retry = %d\n%s\nwant\n%s", code, out, want)
+	}
+	waitFor(t, "the Fabrikam queue to be tried again", func() bool {
+		return r.queueInfo("Fabrikam").LastRetryTime.After(before.LastRetryTime)
+	})
+	if qi := r.queueInfo("Fabrikam"); qi.RetryCount != before.RetryCount || qi.Status != queue.HopRetry {
+		t.Errorf("after the attempt message retry asked for failed: %s with retry count %d; want Retry with %d, its schedule kept",
+			qi.Status, qi.RetryCount, before.RetryCount)
+	}
+	out, code = r.sluice("message", "retry", string(id), "--json")
+	var got struct {
+		ID      mail.ID  `json:"id"`
+		InRetry []string `json:"queues_in_retry"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || got.ID != id || fmt.Sprint(got.InRetry) != "[Fabrikam]" {
+		t.Errorf("message retry --json = %d\n%s\nwant the message with queues_in_retry [Fabrikam]", code, out)
+	}
+	if err := r.q.SuspendQueue("Fabrikam"); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = r.sluice("message", "retry", string(id))
+	if !strings.Contains(out, "its queue Fabrikam is suspended") || !strings.Contains(out, "sluice queue resume Fabrikam") {
+		t.Errorf("message retry of a message in a suspended queue:\n%s\nwant it to say the queue is suspended and how to resume it", out)
+	}
+	out, _ = r.sluice("message", "retry", "--help")
+	if !strings.Contains(out, "tries its next hop now too") {
+		t.Errorf("message retry --help:\n%s\nwant it to say a queue in Retry is tried now too", out)
+	}
+}

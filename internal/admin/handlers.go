@@ -194,6 +194,13 @@ func (s *Server) showMessage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, mi)
 }
 
+// MessageRetried answers a message retry: the message, and what the
+// retry did to its queues (a queue in Retry is tried now too).
+type MessageRetried struct {
+	queue.MessageInfo
+	queue.Retried
+}
+
 // MessageAction is the body of POST /api/v1/messages/{id}/{retry|remove|redirect}.
 type MessageAction struct {
 	Bounce bool     `json:"bounce,omitempty"` // remove: send the sender an NDR
@@ -210,10 +217,13 @@ func (s *Server) messageAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var err error
+	var retried *queue.Retried
 	action := r.PathValue("action")
 	switch action {
 	case "retry":
-		err = s.o.Queue.RetryMessage(id)
+		var done queue.Retried
+		done, err = s.o.Queue.RetryMessage(id)
+		retried = &done
 	case "remove":
 		if mi, ok := s.o.Queue.Message(id); ok && req.Bounce && mi.From == mail.Null.String() {
 			// Never bounce <>: the queue would remove it silently while
@@ -241,8 +251,16 @@ func (s *Server) messageAction(w http.ResponseWriter, r *http.Request) {
 		queueError(w, err)
 		return
 	}
-	s.o.Log.Info("message "+action+" by operator", "msg", id, "client", r.RemoteAddr, "bounce", req.Bounce, "to", strings.Join(req.To, ","))
+	args := []any{"msg", id, "client", r.RemoteAddr, "bounce", req.Bounce, "to", strings.Join(req.To, ",")}
+	if retried != nil && len(retried.InRetry) > 0 {
+		args = append(args, "queues_in_retry", strings.Join(retried.InRetry, ","))
+	}
+	s.o.Log.Info("message "+action+" by operator", args...)
 	if mi, ok := s.o.Queue.Message(id); ok {
+		if retried != nil {
+			writeJSON(w, MessageRetried{mi, *retried})
+			return
+		}
 		writeJSON(w, mi)
 		return
 	}

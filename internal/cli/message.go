@@ -109,7 +109,13 @@ when there are more.`,
 		name:  "message retry",
 		args:  "ID [-config FILE]",
 		short: "try a queued message again now",
-		long:  "Makes the message's waiting recipients due now. A queue in retry still waits for its next retry; use 'sluice queue retry' for that.",
+		long: `Makes the message's waiting recipients due now. A queue of the message that is
+in Retry (its next hop failing) tries its next hop now too, as 'sluice queue
+retry' does, with its other messages that are due. An attempt that fails again
+is recorded (last error, tracking DEFER) but does not count as a retry: the
+retry count and next retry stay as they were (at least a minute away). A
+suspended queue stays suspended, and recipients no send connector serves
+(Unreachable) still wait; the answer says so.`,
 		flags: messageAction("retry", nil),
 	})
 	register(&command{
@@ -184,11 +190,45 @@ func messageAction(action string, extra func(*flag.FlagSet) func() admin.Message
 			case "redirect":
 				fmt.Fprintf(e.stdout, "message %s redirected to %s\n", args[0], strings.Join(req.To, ", "))
 			default:
-				fmt.Fprintf(e.stdout, "message %s: due now\n", args[0])
+				fmt.Fprintf(e.stdout, "message %s: due now%s\n", args[0], retriedNote(out))
 			}
 			return ExitOK, nil
 		}
 	}
+}
+
+// retriedNote says what a message retry did besides making the message
+// due (admin.MessageRetried): without it, "due now" was all it said of a
+// message that waits for its queue.
+func retriedNote(out map[string]any) string {
+	names := func(key string) []string {
+		var s []string
+		list, _ := out[key].([]any)
+		for _, v := range list {
+			name, _ := v.(string)
+			s = append(s, display(name))
+		}
+		return s
+	}
+	var note string
+	switch qs := names("queues_in_retry"); len(qs) {
+	case 0:
+	case 1:
+		note += "; its queue " + qs[0] + " was in Retry and is tried now too"
+	default:
+		note += "; its queues " + strings.Join(qs, ", ") + " were in Retry and are tried now too"
+	}
+	for _, q := range names("queues_suspended") {
+		arg := q
+		if strings.ContainsAny(q, " \t") {
+			arg = "'" + q + "'" // a connector's name may have spaces
+		}
+		note += "; its queue " + q + " is suspended: nothing leaves it until sluice queue resume " + arg
+	}
+	if u, _ := out["unreachable"].(bool); u {
+		note += "; recipients of it wait in Unreachable: no send connector serves their domain (add one, then sluice reload)"
+	}
+	return note
 }
 
 // printMessages prints messages as a table. Addresses, the client's

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/reply"
+	"github.com/sluice-relay/sluice/internal/route"
 	"github.com/sluice-relay/sluice/internal/tracking"
 )
 
@@ -97,15 +98,33 @@ func (q *Queue) ResumeQueue(identity string) error {
 	return nil
 }
 
-// RetryMessage makes a message's waiting recipients due now, out of
-// schedule (retry.go).
-func (q *Queue) RetryMessage(id mail.ID) error {
+// Retried is what RetryMessage did besides making the message's waiting
+// recipients due now, for the operator to be told.
+type Retried struct {
+	// InRetry are the message's queues that were in Retry: each tries
+	// its next hop now, as after a queue retry, with its other messages
+	// that are due.
+	InRetry []string `json:"queues_in_retry,omitempty"`
+	// Suspended are its queues an operator suspended: they stay so, and
+	// nothing leaves them until a queue resume.
+	Suspended []string `json:"queues_suspended,omitempty"`
+	// Unreachable: recipients of it wait in the Unreachable queue, for a
+	// send connector that serves their domain.
+	Unreachable bool `json:"unreachable,omitempty"`
+}
+
+// RetryMessage makes a message's waiting recipients due now. A queue of
+// the message in Retry tries its next hop now too: the message cannot
+// leave before that, and an administrator retries a message precisely
+// when it is stuck. Both are out of schedule (retry.go): a failure does
+// not push the queue's or the recipients' next retry further out.
+func (q *Queue) RetryMessage(id mail.ID) (Retried, error) {
 	now := q.now()
 	q.mu.Lock()
 	m := q.msgs[id]
 	if m == nil {
 		defer q.mu.Unlock()
-		return q.missing(string(id), ErrNoMessage)
+		return Retried{}, q.missing(string(id), ErrNoMessage)
 	}
 	for i := range m.Rcpts {
 		if r := &m.Rcpts[i]; !r.Status.Final() && !r.leased {
@@ -113,9 +132,27 @@ func (q *Queue) RetryMessage(id mail.ID) error {
 		}
 	}
 	q.schedule(m)
+	var done Retried
+	seen := map[string]bool{}
+	for _, r := range m.Rcpts {
+		h := q.hops[r.hop]
+		if r.Status.Final() || h == nil || seen[h.Key] {
+			continue
+		}
+		seen[h.Key] = true
+		switch {
+		case h.suspended:
+			done.Suspended = append(done.Suspended, h.Key)
+		case h.Key == route.Unreachable:
+			done.Unreachable = true
+		case now.Before(h.nextRetry):
+			h.tryNow(now)
+			done.InRetry = append(done.InRetry, h.Key)
+		}
+	}
 	q.mu.Unlock()
 	q.signal()
-	return nil
+	return done, nil
 }
 
 // removedReply is what a bounce for a removed message says.

@@ -741,7 +741,7 @@ func TestDamagedRecordShows(t *testing.T) {
 			// Nothing but remove can act on it, and the answers say so
 			// rather than that the message is gone.
 			for what, err := range map[string]error{
-				"message retry":    f.q.RetryMessage(bad.ID),
+				"message retry":    func() error { _, err := f.q.RetryMessage(bad.ID); return err }(),
 				"message redirect": f.q.RedirectMessage(context.Background(), bad.ID, []mail.Address{"x@contoso.com"}),
 				"queue retry":      f.q.RetryQueue(queue.Poison),
 				"queue resume":     f.q.ResumeQueue(queue.Poison),

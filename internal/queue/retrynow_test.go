@@ -14,7 +14,7 @@ import (
 
 // tryNow are the ways a queue in Retry is tried before its next retry:
 // a reload (the config may have fixed the hop) and an operator's queue
-// retry.
+// retry or message retry.
 var tryNow = []struct {
 	name string
 	do   func(t *testing.T, f *fixture, id mail.ID)
@@ -25,9 +25,14 @@ var tryNow = []struct {
 			t.Fatal(err)
 		}
 	}},
+	{"message retry", func(t *testing.T, f *fixture, id mail.ID) {
+		if _, err := f.q.RetryMessage(id); err != nil {
+			t.Fatal(err)
+		}
+	}},
 }
 
-// An attempt made out of schedule (a reload, queue retry)
+// An attempt made out of schedule (a reload, queue retry, message retry)
 // that fails again is recorded (last error, last retry, the log line, a
 // tracking DEFER) but is not a scheduled retry: the retry count and the
 // next retry stay as they were, the next retry at least a minute away.
@@ -146,7 +151,7 @@ func TestRecipientRetriedOutOfScheduleKeepsItsSchedule(t *testing.T) {
 				f.clock.Add(20 * time.Second)
 				var err error
 				if how == "message retry" {
-					err = f.q.RetryMessage(env.ID)
+					_, err = f.q.RetryMessage(env.ID)
 				} else {
 					err = f.q.RetryQueue(key)
 				}
@@ -176,5 +181,32 @@ func TestRecipientRetriedOutOfScheduleKeepsItsSchedule(t *testing.T) {
 				t.Errorf("the scheduled attempt: attempts %d, next in %s; want 3 and 4m", r.Attempts, r.NextAttempt.Sub(f.clock.Now()))
 			}
 		})
+	}
+}
+
+// message retry of a message whose queue is in Retry tries the queue's
+// next hop now too, as queue retry does: it said "due now" and nothing
+// went until the queue's retry time. A suspended queue stays suspended,
+// and the answer says which queues it found so.
+func TestMessageRetryTriesItsQueueInRetry(t *testing.T) {
+	f := newFixture(t, "")
+	env := f.put(t, "app@contoso.com", "bob@contoso.com", "carol@fabrikam.example")
+	f.q.HopFailed("Exchange", f.q.Lease("Exchange"), fail("451 4.4.1 connection refused"))
+	if err := f.q.SuspendQueue("Internet/fabrikam.example"); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(10 * time.Second)
+	got, err := f.q.RetryMessage(env.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got.InRetry) != "[Exchange]" || fmt.Sprint(got.Suspended) != "[Internet/fabrikam.example]" {
+		t.Errorf("message retry says the queues in Retry are %v and the suspended ones %v; want [Exchange] and [Internet/fabrikam.example]", got.InRetry, got.Suspended)
+	}
+	if l := f.q.Lease("Exchange"); l == nil || l.ID != env.ID {
+		t.Fatalf("after message retry the message is not delivered through its queue in Retry: %+v", l)
+	}
+	if l := f.q.Lease("Internet/fabrikam.example"); l != nil {
+		t.Error("message retry delivered through a suspended queue")
 	}
 }
