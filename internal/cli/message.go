@@ -262,6 +262,9 @@ func printMessage(w io.Writer, m queue.MessageInfo) {
 	row("Identity", m.ID)
 	row("FromAddress", m.From)
 	row("Status", m.Status)
+	if m.About != "" {
+		row("NoticeAbout", m.About) // the message this notice reports on
+	}
 	if m.Error != "" {
 		row("Error", m.Error)
 	}

@@ -141,6 +141,8 @@ type MessageInfo struct {
 	Queues     []string   `json:"queues"`
 	Status     string     `json:"status"`
 	EnvID      string     `json:"envid,omitempty"`
+	// About is, on a notice (a DSN Sluice sent), the message it is about.
+	About mail.ID `json:"about,omitempty"`
 	// Error says why the message is in the Poison queue: its record
 	// cannot be read, so nothing else is known of it.
 	Error string         `json:"error,omitempty"`
@@ -212,7 +214,7 @@ var messageRank = map[string]int{"Ready": 0, "Retry": 1, "Suspended": 2, "Active
 func (q *Queue) messageInfo(m *Message) MessageInfo {
 	now := q.now()
 	mi := MessageInfo{ID: m.ID, From: m.Env.From.String(), Size: m.Size, Received: m.Env.Received,
-		Origin: OriginInfo(m.Env.Origin), EnvID: m.Env.EnvID, Status: "Ready"}
+		Origin: OriginInfo(m.Env.Origin), EnvID: m.Env.EnvID, About: m.Env.About, Status: "Ready"}
 	seen := map[string]bool{}
 	for _, r := range m.Rcpts {
 		ri := RcptInfo{Address: r.Addr.String(), Status: r.Status, Attempts: r.Attempts, LastError: r.LastError,

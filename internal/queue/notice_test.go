@@ -219,6 +219,12 @@ func TestNoticeEventsNameTheMessage(t *testing.T) {
 	f.q.Done(ctx, f.q.Lease("Internet/fabrikam.example"), []queue.Outcome{fail("550 5.1.1 carol: no such user")})
 	f.store.Close()
 	f.open(t)
+	// message show names the message a notice is about, also after a
+	// restart (the envelope keeps it).
+	notices := f.q.Messages(func(mi *queue.MessageInfo) bool { return mi.From == "<>" })
+	if len(notices) != 1 || notices[0].About != env.ID {
+		t.Errorf("notices in the queue: %+v; want one about %s", notices, env.ID)
+	}
 	f.q.Done(ctx, f.q.Lease("Exchange"), []queue.Outcome{ok()})
 	f.track.Flush()
 	evs, err := tracking.Search(f.dir+"/track", tracking.Query{})
