@@ -42,7 +42,8 @@ func (ss *session) mail(o Options, arg string) error {
 	} else {
 		ss.reply("250 2.1.0 Sender OK")
 	}
-	ss.tx = &Message{From: from, Params: params, TLS: ss.tls, ClientCert: ss.clientCert, AuthUser: ss.authUser, Helo: ss.helo, Session: ss.id}
+	ss.tx = &Message{From: from, Params: params, TLS: ss.tls, ClientCert: ss.clientCert, AuthUser: ss.authUser, Helo: ss.helo, Session: ss.id,
+		Client: ss.conn.RemoteAddr().String()}
 	return nil
 }
 

@@ -119,6 +119,7 @@ type Message struct {
 	AuthUser   string              // the user logged in, "" if none
 	Helo       string              // the EHLO/HELO argument
 	Session    int                 // which connection it came on, from 1 (see Sessions)
+	Client     string              // the client's end of that connection, ip:port
 }
 
 // Server is a running test server.
