@@ -22,11 +22,12 @@ type Options struct {
 	LocalName string
 	// Timeouts for each wait; zero fields take the defaults.
 	Timeouts Timeouts
-	// Transcript, when set, is called for every line sent ('>') and
-	// received ('<'), without its CRLF, and for notes about the session
-	// ('*': the TLS handshake, the size of the message data, whose lines
-	// are not shown), and once with '-' when the connection is closed.
-	// AUTH payloads are replaced by "***".
+	// Transcript, when set, is called once with '+' and the local
+	// address ("192.0.2.1:49152") as soon as the connection is made, for
+	// every line sent ('>') and received ('<'), without its CRLF, for
+	// notes about the session ('*': the TLS handshake, the size of the
+	// message data, whose lines are not shown), and once with '-' when
+	// the connection is closed. AUTH payloads are replaced by "***".
 	Transcript func(dir byte, line string)
 	// Dialer makes the TCP connection; nil is a zero net.Dialer. Its
 	// Timeout, when zero, becomes Timeouts.Connect.
@@ -91,15 +92,21 @@ type Client struct {
 // implicit TLS: it reads the greeting. A greeting other than 2xx is
 // returned as an *Error after QUIT, and the connection is closed.
 func NewClient(ctx context.Context, conn net.Conn, o Options) (*Client, error) {
-	return newClient(ctx, conn, o, "")
+	return newClient(ctx, conn, o, "", time.Time{})
 }
 
-func newClient(ctx context.Context, conn net.Conn, o Options, serverName string) (*Client, error) {
+// newClient is NewClient with the host name dialled and, for a *tls.Conn,
+// when its handshake must be done (zero: the command timeout from now).
+func newClient(ctx context.Context, conn net.Conn, o Options, serverName string, handshakeBy time.Time) (*Client, error) {
 	c := &Client{o: o, t: o.Timeouts.withDefaults(), raw: conn, serverName: serverName}
 	c.writeLimit = c.t.Command
+	c.trace('+', conn.LocalAddr().String())
 	if tc, ok := conn.(*tls.Conn); ok {
 		c.raw = tc.NetConn()
-		if err := c.handshake(ctx, tc); err != nil {
+		if handshakeBy.IsZero() {
+			handshakeBy = time.Now().Add(c.t.Command)
+		}
+		if err := c.handshake(ctx, tc, handshakeBy); err != nil {
 			conn.Close()
 			return nil, err
 		}

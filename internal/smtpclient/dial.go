@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 )
 
 // Dial connects to addr (host:port) over TCP and reads the greeting. A
@@ -15,13 +16,16 @@ func Dial(ctx context.Context, addr string, o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("smtpclient: connect: %w", err)
 	}
-	c, err := newClient(ctx, conn, o, hostOf(addr))
+	c, err := newClient(ctx, conn, o, hostOf(addr), time.Time{})
 	return c, named(err, addr)
 }
 
 // DialTLS connects to addr with implicit TLS (RFC 8314 §3.3, port 465):
 // the TLS handshake comes first, then the greeting. An empty
-// cfg.ServerName is taken from addr.
+// cfg.ServerName is taken from addr. The connect timeout covers the
+// handshake too, as it would with a tls.Dialer; the handshake is this
+// package's own so that the transcript has the connection ('+') before
+// a handshake that fails on it.
 func DialTLS(ctx context.Context, addr string, cfg *tls.Config, o Options) (*Client, error) {
 	cfg = cfg.Clone()
 	if cfg == nil {
@@ -30,12 +34,16 @@ func DialTLS(ctx context.Context, addr string, cfg *tls.Config, o Options) (*Cli
 	if cfg.ServerName == "" {
 		cfg.ServerName = hostOf(addr)
 	}
-	d := tls.Dialer{NetDialer: dialer(o), Config: cfg}
+	d := dialer(o)
+	by := time.Now().Add(d.Timeout)
+	if !d.Deadline.IsZero() && d.Deadline.Before(by) {
+		by = d.Deadline
+	}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("smtpclient: connect with TLS: %w", err)
 	}
-	c, err := newClient(ctx, conn, o, cfg.ServerName)
+	c, err := newClient(ctx, tls.Client(conn, cfg), o, cfg.ServerName, by)
 	return c, named(err, addr)
 }
 

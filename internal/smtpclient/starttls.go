@@ -46,16 +46,17 @@ func (c *Client) StartTLS(ctx context.Context, cfg *tls.Config) (err error) {
 		}
 	}
 	tc := tls.Client(c.raw, cfg)
-	if err := c.handshake(ctx, tc); err != nil {
+	if err := c.handshake(ctx, tc, time.Now().Add(c.t.Command)); err != nil {
 		return c.fail(err)
 	}
 	c.setConn(tc)
 	return c.hello()
 }
 
-// handshake runs the client side of TLS and records its state.
-func (c *Client) handshake(ctx context.Context, tc *tls.Conn) error {
-	c.raw.SetDeadline(time.Now().Add(c.t.Command))
+// handshake runs the client side of TLS, to be done by the given time,
+// and records its state.
+func (c *Client) handshake(ctx context.Context, tc *tls.Conn, by time.Time) error {
+	c.raw.SetDeadline(by)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return fmt.Errorf("smtpclient: TLS handshake: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluice-relay/sluice/internal/certtest"
 	"github.com/sluice-relay/sluice/internal/smtptest"
+	"github.com/sluice-relay/sluice/internal/testport"
 )
 
 func TestStartTLS(t *testing.T) {
@@ -123,5 +124,53 @@ func TestDialTLS(t *testing.T) {
 	}
 	if m := srv.WaitMessages(t, 1)[0]; !m.TLS {
 		t.Error("message not received over TLS")
+	}
+}
+
+// The transcript starts with the connection and its local address, for
+// the protocol log's local column: also before an implicit TLS handshake
+// that fails, as the connection was made. A connection that could not be
+// made has no transcript.
+func TestTranscriptStartsWithConnection(t *testing.T) {
+	cert := certtest.New(t, "localhost")
+	plain := smtptest.NewServer(t, smtptest.Options{})
+	implicit := smtptest.NewServer(t, smtptest.Options{TLS: cert, ImplicitTLS: true})
+	for _, tc := range []struct {
+		name string
+		dial func(o Options) (*Client, error)
+		ok   bool
+	}{
+		{"plain", func(o Options) (*Client, error) { return Dial(context.Background(), plain.Addr(), o) }, true},
+		{"implicit TLS", func(o Options) (*Client, error) {
+			return DialTLS(context.Background(), implicit.Addr(), cert.ClientConfig("localhost"), o)
+		}, true},
+		{"implicit TLS, untrusted", func(o Options) (*Client, error) {
+			return DialTLS(context.Background(), implicit.Addr(), &tls.Config{ServerName: "localhost"}, o)
+		}, false},
+		{"refused", func(o Options) (*Client, error) { return Dial(context.Background(), testport.Addr(t), o) }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, tr := testOptions(t)
+			c, err := tc.dial(o)
+			if (err == nil) != tc.ok {
+				t.Fatalf("dial: %v", err)
+			}
+			first, _, _ := strings.Cut(tr.String(), "\n")
+			switch {
+			case c != nil:
+				defer c.Close()
+				if want := "+ " + c.LocalAddr().String(); first != want {
+					t.Errorf("transcript starts %q; want %q", first, want)
+				}
+			case tc.name == "refused":
+				if first != "" {
+					t.Errorf("transcript of a connection never made: %q", tr.String())
+				}
+			default:
+				if local, ok := strings.CutPrefix(first, "+ "); !ok || !strings.HasPrefix(local, "127.0.0.1:") {
+					t.Errorf("transcript starts %q; want + and the local address", first)
+				}
+			}
+		})
 	}
 }

@@ -1,11 +1,12 @@
 package smtpclient
 
 // The transcript is the conversation as Options.Transcript sees it, for
-// the protocol log and `sluice test connect`: every line sent ('>') and
-// received ('<') without its CRLF, notes ('*') where a line-by-line
-// account would be wrong or too much: the TLS handshake, and the message
-// data, of which only the size is shown; and '-' when the connection is
-// closed.
+// the protocol log and `sluice test connect`: '+' with the local address
+// once the connection is made (the protocol log's local column: only the
+// connection knows it), every line sent ('>') and received ('<') without
+// its CRLF, notes ('*') where a line-by-line account would be wrong or
+// too much: the TLS handshake, and the message data, of which only the
+// size is shown; and '-' when the connection is closed.
 //
 // Nothing that proves identity is shown (as mox's trace levels and
 // Exchange's protocol log do it): the payload of an AUTH line with an
