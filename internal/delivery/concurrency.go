@@ -134,7 +134,7 @@ func (d *Deliverer) notConnected(s *run, hop route.Hop, l *queue.Lease, o queue.
 		limit := d.q.HopBusy(hop.Key, l, working)
 		d.mu.Unlock()
 		d.log.Info("upstream refused one more connection; fewer sessions to this next hop",
-			"queue", hop.Key, "host", o.Host, "reply", o.Reply.Error(), "working", working,
+			"queue", hop.Key, "host", o.Host, "session", o.Session, "reply", o.Reply.Error(), "working", working,
 			"session_limit", limit, "max_connections", hop.Connector.MaxConnections)
 	case hs.closedRecently(time.Now()):
 		// Still connecting, to others refused meanwhile: they wait for
@@ -143,7 +143,7 @@ func (d *Deliverer) notConnected(s *run, hop route.Hop, l *queue.Lease, o queue.
 		hs.connecting++
 		d.mu.Unlock()
 		d.log.Info("upstream refused a connection just after one closed; trying again in a moment",
-			"queue", hop.Key, "host", o.Host, "reply", o.Reply.Error())
+			"queue", hop.Key, "host", o.Host, "session", o.Session, "reply", o.Reply.Error())
 		t := time.NewTimer(closedPause)
 		defer t.Stop()
 		select {

@@ -11,20 +11,30 @@ import (
 	"slices"
 
 	"github.com/sluice-relay/sluice/internal/config"
+	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/reply"
 	"github.com/sluice-relay/sluice/internal/route"
 	"github.com/sluice-relay/sluice/internal/smtpclient"
 )
 
+// upstream is a session with one upstream host, ready for MAIL.
+type upstream struct {
+	*smtpclient.Client
+	host string // who answers: "name [ip:port]", for logs and the queue's last error
+	// session is the session's id: its lines in the send protocol log,
+	// and the session of its tracking events and log lines.
+	session string
+}
+
 // connect tries the targets in order until one takes a session: TCP,
 // greeting, EHLO, TLS as the connector requires, AUTH. On a connection
-// failure or a 4xx it moves to the next (failover). It returns the client
-// and "host [ip]", or nil and the last failure.
-func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target) (*smtpclient.Client, string, queue.Outcome) {
+// failure or a 4xx it moves to the next (failover). It returns the
+// session, or nil and the last failure.
+func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target) (*upstream, queue.Outcome) {
 	var last queue.Outcome
 	if len(targets) == 0 {
-		return nil, "", queue.Outcome{Reply: reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 0}, Text: "no host to connect to"}}
+		return nil, queue.Outcome{Reply: reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 0}, Text: "no host to connect to"}}
 	}
 	// A smarthost's name is resolved when its turn comes, as Go's dialer
 	// did: a slow lookup of the second smarthost must not hold up the
@@ -37,19 +47,20 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 		}
 		t := targets[i]
 		var c *smtpclient.Client
+		var session string
 		err := t.err
 		if err == nil {
-			c, err = d.open(ctx, hop.Connector, t, hop.Connector.TLS.Mode)
+			c, session, err = d.open(ctx, hop.Connector, t, hop.Connector.TLS.Mode)
 		}
 		if err != nil && errors.Is(err, errTLSFallback) {
 			// Opportunistic TLS whose handshake failed: RFC 7435 §4 says
 			// deliver in the clear rather than not at all.
-			d.log.Warn("STARTTLS failed; delivering without TLS as the connector allows", "queue", hop.Key, "host", t.String(), "err", errors.Unwrap(err))
-			c, err = d.open(ctx, hop.Connector, t, config.SendTLSNone)
+			d.log.Warn("STARTTLS failed; delivering without TLS as the connector allows", "queue", hop.Key, "host", t.String(), "session", session, "err", errors.Unwrap(err))
+			c, session, err = d.open(ctx, hop.Connector, t, config.SendTLSNone)
 		}
 		h, sh := d.health(t)
 		if err != nil {
-			last = queue.Outcome{Reply: failureReply(err, t, hop.Connector)}
+			last = queue.Outcome{Reply: failureReply(err, t, hop.Connector), Session: session}
 			if isSMTP(err) {
 				last.Host = t.String() // the upstream answered: "host said: ..."
 			}
@@ -62,7 +73,7 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 			// The last host's failure is the hop's, which the queue logs
 			// as it goes into Retry.
 			if i < len(targets)-1 {
-				d.log.Warn("cannot use upstream host; trying the next", "queue", hop.Key, "host", t.String(), "err", err)
+				d.log.Warn("cannot use upstream host; trying the next", "queue", hop.Key, "host", t.String(), "session", session, "err", err)
 			}
 			continue
 		}
@@ -70,9 +81,9 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 		if sh != nil {
 			sh.ok()
 		}
-		return c, describeHost(t, c), last
+		return &upstream{Client: c, host: describeHost(t, c), session: session}, last
 	}
-	return nil, "", last
+	return nil, last
 }
 
 var errTLSFallback = errors.New("STARTTLS failed")
@@ -84,12 +95,25 @@ func (e tlsFallback) Error() string        { return "STARTTLS failed: " + e.caus
 func (e tlsFallback) Is(target error) bool { return target == errTLSFallback }
 func (e tlsFallback) Unwrap() error        { return e.cause }
 
-// open makes one session to one host, ready for MAIL.
-func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target, mode config.SendTLSMode) (*smtpclient.Client, error) {
+// open makes one session to one host, ready for MAIL, and returns its
+// id, new for each connection as smtpd's are, so that one conversation
+// can be followed in the protocol log. The id is empty when no connection
+// was made: there is no conversation to lead to.
+func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target, mode config.SendTLSMode) (*smtpclient.Client, string, error) {
+	id := string(mail.NewID())
+	connected := false
+	hook, end := d.transcript(sc, id, t.addr)
+	trace := func(dir byte, line string) {
+		if dir == '+' { // first, in this goroutine
+			connected = true
+		}
+		if hook != nil {
+			hook(dir, line)
+		}
+	}
 	// t.addr is an address: names were resolved through node.dns_servers
 	// (see targets and connect).
-	hook, end := d.transcript(sc, t.addr)
-	opts := smtpclient.Options{LocalName: sc.HELO, Dialer: &net.Dialer{Timeout: sc.ConnectTimeout.D()}, Transcript: hook}
+	opts := smtpclient.Options{LocalName: sc.HELO, Dialer: &net.Dialer{Timeout: sc.ConnectTimeout.D()}, Transcript: trace}
 	tcfg := sc.TLSConfig().Clone()
 	tcfg.ServerName = t.name
 	if sc.TLS.ServerName != "" {
@@ -111,12 +135,15 @@ func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target
 	}
 	if err != nil {
 		end(err)
-		return nil, err
+		if !connected {
+			id = ""
+		}
+		return nil, id, err
 	}
-	fail := func(err error) (*smtpclient.Client, error) {
+	fail := func(err error) (*smtpclient.Client, string, error) {
 		end(err)
 		c.Close()
-		return nil, err
+		return nil, id, err
 	}
 	if err := c.Hello(ctx); err != nil {
 		return fail(err)
@@ -142,7 +169,7 @@ func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target
 			return fail(err)
 		}
 	}
-	return c, nil
+	return c, id, nil
 }
 
 // failureReply is what the queue records for a failed connection attempt:

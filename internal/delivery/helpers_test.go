@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
 	"log/slog"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/store/sqlite"
 	"github.com/sluice-relay/sluice/internal/syncbuf"
+	"github.com/sluice-relay/sluice/internal/tracking"
 )
 
 // relay is a real queue on a SQLite store and a Deliverer running over
@@ -29,6 +31,8 @@ type relay struct {
 	q    *queue.Queue
 	d    *delivery.Deliverer
 	logs *syncBuffer // the queue's and the deliverer's log
+	// track is the queue's tracking log, under dir/tracking.
+	track *tracking.Log
 }
 
 // syncBuffer is a bytes.Buffer for a log written from several goroutines.
@@ -44,6 +48,45 @@ func (r *relay) protocolLog() string {
 		out += string(b)
 	}
 	return out
+}
+
+// protoLine is one line of the send protocol log.
+type protoLine struct {
+	connector, session, local, remote, event, data string
+}
+
+// conversation returns the send protocol log's lines of one session,
+// once its disconnect line is there.
+func (r *relay) conversation(session string) []protoLine {
+	r.t.Helper()
+	var lines []protoLine
+	waitFor(r.t, "session "+session+" to end in the protocol log", func() bool {
+		lines = nil
+		cr := csv.NewReader(strings.NewReader(r.protocolLog()))
+		cr.FieldsPerRecord = 7
+		records, err := cr.ReadAll()
+		if err != nil {
+			return false // a line the writer has not finished
+		}
+		for _, f := range records {
+			if f[2] == session {
+				lines = append(lines, protoLine{f[1], f[2], f[3], f[4], f[5], f[6]})
+			}
+		}
+		return len(lines) > 0 && lines[len(lines)-1].event == "-"
+	})
+	return lines
+}
+
+// events returns the tracking events of message id recorded so far.
+func (r *relay) events(id mail.ID) []tracking.Event {
+	r.t.Helper()
+	r.track.Flush()
+	evs, err := tracking.Search(filepath.Join(r.dir, "tracking"), tracking.Query{MessageID: string(id)})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return evs
 }
 
 // logLines returns the lines of the log with the given msg="...".
@@ -78,7 +121,11 @@ func stopped(t *testing.T, node, connectors string) *relay {
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	q, err := queue.Open(context.Background(), queue.Options{Store: st, Config: cfg, Log: log})
+	track, err := tracking.Open(filepath.Join(dir, "tracking"), 0, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := queue.Open(context.Background(), queue.Options{Store: st, Config: cfg, Log: log, Tracking: track})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,8 +136,10 @@ func stopped(t *testing.T, node, connectors string) *relay {
 	t.Cleanup(func() {
 		q.Close()
 		proto.Close()
+		track.Close()
 	})
-	return &relay{t: t, dir: dir, q: q, logs: logs, d: delivery.New(delivery.Options{Queue: q, Config: cfg, Log: log, Protocol: proto})}
+	return &relay{t: t, dir: dir, q: q, logs: logs, track: track,
+		d: delivery.New(delivery.Options{Queue: q, Config: cfg, Log: log, Protocol: proto})}
 }
 
 // relayConfig is the config of a relay with data in dir, node settings

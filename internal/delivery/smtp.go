@@ -46,7 +46,7 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 		d.q.HopFailed(hop.Key, l, queue.Outcome{Reply: tempReply(err)}) // logs it
 		return
 	}
-	c, host := d.dial(s, hop, targets, l)
+	c := d.dial(s, hop, targets, l)
 	if c == nil {
 		return
 	}
@@ -61,24 +61,24 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 			d.q.Done(s.io, l, nil) // not attempted
 			return
 		}
-		outs, alive, unsent := d.send(s.io, c, host, hop, l)
+		outs, alive, unsent := d.send(s.io, c, hop, l)
 		if unsent && n > 0 && !s.stopping() {
 			// The server had closed the kept connection (an idle timeout,
 			// a load balancer) and nothing of this message reached it: it
 			// goes again at once on a new connection instead of waiting
 			// out a retry interval.
 			d.log.Info("kept connection lost before the message was sent; using a new connection",
-				"msg", l.ID, "queue", hop.Key, "host", host, "reply", firstReply(outs))
+				"session", c.session, "msg", l.ID, "queue", hop.Key, "host", c.host, "reply", firstReply(outs))
 			c.Close()
 			d.hungUp(hop)
-			if c, host = d.dial(s, hop, targets, l); c == nil {
+			if c = d.dial(s, hop, targets, l); c == nil {
 				return
 			}
 			n = -1 // a new connection: its own message count
 			continue
 		}
 		d.q.Done(s.io, l, outs)
-		d.logOutcome(hop, host, l, outs)
+		d.logOutcome(hop, c.host, l, outs)
 		if !alive || n+1 >= hop.Connector.MaxMessagesPerConnection || s.stopping() {
 			return
 		}
@@ -100,16 +100,16 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 
 // dial connects to the hop for lease l. When no host can be reached
 // the lease is settled (see notConnected) and dial returns nil.
-func (d *Deliverer) dial(s *run, hop route.Hop, targets []target, l *queue.Lease) (*smtpclient.Client, string) {
+func (d *Deliverer) dial(s *run, hop route.Hop, targets []target, l *queue.Lease) *upstream {
 	d.dialing(hop)
 	for {
-		c, host, o := d.connect(s.stop, hop, targets)
+		c, o := d.connect(s.stop, hop, targets)
 		if c != nil {
 			d.dialed(hop)
-			return c, host
+			return c
 		}
 		if !d.notConnected(s, hop, l, o) {
-			return nil, ""
+			return nil
 		}
 	}
 }
@@ -124,9 +124,13 @@ func unreadable(err error) error {
 // recipient's outcome, whether the connection can carry another, and
 // whether the connection was lost (or closed with 421) before the server
 // answered any RCPT or DATA, so that it cannot have taken the message.
-func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string, hop route.Hop, l *queue.Lease) (outs []queue.Outcome, alive, unsent bool) {
+// Each outcome carries the session, to lead from the message's tracking
+// events to the conversation.
+func (d *Deliverer) send(ctx context.Context, c *upstream, hop route.Hop, l *queue.Lease) (outs []queue.Outcome, alive, unsent bool) {
 	body, err := l.Body(ctx)
 	if err != nil {
+		// Nothing of the message went out: the session's conversation
+		// has nothing to say about it.
 		r := reply.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: unreadable(err).Error()}
 		return repeat(queue.Outcome{Reply: r, Host: "local"}, len(l.Rcpts)), true, false
 	}
@@ -153,7 +157,7 @@ func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string,
 	outs = make([]queue.Outcome, len(l.Rcpts))
 	var se *smtpclient.Error
 	for i := range outs {
-		o := queue.Outcome{Host: host, Handoff: handoff}
+		o := queue.Outcome{Host: c.host, Session: c.session, Handoff: handoff}
 		switch {
 		// Only a 2xx is a yes: Positive would take a stray 3xx for one.
 		case res != nil && i < len(res.Rcpts) && res.Rcpts[i].Code != 0 && res.Rcpts[i].Code/100 != 2:
@@ -165,7 +169,7 @@ func (d *Deliverer) send(ctx context.Context, c *smtpclient.Client, host string,
 		case err != nil:
 			// Sluice's words, not the upstream's: the queue would
 			// show "host said: 451 ...".
-			o.Host, o.Reply = "", lostReply(host, err)
+			o.Host, o.Reply = "", lostReply(c.host, err)
 		default:
 			o.Reply = reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 0}, Text: "no reply to DATA"}
 		}
@@ -302,7 +306,7 @@ func (d *Deliverer) logOutcome(hop route.Hop, host string, l *queue.Lease, outs 
 		case o.Reply.Permanent():
 			level, what = slog.LevelWarn, "recipient refused by next hop"
 		}
-		d.log.Log(context.Background(), level, what, "msg", l.ID, "queue", hop.Key, "host", host,
+		d.log.Log(context.Background(), level, what, "session", o.Session, "msg", l.ID, "queue", hop.Key, "host", host,
 			"rcpts", len(to), "to", strings.Join(to, ","), "reply", o.Reply.Error())
 	}
 }

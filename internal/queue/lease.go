@@ -118,6 +118,11 @@ type Outcome struct {
 	Reply     reply.Reply // the upstream's reply (or ours, for local failures)
 	Host      string      // who answered: "exch1.contoso.com [10.0.0.5]"
 	Delivered bool
+	// Session is the id of the delivery session that gave the outcome,
+	// as the send protocol log names it; empty when no connection was
+	// made. Tracking events carry it, so a message's story leads to the
+	// conversation, as a RECEIVE leads to the one that brought it.
+	Session string
 	// Handoff is, for a delivered recipient, who tells a sender that
 	// asked (NOTIFY=SUCCESS) of the delivery.
 	Handoff Handoff
@@ -271,6 +276,9 @@ func (q *Queue) HopFailed(key string, l *Lease, o Outcome) {
 	h.retryCount++
 	h.nextRetry = now.Add(q.backoff(h.Hop, h.retryCount))
 	logged = []any{"queue", key, "retries", h.retryCount, "next_retry", h.nextRetry, "last_error", h.lastError}
+	if o.Session != "" {
+		logged = append(logged, "session", o.Session)
+	}
 }
 
 // HopOK records that the next hop took a connection, and that connected

@@ -46,7 +46,8 @@ func (q *Queue) trackSubmit(m *Message) {
 }
 
 // trackOutcomes records what happened to each leased recipient: SEND,
-// FAIL, DEFER or EXPIRE, with the upstream's reply.
+// FAIL, DEFER or EXPIRE, with the upstream's reply and the session that
+// got it.
 func (q *Queue) trackOutcomes(m *Message, l *Lease, outs []Outcome) {
 	if len(outs) > 0 && outs[0].Delivered {
 		q.metrics.Delivered(connectorName(l), m.Size, q.now().Sub(m.Env.Received))
@@ -72,13 +73,14 @@ func (q *Queue) trackOutcomes(m *Message, l *Lease, outs []Outcome) {
 		if l.Hop.Connector != nil {
 			e.Connector = l.Hop.Connector.Name
 		}
-		e.Host, e.Reply = o.Host, o.Reply.Error()
+		e.Host, e.Reply, e.Session = o.Host, o.Reply.Error(), o.Session
 		q.tracking.Record(e)
 	}
 }
 
 // trackHopFailed records a DEFER for leased recipients whose next hop
-// could not be reached at all.
+// could not be reached at all, with the session of the last try when it
+// got as far as a connection.
 func (q *Queue) trackHopFailed(m *Message, l *Lease, o Outcome) {
 	if q.tracking == nil {
 		return
@@ -91,7 +93,7 @@ func (q *Queue) trackHopFailed(m *Message, l *Lease, o Outcome) {
 	if l.Hop.Connector != nil {
 		e.Connector = l.Hop.Connector.Name
 	}
-	e.Host, e.Reply = o.Host, o.Reply.Error()
+	e.Host, e.Reply, e.Session = o.Host, o.Reply.Error(), o.Session
 	q.tracking.Record(e)
 }
 
