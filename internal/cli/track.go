@@ -39,7 +39,10 @@ Message-ID header (with or without <>) or Sluice's own id. --sender '<>'
 (2026-11-24T14:00:00Z), local times (2026-11-24 14:00), dates (2026-11-24:
 --until includes that day) or ages (90m, 2h, 3d: that long ago). Times
 print in local time. Without filters it lists the earliest events. --json
-prints one event per line, as the log stores them.`,
+prints one event per line, as the log stores them, with what the table
+leaves out: an event's session leads to its SMTP conversation in the
+protocol log (a RECEIVE's with the client, a SEND, DEFER or FAIL from
+DELIVERY the one with the upstream): grep SESSION <data_dir>/protocol/*.log.`,
 		flags: func(fs *flag.FlagSet) func(*env, []string) (int, error) {
 			path := fs.String("config", "", "config `FILE` (for node.data_dir); default: the embedded default")
 			dataDir := fs.String("data-dir", "", "data `DIR` to read instead of the config's node.data_dir")
