@@ -73,15 +73,13 @@ func (e keyError) Is(target error) bool { return target == ErrKey }
 func (e keyError) Unwrap() error        { return e.error }
 
 // Load reads a PEM certificate chain and its private key and checks that
-// they belong together. Errors say which file is at fault and how.
+// they belong together. Errors say which file is at fault and how. The
+// certificate file is judged first; when it is at fault, CheckKey tells
+// whether the key file is too.
 func Load(certFile, keyFile string) (*tls.Certificate, error) {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
 		return nil, fileError("certificate", certFile, err)
-	}
-	keyPEM, err := os.ReadFile(keyFile)
-	if err != nil {
-		return nil, keyError{fileError("key", keyFile, err)}
 	}
 	switch types := pemTypes(certPEM); {
 	case slices.Contains(types, "CERTIFICATE"):
@@ -90,11 +88,9 @@ func Load(certFile, keyFile string) (*tls.Certificate, error) {
 	default:
 		return nil, fmt.Errorf("certificate file %s has no PEM \"CERTIFICATE\" block; give the certificate chain in PEM form", certFile)
 	}
-	switch types, encrypted := pemTypes(keyPEM), bytes.Contains(keyPEM, []byte("Proc-Type: 4,ENCRYPTED")); {
-	case slices.Contains(types, "ENCRYPTED PRIVATE KEY") || encrypted:
-		return nil, keyError{fmt.Errorf("key file %s is encrypted with a passphrase, which Sluice cannot ask for; give it unencrypted (openssl pkey -in %s -out KEY.pem) and readable only by the account Sluice runs as", keyFile, keyFile)}
-	case !slices.ContainsFunc(types, isKeyType):
-		return nil, keyError{fmt.Errorf("key file %s has no PEM private key block; give the unencrypted private key in PEM form", keyFile)}
+	keyPEM, err := readKey(keyFile)
+	if err != nil {
+		return nil, err
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
@@ -106,6 +102,31 @@ func Load(certFile, keyFile string) (*tls.Certificate, error) {
 		return nil, fmt.Errorf("certificate %s / key %s: %v", certFile, keyFile, err)
 	}
 	return &pair, nil
+}
+
+// CheckKey reports the key file's own faults (missing, unreadable,
+// encrypted, no key in it) as Load would, without the certificate: so
+// that a config whose certificate and key are both wrong is told both at
+// once, not the key's fault only once the certificate is fixed.
+func CheckKey(keyFile string) error {
+	_, err := readKey(keyFile)
+	return err
+}
+
+// readKey reads a key file and checks it holds an unencrypted private key;
+// its errors match ErrKey.
+func readKey(keyFile string) ([]byte, error) {
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, keyError{fileError("key", keyFile, err)}
+	}
+	switch types, encrypted := pemTypes(keyPEM), bytes.Contains(keyPEM, []byte("Proc-Type: 4,ENCRYPTED")); {
+	case slices.Contains(types, "ENCRYPTED PRIVATE KEY") || encrypted:
+		return nil, keyError{fmt.Errorf("key file %s is encrypted with a passphrase, which Sluice cannot ask for; give it unencrypted (openssl pkey -in %s -out KEY.pem) and readable only by the account Sluice runs as", keyFile, keyFile)}
+	case !slices.ContainsFunc(types, isKeyType):
+		return nil, keyError{fmt.Errorf("key file %s has no PEM private key block; give the unencrypted private key in PEM form", keyFile)}
+	}
+	return keyPEM, nil
 }
 
 // fileError phrases a read failure as what to do about it.

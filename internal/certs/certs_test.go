@@ -70,6 +70,15 @@ func TestLoadSaysWhatIsWrong(t *testing.T) {
 			if errors.Is(err, ErrKey) != tc.keyFault {
 				t.Errorf("errors.Is(%v, ErrKey) = %v, want %v", err, !tc.keyFault, tc.keyFault)
 			}
+			// CheckKey finds the key file's own faults without the
+			// certificate, with Load's words, and nothing else.
+			kerr := CheckKey(tc.key)
+			switch {
+			case tc.keyFault && (kerr == nil || kerr.Error() != err.Error() || !errors.Is(kerr, ErrKey)):
+				t.Errorf("CheckKey = %v, want Load's %v", kerr, err)
+			case !tc.keyFault && kerr != nil:
+				t.Errorf("CheckKey = %v, want nil: the key file is not at fault", kerr)
+			}
 		})
 	}
 	if _, err := Load(good.CertFile, good.KeyFile); err != nil {

@@ -269,21 +269,29 @@ func (k *checker) checkTLS(rc *ReceiveConnector, p string) {
 		k.errorf(p+".tls", "tls.mode %s needs certificate and key (PEM files)", t.Mode)
 		return
 	}
-	pair, err := certs.Load(t.Certificate, t.Key)
-	if err != nil {
-		k.errorf(certKey(err, p+".tls.certificate", p+".tls.key"), "%v", err)
-		return
+	if pair := k.loadPair(t.Certificate, t.Key, p+".tls.certificate", p+".tls.key"); pair != nil {
+		rc.tlsConfig = serverTLS(pair, uint16(t.MinVersion))
 	}
-	rc.tlsConfig = serverTLS(pair, uint16(t.MinVersion))
 }
 
-// certKey is the setting a certs.Load error belongs under: the key's
-// when the key file is at fault, else the certificate's.
-func certKey(err error, cert, key string) string {
-	if errors.Is(err, certs.ErrKey) {
-		return key
+// loadPair loads a certificate and its key, or reports why not under the
+// setting at fault: the key's when the key file is, else the
+// certificate's, and then the key's too if its file has faults of its
+// own, so that one run of config check names both.
+func (k *checker) loadPair(certFile, keyFile, certSetting, keySetting string) *tls.Certificate {
+	pair, err := certs.Load(certFile, keyFile)
+	switch {
+	case err == nil:
+		return pair
+	case errors.Is(err, certs.ErrKey):
+		k.errorf(keySetting, "%v", err)
+	default:
+		k.errorf(certSetting, "%v", err)
+		if kerr := certs.CheckKey(keyFile); kerr != nil {
+			k.errorf(keySetting, "%v", kerr)
+		}
 	}
-	return cert
+	return nil
 }
 
 // serverTLS builds a receive connector's TLS configuration. Below TLS 1.2

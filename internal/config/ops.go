@@ -124,9 +124,16 @@ func (k *checker) checkOps() {
 	} else if !ap.Addr().IsLoopback() && a.TokenFile != "" && a.Certificate == "" {
 		k.errorf("admin.listen", "%s is reachable from other machines over plain HTTP: the bearer token would cross the network in clear with every request; give admin.certificate and admin.key (HTTPS), or listen on 127.0.0.1", a.Listen)
 	}
-	for _, f := range []struct{ key, path string }{
-		{"admin.token_file", a.TokenFile}, {"admin.certificate", a.Certificate}, {"admin.key", a.Key}, {"admin.client_ca", a.ClientCA},
-	} {
+	type file struct{ key, path string }
+	files := []file{{"admin.token_file", a.TokenFile}, {"admin.client_ca", a.ClientCA}}
+	if a.Certificate != "" && a.Key != "" {
+		// The pair itself, not only its files: a key that does not belong
+		// or is encrypted is named here, under its key, not when serve starts.
+		k.loadPair(a.Certificate, a.Key, "admin.certificate", "admin.key")
+	} else {
+		files = append(files, file{"admin.certificate", a.Certificate}, file{"admin.key", a.Key})
+	}
+	for _, f := range files {
 		if f.path != "" {
 			if err := readable(f.path); err != nil {
 				k.errorf(f.key, "%v", err)

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluice-relay/sluice/internal/certs"
 	"github.com/sluice-relay/sluice/internal/mail"
 )
 
@@ -251,10 +250,7 @@ func (k *checker) checkSendTLS(sc *SendConnector, p string) {
 	if (t.ClientCertificate == "") != (t.ClientKey == "") {
 		k.errorf(p+".tls", "client_certificate and client_key go together; give both PEM files or neither")
 	} else if t.ClientCertificate != "" {
-		pair, err := certs.Load(t.ClientCertificate, t.ClientKey)
-		if err != nil {
-			k.errorf(certKey(err, p+".tls.client_certificate", p+".tls.client_key"), "%v", err)
-		} else {
+		if pair := k.loadPair(t.ClientCertificate, t.ClientKey, p+".tls.client_certificate", p+".tls.client_key"); pair != nil {
 			sc.clientCert = pair
 			cfg.Certificates = []tls.Certificate{*pair}
 		}
