@@ -299,6 +299,15 @@ func TestTestSendFollowsTheMessage(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "DEFER") || !strings.Contains(out, "connection refused") {
 		t.Fatalf("test send --via Fabrikam = %d\n%s", code, out)
 	}
+	// A connector's name matches in any case and without the spaces
+	// copied around it, as queue identities do
+	// (config refuses two names that differ only in case); the message
+	// goes into the queue under the config's spelling (in Retry since the
+	// message before, so it waits there).
+	out, code = r.sluice("test", "send", "--from", "admin@contoso.com", "--to", "someone@example.org", "--via", " fabrikam", "--wait", "1s")
+	if code != 1 || !strings.Contains(out, "in Fabrikam\n") {
+		t.Fatalf("test send --via fabrikam = %d\n%s", code, out)
+	}
 	out, code = r.sluice("test", "send", "--from", "admin@contoso.com", "--to", "someone@example.org", "--via", "Nope")
 	if code != 1 || !strings.Contains(out, `no send connector is called "Nope"`) {
 		t.Fatalf("test send --via Nope = %d\n%s", code, out)

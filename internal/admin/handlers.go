@@ -339,9 +339,14 @@ func (s *Server) testSend(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "give at least one recipient (--to)")
 		return
 	}
-	if req.Via != "" && !hasConnector(cfg, req.Via) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("no send connector is called %q; the config has %s", req.Via, connectorNames(cfg)))
-		return
+	if req.Via != "" {
+		// Matched as a queue identity is: in any case, spaces around it ignored.
+		sc := cfg.SendConnectorNamed(strings.TrimSpace(req.Via))
+		if sc == nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("no send connector is called %q; the config has %s", req.Via, connectorNames(cfg)))
+			return
+		}
+		req.Via = sc.Name // the queue, tracking and the log use the config's spelling
 	}
 	env := &mail.Envelope{ID: mail.NewID(), From: from, Received: time.Now(), Via: req.Via,
 		Origin: mail.Origin{Connector: "(sluice test send)", AuthUser: "admin API " + r.RemoteAddr}}
@@ -380,10 +385,6 @@ func (s *Server) testSend(w http.ResponseWriter, r *http.Request) {
 		out.Queues = mi.Queues
 	}
 	writeJSON(w, out)
-}
-
-func hasConnector(cfg *config.Config, name string) bool {
-	return slices.Contains(cfg.SendConnectorNames(), name)
 }
 
 func connectorNames(cfg *config.Config) string {

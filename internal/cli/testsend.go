@@ -24,8 +24,8 @@ func init() {
 		long: `Queues a small test message in the running Sluice (as if a client had sent
 it), then follows it in the message tracking log until every recipient is
 delivered or refused, or --wait runs out, printing each event and the
-upstream's reply. --via sends it through the named send connector whatever
-the recipients' address spaces say. Exits 0 when every recipient was
+upstream's reply. --via sends it through the named send connector (its name
+in any case) whatever the recipients' address spaces say. Exits 0 when every recipient was
 delivered, 1 otherwise (a message still deferred stays queued and is retried).
 
 With message tracking off (logs.tracking.enabled: false) it follows the queue

@@ -310,6 +310,18 @@ type Queue struct {
 	MinFreeSpace Size `yaml:"min_free_space"`
 }
 
+// SendConnectorNamed returns the send connector called name, in any case
+// (the check refuses two names that differ only in case, and admins type
+// them as queue identities are typed), or nil.
+func (c *Config) SendConnectorNamed(name string) *SendConnector {
+	for i := range c.SendConnectors {
+		if strings.EqualFold(c.SendConnectors[i].Name, name) {
+			return &c.SendConnectors[i]
+		}
+	}
+	return nil
+}
+
 // SendConnectorNames lists the send connectors' names in config order.
 func (c *Config) SendConnectorNames() []string {
 	out := make([]string, len(c.SendConnectors))

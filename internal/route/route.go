@@ -35,25 +35,22 @@ func For(cfg *config.Config, rcpt mail.Address) Hop {
 	return Hop{Key: sc.Name, Connector: sc}
 }
 
-// Via routes a recipient through the send connector called name,
-// whatever its address spaces say: for test messages sent through one
-// connector on purpose. An unknown name routes to Unreachable.
+// Via routes a recipient through the send connector called name (in any
+// case), whatever its address spaces say: for test messages sent through
+// one connector on purpose. An unknown name routes to Unreachable.
 func Via(cfg *config.Config, name string, rcpt mail.Address) Hop {
 	if name == "" {
 		return For(cfg, rcpt)
 	}
-	for i := range cfg.SendConnectors {
-		sc := &cfg.SendConnectors[i]
-		if sc.Name != name {
-			continue
-		}
-		domain := rcpt.Domain()
-		if sc.Delivery == config.DeliveryMX {
-			return Hop{Key: sc.Name + "/" + domain, Connector: sc, Domain: domain}
-		}
-		return Hop{Key: sc.Name, Connector: sc}
+	sc := cfg.SendConnectorNamed(name)
+	if sc == nil {
+		return Hop{Key: Unreachable}
 	}
-	return Hop{Key: Unreachable}
+	if sc.Delivery == config.DeliveryMX {
+		domain := rcpt.Domain()
+		return Hop{Key: sc.Name + "/" + domain, Connector: sc, Domain: domain}
+	}
+	return Hop{Key: sc.Name, Connector: sc}
 }
 
 // DeliveryType names how a hop delivers, in Exchange's words.

@@ -36,6 +36,36 @@ send_connectors:
 	}
 }
 
+// Via routes through the named connector whatever the address spaces say;
+// the name matches in any case, as config refuses two that differ only
+// in case, so a message queued for "Archive" still finds its connector
+// after a reload that writes "ARCHIVE".
+func TestVia(t *testing.T) {
+	cfg, err := config.Parse("", []byte(`
+receive_connectors:
+  - {name: Default, bindings: ["127.0.0.1:25"], remote_ip_ranges: [127.0.0.1], permissions: [anonymous]}
+send_connectors:
+  - {name: Exchange, address_spaces: [contoso.com], smarthosts: [exch1.contoso.com]}
+  - {name: ARCHIVE, address_spaces: [archive.example], delivery: directory, directory: archive}
+  - {name: Internet, address_spaces: ["*"], delivery: mx}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ via, rcpt, key string }{
+		{"", "bob@contoso.com", "Exchange"},
+		{"ARCHIVE", "bob@contoso.com", "ARCHIVE"},
+		{"Archive", "bob@contoso.com", "ARCHIVE"},
+		{"internet", "bob@contoso.com", "Internet/contoso.com"},
+		{"Nope", "bob@contoso.com", "Unreachable"},
+	}
+	for _, tc := range tests {
+		if h := Via(cfg, tc.via, mailAddr(tc.rcpt)); h.Key != tc.key {
+			t.Errorf("Via(%q, %s) = %q; want %q", tc.via, tc.rcpt, h.Key, tc.key)
+		}
+	}
+}
+
 func mailAddr(s string) mail.Address {
 	a, err := mail.ParseMailbox(s, true)
 	if err != nil {
