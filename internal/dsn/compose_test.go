@@ -133,6 +133,13 @@ func goldenCases() []struct {
 	delivered.Recipients[0] = Recipient{Final: "carol@fabrikam.example", Action: ActionRelayed, Status: [3]int{2, 0, 0},
 		RemoteMTA: "mx.fabrikam.example [192.0.2.25]", Diagnostic: "250 2.0.0 Ok: queued as 4Zx2c71Lq8z9v", LastAttempt: now.Add(-time.Minute)}
 
+	// sluice message remove --bounce: no server refused it, and the text
+	// must not say one did.
+	removed := report()
+	removed.Recipients[0] = Recipient{Final: "carol@fabrikam.example", Original: "rfc822;carol@fabrikam.example",
+		Action: ActionFailed, Status: [3]int{5, 3, 0}, Diagnostic: "550 5.3.0 message removed from the queue by an administrator",
+		LastAttempt: now.Add(-time.Hour), Removed: true}
+
 	return []struct {
 		name string
 		r    *Report
@@ -146,6 +153,7 @@ func goldenCases() []struct {
 		{"ret-full-too-large", tooLarge},
 		{"smtputf8", utf8},
 		{"relayed", delivered},
+		{"removed-by-admin", removed},
 	}
 }
 
@@ -380,6 +388,27 @@ func TestComposeDetails(t *testing.T) {
 		}
 		if p, err := Parse(b); err != nil || !bytes.Equal(p.Original, r.Original) {
 			t.Errorf("Parse: %v, original %q", err, p.Original)
+		}
+	})
+	// A removal beside a refusal: the opening names no server, and each
+	// recipient keeps its own advice.
+	t.Run("removed and refused recipients in one notice", func(t *testing.T) {
+		r := report()
+		r.Recipients = append(r.Recipients, Recipient{Final: "dave@northwind.example", Action: ActionFailed,
+			Status: [3]int{5, 3, 0}, Diagnostic: "550 5.3.0 message removed from the queue by an administrator", Removed: true})
+		b, err := Compose(r, now, fixedID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Join(strings.Fields(string(b)), " ")
+		for _, want := range []string{"Each entry says why, and what you can do about it.", "Reply: 550 5.1.1",
+			"Reason: 550 5.3.0", "address does not exist", "took the message out of the queue"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("notice lacks %q:\n%s", want, b)
+			}
+		}
+		if strings.Contains(text, "which server refused it") || strings.Contains(text, "No receiving server refused it") {
+			t.Errorf("opening fits only one of the recipients:\n%s", b)
 		}
 	})
 	// Exchange's words: "Relayed:" when the message only went on to a

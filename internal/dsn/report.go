@@ -47,6 +47,13 @@ type Recipient struct {
 	Diagnostic     string
 	LastAttempt    time.Time // Last-Attempt-Date
 	WillRetryUntil time.Time // Will-Retry-Until, for ActionDelayed
+	// Removed is set for a failed recipient that an administrator took
+	// out of the queue with a notice (sluice message remove --bounce,
+	// Exchange's Remove-Message -WithNDR): no server refused it, and the
+	// text says so instead of explaining Diagnostic as a refusal. The
+	// delivery-status fields are a failure's as always; Parse leaves it
+	// unset.
+	Removed bool
 }
 
 // Report is one notice: the per-message facts and the recipients it is

@@ -25,8 +25,17 @@ func explanation(r *Report, orig original, now time.Time) string {
 	t.para("This is the mail system at " + r.ReportingMTA + ".")
 	switch r.kind() {
 	case kindFailure:
-		t.para("Your message could not be delivered to the recipients below. Each entry says which server " +
-			"refused it and why, and what you can do about it.")
+		switch removed := slices.ContainsFunc(r.Recipients, func(rc Recipient) bool { return rc.Removed }); {
+		case removed && !slices.ContainsFunc(r.Recipients, refused):
+			t.para("An administrator of " + r.ReportingMTA + " removed your message from the queue before it " +
+				"was delivered to the recipients below. No receiving server refused it.")
+		case removed:
+			t.para("Your message could not be delivered to the recipients below. Each entry says why, and what " +
+				"you can do about it.")
+		default:
+			t.para("Your message could not be delivered to the recipients below. Each entry says which server " +
+				"refused it and why, and what you can do about it.")
+		}
 	case kindDelay:
 		until := latestRetry(r)
 		if until.IsZero() {
@@ -83,6 +92,10 @@ func explanation(r *Report, orig original, now time.Time) string {
 	return strings.TrimSuffix(t.String(), "\r\n") // the part ends with the last line's CRLF
 }
 
+// refused: a failure that a server or Sluice's delivery decided, not an
+// administrator's removal.
+func refused(rc Recipient) bool { return rc.Action == ActionFailed && !rc.Removed }
+
 // groups puts recipients with the same outcome together, in the order
 // they come, so a login failure for fifty recipients is explained once.
 func groups(rcpts []Recipient) [][]*Recipient {
@@ -91,12 +104,13 @@ func groups(rcpts []Recipient) [][]*Recipient {
 		status       [3]int
 		remote, diag string
 		last, until  time.Time
+		removed      bool
 	}
 	var out [][]*Recipient
 	index := map[key]int{}
 	for i := range rcpts {
 		rc := &rcpts[i]
-		k := key{rc.Action, rc.status(), rc.RemoteMTA, rc.Diagnostic, rc.LastAttempt, rc.WillRetryUntil}
+		k := key{rc.Action, rc.status(), rc.RemoteMTA, rc.Diagnostic, rc.LastAttempt, rc.WillRetryUntil, rc.Removed}
 		if j, ok := index[k]; ok {
 			out[j] = append(out[j], rc)
 			continue
@@ -123,14 +137,21 @@ func recipientText(t *textBuilder, r *Report, g []*Recipient, now time.Time) {
 		t.field(label, addr)
 		label = ""
 	}
-	t.field("Result", resultText(rc.Action))
+	result := resultText(rc.Action)
+	if rc.Removed {
+		result = "removed from the queue by an administrator, will not be delivered"
+	}
+	t.field("Result", result)
 	t.field("Status", statusString(st)+" ("+statusText(st)+")")
 	if rc.RemoteMTA != "" {
 		t.field("Server", rc.RemoteMTA)
 	}
 	if d := strings.TrimSpace(strings.ReplaceAll(rc.Diagnostic, "\r", "")); d != "" {
 		label := "Error"
-		if isSMTPReply(d) {
+		switch {
+		case rc.Removed:
+			label = "Reason" // Sluice's own words, though shaped as a reply: no server said them
+		case isSMTPReply(d):
 			label = "Reply"
 		}
 		for _, l := range strings.Split(d, "\n") {
@@ -153,6 +174,9 @@ func recipientText(t *textBuilder, r *Report, g []*Recipient, now time.Time) {
 // recipientHint is Hint, told how long an expired message waited, and for
 // a delay notice or an expiry followed by what the last error means.
 func recipientHint(r *Report, rc *Recipient, now time.Time) string {
+	if rc.Removed {
+		return removedHint
+	}
 	st := rc.status()
 	var waited time.Duration
 	if !r.ArrivalDate.IsZero() && now.After(r.ArrivalDate) {
@@ -186,6 +210,13 @@ func recipientHint(r *Report, rc *Recipient, now time.Time) string {
 	}
 	return h
 }
+
+// removedHint is the advice for a recipient an administrator removed:
+// the sender can do nothing about a refusal that never happened, only
+// ask why the message was taken out.
+const removedHint = "An administrator took the message out of the queue on purpose, so it was not delivered " +
+	"to this recipient; nothing is wrong with the address. If it should still reach the recipient, ask " +
+	"your mail administrator why it was removed before you send it again."
 
 // ours starts the hints for problems in the sender's own relay setup.
 const ours = "This is a problem in your organisation's mail setup, not at the recipient; forward this " +

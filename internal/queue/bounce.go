@@ -43,6 +43,7 @@ func (q *Queue) bounce(ctx context.Context, m *Message, idx []int, delayed bool)
 			Original:    r.ORcpt,
 			Action:      dsn.ActionFailed,
 			LastAttempt: r.LastAttempt,
+			Removed:     r.Status == StatusRemoved,
 		}
 		d.Status, d.RemoteMTA, d.Diagnostic = statusOf(r, delayed)
 		if delayed {

@@ -248,3 +248,33 @@ func TestNoticeEventsNameTheMessage(t *testing.T) {
 		t.Errorf("notice %s: events %q; want %q", notice, got, want)
 	}
 }
+
+// The notice for a message an administrator removed with a bounce
+// (Remove-Message -WithNDR) says so: no server refused it, so it must not
+// give the advice for a refusal. It is still an RFC 3464 failure.
+func TestRemovedNoticeSaysAnAdministratorRemovedIt(t *testing.T) {
+	f := newFixture(t, "")
+	ctx := context.Background()
+	m := f.put(t, "app@contoso.com", "carol@fabrikam.example")
+	if err := f.q.RemoveMessage(ctx, m.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	b := f.bounces(t)
+	if len(b) != 1 || len(b[0].Recipients) != 1 {
+		t.Fatalf("notices %+v; want one about carol", b)
+	}
+	if rc := b[0].Recipients[0]; rc.Action != dsn.ActionFailed || rc.Status != [3]int{5, 3, 0} {
+		t.Errorf("recipient %s %v; want failed 5.3.0", rc.Action, rc.Status)
+	}
+	text := strings.Join(strings.Fields(string(f.noticeTexts(t)[0])), " ") // as read, whatever the wrapping
+	for _, want := range []string{"removed your message from the queue", "No receiving server refused it"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("notice does not say %q:\n%s", want, text)
+		}
+	}
+	for _, wrong := range []string{"The receiving server refused", "which server refused", "Reply:"} {
+		if strings.Contains(text, wrong) {
+			t.Errorf("notice says %q, as if a server had refused the message:\n%s", wrong, text)
+		}
+	}
+}
