@@ -169,6 +169,12 @@ func (s *Source) fetch(ctx context.Context, c *call) {
 	s.mu.Unlock()
 
 	t, err := s.retrieve(ctx, refresh)
+	// oauth2 reckons Expiry on time.Now; the cache reads it on cfg.Now,
+	// so it keeps the lifetime and reckons that on cfg.Now.
+	var lifetime time.Duration
+	if err == nil && !t.Expiry.IsZero() {
+		lifetime = time.Until(t.Expiry)
+	}
 	now := s.cfg.Now()
 
 	s.mu.Lock()
@@ -187,8 +193,8 @@ func (s *Source) fetch(ctx context.Context, c *call) {
 		c.err = e
 		return
 	}
-	s.tok, s.expiry, s.retryAt = t.AccessToken, t.Expiry, time.Time{}
-	if s.expiry.IsZero() {
+	s.tok, s.expiry, s.retryAt = t.AccessToken, now.Add(lifetime), time.Time{}
+	if t.Expiry.IsZero() {
 		s.expiry = now.Add(assumedLifetime)
 	}
 	if t.RefreshToken != "" {

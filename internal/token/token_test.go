@@ -188,6 +188,23 @@ func TestRefreshInBackground(t *testing.T) {
 	<-g.entered
 }
 
+// A token's expiry is reckoned on the Source's clock from expires_in.
+// oauth2 reckons Token.Expiry on time.Now: with any other clock (a test's,
+// here ten hours behind) the Source saw a token expire hours early or
+// late, and TestRefreshInBackground hung now and then: a refresh it did
+// not expect took the pass meant for the next.
+func TestExpiryOnTheSourcesClock(t *testing.T) {
+	srv := tokentest.NewServer(t, tokentest.Options{ExpiresIn: 30 * time.Minute})
+	clock := testclock.New(time.Now().Add(-10 * time.Hour))
+	c := srv.Config()
+	c.Now = clock.Now
+	src := token.New(c)
+	mustToken(t, src)
+	if got, want := src.Status().ExpiresAt, clock.Now().Add(30*time.Minute); got.Sub(want).Abs() > 5*time.Second {
+		t.Errorf("ExpiresAt = %v; want %v, 30 minutes after the Source's now", got, want)
+	}
+}
+
 func TestInvalidate(t *testing.T) {
 	srv := tokentest.NewServer(t, tokentest.Options{})
 	src := token.New(srv.Config())
