@@ -31,6 +31,10 @@ func (ss *session) mail(o Options, arg string) error {
 		ss.reply("501 5.5.4 Syntax error in MAIL FROM")
 		return nil
 	}
+	if ss.busyReply != "" {
+		ss.reply(ss.busyReply)
+		return nil
+	}
 	if o.MailReply != "" {
 		ss.reply(o.MailReply)
 		if !strings.HasPrefix(o.MailReply, "2") {
@@ -129,7 +133,7 @@ func (ss *session) data(o Options) error {
 		ss.taken++
 	}
 	ss.reply(r)
-	if o.CloseAfter > 0 && ss.taken >= o.CloseAfter {
+	if o.CloseAfter > 0 && ss.taken >= o.CloseAfter && o.CloseReply == "" {
 		return ss.drop(fmt.Sprintf("after %d messages", ss.taken))
 	}
 	return nil

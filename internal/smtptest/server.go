@@ -79,6 +79,12 @@ type Options struct {
 	// its idle timeout or a load balancer ends a connection the client
 	// keeps for more. 0: never.
 	CloseAfter int
+	// CloseReply, with CloseAfter, answers the session's next command
+	// with this reply (a 421) instead of closing without a word, as an
+	// upstream does whose idle timeout ended the kept connection with
+	// "421 4.4.2 ... timeout" that the client reads as the reply to its
+	// next MAIL (RFC 5321 §3.8).
+	CloseReply string
 	// ClientCA, when set, makes the TLS handshake require a client
 	// certificate issued by its CA (Message.ClientCert has it).
 	ClientCA *certtest.Cert
@@ -91,6 +97,12 @@ type Options struct {
 	// concurrent connections has exceeded a limit, closing transmission
 	// channel".
 	BusyReply string
+	// BusyAtMail turns a connection over MaxConnections away at its
+	// first MAIL instead of at the greeting: it is greeted and gets
+	// through EHLO, STARTTLS and AUTH, and BusyReply answers MAIL, as an
+	// upstream does that counts connections per mailbox, known only
+	// after AUTH.
+	BusyAtMail bool
 	// HoldUntilBusy makes the reply to the end of data wait until a
 	// connection has been turned away for MaxConnections (or the server
 	// closes), so that a test sees refusals while sessions are busy

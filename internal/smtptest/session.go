@@ -35,6 +35,7 @@ type session struct {
 	refusing   bool     // the greeting was not 2xx
 	closing    bool     // a 421 was given: the session ends (RFC 5321 §3.8)
 	taken      int      // messages accepted (Options.CloseAfter)
+	busyReply  string   // the reply to MAIL of a connection over MaxConnections (Options.BusyAtMail)
 }
 
 func (s *Server) serve(c net.Conn, id int, busy bool) {
@@ -53,12 +54,17 @@ func (s *Server) serve(c net.Conn, id int, busy bool) {
 		}
 	}
 	greeting := o.Greeting
+	busyReply := o.BusyReply
+	if busyReply == "" {
+		busyReply = "421 4.3.2 The maximum number of concurrent connections has exceeded a limit, closing transmission channel"
+	}
 	switch {
-	case busy && o.BusyReply != "":
-		greeting = o.BusyReply
+	case busy && o.BusyAtMail:
+		ss.busyReply = busyReply
 	case busy:
-		greeting = "421 4.3.2 The maximum number of concurrent connections has exceeded a limit, closing transmission channel"
-	case greeting == "":
+		greeting = busyReply
+	}
+	if greeting == "" {
 		greeting = "220 smtptest ESMTP"
 	}
 	ss.refusing = !strings.HasPrefix(greeting, "2")
@@ -109,6 +115,10 @@ func (ss *session) command(line string) error {
 		// RFC 5321 §3.1: after a 554 greeting, 503 to all but QUIT.
 		ss.reply("503 5.5.1 Bad sequence of commands")
 		return nil
+	}
+	if o.CloseAfter > 0 && ss.taken >= o.CloseAfter && o.CloseReply != "" && verb != "QUIT" {
+		ss.reply(o.CloseReply)
+		return ss.drop(fmt.Sprintf("after %d messages, with %q", ss.taken, o.CloseReply))
 	}
 	switch verb {
 	case "EHLO":

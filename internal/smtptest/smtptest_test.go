@@ -203,3 +203,65 @@ func TestServerMaxConnections(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// With BusyAtMail a connection over MaxConnections gets through EHLO and
+// is turned away at MAIL, and the connection closes after the 421.
+func TestServerMaxConnectionsAtMail(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{MaxConnections: 1, BusyAtMail: true})
+	first, err := smtp.Dial(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Quit()
+	second, err := smtp.Dial(srv.Addr())
+	if err != nil {
+		t.Fatalf("second connection not greeted: %v", err)
+	}
+	defer second.Close()
+	if err := second.Hello("client.example"); err != nil {
+		t.Fatalf("EHLO on the second connection: %v", err)
+	}
+	if got, want := errText(second.Mail("a@contoso.example")), "421 4.3.2 The maximum number of concurrent connections has exceeded a limit, closing transmission channel"; got != want {
+		t.Fatalf("MAIL on the second connection: %q, want %q", got, want)
+	}
+	if err := second.Noop(); err == nil {
+		t.Error("the connection is still open after the 421")
+	}
+	if n := srv.Busy(); n != 1 {
+		t.Errorf("Busy() = %d, want 1", n)
+	}
+	if err := first.Mail("a@contoso.example"); err != nil {
+		t.Errorf("MAIL on the first connection: %v", err)
+	}
+}
+
+// CloseReply answers the command after CloseAfter messages, and the
+// connection closes.
+func TestServerCloseReply(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{CloseAfter: 1, CloseReply: "421 4.4.2 smtptest idle timeout, closing"})
+	c, err := smtp.Dial(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mail("a@contoso.example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("b@fabrikam.example"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("Subject: one\r\n\r\nbody\r\n"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := errText(c.Mail("a@contoso.example")), "421 4.4.2 smtptest idle timeout, closing"; got != want {
+		t.Fatalf("MAIL after the first message: %q, want %q", got, want)
+	}
+	if err := c.Noop(); err == nil {
+		t.Error("the connection is still open after the 421")
+	}
+}
