@@ -154,7 +154,10 @@ func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target
 			err := c.StartTLS(ctx, tcfg)
 			d.metrics.TLS("send", sc.Name, err == nil)
 			if err != nil {
-				if mode == config.SendTLSOpportunistic {
+				// A 421 is the upstream closing, not available (RFC 5321
+				// §3.8), as at the greeting: no handshake failed for a
+				// clear session to make up for.
+				if mode == config.SendTLSOpportunistic && !closing(err) {
 					return fail(tlsFallback{err})
 				}
 				return fail(tlsError(sc, tcfg.ServerName, err))
@@ -238,6 +241,13 @@ func said(o queue.Outcome) string {
 func isSMTP(err error) bool {
 	var se *smtpclient.Error
 	return errors.As(err, &se)
+}
+
+// closing reports whether err is the upstream's 421: its service is not
+// available and it closes the connection (RFC 5321 §3.8).
+func closing(err error) bool {
+	var se *smtpclient.Error
+	return errors.As(err, &se) && se.Reply.Code == 421
 }
 
 // describeHost is "name [ip:port]" for logs and the queue's last error,
