@@ -13,12 +13,15 @@ import (
 )
 
 // A 421 is the server closing the channel because its service is not
-// available (RFC 5321 §3.8, §4.2.2). One at the greeting, EHLO, STARTTLS
-// or AUTH refuses the session: with no other session connected the next
-// hop is failing, its queue goes into Retry once per attempt and its
-// retry count grows from one attempt to the next, and the messages
-// behind wait for the retry instead of each trying a new connection at
-// once. A refusal before MAIL counts as no message's attempt.
+// available (RFC 5321 §3.8, §4.2.2). One before the upstream took any
+// message on a new connection — at the greeting, EHLO, STARTTLS, AUTH or
+// the first MAIL — refuses the session: with no other session connected
+// the next hop is failing, its queue goes into Retry once per attempt
+// and its retry count grows from one attempt to the next, and the
+// messages behind wait for the retry instead of each trying a new
+// connection at once. A 421 to MAIL counts as the attempt of the
+// message it answered (its sender may be what the upstream refused); a
+// refusal before MAIL counts as no message's attempt.
 func TestSessionClosedWith421IsHopFailure(t *testing.T) {
 	cert := certtest.New(t, "localhost")
 	const closing = "421 4.3.2 Service not available, closing transmission channel"
@@ -37,6 +40,11 @@ func TestSessionClosedWith421IsHopFailure(t *testing.T) {
 		{name: "STARTTLS opportunistic", o: smtptest.Options{TLS: cert, StartTLSReply: closing}, tls: "{mode: opportunistic}"},
 		{name: "AUTH", o: smtptest.Options{TLS: cert, Auth: []string{"PLAIN"}, AuthReply: closing},
 			tls: "{mode: verify, ca_file: " + cert.CAFile + "}", extra: auth},
+		{name: "MAIL pipelined", o: smtptest.Options{MailReply: closing}, tls: "{mode: none}", atMail: true},
+		{name: "MAIL one by one", o: smtptest.Options{MailReply: closing, NoPipelining: true}, tls: "{mode: none}", atMail: true},
+		{name: "MAIL after AUTH", o: smtptest.Options{TLS: cert, Auth: []string{"PLAIN"},
+			Users: map[string]string{"relay@fabrikam.com": "pw"}, MailReply: closing},
+			tls: "{mode: verify, ca_file: " + cert.CAFile + "}", extra: auth, atMail: true},
 	}
 	for _, tc := range cases {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
@@ -146,4 +154,69 @@ func mails(up *smtptest.Server) int {
 		}
 	}
 	return n
+}
+
+// An upstream that ends a kept connection with 421 (its idle timeout)
+// answers the next command on it with that 421 — MAIL, or RSET when the
+// connection waited: the message goes at once on a new connection, and
+// the queue never goes into Retry (10 minutes here). Only a 421 on a new
+// connection is the upstream refusing.
+func TestKeptConnectionClosedWith421SendsOnNewConnection(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{CloseAfter: 1, CloseReply: "421 4.4.2 smtptest idle timeout, closing connection"})
+	r := start(t, "", onceFabrikam(up.Addr(), "    max_connections: 1\n"))
+	for i := range 3 {
+		r.put(fmt.Sprintf("kept %d", i), "bob@fabrikam.com")
+		if i == 0 {
+			r.q.SuspendQueue("Fabrikam")
+		}
+	}
+	r.q.ResumeQueue("Fabrikam")
+	waitFor(t, "3 messages", func() bool { return len(up.Messages()) == 3 })
+	if per := up.MessagesPerSession(); len(per) != 3 {
+		t.Errorf("messages per session %v; want one each on three connections", per)
+	}
+	if lines := r.logLines("next hop failed; queue in retry"); len(lines) != 0 {
+		t.Errorf("the queue went into Retry: %s", lines[0])
+	}
+	if lines := r.logLines("delivery deferred"); len(lines) != 0 {
+		t.Errorf("a message was deferred: %s", lines[0])
+	}
+}
+
+// A smarthost that refuses the session with 421 at MAIL is failed over,
+// as one that refuses it at the greeting: the next smarthost takes the
+// message, the queue never goes into Retry, and the first is tried last
+// for a while.
+func TestMail421FailsOverToNextSmarthost(t *testing.T) {
+	const closing = "421 4.3.2 Service not available, closing transmission channel"
+	refusing := smtptest.NewServer(t, smtptest.Options{MailReply: closing})
+	up := smtptest.NewServer(t, smtptest.Options{})
+	r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
+    address_spaces: [fabrikam.com]
+    smarthosts: ["%s", "%s"]
+    tls: {mode: none}
+    retry: {first: 10m, max_interval: 10m}
+`, refusing.Addr(), up.Addr()))
+	id := r.put("failover", "bob@fabrikam.com")
+	r.waitDone(id)
+	if n := len(up.Messages()); n != 1 {
+		t.Fatalf("the second smarthost got %d messages; want 1", n)
+	}
+	if lines := r.logLines("cannot use upstream host; trying the next"); len(lines) != 1 || !strings.Contains(lines[0], closing) {
+		t.Errorf("want the first smarthost's 421 logged once:\n%s", r.logs)
+	}
+	if lines := r.logLines("next hop failed; queue in retry"); len(lines) != 0 {
+		t.Errorf("the queue went into Retry: %s", lines[0])
+	}
+	hosts := r.d.Hosts()
+	for i := range hosts {
+		if h := &hosts[i]; h.Host == refusing.Addr() && (h.Failures != 1 || !strings.Contains(h.LastError, closing)) {
+			t.Errorf("the refusing smarthost has %d failures, the last %q; want one, the 421", h.Failures, h.LastError)
+		}
+	}
+	for _, e := range r.tracked(id) {
+		if e.Event == tracking.EventDefer {
+			t.Errorf("a DEFER for a message the next smarthost took: %+v", e)
+		}
+	}
 }

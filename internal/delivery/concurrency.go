@@ -9,11 +9,15 @@ import (
 
 // hopSessions counts a next hop's sessions, so that a session that cannot
 // connect can tell an upstream that takes no more connections from one
-// that is down (see queue.HopBusy).
+// that is down (see queue.HopBusy). A session is connecting until the
+// upstream answered the first message on its connection: one that counts
+// connections only once AUTH has named the mailbox refuses one too many
+// with 421 to MAIL, not at the greeting, and a session that may yet be
+// refused so is not one that works.
 type hopSessions struct {
 	started    int // running, as dispatch counts them against the hop's session limit
-	connecting int // of them, opening a connection
-	connected  int // of them, holding an open connection (sending or waiting for mail)
+	connecting int // of them, opening a connection, up to the reply to its first message
+	connected  int // of them, holding a connection the upstream took (sending or waiting for mail)
 	// closed is when a connection to the hop last closed, until a
 	// refusal is put down to it (see notConnected).
 	closed time.Time
@@ -46,11 +50,12 @@ func (d *Deliverer) dialing(hop route.Hop) {
 	d.mu.Unlock()
 }
 
-// dialed records that a session to hop connected, and tells the queue.
-// The queue hears of connections and refusals under d.mu, so in the order
-// the counts changed: a refusal counted before a session connected must
-// not lower the limit after the connection raised it.
-func (d *Deliverer) dialed(hop route.Hop) {
+// took records that the upstream took a session to hop (it answered the
+// first message on the connection), and tells the queue. The queue hears
+// of connections and refusals under d.mu, so in the order the counts
+// changed: a refusal counted before a session connected must not lower
+// the limit after the connection raised it.
+func (d *Deliverer) took(hop route.Hop) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	hs := d.hop(hop.Key)
@@ -60,11 +65,17 @@ func (d *Deliverer) dialed(hop route.Hop) {
 	d.q.HopOK(hop.Key, hs.connected)
 }
 
-// hungUp records that a session closed its connection to hop.
-func (d *Deliverer) hungUp(hop route.Hop) {
+// hungUp records that a session closed its connection to hop: one the
+// upstream took, or (when the session ends before its first message) one
+// still counted as connecting.
+func (d *Deliverer) hungUp(hop route.Hop, taken bool) {
 	d.mu.Lock()
 	hs := d.hop(hop.Key)
-	hs.connected--
+	if taken {
+		hs.connected--
+	} else {
+		hs.connecting--
+	}
 	hs.closed = time.Now()
 	hs.notify()
 	d.mu.Unlock()
@@ -100,7 +111,8 @@ func (d *Deliverer) forget(key string, now time.Time) {
 }
 
 // notConnected settles lease l after a session could not connect to hop
-// (o says why), or reports that the session is to try again. If other
+// (o says why; atMail: it is the 421 that answered l's MAIL on a new
+// connection), or reports that the session is to try again. If other
 // sessions to the hop are connected, the upstream is up but takes no
 // more connections from us (Microsoft 365's "421 4.3.2 The maximum
 // number of concurrent connections has exceeded a limit"): the hop gets
@@ -108,7 +120,7 @@ func (d *Deliverer) forget(key string, now time.Time) {
 // one closed a moment ago, the session waits closedPause and tries again,
 // once. Otherwise the hop is failing and its queue goes into retry.
 // While others are still connecting it waits for them to find out which.
-func (d *Deliverer) notConnected(s *run, hop route.Hop, l *queue.Lease, o queue.Outcome) (again bool) {
+func (d *Deliverer) notConnected(s *run, hop route.Hop, l *queue.Lease, o queue.Outcome, atMail bool) (again bool) {
 	d.mu.Lock()
 	hs := d.hop(hop.Key)
 	hs.connecting--
@@ -151,6 +163,15 @@ func (d *Deliverer) notConnected(s *run, hop route.Hop, l *queue.Lease, o queue.
 		case <-s.stop.Done(): // connecting fails at once, and the lease goes back above
 		}
 		return true
+	case atMail:
+		d.q.HopFailed(hop.Key, nil, o) // logs it
+		d.mu.Unlock()
+		// The 421 answered this message's MAIL, and may be about its
+		// sender: the message counts an attempt and waits its own
+		// backoff too, so that a refusal of one sender does not come
+		// back at each of the queue's retries, and it expires as any
+		// deferred message does.
+		d.q.Done(s.io, l, repeat(o, len(l.Rcpts)))
 	default:
 		d.q.HopFailed(hop.Key, l, o) // logs it
 		d.mu.Unlock()

@@ -16,18 +16,27 @@ import (
 // stall it for 10 minutes here), every message goes once, and the hop's
 // session limit comes down to what the upstream takes. An upstream that
 // takes one connection may refuse the next a moment after the last one
-// closed, still counting it: that is no outage either.
+// closed, still counting it: that is no outage either. An upstream that
+// counts connections only once it knows the mailbox (after AUTH) gives
+// its 421 to the first MAIL instead: the same limit, not an outage.
 func TestUpstreamConnectionLimit(t *testing.T) {
-	for _, tc := range []struct{ limit, perConn int }{{3, 100}, {1, 4}} {
-		t.Run(fmt.Sprintf("upstream_takes_%d_messages_a_connection_%d", tc.limit, tc.perConn), func(t *testing.T) {
-			testUpstreamConnectionLimit(t, tc.limit, tc.perConn)
+	for _, tc := range []struct {
+		limit, perConn int
+		atMail         bool
+	}{{3, 100, false}, {1, 4, false}, {3, 100, true}, {1, 4, true}} {
+		at := "greeting"
+		if tc.atMail {
+			at = "MAIL"
+		}
+		t.Run(fmt.Sprintf("upstream_takes_%d_messages_a_connection_%d_refused_at_%s", tc.limit, tc.perConn, at), func(t *testing.T) {
+			testUpstreamConnectionLimit(t, tc.limit, tc.perConn, tc.atMail)
 		})
 	}
 }
 
-func testUpstreamConnectionLimit(t *testing.T, limit, perConn int) {
+func testUpstreamConnectionLimit(t *testing.T, limit, perConn int, atMail bool) {
 	const n = 40
-	up := smtptest.NewServer(t, smtptest.Options{MaxConnections: limit,
+	up := smtptest.NewServer(t, smtptest.Options{MaxConnections: limit, BusyAtMail: atMail,
 		Replies: map[string]string{"later@fabrikam.com": "451 4.2.1 try later"}})
 	r := stopped(t, "", onceFabrikam(up.Addr(), fmt.Sprintf("    max_connections: 10\n    max_messages_per_connection: %d\n", perConn)))
 	for i := range n - 1 {
@@ -58,6 +67,9 @@ func testUpstreamConnectionLimit(t *testing.T, limit, perConn int) {
 	if got := len(up.Messages()); got != n-1 {
 		t.Errorf("the upstream got %d messages; want each of the %d once", got, n-1)
 	}
+	if lines := r.logLines("upstream refused one more connection; fewer sessions to this next hop"); len(lines) == 0 || !strings.Contains(lines[0], "421 4.3.2") {
+		t.Errorf("no refusal logged as the upstream's limit:\n%s", r.logs)
+	}
 	if qi.MaxConnections != 10 {
 		t.Errorf("queue shows max_connections %d; want 10", qi.MaxConnections)
 	}
@@ -65,10 +77,18 @@ func testUpstreamConnectionLimit(t *testing.T, limit, perConn int) {
 
 // When no session gets through, the hop is down, not busy: the queue
 // goes into Retry once (one failed attempt, though max_connections
-// sessions failed together) and its session limit stays as it was.
+// sessions failed together) and its session limit stays as it was. So
+// too when every session is refused at its first MAIL: one that may yet
+// be refused there is no session that works, to take the others' 421
+// for a connection limit.
 func TestAllSessionsRefusedIsRetry(t *testing.T) {
-	up := smtptest.NewServer(t, smtptest.Options{
-		Greeting: "421 4.3.2 The maximum number of concurrent connections has exceeded a limit, closing transmission channel"})
+	const busy = "421 4.3.2 The maximum number of concurrent connections has exceeded a limit, closing transmission channel"
+	t.Run("at_greeting", func(t *testing.T) { testAllSessionsRefusedIsRetry(t, smtptest.Options{Greeting: busy}) })
+	t.Run("at_MAIL", func(t *testing.T) { testAllSessionsRefusedIsRetry(t, smtptest.Options{MailReply: busy}) })
+}
+
+func testAllSessionsRefusedIsRetry(t *testing.T, o smtptest.Options) {
+	up := smtptest.NewServer(t, o)
 	r := stopped(t, "", onceFabrikam(up.Addr(), "    max_connections: 10\n"))
 	for i := range 20 {
 		r.put(fmt.Sprintf("refused %d", i), "bob@fabrikam.com")
@@ -87,6 +107,9 @@ func TestAllSessionsRefusedIsRetry(t *testing.T) {
 	}
 	if len(up.Messages()) != 0 {
 		t.Errorf("the upstream took messages: %+v", up.Messages())
+	}
+	if lines := r.logLines("upstream refused one more connection; fewer sessions to this next hop"); len(lines) != 0 {
+		t.Errorf("an outage taken for the connection limit: %s", lines[0])
 	}
 }
 

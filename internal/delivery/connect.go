@@ -18,20 +18,33 @@ import (
 	"github.com/sluice-relay/sluice/internal/smtpclient"
 )
 
-// upstream is a session with one upstream host, ready for MAIL.
-type upstream struct {
+// link is a session's connection to one of its hop's targets.
+type link struct {
 	*smtpclient.Client
 	host string // who answers: "name [ip:port]", for logs and the queue's last error
 	// session is the session's id: its lines in the send protocol log,
 	// and the session of its tracking events and log lines.
 	session string
+	// targets are the hop's targets as connect went through them (a
+	// smarthost's name replaced by its addresses), target the index of
+	// the one connected to: after a 421 to the first MAIL, failover goes
+	// on from the next.
+	targets []target
+	target  int
+	// health is the address's; smarthost, for an address of a smarthost
+	// given by name, the smarthost's (else nil).
+	health, smarthost *HostHealth
+	// taken: the connection carried its first message without a 421 to
+	// its MAIL; until then the session counts as connecting (see
+	// hopSessions), and the host as neither working nor failing.
+	taken bool
 }
 
-// connect tries the targets in order until one takes a session: TCP,
+// connect tries targets[from:] in order until one takes a session: TCP,
 // greeting, EHLO, TLS as the connector requires, AUTH. On a connection
 // failure or a 4xx it moves to the next (failover). It returns the
-// session, or nil and the last failure.
-func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target) (*upstream, queue.Outcome) {
+// connection, or nil and the last failure.
+func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target, from int) (*link, queue.Outcome) {
 	var last queue.Outcome
 	if len(targets) == 0 {
 		return nil, queue.Outcome{Reply: reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 0}, Text: "no host to connect to"}}
@@ -41,7 +54,7 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 	// first. The caller's list stays as it is, to be resolved anew on
 	// its next use.
 	targets = slices.Clone(targets)
-	for i := 0; i < len(targets); i++ {
+	for i := from; i < len(targets); i++ {
 		if targets[i].resolve {
 			targets = slices.Replace(targets, i, i+1, d.addresses(ctx, d.dnsServers(), targets[i], "smarthost")...)
 		}
@@ -65,7 +78,7 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 				last.Host = t.String() // the upstream answered: "host said: ..."
 			}
 			h.failed(last.Reply.Error())
-			if sh != nil && (i == len(targets)-1 || targets[i+1].smarthost != t.smarthost) {
+			if sh != nil && lastOfSmarthost(targets, i) {
 				// None of the smarthost's addresses took the session:
 				// the smarthost failed, the last of them saying how.
 				sh.failed(said(last))
@@ -77,11 +90,7 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 			}
 			continue
 		}
-		h.ok()
-		if sh != nil {
-			sh.ok()
-		}
-		return &upstream{Client: c, host: describeHost(t, c), session: session}, last
+		return &link{Client: c, host: describeHost(t, c), session: session, targets: targets, target: i, health: h, smarthost: sh}, queue.Outcome{}
 	}
 	return nil, last
 }
@@ -226,6 +235,12 @@ func closedText(host string, ce *smtpclient.ConnError) string {
 		return fmt.Sprintf("%s closed the connection before its greeting: it may not accept connections from this server's address, or be at its connection limit", host)
 	}
 	return fmt.Sprintf("%s closed the connection during %s", host, ce.Command)
+}
+
+// lastOfSmarthost reports whether targets[i] is the last address of its
+// smarthost in targets: when it fails, none of them took the session.
+func lastOfSmarthost(targets []target, i int) bool {
+	return i == len(targets)-1 || targets[i+1].smarthost != targets[i].smarthost
 }
 
 // said is o as a last error: "host said: reply" when the upstream

@@ -46,14 +46,14 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 		d.q.HopFailed(hop.Key, l, queue.Outcome{Reply: tempReply(err)}) // logs it
 		return
 	}
-	c := d.dial(s, hop, targets, l)
-	if c == nil {
+	k := d.dial(s, hop, targets, l)
+	if k == nil {
 		return
 	}
 	defer func() {
-		if c != nil {
-			c.Quit()
-			d.hungUp(hop)
+		if k != nil {
+			k.Quit()
+			d.hungUp(hop, k.taken)
 		}
 	}()
 	for n := 0; ; n++ {
@@ -61,24 +61,40 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 			d.q.Done(s.io, l, nil) // not attempted
 			return
 		}
-		outs, alive, unsent := d.send(s.io, c, hop, l)
-		if unsent && n > 0 && !s.stopping() {
-			// The server had closed the kept connection (an idle timeout,
-			// a load balancer) and nothing of this message reached it: it
-			// goes again at once on a new connection instead of waiting
-			// out a retry interval.
-			d.log.Info("kept connection lost before the message was sent; using a new connection",
-				"session", c.session, "msg", l.ID, "queue", hop.Key, "host", c.host, "reply", firstReply(outs))
-			c.Close()
-			d.hungUp(hop)
-			if c = d.dial(s, hop, targets, l); c == nil {
+		outs, alive, unsent, refused := d.send(s.io, k, hop, l)
+		switch {
+		case !k.taken && refused:
+			// A 421 to the first MAIL of a new connection is the
+			// upstream refusing the session, as at the greeting.
+			if k = d.refusedAtMail(s, hop, k, l, outs[0]); k == nil {
 				return
 			}
 			n = -1 // a new connection: its own message count
 			continue
+		case !k.taken:
+			k.taken = true
+			k.health.ok()
+			if k.smarthost != nil {
+				k.smarthost.ok()
+			}
+			d.took(hop)
+		case unsent && !s.stopping():
+			// The server had closed the kept connection (an idle timeout,
+			// a load balancer; with a 421 or without a word) and nothing
+			// of this message reached it: it goes again at once on a new
+			// connection instead of waiting out a retry interval.
+			d.log.Info("kept connection lost before the message was sent; using a new connection",
+				"session", k.session, "msg", l.ID, "queue", hop.Key, "host", k.host, "reply", firstReply(outs))
+			k.Close()
+			d.hungUp(hop, true)
+			if k = d.dial(s, hop, targets, l); k == nil {
+				return
+			}
+			n = -1
+			continue
 		}
 		d.q.Done(s.io, l, outs)
-		d.logOutcome(hop, c.host, l, outs)
+		d.logOutcome(hop, k.host, l, outs)
 		if !alive || n+1 >= hop.Connector.MaxMessagesPerConnection || s.stopping() {
 			return
 		}
@@ -90,7 +106,7 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 		// RSET; after a wait, one tells whether the server is still there
 		// before a message's attempt depends on it.
 		if time.Since(idle) > probeAfter {
-			if err := c.Reset(s.io); err != nil {
+			if err := k.Reset(s.io); err != nil {
 				d.q.Done(s.io, l, nil)
 				return
 			}
@@ -98,19 +114,52 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 	}
 }
 
-// dial connects to the hop for lease l. When no host can be reached
-// the lease is settled (see notConnected) and dial returns nil.
-func (d *Deliverer) dial(s *run, hop route.Hop, targets []target, l *queue.Lease) *upstream {
+// dial connects to the hop for lease l. When no host takes a session the
+// lease is settled (see notConnected) and dial returns nil.
+func (d *Deliverer) dial(s *run, hop route.Hop, targets []target, l *queue.Lease) *link {
 	d.dialing(hop)
+	return d.connectFrom(s, hop, targets, 0, l, nil)
+}
+
+// refusedAtMail handles a new connection (k) whose upstream closed it
+// with 421 to its first MAIL (o, the reply to l's MAIL). Like a 421 at
+// the greeting, it is that host failing, and the hop's next hosts are
+// tried for l; when none is left (or takes a session) notConnected
+// decides between an upstream at its connection limit and a next hop
+// failing. It returns the new connection, or nil once l is settled.
+func (d *Deliverer) refusedAtMail(s *run, hop route.Hop, k *link, l *queue.Lease, o queue.Outcome) *link {
+	k.Close()
+	k.health.failed(o.Reply.Error())
+	if k.smarthost != nil && lastOfSmarthost(k.targets, k.target) {
+		k.smarthost.failed(said(o))
+	}
+	if k.target+1 < len(k.targets) {
+		d.log.Warn("cannot use upstream host; trying the next", "queue", hop.Key, "host", k.host, "session", k.session, "err", o.Reply.Error())
+	}
+	return d.connectFrom(s, hop, k.targets, k.target+1, l, &o)
+}
+
+// connectFrom connects for lease l to the first of targets[from:] that
+// takes a session. When none does, notConnected settles l with the last
+// failure, or has the targets tried again from the first. refused, when
+// set, is the 421 that the host before from gave to l's MAIL: the last
+// failure when no host is left to try.
+func (d *Deliverer) connectFrom(s *run, hop route.Hop, targets []target, from int, l *queue.Lease, refused *queue.Outcome) *link {
 	for {
-		c, o := d.connect(s.stop, hop, targets)
-		if c != nil {
-			d.dialed(hop)
-			return c
+		var o queue.Outcome
+		atMail := refused != nil && from >= len(targets)
+		if atMail {
+			o = *refused
+		} else {
+			var k *link
+			if k, o = d.connect(s.stop, hop, targets, from); k != nil {
+				return k
+			}
 		}
-		if !d.notConnected(s, hop, l, o) {
+		if !d.notConnected(s, hop, l, o, atMail) {
 			return nil
 		}
+		from, refused = 0, nil
 	}
 }
 
@@ -121,18 +170,22 @@ func unreadable(err error) error {
 }
 
 // send delivers one message on an open connection and returns each
-// recipient's outcome, whether the connection can carry another, and
-// whether the connection was lost (or closed with 421) before the server
-// answered any RCPT or DATA, so that it cannot have taken the message.
+// recipient's outcome, whether the connection can carry another, whether
+// the connection was lost (or closed with 421) before the server
+// answered any RCPT or DATA, so that it cannot have taken the message,
+// and whether that was a 421 in reply to MAIL: the server closing
+// because it is not available (RFC 5321 §3.8), not answering for this
+// message's recipients or content.
+//
 // Each outcome carries the session, to lead from the message's tracking
 // events to the conversation.
-func (d *Deliverer) send(ctx context.Context, c *upstream, hop route.Hop, l *queue.Lease) (outs []queue.Outcome, alive, unsent bool) {
+func (d *Deliverer) send(ctx context.Context, c *link, hop route.Hop, l *queue.Lease) (outs []queue.Outcome, alive, unsent, refused bool) {
 	body, err := l.Body(ctx)
 	if err != nil {
 		// Nothing of the message went out: the session's conversation
 		// has nothing to say about it.
 		r := reply.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: unreadable(err).Error()}
-		return repeat(queue.Outcome{Reply: r, Host: "local"}, len(l.Rcpts)), true, false
+		return repeat(queue.Outcome{Reply: r, Host: "local"}, len(l.Rcpts)), true, false, false
 	}
 	defer body.Close()
 	env := &smtpclient.Envelope{
@@ -183,7 +236,8 @@ func (d *Deliverer) send(ctx context.Context, c *upstream, hop route.Hop, l *que
 	// Lost, or a 421 (the server closing), before any RCPT or DATA was
 	// answered: the content never went out.
 	unsent = err != nil && !answered(res) && (!errors.As(err, &se) || se.Reply.Code == 421)
-	return outs, alive, unsent
+	refused = errors.As(err, &se) && se.Command == "MAIL FROM" && se.Reply.Code == 421
+	return outs, alive, unsent, refused
 }
 
 // lostReply is a recipient's outcome when the connection failed before

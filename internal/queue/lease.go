@@ -226,8 +226,9 @@ func (q *Queue) Done(ctx context.Context, l *Lease, outs []Outcome) {
 }
 
 // HopFailed records a failure to reach the next hop at all (connection,
-// TLS, AUTH, or a 421): the whole queue waits until its next retry, and its
-// last error shows why (seed 003). The lease, if any, goes back untouched.
+// TLS, AUTH, or a 421 before the upstream took a message on a new
+// connection): the whole queue waits until its next retry, and its last
+// error shows why (seed 003). The lease, if any, goes back untouched.
 func (q *Queue) HopFailed(key string, l *Lease, o Outcome) {
 	now := q.now()
 	var logged []any // once per attempt, after the lock
