@@ -376,6 +376,11 @@ type target struct {
 	// resolve marks a smarthost given by name, to be resolved into
 	// its addresses when its turn comes (see connect).
 	resolve bool
+	// within, when set, bounds the TCP connect (see fallbackDelay);
+	// patient marks an address that was slow to connect and now gets
+	// the connector's whole connect_timeout.
+	within  time.Duration
+	patient bool
 }
 
 // String is "name [ip:port]" for an address of a named host, for logs

@@ -32,6 +32,12 @@ type Options struct {
 	// Dialer makes the TCP connection; nil is a zero net.Dialer. Its
 	// Timeout, when zero, becomes Timeouts.Connect.
 	Dialer *net.Dialer
+	// ConnectWithin, when set, bounds the TCP connect alone (not an
+	// implicit TLS handshake) more tightly than the Dialer's Timeout; a
+	// connect that takes longer fails with ErrSlowConnect. A caller that
+	// has another address of the host to try uses it to leave an address
+	// whose path is broken (RFC 8305 §5's Connection Attempt Delay).
+	ConnectWithin time.Duration
 }
 
 // Timeouts bound each wait for the server. RFC 5321 §4.5.3.2 gives the

@@ -12,7 +12,7 @@ import (
 // Dial connects to addr (host:port) over TCP and reads the greeting. A
 // greeting other than 2xx is returned as an *Error.
 func Dial(ctx context.Context, addr string, o Options) (*Client, error) {
-	conn, err := dialer(o).DialContext(ctx, "tcp", addr)
+	conn, err := connect(ctx, dialer(o), addr, o.ConnectWithin)
 	if err != nil {
 		return nil, fmt.Errorf("smtpclient: connect: %w", err)
 	}
@@ -39,12 +39,44 @@ func DialTLS(ctx context.Context, addr string, cfg *tls.Config, o Options) (*Cli
 	if !d.Deadline.IsZero() && d.Deadline.Before(by) {
 		by = d.Deadline
 	}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := connect(ctx, d, addr, o.ConnectWithin)
 	if err != nil {
 		return nil, fmt.Errorf("smtpclient: connect with TLS: %w", err)
 	}
 	c, err := newClient(ctx, tls.Client(conn, cfg), o, cfg.ServerName, by)
 	return c, named(err, addr)
+}
+
+// ErrSlowConnect is matched (errors.Is) by a connect that did not
+// complete within Options.ConnectWithin.
+var ErrSlowConnect = errors.New("the TCP connect took longer than allowed")
+
+// slowConnect is ErrSlowConnect with the dialer's own error.
+type slowConnect struct {
+	within time.Duration
+	cause  error
+}
+
+func (e slowConnect) Error() string {
+	return fmt.Sprintf("no TCP connection within %v: %v", e.within, e.cause)
+}
+func (e slowConnect) Is(target error) bool { return target == ErrSlowConnect }
+func (e slowConnect) Unwrap() error        { return e.cause }
+
+// connect makes the TCP connection, within the time given when it is
+// shorter than the dialer's timeout. Only that limit passing is a slow
+// connect: ctx ending (a shutdown) or the address refusing is not.
+func connect(ctx context.Context, d *net.Dialer, addr string, within time.Duration) (net.Conn, error) {
+	if within <= 0 || within >= d.Timeout {
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	cctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	conn, err := d.DialContext(cctx, "tcp", addr)
+	if err != nil && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+		return nil, slowConnect{within, err}
+	}
+	return conn, err
 }
 
 // named makes a NotSMTPError name the server as the caller gave it (a
