@@ -222,7 +222,7 @@ func (k *checker) checkConnectors() {
 		if rc.Name == "" {
 			k.errorf(p+".name", "missing; give the connector a name, e.g. \"SharePoint relay\"")
 		} else if j, dup := names[strings.ToLower(rc.Name)]; dup {
-			k.errorf(p+".name", "%q is also the name of receive_connectors[%d]; names must be unique", rc.Name, j)
+			k.errorf(p+".name", "%q is also the name of receive_connectors[%d]; names must be unique (case does not count)", rc.Name, j)
 		}
 		names[strings.ToLower(rc.Name)] = i
 		if len(rc.Bindings) == 0 {

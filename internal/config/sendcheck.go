@@ -142,7 +142,7 @@ func (k *checker) checkSendConnectors() {
 		if sc.Name == "" {
 			k.errorf(p+".name", "missing; give the connector a name, e.g. \"Microsoft 365\"")
 		} else if j, dup := names[strings.ToLower(sc.Name)]; dup {
-			k.errorf(p+".name", "%q is also the name of send_connectors[%d]; names must be unique", sc.Name, j)
+			k.errorf(p+".name", "%q is also the name of send_connectors[%d]; names must be unique (case does not count)", sc.Name, j)
 		} else if strings.EqualFold(sc.Name, "Unreachable") {
 			// route.Unreachable; queue identities match in any case.
 			k.errorf(p+".name", "%q is the name of the queue for recipients no connector serves; give the connector another name", sc.Name)

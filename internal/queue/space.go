@@ -54,9 +54,6 @@ func (s *spaceCheck) ok() error {
 	return s.err
 }
 
-// Free reports the free space now, for health and metrics.
-func (s *spaceCheck) Free() (int64, error) { return safeio.FreeSpace(s.dir) }
-
 // Accepting says why the queue refuses new messages now (the disk is
 // below queue.min_free_space), nil when it takes them. For /readyz.
 func (q *Queue) Accepting() error { return q.space.ok() }
