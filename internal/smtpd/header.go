@@ -87,8 +87,10 @@ func (h *header) scan() {
 		first = false
 		switch {
 		case bytes.EqualFold(name, []byte("Message-ID")):
+			if !h.hasMessageID { // the first, as readers of the message take it
+				h.messageID = string(bytes.TrimSpace(line[len(name)+1:]))
+			}
 			h.hasMessageID = true
-			h.messageID = string(bytes.TrimSpace(line[len(name)+1:]))
 		case bytes.EqualFold(name, []byte("Date")):
 			h.hasDate = true
 		}
