@@ -70,10 +70,13 @@ func connect(ctx context.Context, d *net.Dialer, addr string, within time.Durati
 	if within <= 0 || within >= d.Timeout {
 		return d.DialContext(ctx, "tcp", addr)
 	}
-	cctx, cancel := context.WithTimeout(ctx, within)
-	defer cancel()
-	conn, err := d.DialContext(cctx, "tcp", addr)
-	if err != nil && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+	// The dialer's own timeout, not a context's: the dialer can report
+	// its timeout before a context's timer has marked the context done.
+	short := *d
+	short.Timeout = within
+	conn, err := short.DialContext(ctx, "tcp", addr)
+	var ne net.Error
+	if err != nil && ctx.Err() == nil && errors.As(err, &ne) && ne.Timeout() {
 		return nil, slowConnect{within, err}
 	}
 	return conn, err
