@@ -192,35 +192,48 @@ func TestKeptConnectionClosedWith421SendsOnNewConnection(t *testing.T) {
 // message, the queue never goes into Retry, and the first is tried last
 // for a while.
 func TestMail421FailsOverToNextSmarthost(t *testing.T) {
-	const closing = "421 4.3.2 Service not available, closing transmission channel"
-	refusing := smtptest.NewServer(t, smtptest.Options{MailReply: closing})
-	up := smtptest.NewServer(t, smtptest.Options{})
-	r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
+	cases := []struct {
+		name    string
+		refuser smtptest.Options
+		want    string // in the refusal logged and in the host's health
+	}{
+		{"421", smtptest.Options{MailReply: "421 4.3.2 Service not available, closing transmission channel"}, "421 4.3.2 Service not available"},
+		// A new connection closed without a word at its first MAIL
+		// refuses the session as much as a 421 does.
+		{"closed at MAIL", smtptest.Options{DropAt: "MAIL"}, "closed the connection"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			refusing := smtptest.NewServer(t, tc.refuser)
+			up := smtptest.NewServer(t, smtptest.Options{})
+			r := start(t, "", fmt.Sprintf(`  - name: Fabrikam
     address_spaces: [fabrikam.com]
     smarthosts: ["%s", "%s"]
     tls: {mode: none}
     retry: {first: 10m, max_interval: 10m}
 `, refusing.Addr(), up.Addr()))
-	id := r.put("failover", "bob@fabrikam.com")
-	r.waitDone(id)
-	if n := len(up.Messages()); n != 1 {
-		t.Fatalf("the second smarthost got %d messages; want 1", n)
-	}
-	if lines := r.logLines("cannot use upstream host; trying the next"); len(lines) != 1 || !strings.Contains(lines[0], closing) {
-		t.Errorf("want the first smarthost's 421 logged once:\n%s", r.logs)
-	}
-	if lines := r.logLines("next hop failed; queue in retry"); len(lines) != 0 {
-		t.Errorf("the queue went into Retry: %s", lines[0])
-	}
-	hosts := r.d.Hosts()
-	for i := range hosts {
-		if h := &hosts[i]; h.Host == refusing.Addr() && (h.Failures != 1 || !strings.Contains(h.LastError, closing)) {
-			t.Errorf("the refusing smarthost has %d failures, the last %q; want one, the 421", h.Failures, h.LastError)
-		}
-	}
-	for _, e := range r.tracked(id) {
-		if e.Event == tracking.EventDefer {
-			t.Errorf("a DEFER for a message the next smarthost took: %+v", e)
-		}
+			id := r.put("failover", "bob@fabrikam.com")
+			r.waitDone(id)
+			if n := len(up.Messages()); n != 1 {
+				t.Fatalf("the second smarthost got %d messages; want 1", n)
+			}
+			if lines := r.logLines("cannot use upstream host; trying the next"); len(lines) != 1 || !strings.Contains(lines[0], tc.want) {
+				t.Errorf("want the first smarthost's refusal logged once:\n%s", r.logs)
+			}
+			if lines := r.logLines("next hop failed; queue in retry"); len(lines) != 0 {
+				t.Errorf("the queue went into Retry: %s", lines[0])
+			}
+			hosts := r.d.Hosts()
+			for i := range hosts {
+				if h := &hosts[i]; h.Host == refusing.Addr() && (h.Failures != 1 || !strings.Contains(h.LastError, tc.want)) {
+					t.Errorf("the refusing smarthost has %d failures, the last %q; want one, %q", h.Failures, h.LastError, tc.want)
+				}
+			}
+			for _, e := range r.tracked(id) {
+				if e.Event == tracking.EventDefer {
+					t.Errorf("a DEFER for a message the next smarthost took: %+v", e)
+				}
+			}
+		})
 	}
 }

@@ -164,14 +164,11 @@ func (d *Deliverer) notConnected(s *run, hop route.Hop, l *queue.Lease, o queue.
 		}
 		return true
 	case atMail:
-		d.q.HopFailed(hop.Key, nil, o) // logs it
+		settled := d.q.HopRefusedAtMail(hop.Key, l, o) // logs it
 		d.mu.Unlock()
-		// The 421 answered this message's MAIL, and may be about its
-		// sender: the message counts an attempt and waits its own
-		// backoff too, so that a refusal of one sender does not come
-		// back at each of the queue's retries, and it expires as any
-		// deferred message does.
-		d.q.Done(s.io, l, repeat(o, len(l.Rcpts)))
+		if !settled {
+			d.q.Done(s.io, l, repeat(o, len(l.Rcpts)))
+		}
 	default:
 		d.q.HopFailed(hop.Key, l, o) // logs it
 		d.mu.Unlock()

@@ -32,13 +32,19 @@ type link struct {
 	// on from the next.
 	targets []target
 	target  int
-	// health is the address's; smarthost, for an address of a smarthost
-	// given by name, the smarthost's (else nil).
-	health, smarthost *HostHealth
-	// taken: the connection carried its first message without a 421 to
-	// its MAIL; until then the session counts as connecting (see
-	// hopSessions), and the host as neither working nor failing.
+	// taken: the upstream answered the connection's first message
+	// without a 421 to its MAIL or a close; until then the session
+	// counts as connecting (see hopSessions), and the host as neither
+	// working nor failing.
 	taken bool
+}
+
+// health is the health of k's address and smarthost (see Deliverer's
+// health), looked up when an outcome is to be recorded: a record the
+// session fetched at connect may have been pruned (forget.go) while it
+// waited for its first reply, and what it recorded there be lost.
+func (d *Deliverer) linkHealth(k *link) (addr, smarthost *HostHealth) {
+	return d.health(k.targets[k.target])
 }
 
 // connect tries targets[from:] in order until one takes a session: TCP,
@@ -104,7 +110,7 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 			}
 			continue
 		}
-		return &link{Client: c, host: describeHost(t, c), session: session, targets: targets, target: i, health: h, smarthost: sh}, queue.Outcome{}
+		return &link{Client: c, host: describeHost(t, c), session: session, targets: targets, target: i}, queue.Outcome{}
 	}
 	return nil, last
 }

@@ -61,11 +61,17 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 			d.q.Done(s.io, l, nil) // not attempted
 			return
 		}
-		outs, alive, unsent, refused := d.send(s.io, k, hop, l)
+		outs, sent, alive, unsent, refused := d.send(s.io, k, hop, l)
 		switch {
-		case !k.taken && refused:
-			// A 421 to the first MAIL of a new connection is the
-			// upstream refusing the session, as at the greeting.
+		case !k.taken && (!sent || s.stopping()):
+			// Nothing of the message reached the upstream (its content
+			// could not be read), or the session was cut short: the
+			// connection is no more proven than before.
+		case !k.taken && (refused || unsent):
+			// A 421 to the first MAIL of a new connection, or the
+			// connection closed before any answer that could take the
+			// message, is the upstream refusing the session, as at the
+			// greeting.
 			if k = d.refusedAtMail(s, hop, k, l, outs[0]); k == nil {
 				return
 			}
@@ -73,9 +79,10 @@ func (d *Deliverer) smtpSession(s *run, hop route.Hop, l *queue.Lease) {
 			continue
 		case !k.taken:
 			k.taken = true
-			k.health.ok()
-			if k.smarthost != nil {
-				k.smarthost.ok()
+			h, sh := d.linkHealth(k)
+			h.ok()
+			if sh != nil {
+				sh.ok()
 			}
 			d.took(hop)
 		case unsent && !s.stopping():
@@ -129,9 +136,10 @@ func (d *Deliverer) dial(s *run, hop route.Hop, targets []target, l *queue.Lease
 // failing. It returns the new connection, or nil once l is settled.
 func (d *Deliverer) refusedAtMail(s *run, hop route.Hop, k *link, l *queue.Lease, o queue.Outcome) *link {
 	k.Close()
-	k.health.failed(o.Reply.Error())
-	if k.smarthost != nil && lastOfSmarthost(k.targets, k.target) {
-		k.smarthost.failed(said(o))
+	h, sh := d.linkHealth(k)
+	h.failed(o.Reply.Error())
+	if sh != nil && lastOfSmarthost(k.targets, k.target) {
+		sh.failed(said(o))
 	}
 	if k.target+1 < len(k.targets) {
 		d.log.Warn("cannot use upstream host; trying the next", "queue", hop.Key, "host", k.host, "session", k.session, "err", o.Reply.Error())
@@ -170,7 +178,9 @@ func unreadable(err error) error {
 }
 
 // send delivers one message on an open connection and returns each
-// recipient's outcome, whether the connection can carry another, whether
+// recipient's outcome, whether any of it went to the upstream (not when
+// its content could not be read), whether the connection can carry
+// another, whether
 // the connection was lost (or closed with 421) before the server
 // answered any RCPT or DATA, so that it cannot have taken the message,
 // and whether that was a 421 in reply to MAIL: the server closing
@@ -179,13 +189,13 @@ func unreadable(err error) error {
 //
 // Each outcome carries the session, to lead from the message's tracking
 // events to the conversation.
-func (d *Deliverer) send(ctx context.Context, c *link, hop route.Hop, l *queue.Lease) (outs []queue.Outcome, alive, unsent, refused bool) {
+func (d *Deliverer) send(ctx context.Context, c *link, hop route.Hop, l *queue.Lease) (outs []queue.Outcome, sent, alive, unsent, refused bool) {
 	body, err := l.Body(ctx)
 	if err != nil {
 		// Nothing of the message went out: the session's conversation
 		// has nothing to say about it.
 		r := reply.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: unreadable(err).Error()}
-		return repeat(queue.Outcome{Reply: r, Host: "local"}, len(l.Rcpts)), true, false, false
+		return repeat(queue.Outcome{Reply: r, Host: "local"}, len(l.Rcpts)), false, true, false, false
 	}
 	defer body.Close()
 	env := &smtpclient.Envelope{
@@ -237,7 +247,7 @@ func (d *Deliverer) send(ctx context.Context, c *link, hop route.Hop, l *queue.L
 	// answered: the content never went out.
 	unsent = err != nil && !answered(res) && (!errors.As(err, &se) || se.Reply.Code == 421)
 	refused = errors.As(err, &se) && se.Command == "MAIL FROM" && se.Reply.Code == 421
-	return outs, alive, unsent, refused
+	return outs, true, alive, unsent, refused
 }
 
 // lostReply is a recipient's outcome when the connection failed before

@@ -23,6 +23,10 @@ type NextHop struct {
 	// retryDue is the retry an attempt out of schedule (tryNow) was
 	// made before: a failure of that attempt keeps it (HopFailed).
 	retryDue time.Time
+	// offSchedule: the retry wait now running began with an attempt out
+	// of schedule that failed, so the sessions of that attempt failing
+	// too leave their messages as they were (HopRefusedAtMail).
+	offSchedule bool
 }
 
 // item is one message's recipients for one next hop.

@@ -230,32 +230,64 @@ func (q *Queue) Done(ctx context.Context, l *Lease, outs []Outcome) {
 // connection): the whole queue waits until its next retry, and its last
 // error shows why (seed 003). The lease, if any, goes back untouched.
 func (q *Queue) HopFailed(key string, l *Lease, o Outcome) {
-	now := q.now()
-	var logged []any // once per attempt, after the lock
 	q.mu.Lock()
-	defer func() {
-		q.mu.Unlock()
-		if logged != nil {
-			q.log.Warn("next hop failed; queue in retry", logged...)
-		}
-	}()
-	h := q.hops[key]
+	now := q.now()
 	if l != nil {
-		if m := q.msgs[l.ID]; m != nil {
-			for _, i := range l.Rcpts {
-				// Not an attempt of their own (Attempts drives their
-				// backoff, and the queue's retry holds them anyway), but
-				// message show must say when they were last tried.
-				m.Rcpts[i].leased = false
-				m.Rcpts[i].LastError = describe(o)
-				m.Rcpts[i].LastAttempt = now
-			}
-			q.trackHopFailed(m, l, o)
-			q.release(m, key)
-		}
+		q.leaseBack(key, l, o, now)
 	}
-	if h == nil {
+	_, logged := q.hopFailed(key, o, now)
+	q.mu.Unlock()
+	q.logHopFailed(logged)
+}
+
+// HopRefusedAtMail records a 421 that answered lease l's MAIL on a new
+// connection: the next hop failing, as HopFailed. It reports whether l
+// is settled. If not, the caller settles it with Done and that 421, an
+// attempt of the message with its own backoff: the refusal may be about
+// its sender, and must then not come back at each of the queue's
+// retries, and the message expires as any deferred one does. (Done
+// writes to the store, which the caller may not wait for where it calls
+// this.) An attempt out of schedule (retry.go) that meets the 421 leaves
+// the message as it leaves the queue's schedule: l goes back untouched,
+// settled. That message need not be one an operator retried: the
+// queue's retry ended for all its messages that are due.
+func (q *Queue) HopRefusedAtMail(key string, l *Lease, o Outcome) (settled bool) {
+	q.mu.Lock()
+	now := q.now()
+	off, logged := q.hopFailed(key, o, now)
+	if off {
+		q.leaseBack(key, l, o, now)
+	}
+	q.mu.Unlock()
+	q.logHopFailed(logged)
+	return off
+}
+
+// leaseBack (q.mu held) returns l's recipients untouched by a failure
+// of their next hop: not an attempt of their own (Attempts drives their
+// backoff, and the queue's retry holds them anyway), but message show
+// must say when they were last tried.
+func (q *Queue) leaseBack(key string, l *Lease, o Outcome, now time.Time) {
+	m := q.msgs[l.ID]
+	if m == nil {
 		return
+	}
+	for _, i := range l.Rcpts {
+		m.Rcpts[i].leased = false
+		m.Rcpts[i].LastError = describe(o)
+		m.Rcpts[i].LastAttempt = now
+	}
+	q.trackHopFailed(m, l, o)
+	q.release(m, key)
+}
+
+// hopFailed (q.mu held) puts the hop in Retry after a failed attempt,
+// and reports whether the attempt was out of schedule (retry.go), and
+// what to log, once per attempt.
+func (q *Queue) hopFailed(key string, o Outcome, now time.Time) (offSchedule bool, logged []any) {
+	h := q.hops[key]
+	if h == nil {
+		return false, nil
 	}
 	h.lastError = describe(o)
 	if now.Before(h.nextRetry) {
@@ -263,22 +295,30 @@ func (q *Queue) HopFailed(key string, l *Lease, o Outcome) {
 		// max_connections start at once): one failed attempt, one step
 		// of backoff, or a short outage would push the queue to
 		// max_interval at once.
-		return
+		return h.offSchedule, nil
 	}
 	due := h.retryDue
 	h.retryDue = time.Time{}
 	h.lastRetry = now
-	if now.Before(due) {
+	h.offSchedule = now.Before(due)
+	if h.offSchedule {
 		// An attempt out of schedule (retry.go): the schedule stays.
 		h.nextRetry = q.afterOutOfSchedule(h.Hop, due, now)
 		logged = []any{"queue", key, "retries", h.retryCount, "next_retry", h.nextRetry, "last_error", h.lastError, "out_of_schedule", true}
-		return
+	} else {
+		h.retryCount++
+		h.nextRetry = now.Add(q.backoff(h.Hop, h.retryCount))
+		logged = []any{"queue", key, "retries", h.retryCount, "next_retry", h.nextRetry, "last_error", h.lastError}
 	}
-	h.retryCount++
-	h.nextRetry = now.Add(q.backoff(h.Hop, h.retryCount))
-	logged = []any{"queue", key, "retries", h.retryCount, "next_retry", h.nextRetry, "last_error", h.lastError}
 	if o.Session != "" {
 		logged = append(logged, "session", o.Session)
+	}
+	return h.offSchedule, logged
+}
+
+func (q *Queue) logHopFailed(logged []any) {
+	if logged != nil {
+		q.log.Warn("next hop failed; queue in retry", logged...)
 	}
 }
 
