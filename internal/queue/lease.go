@@ -351,7 +351,10 @@ func (q *Queue) release(m *Message, key string) {
 	}
 	if m.pending() {
 		q.schedule(m)
-	} else if h := q.hops[key]; h != nil {
+	}
+	// Also when m still waits elsewhere: schedule drops only the old
+	// hops that still hold m, and this one no longer does.
+	if h := q.hops[key]; h != nil {
 		q.dropIfEmpty(h)
 	}
 }

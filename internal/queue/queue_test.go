@@ -1,6 +1,7 @@
 package queue_test
 
 import (
+	"fmt"
 	"bytes"
 	"context"
 	"database/sql"
@@ -786,5 +787,28 @@ func TestReloadReroutedRecipientIsDueAtOnce(t *testing.T) {
 	if l := f.q.Lease("Fabrikam"); l == nil {
 		qi, _ := f.q.QueueByName("Fabrikam")
 		t.Fatalf("carol, routed to Fabrikam by the reload, is not due there: %+v", qi)
+	}
+}
+
+// A message to two domains leaves no empty queue behind: the domain
+// delivered first while the other's recipient still waited kept its
+// queue, empty, for good (until a message to it alone), so a relay
+// writing to new domains grew its queue list, metrics and every
+// dispatch's scan of the queues for months.
+func TestNoEmptyQueueLeftByAMessageToTwoDomains(t *testing.T) {
+	f := newFixture(t, "")
+	ctx := context.Background()
+	for i := range 50 {
+		f.put(t, "app@contoso.com", fmt.Sprintf("x@a%d.example", i), fmt.Sprintf("y@b%d.example", i))
+		la := f.q.Lease(fmt.Sprintf("Internet/a%d.example", i))
+		lb := f.q.Lease(fmt.Sprintf("Internet/b%d.example", i))
+		if la == nil || lb == nil {
+			t.Fatalf("message %d: no lease for each domain", i)
+		}
+		f.q.Done(ctx, la, repeat(ok(), len(la.Rcpts)))
+		f.q.Done(ctx, lb, repeat(ok(), len(lb.Rcpts)))
+	}
+	if qs := f.q.Queues(); len(qs) != 0 {
+		t.Errorf("%d queues left with the mail gone, e.g. %+v; want none", len(qs), qs[0])
 	}
 }
