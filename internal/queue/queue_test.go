@@ -1,11 +1,11 @@
 package queue_test
 
 import (
-	"fmt"
 	"bytes"
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
