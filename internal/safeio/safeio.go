@@ -1,6 +1,8 @@
 // Package safeio writes files so that they survive a crash: content
-// fsynced, then renamed into place, then the directory entry fsynced. Once
-// a function here returns nil, the file is on disk.
+// fsynced, then renamed into place, then the directory entry fsynced (on
+// Windows the rename is written through instead). Once a function here
+// returns nil, the file is on disk. On Windows it waits, briefly, for a
+// file another process holds open (see retry).
 package safeio
 
 import (
@@ -10,7 +12,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 )
 
 // File is a file being written under a temporary name; Commit makes it
@@ -41,11 +42,11 @@ func (f *File) Commit() error {
 	if err := f.syncClose(); err != nil {
 		return err
 	}
-	if err := os.Rename(f.Name(), f.final); err != nil {
-		os.Remove(f.Name())
+	if err := Rename(f.Name(), f.final); err != nil {
+		Remove(f.Name())
 		return err
 	}
-	return SyncDir(filepath.Dir(f.final))
+	return nil
 }
 
 // CommitNew is Commit for a file that must not replace one already
@@ -57,32 +58,23 @@ func (f *File) CommitNew(alt func(n int) string) (string, error) {
 	}
 	name, err := f.renameNew(alt)
 	if err != nil {
-		os.Remove(f.Name())
+		Remove(f.Name())
 		return "", err
 	}
-	return name, SyncDir(filepath.Dir(name))
+	return name, syncDir(filepath.Dir(name))
 }
-
-// newNames makes the look for a free name and the rename one step for
-// the writers in this process. Rename, unlike link, works on every file
-// system a drop directory may be on (SMB shares included); the price is
-// that another process creating the same names could still be replaced.
-var newNames sync.Mutex
 
 // maxNew bounds the names CommitNew tries.
 const maxNew = 10000
 
+// renameNew renames the file to the first free name (renameNoReplace
+// says which are taken).
 func (f *File) renameNew(alt func(n int) string) (string, error) {
-	newNames.Lock()
-	defer newNames.Unlock()
 	name := f.final
 	for n := 2; n <= maxNew; n++ {
-		_, err := os.Lstat(name)
-		if errors.Is(err, fs.ErrNotExist) {
-			return name, os.Rename(f.Name(), name)
-		}
-		if err != nil {
-			return "", err
+		err := retry(func() error { return renameNoReplace(f.Name(), name) })
+		if !errors.Is(err, fs.ErrExist) {
+			return name, err
 		}
 		name = alt(n)
 	}
@@ -95,7 +87,7 @@ func (f *File) syncClose() error {
 		return fmt.Errorf("fsync %s: %w", f.Name(), err)
 	}
 	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
+		Remove(f.Name())
 		return err
 	}
 	return nil
@@ -104,7 +96,7 @@ func (f *File) syncClose() error {
 // Abort closes and removes the temporary file.
 func (f *File) Abort() {
 	f.Close()
-	os.Remove(f.Name())
+	Remove(f.Name())
 }
 
 // WriteFile writes data to path durably and atomically: readers see the

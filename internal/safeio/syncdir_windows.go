@@ -7,10 +7,11 @@ import (
 	"syscall"
 )
 
-// SyncDir is a no-op on Windows: NTFS journals directory entries itself
-// and a directory cannot be opened for FlushFileBuffers without special
-// flags; MoveFileEx, which os.Rename uses, is durable once it returns with
-// the file's own data flushed.
+// SyncDir is a no-op on Windows, where a directory cannot be opened for
+// FlushFileBuffers without special flags. Renames are made durable by
+// MOVEFILE_WRITE_THROUGH instead (Rename, Commit); a new file's entry
+// is left to NTFS, which journals it and is relied on to write it with
+// the file's own FlushFileBuffers.
 func SyncDir(dir string) error { return nil }
 
 func isUnsupported(err error) bool { return true }
