@@ -271,30 +271,29 @@ func prepare(path string, size int64, next chan<- *os.File) {
 }
 
 // recycle renames the free segment from to path, to be written over,
-// and hands it over once the rename is durable; a segment smaller than
-// size (the empty file started when preparing failed) is removed and a
-// new one prepared instead. What from held is stale: rows refer to
-// content by offset and checksum, and none refers to from any more.
+// and hands it over once the rename is durable: contents committed in
+// it are found by its new number, and would be lost with the rename. A
+// segment smaller than size (the empty file started when preparing
+// failed) is removed and a new one prepared instead. What from held is
+// stale: rows refer to content by offset and checksum, and none refers
+// to from any more. On Windows a delivery still reading from holds it
+// open (closeReader closes it after) and the rename waits for it.
 func recycle(from, path string, size int64, next chan<- *os.File) {
 	if st, err := os.Stat(from); err != nil || st.Size() < size {
 		os.Remove(from)
 		prepare(path, size, next)
 		return
 	}
-	if err := os.Rename(from, path); err != nil {
-		os.Remove(from)
+	if err := safeio.Rename(from, path); err != nil {
+		// The rename may have been done and not synced.
+		safeio.Remove(from)
+		safeio.Remove(path)
 		prepare(path, size, next)
 		return
 	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err == nil {
-		err = safeio.SyncDir(filepath.Dir(path))
-	}
 	if err != nil {
-		if f != nil {
-			f.Close()
-		}
-		os.Remove(path)
+		safeio.Remove(path)
 		prepare(path, size, next)
 		return
 	}

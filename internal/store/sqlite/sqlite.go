@@ -437,7 +437,9 @@ func (s *Store) Delete(ctx context.Context, id mail.ID) error {
 		return err
 	}
 	s.files.Delete(id)
-	if err := os.Remove(s.bodyPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	// safeio waits for an antivirus or backup agent that has the file
+	// open on Windows, which would refuse the remove.
+	if err := safeio.Remove(s.bodyPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("queue store: remove content of %s: %w", id, err)
 	}
 	return nil
@@ -677,23 +679,16 @@ func (s *Store) removeOrphans(ctx context.Context) error {
 		}
 		if n == 0 {
 			dst := filepath.Join(s.dir, "orphans", string(id))
-			if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+			if err := safeio.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
 				return fmt.Errorf("queue store: %w", err)
 			}
-			if err := os.Rename(s.bodyPath(id), dst); err != nil {
+			// The rename must not come undone (safeio.Rename syncs both
+			// directories, or writes it through): a file back in bodies
+			// would be moved again, but one lost would be lost.
+			if err := safeio.Rename(s.bodyPath(id), dst); err != nil {
 				return fmt.Errorf("queue store: keep a content file with no record: %w", err)
 			}
 			s.orphans = append(s.orphans, dst)
-		}
-	}
-	if len(s.orphans) > 0 {
-		// The renames out of bodies must not come undone: a file back
-		// in bodies would be moved again, but one lost would be lost.
-		if err := syncDir(filepath.Join(s.dir, "orphans")); err != nil {
-			return fmt.Errorf("queue store: %w", err)
-		}
-		if err := syncDir(s.bodyDir); err != nil {
-			return fmt.Errorf("queue store: %w", err)
 		}
 	}
 	return nil
