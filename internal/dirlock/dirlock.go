@@ -3,7 +3,8 @@
 // files from the same place and write contents over each other's, and
 // both append to the same tracking logs; SQLite's own locks protect only
 // its database. The lock is the operating system's (flock, LockFileEx),
-// so a process that dies, even by kill -9, lets go of it.
+// so a process that dies, even by kill -9, lets go of it (on Windows
+// within a moment, which Acquire waits for).
 package dirlock
 
 import (
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluice-relay/sluice/internal/safeio"
 )
@@ -36,6 +38,16 @@ var ErrUnsupported = errors.New("its file system does not support file locks")
 // lockFile is lock, or a test's stand-in.
 var lockFile = lock
 
+// lockWait is how long Acquire waits for a lock that is held (a
+// variable for tests, like sleep): on Windows, closing the handle of a
+// process that ended frees its lock "depending upon available system
+// resources" (LockFileEx, Microsoft Learn), so a restart right after a
+// crash could be refused naming a process that is gone.
+var (
+	lockWait time.Duration = releaseWait
+	sleep                  = time.Sleep
+)
+
 // Acquire takes the lock on dir, creating dir if needed, and writes this
 // process's id into the lock file for whoever finds it taken.
 func Acquire(dir string) (*Lock, error) {
@@ -47,7 +59,7 @@ func Acquire(dir string) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := lockFile(f); err != nil {
+	if err := lockWaiting(f); err != nil {
 		f.Close()
 		if unsupported(err) {
 			return nil, fmt.Errorf("data directory %s: %w (%v): make sure no other Sluice uses it", dir, ErrUnsupported, err)
@@ -65,6 +77,21 @@ func Acquire(dir string) (*Lock, error) {
 	return &Lock{f: f}, nil
 }
 
+// lockWaiting takes the lock, trying again while it is held until
+// lockWait has been slept.
+func lockWaiting(f *os.File) error {
+	var slept time.Duration
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
+		err := lockFile(f)
+		if !errors.Is(err, errWouldBlock) || slept >= lockWait {
+			return err
+		}
+		delay = min(delay, lockWait-slept)
+		sleep(delay)
+		slept += delay
+	}
+}
+
 // holder names the process that wrote the lock file, if it says.
 func holder(path string) string {
 	b, err := os.ReadFile(path)
@@ -77,11 +104,17 @@ func holder(path string) string {
 	return ""
 }
 
-// Release lets go of the lock. The file stays: removing it would let a
-// process that opened it just before lock a file no one else can find.
+// Release lets go of the lock, unlocking before closing (on Windows
+// a lock freed by the close alone may linger). The file stays: removing
+// it would let a process that opened it just before lock a file no one
+// else can find.
 func (l *Lock) Release() error {
 	if l == nil {
 		return nil
 	}
-	return l.f.Close()
+	uerr := unlock(l.f)
+	if err := l.f.Close(); err != nil {
+		return err
+	}
+	return uerr
 }

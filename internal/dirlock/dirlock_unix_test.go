@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,5 +34,21 @@ func TestAcquireUnsupported(t *testing.T) {
 	lockFile = func(*os.File) error { return unix.EBADF }
 	if _, err := Acquire(dir); err == nil || errors.Is(err, ErrUnsupported) || errors.Is(err, ErrHeld) {
 		t.Errorf("Acquire failing with EBADF: %v, want a plain error", err)
+	}
+}
+
+// A held flock is reported at once: flock is let go of with the
+// holder's last descriptor, so waiting would change nothing.
+func TestAcquireDoesNotWait(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Acquire(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	defer func(f func(time.Duration)) { sleep = f }(sleep)
+	sleep = func(time.Duration) { t.Error("Acquire slept waiting for a flock") }
+	if _, err := Acquire(dir); !errors.Is(err, ErrHeld) {
+		t.Errorf("second Acquire: %v, want ErrHeld", err)
 	}
 }

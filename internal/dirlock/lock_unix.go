@@ -11,6 +11,10 @@ import (
 
 var errWouldBlock = unix.EWOULDBLOCK
 
+// releaseWait is 0: flock is let go of as the holder's last descriptor
+// closes, also when it is killed, so a held lock is held.
+const releaseWait = 0
+
 // lock takes an exclusive flock without waiting. flock belongs to the
 // open file, so a second Acquire in the same process is refused too.
 func lock(f *os.File) error {
@@ -26,3 +30,6 @@ func lock(f *os.File) error {
 func unsupported(err error) bool {
 	return errors.Is(err, unix.ENOLCK) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS)
 }
+
+// unlock does nothing: closing the file lets go of its flock at once.
+func unlock(*os.File) error { return nil }
