@@ -125,35 +125,47 @@ func TestUpstreamRefusesMessage(t *testing.T) {
 // not delivered and sent again (a duplicate is acceptable, a loss is
 // not). The last error says what happened, in Sluice's words: the
 // upstream did not say "451".
+// A reset is the same (Reset), on every system: Windows reports it with
+// its own WSAECONNRESET.
 func TestUpstreamGoneAfterDataIsRetried(t *testing.T) {
-	up := smtptest.NewServer(t, smtptest.Options{DropAt: "DOT"})
-	r := start(t, "", onceFabrikam(up.Addr(), ""))
-	id := r.put("gone after the dot", "bob@fabrikam.com")
-	mi, ok := r.firstAttempt(id)
-	if !ok {
-		t.Fatal("the message left the queue; want it queued for another attempt")
-	}
-	rc := mi.Recipients[0]
-	if rc.Status != queue.StatusQueued {
-		t.Fatalf("bob is %s; want queued", rc.Status)
-	}
-	if want := "451 4.4.2 " + up.Addr() + " closed the connection during DATA"; rc.LastError != want {
-		t.Errorf("last error %q; want %q", rc.LastError, want)
+	for _, reset := range []bool{false, true} {
+		t.Run(map[bool]string{false: "closed", true: "reset"}[reset], func(t *testing.T) {
+			up := smtptest.NewServer(t, smtptest.Options{DropAt: "DOT", Reset: reset})
+			r := start(t, "", onceFabrikam(up.Addr(), ""))
+			id := r.put("gone after the dot", "bob@fabrikam.com")
+			mi, ok := r.firstAttempt(id)
+			if !ok {
+				t.Fatal("the message left the queue; want it queued for another attempt")
+			}
+			rc := mi.Recipients[0]
+			if rc.Status != queue.StatusQueued {
+				t.Fatalf("bob is %s; want queued", rc.Status)
+			}
+			if want := "451 4.4.2 " + up.Addr() + " closed the connection during DATA"; rc.LastError != want {
+				t.Errorf("last error %q; want %q", rc.LastError, want)
+			}
+		})
 	}
 }
 
 // An upstream that takes the connection and hangs up before its greeting
 // (Exchange and Microsoft 365 do so to an address their connector does
 // not list) read "cannot connect to ...: smtpclient: greeting: EOF": it
-// did connect, and the likely cause went unsaid.
+// did connect, and the likely cause went unsaid. One that resets the
+// connection (Reset) is the same; on Windows it read "cannot connect to
+// ...: An existing connection was forcibly closed by the remote host".
 func TestUpstreamClosesBeforeGreeting(t *testing.T) {
-	addr := rawServer(t, func(net.Conn) {})
-	r := start(t, "", onceFabrikam(addr, ""))
-	r.put("hung up on", "bob@fabrikam.com")
-	qi := r.waitQueue("Fabrikam", "the failure", func(q queue.QueueInfo) bool { return q.LastError != "" })
-	want := "451 4.4.2 " + addr + " closed the connection before its greeting: it may not accept connections from this server's address, or be at its connection limit"
-	if qi.LastError != want || qi.Status != queue.HopRetry {
-		t.Errorf("queue %s, last error %q; want Retry and %q", qi.Status, qi.LastError, want)
+	for _, reset := range []bool{false, true} {
+		t.Run(map[bool]string{false: "closed", true: "reset"}[reset], func(t *testing.T) {
+			up := smtptest.NewServer(t, smtptest.Options{DropAt: "connect", Reset: reset})
+			r := start(t, "", onceFabrikam(up.Addr(), ""))
+			r.put("hung up on", "bob@fabrikam.com")
+			qi := r.waitQueue("Fabrikam", "the failure", func(q queue.QueueInfo) bool { return q.LastError != "" })
+			want := "451 4.4.2 " + up.Addr() + " closed the connection before its greeting: it may not accept connections from this server's address, or be at its connection limit"
+			if qi.LastError != want || qi.Status != queue.HopRetry {
+				t.Errorf("queue %s, last error %q; want Retry and %q", qi.Status, qi.LastError, want)
+			}
+		})
 	}
 }
 

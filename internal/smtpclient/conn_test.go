@@ -53,6 +53,20 @@ func TestDialDroppedAtConnect(t *testing.T) {
 	}
 }
 
+// A server that resets the connection before its greeting has hung up
+// on the client, as one that closes it has: Closed, on every system
+// (Windows reports the reset with its own WSAECONNRESET), whether the
+// reset came before the dialer returned or after.
+func TestDialResetAtConnect(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{DropAt: "connect", Reset: true})
+	o, _ := testOptions(t)
+	_, err := Dial(context.Background(), srv.Addr(), o)
+	var ce *ConnError
+	if !errors.As(err, &ce) || ce.Command != "greeting" || !ce.Closed() {
+		t.Fatalf("Dial = %v; want a ConnError at the greeting that is Closed", err)
+	}
+}
+
 func TestDialRefused(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

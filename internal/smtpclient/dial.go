@@ -13,6 +13,12 @@ import (
 // greeting other than 2xx is returned as an *Error.
 func Dial(ctx context.Context, addr string, o Options) (*Client, error) {
 	conn, err := connect(ctx, dialer(o), addr, o.ConnectWithin)
+	if err != nil && isReset(err) {
+		// The server took the connection and reset it before the
+		// dialer returned (a refused connection is ECONNREFUSED): it
+		// hung up before its greeting, as one does that closes.
+		return nil, &ConnError{Command: "greeting", Err: err}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("smtpclient: connect: %w", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"syscall"
 
 	"github.com/sluice-relay/sluice/internal/reply"
 )
@@ -53,6 +52,5 @@ func (e *ConnError) Unwrap() error { return e.Err }
 // Closed reports whether the server closed or reset the connection, as
 // opposed to a timeout or a local failure.
 func (e *ConnError) Closed() bool {
-	return errors.Is(e.Err, io.EOF) || errors.Is(e.Err, io.ErrUnexpectedEOF) ||
-		errors.Is(e.Err, syscall.ECONNRESET) || errors.Is(e.Err, syscall.EPIPE)
+	return errors.Is(e.Err, io.EOF) || errors.Is(e.Err, io.ErrUnexpectedEOF) || isReset(e.Err)
 }

@@ -70,6 +70,14 @@ type Options struct {
 	// command), or "DOT" (after the message data's final dot). Replies
 	// to earlier pipelined commands are sent first.
 	DropAt string
+	// Reset makes the server end a connection it drops (DropAt,
+	// HangUpAfter, CloseAfter) with a TCP reset instead of a close, as a
+	// firewall or a server that aborts the connection does: the
+	// client's read fails with ECONNRESET (WSAECONNRESET on Windows)
+	// rather than meeting the end of the stream. A system may discard
+	// what the client had not read yet (Windows does), so use it where
+	// the client waits for a reply: DropAt "connect" or "DOT".
+	Reset bool
 	// HangUpAfter closes the connection right after the reply to a
 	// command ("MAIL", "RCPT", "DATA"), as a server does that refuses a
 	// sender with a 5xx and then hangs up without a 421.

@@ -23,6 +23,7 @@ var errDrop = errors.New("dropped as Options.DropAt says")
 type session struct {
 	srv  *Server
 	id   int
+	raw  net.Conn // the TCP connection, under TLS if any
 	conn net.Conn
 	r    *bufio.Reader
 	w    *bufio.Writer
@@ -43,9 +44,12 @@ func (s *Server) serve(c net.Conn, id int, busy bool) {
 	o := s.options()
 	if o.DropAt == "connect" {
 		s.t.Logf("smtptest session %d: dropped at connect", id)
+		if o.Reset {
+			reset(c)
+		}
 		return
 	}
-	ss := &session{srv: s, id: id}
+	ss := &session{srv: s, id: id, raw: c}
 	ss.setConn(c)
 	if o.ImplicitTLS {
 		if err := ss.handshake(o); err != nil {
@@ -287,5 +291,16 @@ func (ss *session) readLine() (string, error) {
 func (ss *session) drop(at string) error {
 	ss.flush()
 	ss.logf("dropping the connection at %s", at)
+	if ss.srv.options().Reset {
+		reset(ss.raw)
+	}
 	return errDrop
+}
+
+// reset makes closing c send a TCP reset (RST) rather than a FIN: with
+// SO_LINGER 0 the close aborts the connection.
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
 }
