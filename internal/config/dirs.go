@@ -50,7 +50,8 @@ func dirProblem(path, root, key string) string {
 	for d, first := filepath.Clean(path), true; ; d, first = filepath.Dir(d), false {
 		// A Stat error (missing, a file on the way, not searchable) sends
 		// the search up to the ancestor that explains it.
-		if fi, err := os.Stat(d); err == nil {
+		fi, err := os.Stat(d)
+		if err == nil {
 			switch {
 			case !fi.IsDir() && first && d != filepath.Clean(root):
 				return fmt.Sprintf("%s is a file, but Sluice keeps a directory there; move that file away, or change %s", d, key)
@@ -69,9 +70,28 @@ func dirProblem(path, root, key string) string {
 			return ""
 		}
 		if filepath.Dir(d) == d {
-			return ""
+			return rootProblem(path, d, key, err)
 		}
 	}
+}
+
+// rootProblem says why path cannot be created when not even its root
+// (on Windows a drive or a share) can be looked at: the walk up from
+// path ended there with err.
+func rootProblem(path, root, key string, err error) string {
+	if advice := MissingPathAdvice(path, err); advice != "" {
+		return fmt.Sprintf("%s cannot be created: %s, or change %s", path, advice, key)
+	}
+	return fmt.Sprintf("%s cannot be created: %s cannot be read by %s: %v; change %s", path, root, who(), errText(err), key)
+}
+
+// errText is err without the path a *fs.PathError repeats.
+func errText(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // ErrorAt is a problem with the setting at key found after loading, when

@@ -8,10 +8,12 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
 
+	"github.com/sluice-relay/sluice/internal/config"
 	"github.com/sluice-relay/sluice/internal/dropdir"
 	"github.com/sluice-relay/sluice/internal/queue"
 	"github.com/sluice-relay/sluice/internal/reply"
@@ -90,12 +92,30 @@ func dirReply(op, path string, err error) reply.Reply {
 		what += fmt.Sprintf("; give %s write access to it, or change the send connector's directory", runsAs())
 	case errors.Is(cause, syscall.EROFS):
 		what += "; mount it read-write, or change the send connector's directory"
-	case errors.Is(cause, syscall.ENOTDIR) || errors.Is(cause, syscall.EEXIST):
+	case fileInTheWay(path):
 		what += "; a file is in the way of the directory: move it, or change the send connector's directory"
+	case config.MissingPathAdvice(path, err) != "":
+		what += "; " + config.MissingPathAdvice(path, err) + ", or change the send connector's directory"
 	default:
 		what += "; check the disk and the directory, or change the send connector's directory"
 	}
 	return reply.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: what}
+}
+
+// fileInTheWay reports whether path, or a directory above it, is a file
+// (or a link to nothing) rather than a directory. It looks: the error
+// does not say so, as on Windows syscall.ENOTDIR is ERROR_PATH_NOT_FOUND,
+// which MkdirAll also returns for a drive the account cannot see.
+func fileInTheWay(path string) bool {
+	for d := filepath.Clean(path); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			fi, err := os.Stat(d)
+			return err != nil || !fi.IsDir()
+		}
+		if filepath.Dir(d) == d {
+			return false
+		}
+	}
 }
 
 // runsAs names the account Sluice runs as, for an admin to grant it access.
