@@ -13,8 +13,9 @@ import (
 // directory) are checked at load as the user that loads the config, so
 // that `sluice config check`, a start and a reload name the setting to
 // change instead of failing later with the system's "mkdir ...:
-// permission denied". Nothing is created or left behind here: a check
-// must not change the system it checks.
+// permission denied". Nothing is left behind here: a check must not
+// change the system it checks (on Windows, which decides by ACLs, it
+// tries what Sluice will do and undoes it at once).
 
 // checkDirs checks node.data_dir and the drop directories.
 func (k *checker) checkDirs() {
@@ -61,10 +62,14 @@ func dirProblem(path, root, key string) string {
 				return fmt.Sprintf("%s cannot be created: %s is a file, not a directory; move that file away, or change %s", path, d, key)
 			case writable(d) != nil && first:
 				return fmt.Sprintf("%s is not writable by %s; %s, or change %s", d, who(), grant(root), key)
-			case writable(d) != nil && inside(d, root):
+			case first:
+			// Above the directory it keeps, Sluice only makes directories:
+			// on NTFS a right apart from making files (C:\ lets users
+			// create folders in it, not files).
+			case canMkdir(d) != nil && inside(d, root):
 				// A directory Sluice makes in root: root's owner is wrong.
 				return fmt.Sprintf("%s cannot be created: %s is not writable by %s; %s, or change %s", path, d, who(), grant(root), key)
-			case writable(d) != nil:
+			case canMkdir(d) != nil:
 				return fmt.Sprintf("%s cannot be created: %s is not writable by %s; %s, or change %s", path, d, who(), create(root), key)
 			}
 			return ""

@@ -20,6 +20,18 @@ func writable(dir string) error {
 	return os.Remove(f.Name())
 }
 
+// canMkdir tries what Sluice does in a directory above the one it keeps:
+// create a directory. NTFS grants that apart from creating files: C:\
+// lets Authenticated Users create folders but not files, so writable
+// would refuse a data_dir of C:\Sluice that MkdirAll can make.
+func canMkdir(dir string) error {
+	d, err := os.MkdirTemp(dir, ".sluice-check-*")
+	if err != nil {
+		return err
+	}
+	return os.Remove(d)
+}
+
 // who names the account this process runs as, e.g. NT AUTHORITY\NETWORK SERVICE.
 func who() string {
 	if u, err := user.Current(); err == nil {

@@ -45,3 +45,7 @@ func grant(root string) string {
 func create(root string) string {
 	return fmt.Sprintf("create it and give it to that user (mkdir -p %s && chown %s %s)", root, owner(), root)
 }
+
+// canMkdir is whether this process may create a directory in dir: on
+// Unix the same permission as for a file.
+func canMkdir(dir string) error { return writable(dir) }
