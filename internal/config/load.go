@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -54,7 +55,11 @@ func LoadLenient(path string) (*Config, error) {
 	return parse(path, src)
 }
 
-func parse(file string, src []byte) (*Config, error) {
+func parse(file string, src []byte) (*Config, error) { return parseFor(file, src, runtime.GOOS) }
+
+// parseFor is parse with the paths judged as goos takes them, so that
+// tests on one system check what another refuses.
+func parseFor(file string, src []byte, goos string) (*Config, error) {
 	name := file
 	if name == "" {
 		name = DefaultName
@@ -68,6 +73,7 @@ func parse(file string, src []byte) (*Config, error) {
 	// -Encoding utf8 start the file with a byte order mark; YAML 1.2 §5.2
 	// allows one there, but go-yaml would read it as part of the first key.
 	d.parse(bytes.TrimPrefix(src, []byte("\uFEFF")), c)
+	d.checkPaths(c, goos)
 	decodeErrs := len(d.errs)
 	if decodeErrs > 0 && c.ReceiveConnectors == nil && d.errs[0].Key == "" {
 		return nil, d.errs // a syntax error: there is nothing to check
