@@ -477,6 +477,62 @@ func TestTokenAuth(t *testing.T) {
 	}
 }
 
+// A token file as Windows PowerShell 5.1 writes it: with > (UTF-16) the
+// API started, and every CLI call failed with net/http's "invalid header
+// field value for \"Authorization\""; now the API refuses to start and
+// says how to save it, and the CLI says the same of the file. With
+// Set-Content -Encoding utf8 (a byte order mark first) the mark is no
+// part of the token: before, only a client that sent the mark too got in.
+func TestTokenFileFromPowerShell(t *testing.T) {
+	const token = "3f1c0f6e2b8a4d55b2f0c1d9e8a7b6c5"
+	dir := t.TempDir()
+	utf16 := filepath.Join(dir, "utf16.token")
+	b := []byte{0xFF, 0xFE}
+	for _, c := range token + "\r\n" {
+		b = append(b, byte(c), 0)
+	}
+	bom := filepath.Join(dir, "bom.token")
+	for name, b := range map[string][]byte{utf16: b, bom: []byte("\uFEFF" + token + "\r\n")} {
+		if err := os.WriteFile(name, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := start(t, "")
+	cfg := *r.cfg
+	cfg.Admin.TokenFile = utf16
+	adm := admin.New(admin.Options{Queue: r.q}, &cfg)
+	err := adm.Start(&cfg)
+	if err == nil {
+		adm.Shutdown(context.Background())
+	}
+	const advice = "is UTF-16 text, as Windows PowerShell's > writes it, which no HTTP header can carry; save the token as ASCII (in PowerShell: (Get-Content '"
+	if err == nil || !strings.Contains(err.Error(), advice) {
+		t.Errorf("Start with a UTF-16 token file = %v; want it refused with %q", err, advice)
+	}
+	var out, errb bytes.Buffer
+	code := cli.Run(context.Background(), []string{"queue", "list", "--admin", r.url, "--token-file", utf16}, nil, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), advice) {
+		t.Errorf("CLI with a UTF-16 --token-file = %d: %s%s; want %q", code, out.String(), errb.String(), advice)
+	}
+
+	cfg.Admin.TokenFile = bom
+	adm = admin.New(admin.Options{Queue: r.q}, &cfg)
+	if err := adm.Start(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Shutdown(context.Background())
+	req, _ := http.NewRequest("GET", "http://"+adm.Addr().String()+"/api/v1/queues", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the token of a file with a byte order mark: %d; want 200", resp.StatusCode)
+	}
+}
+
 // A reload (Apply) cannot take away the client certificate the listener
 // was started to demand: the TLS listener and its CA only change with a
 // restart, so a config that drops admin.client_ca (say, back to a

@@ -101,14 +101,11 @@ func (s *Server) Start(cfg *config.Config) error {
 		return nil
 	}
 	if a.TokenFile != "" {
-		b, err := os.ReadFile(a.TokenFile)
+		tok, err := config.AdminToken(a.TokenFile)
 		if err != nil {
-			return fmt.Errorf("admin API: token file: %w", err)
+			return fmt.Errorf("admin API: admin.token_file: %w", err)
 		}
-		s.token = []byte(strings.TrimSpace(string(b)))
-		if len(s.token) < 16 {
-			return fmt.Errorf("admin API: the token in %s is shorter than 16 characters; make a longer one (e.g. openssl rand -hex 32)", a.TokenFile)
-		}
+		s.token = []byte(tok)
 	}
 	var tcfg *tls.Config
 	if a.Certificate != "" {

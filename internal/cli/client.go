@@ -104,11 +104,11 @@ func (f *apiFlags) client() (*apiClient, error) {
 	}
 	switch {
 	case tokenFile != "":
-		b, err := os.ReadFile(tokenFile)
+		tok, err := config.ReadToken(tokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("admin token: %w", err)
 		}
-		c.token = strings.TrimSpace(string(b))
+		c.token = tok
 	default:
 		c.token = os.Getenv("SLUICE_ADMIN_TOKEN")
 	}

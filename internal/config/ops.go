@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"strings"
 	"time"
 )
 
@@ -125,7 +124,7 @@ func (k *checker) checkOps() {
 		k.errorf("admin.listen", "%s is reachable from other machines over plain HTTP: the bearer token would cross the network in clear with every request; give admin.certificate and admin.key (HTTPS), or listen on 127.0.0.1", a.Listen)
 	}
 	type file struct{ key, path string }
-	files := []file{{"admin.token_file", a.TokenFile}, {"admin.client_ca", a.ClientCA}}
+	files := []file{{"admin.client_ca", a.ClientCA}}
 	if a.Certificate != "" && a.Key != "" {
 		// The pair itself, not only its files: a key that does not belong
 		// or is encrypted is named here, under its key, not when serve starts.
@@ -141,10 +140,10 @@ func (k *checker) checkOps() {
 		}
 	}
 	if a.TokenFile != "" {
-		// The admin API refuses to start with a short token; say so here,
-		// with the key, not only when sluice serve fails.
-		if b, err := os.ReadFile(a.TokenFile); err == nil && len(strings.TrimSpace(string(b))) < 16 {
-			k.errorf("admin.token_file", "the token in %s is shorter than 16 characters; make a longer one (e.g. openssl rand -hex 32)", a.TokenFile)
+		// The admin API refuses to start with a token it cannot use;
+		// say so here, with the key, not only when sluice serve fails.
+		if _, err := AdminToken(a.TokenFile); err != nil {
+			k.errorf("admin.token_file", "%v", err)
 		}
 	}
 }

@@ -118,7 +118,7 @@ func keyFileNote(path string) string {
 	}
 	var what string
 	switch {
-	case bytes.HasPrefix(b, []byte{0xFF, 0xFE}), bytes.HasPrefix(b, []byte{0xFE, 0xFF}), bytes.IndexByte(b, 0) >= 0:
+	case utf16Text(b):
 		what = "is UTF-16 text, as Windows PowerShell's > writes it"
 	case bytes.HasPrefix(b, []byte("\uFEFF")):
 		what = "starts with a byte order mark, as Notepad's UTF-8 with BOM writes it"
