@@ -72,9 +72,11 @@ func (d *Deliverer) lookupMX(ctx context.Context, domain string) ([]string, *rep
 	return hosts, nil, nil
 }
 
+// notFound reports whether err is DNS's answer that the name, or a
+// record of the type asked, does not exist: final, unlike a failure.
 func notFound(err error) bool {
 	var dnsErr *net.DNSError
-	return errors.As(err, &dnsErr) && dnsErr.IsNotFound
+	return errors.As(err, &dnsErr) && (dnsErr.IsNotFound || noData(dnsErr))
 }
 
 // dnsServer is one of node.dns_servers with a resolver that asks it
