@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -103,6 +104,9 @@ admin: {listen: "off"}
 `, dir))
 	_, errs, code := run(t, "", "reload", "-config", cfg)
 	want := "send SIGHUP instead: kill -HUP $(cat " + filepath.Join(dir, "sluice.lock") + ")"
+	if runtime.GOOS == "windows" {
+		want = "Windows has no SIGHUP: restart the Sluice service to read the config again"
+	}
 	if code != ExitFailure || !strings.Contains(errs, want) {
 		t.Errorf("exit %d, stderr %q; want 1 and %q", code, errs, want)
 	}

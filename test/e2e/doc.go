@@ -8,7 +8,8 @@
 // picked by the test, readiness by polling for the 220 banner, SIGTERM on
 // cleanup, the daemon's log shown with a failing test. Nothing waits by
 // sleeping; every wait polls with a deadline, and no test asserts a
-// duration.
+// duration. On Windows, which cannot send SIGTERM or SIGHUP, the tests
+// that run sluice serve skip; those that run one command do not.
 //
 // Set SLUICE_E2E_BINARY to run the suite against a binary built elsewhere
 // instead of building ./cmd/sluice.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -52,6 +53,9 @@ func build(dir string) (string, error) {
 		return "", fmt.Errorf("cannot find the module root (go env GOMOD): %v", err)
 	}
 	bin := filepath.Join(dir, "sluice")
+	if runtime.GOOS == "windows" {
+		bin += ".exe" // exec finds a program on Windows by its extension
+	}
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/sluice")
 	cmd.Dir = filepath.Dir(string(bytes.TrimSpace(gomod)))
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
