@@ -87,16 +87,17 @@ func rootProblem(path, root, key string, err error) string {
 	if advice := MissingPathAdvice(path, err); advice != "" {
 		return fmt.Sprintf("%s cannot be created: %s, or change %s", path, advice, key)
 	}
-	return fmt.Sprintf("%s cannot be created: %s cannot be read by %s: %v; change %s", path, root, who(), errText(err), key)
+	return fmt.Sprintf("%s cannot be created: %s cannot be read by %s: %s; change %s", path, root, who(), errText(err), key)
 }
 
-// errText is err without the path a *fs.PathError repeats.
-func errText(err error) error {
+// errText is err without the path a *fs.PathError repeats, nor the full
+// stop that ends Windows' texts ("Access is denied.").
+func errText(err error) string {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
-		return pe.Err
+		err = pe.Err
 	}
-	return err
+	return strings.TrimSuffix(err.Error(), ".")
 }
 
 // ErrorAt is a problem with the setting at key found after loading, when

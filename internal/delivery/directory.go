@@ -83,7 +83,9 @@ func dirReply(op, path string, err error) reply.Reply {
 	if errors.As(err, &le) {
 		cause = le.Err
 	}
-	what := fmt.Sprintf("cannot %s drop directory %s: %v", op, path, cause)
+	// Windows' texts end with a full stop ("Access is denied."), which
+	// the advice after a semicolon would follow.
+	what := fmt.Sprintf("cannot %s drop directory %s: %s", op, path, strings.TrimSuffix(cause.Error(), "."))
 	switch {
 	case errors.Is(err, reply.StoreFull) || errors.Is(cause, syscall.ENOSPC):
 		return reply.Reply{Code: 452, Enhanced: [3]int{4, 3, 1},

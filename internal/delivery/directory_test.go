@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -46,5 +47,15 @@ func TestDirReplyFileInTheWay(t *testing.T) {
 				t.Errorf("dirReply = %q; want %q in it: %v", r.Error(), inTheWay, tc.want)
 			}
 		})
+	}
+}
+
+// Windows' error texts end with a full stop, which the advice after a
+// semicolon followed: "Access is denied.; give ...".
+func TestDirReplyNoFullStopBeforeAdvice(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "drop")
+	r := dirReply("open", path, &fs.PathError{Op: "mkdir", Path: path, Err: errors.New("The device is not ready.")})
+	if want := "cannot open drop directory " + path + ": The device is not ready; check"; !strings.HasPrefix(r.Text, want) {
+		t.Errorf("dirReply = %q; want %q...", r.Text, want)
 	}
 }
