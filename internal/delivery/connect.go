@@ -39,8 +39,8 @@ type link struct {
 	taken bool
 }
 
-// health is the health of k's address and smarthost (see Deliverer's
-// health), looked up when an outcome is to be recorded: a record the
+// linkHealth is the health of k's address and smarthost (see
+// Deliverer's health), looked up when an outcome is to be recorded: a record the
 // session fetched at connect may have been pruned (forget.go) while it
 // waited for its first reply, and what it recorded there be lost.
 func (d *Deliverer) linkHealth(k *link) (addr, smarthost *HostHealth) {
@@ -91,23 +91,12 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 			d.log.Warn("STARTTLS failed; delivering without TLS as the connector allows", "queue", hop.Key, "host", t.String(), "session", session, "err", errors.Unwrap(err))
 			c, session, err = d.open(ctx, hop.Connector, t, config.SendTLSNone)
 		}
-		h, sh := d.health(t)
 		if err != nil {
 			last = queue.Outcome{Reply: failureReply(err, t, hop.Connector), Session: session}
 			if isSMTP(err) {
 				last.Host = t.String() // the upstream answered: "host said: ..."
 			}
-			h.failed(last.Reply.Error())
-			if sh != nil && lastOfSmarthost(targets, i) {
-				// None of the smarthost's addresses took the session:
-				// the smarthost failed, the last of them saying how.
-				sh.failed(said(last))
-			}
-			// The last host's failure is the hop's, which the queue logs
-			// as it goes into Retry.
-			if i < len(targets)-1 {
-				d.log.Warn("cannot use upstream host; trying the next", "queue", hop.Key, "host", t.String(), "session", session, "err", err)
-			}
+			d.hostFailed(hop, targets, i, last, err)
 			continue
 		}
 		return &link{Client: c, host: describeHost(t, c), session: session, targets: targets, target: i}, queue.Outcome{}
@@ -303,13 +292,21 @@ func lastOfSmarthost(targets []target, i int) bool {
 	return i == len(targets)-1 || targets[i+1].smarthost != targets[i].smarthost
 }
 
-// said is o as a last error: "host said: reply" when the upstream
-// replied, as the queue writes it.
-func said(o queue.Outcome) string {
-	if o.Host != "" {
-		return o.Host + " said: " + o.Reply.Error()
+// hostFailed records that targets[i] did not take the session (o, and
+// err, say why): in its address's health and, when it was its
+// smarthost's last address, the smarthost's (none of them took it; the
+// last says how); and, when another target follows, a line saying so.
+// The last target's failure is the hop's, which the queue logs as it
+// goes into Retry.
+func (d *Deliverer) hostFailed(hop route.Hop, targets []target, i int, o queue.Outcome, err error) {
+	h, sh := d.health(targets[i])
+	h.failed(o.Reply.Error())
+	if sh != nil && lastOfSmarthost(targets, i) {
+		sh.failed(o.LastError())
 	}
-	return o.Reply.Error()
+	if i < len(targets)-1 {
+		d.log.Warn("cannot use upstream host; trying the next", "queue", hop.Key, "host", targets[i].String(), "session", o.Session, "err", err)
+	}
 }
 
 // isSMTP reports whether err carries a reply the upstream sent.

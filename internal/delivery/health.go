@@ -15,7 +15,7 @@ import (
 // host's, or a smarthost's given by name, which Smarthost then names.
 type HostHealth struct {
 	Host        string    `json:"host"`
-	Smarthost   string    `json:"smarthost,omitempty"` // guarded by Deliverer.mu
+	Smarthost   string    `json:"smarthost,omitempty"` // set when the record is made
 	Failures    int       `json:"consecutive_failures"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastFailure time.Time `json:"last_failure,omitzero"`
@@ -24,12 +24,14 @@ type HostHealth struct {
 	mu sync.Mutex
 }
 
-func (d *Deliverer) host(addr string) *HostHealth {
+// host returns the health of addr, made on first use; smarthost is the
+// smarthost it is an address of, if any.
+func (d *Deliverer) host(addr, smarthost string) *HostHealth {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	h := d.hosts[addr]
 	if h == nil {
-		h = &HostHealth{Host: addr}
+		h = &HostHealth{Host: addr, Smarthost: smarthost}
 		d.hosts[addr] = h
 	}
 	return h
@@ -39,14 +41,10 @@ func (d *Deliverer) host(addr string) *HostHealth {
 // of a smarthost given by name, of that smarthost (else nil): for an
 // address literal or a name that did not resolve the two are one.
 func (d *Deliverer) health(t target) (addr, smarthost *HostHealth) {
-	addr = d.host(t.addr)
 	if t.smarthost == "" || t.smarthost == t.addr {
-		return addr, nil
+		return d.host(t.addr, ""), nil
 	}
-	d.mu.Lock()
-	addr.Smarthost = t.smarthost
-	d.mu.Unlock()
-	return addr, d.host(t.smarthost)
+	return d.host(t.addr, t.smarthost), d.host(t.smarthost, "")
 }
 
 func (h *HostHealth) failed(err string) {
@@ -103,7 +101,10 @@ func (d *Deliverer) order(addrs []string) []string {
 	now := time.Now()
 	var up, down []string
 	for _, a := range addrs {
-		if d.host(a).down(now) {
+		d.mu.Lock()
+		h := d.hosts[a] // none yet: never failed
+		d.mu.Unlock()
+		if h != nil && h.down(now) {
 			down = append(down, a)
 		} else {
 			up = append(up, a)

@@ -39,8 +39,8 @@ admin: {listen: "off"}
 	}
 	for _, tc := range cases {
 		d := New(Options{Config: cfg})
-		h := d.host("10.0.0.6:25")
-		h.Smarthost, h.Failures, h.LastFailure = tc.smarthost, tc.failures, failed
+		h := d.host("10.0.0.6:25", tc.smarthost)
+		h.Failures, h.LastFailure = tc.failures, failed
 		d.mu.Lock()
 		d.prune(cfg, failed.Add(tc.after))
 		_, kept := d.hosts["10.0.0.6:25"]

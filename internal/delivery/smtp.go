@@ -136,14 +136,7 @@ func (d *Deliverer) dial(s *run, hop route.Hop, targets []target, l *queue.Lease
 // failing. It returns the new connection, or nil once l is settled.
 func (d *Deliverer) refusedAtMail(s *run, hop route.Hop, k *link, l *queue.Lease, o queue.Outcome) *link {
 	k.Close()
-	h, sh := d.linkHealth(k)
-	h.failed(o.Reply.Error())
-	if sh != nil && lastOfSmarthost(k.targets, k.target) {
-		sh.failed(said(o))
-	}
-	if k.target+1 < len(k.targets) {
-		d.log.Warn("cannot use upstream host; trying the next", "queue", hop.Key, "host", k.host, "session", k.session, "err", o.Reply.Error())
-	}
+	d.hostFailed(hop, k.targets, k.target, o, o.Reply)
 	return d.connectFrom(s, hop, k.targets, k.target+1, l, &o)
 }
 
@@ -178,17 +171,15 @@ func unreadable(err error) error {
 }
 
 // send delivers one message on an open connection and returns each
-// recipient's outcome, whether any of it went to the upstream (not when
-// its content could not be read), whether the connection can carry
-// another, whether
-// the connection was lost (or closed with 421) before the server
-// answered any RCPT or DATA, so that it cannot have taken the message,
-// and whether that was a 421 in reply to MAIL: the server closing
-// because it is not available (RFC 5321 §3.8), not answering for this
-// message's recipients or content.
-//
-// Each outcome carries the session, to lead from the message's tracking
-// events to the conversation.
+// recipient's outcome; whether any of it went to the upstream (not when
+// its content could not be read); whether the connection can carry
+// another; whether the connection was lost (or closed with 421) before
+// the server answered any RCPT or DATA, so that it cannot have taken the
+// message; and whether that was a 421 in reply to MAIL: the server
+// closing because it is not available (RFC 5321 §3.8), not answering for
+// this message's recipients or content. Each outcome carries the
+// session, to lead from the message's tracking events to the
+// conversation.
 func (d *Deliverer) send(ctx context.Context, c *link, hop route.Hop, l *queue.Lease) (outs []queue.Outcome, sent, alive, unsent, refused bool) {
 	body, err := l.Body(ctx)
 	if err != nil {

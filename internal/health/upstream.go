@@ -75,8 +75,11 @@ func upstreams(c *config.Config, hosts []delivery.HostHealth, now time.Time) ups
 // Exchange DAG's name with a dead node's address in it has less failover
 // than it seems, and each session may try that address first.
 func addressDown(c *config.Config, h *delivery.HostHealth, failing map[string]bool, now time.Time) (Finding, bool) {
+	if h.Smarthost == "" || failing[h.Smarthost] || h.Failures < upstreamDownAfter {
+		return Finding{}, false
+	}
 	sc := smarthostOf(c, h.Smarthost)
-	if h.Smarthost == "" || sc == nil || failing[h.Smarthost] || h.Failures < upstreamDownAfter {
+	if sc == nil {
 		return Finding{}, false
 	}
 	name, _, _ := net.SplitHostPort(h.Smarthost)

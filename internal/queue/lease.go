@@ -197,12 +197,12 @@ func (q *Queue) Done(ctx context.Context, l *Lease, outs []Outcome) {
 				succeeded = append(succeeded, d)
 			}
 		case o.Reply.Permanent():
-			r.Status, r.LastError = StatusFailed, describe(o)
+			r.Status, r.LastError = StatusFailed, o.LastError()
 			bounced = append(bounced, i)
 		case o.Again:
-			r.LastError, r.NextAttempt = describe(o), now
+			r.LastError, r.NextAttempt = o.LastError(), now
 		default:
-			r.LastError = describe(o)
+			r.LastError = o.LastError()
 			r.NextAttempt = now.Add(q.backoff(l.Hop, r.Attempts))
 			if outOfSchedule {
 				r.NextAttempt = q.afterOutOfSchedule(l.Hop, due, now)
@@ -274,7 +274,7 @@ func (q *Queue) leaseBack(key string, l *Lease, o Outcome, now time.Time) {
 	}
 	for _, i := range l.Rcpts {
 		m.Rcpts[i].leased = false
-		m.Rcpts[i].LastError = describe(o)
+		m.Rcpts[i].LastError = o.LastError()
 		m.Rcpts[i].LastAttempt = now
 	}
 	q.trackHopFailed(m, l, o)
@@ -289,7 +289,7 @@ func (q *Queue) hopFailed(key string, o Outcome, now time.Time) (offSchedule boo
 	if h == nil {
 		return false, nil
 	}
-	h.lastError = describe(o)
+	h.lastError = o.LastError()
 	if now.Before(h.nextRetry) {
 		// Another session of the same attempt failed too (up to
 		// max_connections start at once): one failed attempt, one step
@@ -387,9 +387,10 @@ func (q *Queue) persist(ctx context.Context, m *Message) {
 	}
 }
 
-// describe renders an outcome as the queue's last error: the upstream's
-// reply, with who said it.
-func describe(o Outcome) string {
+// LastError renders the outcome as the queue's last error: the
+// upstream's reply, with who said it ("host said: reply"). Health reads
+// that form back.
+func (o Outcome) LastError() string {
 	s := o.Reply.Error()
 	if o.Host != "" {
 		s = o.Host + " said: " + s
