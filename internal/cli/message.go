@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -172,7 +173,7 @@ func messageAction(action string, extra func(*flag.FlagSet) func() admin.Message
 			if err != nil {
 				return ExitFailure, err
 			}
-			var out map[string]any
+			var out json.RawMessage
 			if err := c.call(e.ctx, http.MethodPost, "/api/v1/messages/"+url.PathEscape(args[0])+"/"+action, nil, req, &out); err != nil {
 				return ExitFailure, err
 			}
@@ -190,7 +191,11 @@ func messageAction(action string, extra func(*flag.FlagSet) func() admin.Message
 			case "redirect":
 				fmt.Fprintf(e.stdout, "message %s redirected to %s\n", args[0], strings.Join(req.To, ", "))
 			default:
-				fmt.Fprintf(e.stdout, "message %s: due now%s\n", args[0], retriedNote(out))
+				var r admin.MessageRetried
+				if err := json.Unmarshal(out, &r); err != nil {
+					return ExitFailure, fmt.Errorf("the daemon's answer to the retry cannot be read: %v", err)
+				}
+				fmt.Fprintf(e.stdout, "message %s: due now%s\n", args[0], retriedNote(r.Retried))
 			}
 			return ExitOK, nil
 		}
@@ -200,32 +205,23 @@ func messageAction(action string, extra func(*flag.FlagSet) func() admin.Message
 // retriedNote says what a message retry did besides making the message
 // due (admin.MessageRetried): without it, "due now" was all it said of a
 // message that waits for its queue.
-func retriedNote(out map[string]any) string {
-	names := func(key string) []string {
-		var s []string
-		list, _ := out[key].([]any)
-		for _, v := range list {
-			name, _ := v.(string)
-			s = append(s, display(name))
-		}
-		return s
-	}
+func retriedNote(r queue.Retried) string {
 	var note string
-	switch qs := names("queues_in_retry"); len(qs) {
+	switch qs := displayAll(r.InRetry); len(qs) {
 	case 0:
 	case 1:
 		note += "; its queue " + qs[0] + " was in Retry and is tried now too"
 	default:
 		note += "; its queues " + strings.Join(qs, ", ") + " were in Retry and are tried now too"
 	}
-	for _, q := range names("queues_suspended") {
+	for _, q := range displayAll(r.Suspended) {
 		arg := q
 		if strings.ContainsAny(q, " \t") {
 			arg = "'" + q + "'" // a connector's name may have spaces
 		}
 		note += "; its queue " + q + " is suspended: nothing leaves it until sluice queue resume " + arg
 	}
-	if u, _ := out["unreachable"].(bool); u {
+	if r.Unreachable {
 		note += "; recipients of it wait in Unreachable: no send connector serves their domain (add one, then sluice reload)"
 	}
 	return note

@@ -64,6 +64,7 @@ func dirProblem(path, root, key string) string {
 				return fmt.Sprintf("%s is not writable by %s; %s, or change %s", d, who(), grant(root), key)
 			case first:
 				// It may make the files it keeps there: writable checked.
+
 			// Above the directory it keeps, Sluice only makes directories:
 			// on NTFS a right apart from making files (C:\ lets users
 			// create folders in it, not files).

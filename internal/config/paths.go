@@ -2,24 +2,30 @@ package config
 
 import "fmt"
 
-// pathSetting is a setting that names a file or directory.
-type pathSetting struct{ key, path string }
+// pathSetting is a setting that names a file or directory; a relative
+// one is taken from base (said in words).
+type pathSetting struct{ key, path, base string }
+
+const (
+	fromConfig  = "the config file's directory"
+	fromDataDir = "node.data_dir"
+)
 
 // pathSettings lists the path settings c gives, with their keys.
 func pathSettings(c *Config) []pathSetting {
-	out := []pathSetting{{"node.data_dir", c.Node.DataDir}}
+	out := []pathSetting{{"node.data_dir", c.Node.DataDir, fromConfig}}
 	for i, rc := range c.ReceiveConnectors {
 		p := fmt.Sprintf("receive_connectors[%d].tls.", i)
-		out = append(out, pathSetting{p + "certificate", rc.TLS.Certificate}, pathSetting{p + "key", rc.TLS.Key})
+		out = append(out, pathSetting{p + "certificate", rc.TLS.Certificate, fromConfig}, pathSetting{p + "key", rc.TLS.Key, fromConfig})
 	}
 	for i, sc := range c.SendConnectors {
 		p := fmt.Sprintf("send_connectors[%d].", i)
-		out = append(out, pathSetting{p + "directory", sc.Directory}, pathSetting{p + "tls.ca_file", sc.TLS.CAFile},
-			pathSetting{p + "tls.client_certificate", sc.TLS.ClientCertificate}, pathSetting{p + "tls.client_key", sc.TLS.ClientKey})
+		out = append(out, pathSetting{p + "directory", sc.Directory, fromDataDir}, pathSetting{p + "tls.ca_file", sc.TLS.CAFile, fromConfig},
+			pathSetting{p + "tls.client_certificate", sc.TLS.ClientCertificate, fromConfig}, pathSetting{p + "tls.client_key", sc.TLS.ClientKey, fromConfig})
 	}
-	return append(out, pathSetting{"admin.token_file", c.Admin.TokenFile}, pathSetting{"admin.certificate", c.Admin.Certificate},
-		pathSetting{"admin.key", c.Admin.Key}, pathSetting{"admin.client_ca", c.Admin.ClientCA},
-		pathSetting{"secrets.key_file", c.Secrets.KeyFile})
+	return append(out, pathSetting{"admin.token_file", c.Admin.TokenFile, fromConfig}, pathSetting{"admin.certificate", c.Admin.Certificate, fromConfig},
+		pathSetting{"admin.key", c.Admin.Key, fromConfig}, pathSetting{"admin.client_ca", c.Admin.ClientCA, fromConfig},
+		pathSetting{"secrets.key_file", c.Secrets.KeyFile, fromConfig})
 }
 
 // checkPaths refuses the path settings that goos does not take as the
@@ -31,7 +37,7 @@ func (d *decoder) checkPaths(c *Config, goos string) {
 		return
 	}
 	for _, s := range pathSettings(c) {
-		if msg := windowsPathProblem(s.path); msg != "" {
+		if msg := windowsPathProblem(s.path, s.base); msg != "" {
 			d.errs = append(d.errs, Error{File: d.file, Line: lineOf(d.lines, s.key), Key: s.key, Msg: msg})
 		}
 	}
@@ -40,18 +46,18 @@ func (d *decoder) checkPaths(c *Config, goos string) {
 // windowsPathProblem says what is wrong with p as a path on Windows
 // when it looks absolute but is not: rooted without a drive (\drop,
 // /var/lib/sluice, for which filepath.IsAbs is false, so it would be
-// joined to the config file's directory), or on a drive without its root
+// joined to base), or on a drive without its root
 // (D:data, from that drive's current directory, which a service does not
 // choose). Paths are quoted as given: %q would double each backslash.
 // "" for an absolute or UNC path, or a plain relative one.
-func windowsPathProblem(p string) string {
+func windowsPathProblem(p, base string) string {
 	const unc = `UNC path (\\server\share\dir)`
 	sep := func(i int) bool { return len(p) > i && (p[i] == '\\' || p[i] == '/') }
 	switch {
 	case sep(0) && sep(1): // \\server\share, \\?\C:\
 		return ""
 	case sep(0):
-		return fmt.Sprintf("\"%s\" has no drive letter, so it is not absolute on Windows and would be taken from the config file's directory; give a drive letter (C:%s) or a %s", p, p, unc)
+		return fmt.Sprintf("\"%s\" has no drive letter, so it is not absolute on Windows and would be taken from %s; give a drive letter (C:%s) or a %s", p, base, p, unc)
 	case len(p) >= 2 && p[1] == ':' && isASCIILetter(p[0]) && !sep(2):
 		return fmt.Sprintf("\"%s\" names a drive but not a path from its root, so it depends on that drive's current directory; give a drive letter and root (%s\\%s) or a %s", p, p[:2], p[2:], unc)
 	}

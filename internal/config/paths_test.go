@@ -30,7 +30,7 @@ func TestWindowsPathProblem(t *testing.T) {
 		{path: `D:data`, want: `"D:data" names a drive but not a path from its root, so it depends on that drive's current directory; give a drive letter and root (D:\data) or a UNC path (\\server\share\dir)`},
 		{path: `D:`, want: `"D:" names a drive but not a path from its root, so it depends on that drive's current directory; give a drive letter and root (D:\) or a UNC path (\\server\share\dir)`},
 	} {
-		if got := windowsPathProblem(tc.path); got != tc.want {
+		if got := windowsPathProblem(tc.path, fromConfig); got != tc.want {
 			t.Errorf("windowsPathProblem(%q) = %q\nwant %q", tc.path, got, tc.want)
 		}
 	}
@@ -75,7 +75,7 @@ secrets:
 		`3: node.data_dir: "\sluice" has no drive letter, so it is`,
 		`9: receive_connectors[0].tls.certificate: "/certs/relay.pem" has no drive letter,`,
 		`9: receive_connectors[0].tls.key: "D:relay.key" names a drive but not a pat`,
-		`14: send_connectors[0].directory: "\drop" has no drive letter, so it is n`,
+		`14: send_connectors[0].directory: "\drop" has no drive letter, so it is not absolute on Windows and would be taken from node.data_dir;`,
 		`15: send_connectors[0].tls.ca_file: "/ca.pem" has no drive letter, so it i`,
 		`15: send_connectors[0].tls.client_certificate: "c:client.pem" names a drive but not a pa`,
 		`15: send_connectors[0].tls.client_key: "/client.key" has no drive letter, so i`,

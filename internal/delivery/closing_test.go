@@ -126,7 +126,7 @@ func (r *relay) checkHopFailure(id mail.ID, qi queue.QueueInfo, reply string, tr
 		r.t.Errorf("%s: status %s, next attempt %v; want Retry, not before the queue's retry %v", id, mi.Status, rc.NextAttempt, qi.NextRetryTime)
 	}
 	var defers []tracking.Event
-	for _, e := range r.tracked(id) {
+	for _, e := range r.events(id) {
 		if e.Event == tracking.EventDefer {
 			defers = append(defers, e)
 		}
@@ -229,7 +229,7 @@ func TestMail421FailsOverToNextSmarthost(t *testing.T) {
 					t.Errorf("the refusing smarthost has %d failures, the last %q; want one, %q", h.Failures, h.LastError, tc.want)
 				}
 			}
-			for _, e := range r.tracked(id) {
+			for _, e := range r.events(id) {
 				if e.Event == tracking.EventDefer {
 					t.Errorf("a DEFER for a message the next smarthost took: %+v", e)
 				}

@@ -96,10 +96,12 @@ func dirReply(op, path string, err error) reply.Reply {
 		what += "; mount it read-write, or change the send connector's directory"
 	case fileInTheWay(path):
 		what += "; a file is in the way of the directory: move it, or change the send connector's directory"
-	case config.MissingPathAdvice(path, err) != "":
-		what += "; " + config.MissingPathAdvice(path, err) + ", or change the send connector's directory"
 	default:
-		what += "; check the disk and the directory, or change the send connector's directory"
+		if advice := config.MissingPathAdvice(path, err); advice != "" {
+			what += "; " + advice + ", or change the send connector's directory"
+		} else {
+			what += "; check the disk and the directory, or change the send connector's directory"
+		}
 	}
 	return reply.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: what}
 }

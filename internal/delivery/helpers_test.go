@@ -142,17 +142,6 @@ func stopped(t *testing.T, node, connectors string) *relay {
 		d: delivery.New(delivery.Options{Queue: q, Config: cfg, Log: log, Protocol: proto})}
 }
 
-// tracked returns the tracking events of a message recorded so far.
-func (r *relay) tracked(id mail.ID) []tracking.Event {
-	r.t.Helper()
-	r.track.Flush()
-	evs, err := tracking.Search(filepath.Join(r.dir, "tracking"), tracking.Query{MessageID: string(id)})
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return evs
-}
-
 // relayConfig is the config of a relay with data in dir, node settings
 // in node and the given send connectors (YAML list items) before the
 // Drop connector.
