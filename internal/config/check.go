@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -35,13 +34,6 @@ func (k *checker) lineOf(path string) int { return lineOf(k.d.lines, path) }
 // value keeps the default, as if it were left out.
 func (k *checker) set(path string) bool { return k.d.given[path] }
 
-func (k *checker) abs(p string) string {
-	if p == "" || filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(k.base, p)
-}
-
 // Exchange's receive connector defaults where they exist.
 var defaultLimits = Limits{
 	MaxMessageSize:      36 << 20,
@@ -70,9 +62,7 @@ func (k *checker) applyDefaults() {
 	if c.Node.DataDir == "" {
 		c.Node.DataDir = "sluice-data"
 	}
-	if abs, err := filepath.Abs(k.abs(c.Node.DataDir)); err == nil {
-		c.Node.DataDir = abs // logs then say exactly where mail is
-	}
+	k.resolvePaths()
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -101,7 +91,6 @@ func (k *checker) applyDefaults() {
 		if rc.TLS.MinVersion == 0 {
 			rc.TLS.MinVersion = TLSVersion(tls.VersionTLS12)
 		}
-		rc.TLS.Certificate, rc.TLS.Key = k.abs(rc.TLS.Certificate), k.abs(rc.TLS.Key)
 		if rc.BareLineEndings == "" {
 			rc.BareLineEndings = BareReject
 		}

@@ -78,9 +78,6 @@ func (k *checker) opsDefaults() {
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = "127.0.0.1:8025"
 	}
-	c.Admin.TokenFile = k.abs(c.Admin.TokenFile)
-	c.Admin.Certificate, c.Admin.Key = k.abs(c.Admin.Certificate), k.abs(c.Admin.Key)
-	c.Admin.ClientCA = k.abs(c.Admin.ClientCA)
 	if !k.set("health.queue_backlog") {
 		c.Health.QueueBacklog = 1000
 	}

@@ -49,7 +49,6 @@ func (c *Config) Key() *secret.Key { return c.key }
 // plainly when this node holds a different key than the config expects.
 func (k *checker) checkSecrets() {
 	c := k.c
-	c.Secrets.KeyFile = k.abs(c.Secrets.KeyFile)
 	key, err := secret.LoadKey(c.Secrets.KeyFile)
 	if err != nil {
 		k.errorf("secrets.key_file", "%v", err)

@@ -60,9 +60,6 @@ func (k *checker) sendDefaults(sc *SendConnector, p string) {
 			sc.Smarthosts[i].Port = sc.Port
 		}
 	}
-	if sc.Directory != "" && !filepath.IsAbs(sc.Directory) {
-		sc.Directory = filepath.Join(k.c.Node.DataDir, sc.Directory)
-	}
 	if sc.HELO == "" {
 		sc.HELO = k.c.Node.Hostname
 	}
@@ -72,8 +69,6 @@ func (k *checker) sendDefaults(sc *SendConnector, p string) {
 	if sc.TLS.MinVersion == 0 {
 		sc.TLS.MinVersion = TLSVersion(tls.VersionTLS12)
 	}
-	sc.TLS.CAFile = k.abs(sc.TLS.CAFile)
-	sc.TLS.ClientCertificate, sc.TLS.ClientKey = k.abs(sc.TLS.ClientCertificate), k.abs(sc.TLS.ClientKey)
 	if sc.MaxConnections == 0 && !k.set(p+".max_connections") {
 		sc.MaxConnections = 20
 	}
