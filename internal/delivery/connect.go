@@ -56,14 +56,19 @@ func (d *Deliverer) connect(ctx context.Context, hop route.Hop, targets []target
 	if len(targets) == 0 {
 		return nil, queue.Outcome{Reply: reply.Reply{Code: 451, Enhanced: [3]int{4, 4, 0}, Text: "no host to connect to"}}
 	}
-	// A smarthost's name is resolved when its turn comes, as Go's dialer
-	// did: a slow lookup of the second smarthost must not hold up the
-	// first. The caller's list stays as it is, to be resolved anew on
-	// its next use.
+	// An MX host's or a smarthost's name is resolved when its turn
+	// comes, as Go's dialer did: a slow lookup of the second must not
+	// hold up the first, and when the first takes the mail the others
+	// are not looked up at all. The caller's list stays as it is, to be
+	// resolved anew on its next use.
 	targets = slices.Clone(targets)
 	for i := from; i < len(targets); i++ {
-		if targets[i].resolve {
-			targets = slices.Replace(targets, i, i+1, d.addresses(ctx, d.dnsServers(), targets[i], "smarthost")...)
+		if t := targets[i]; t.resolve {
+			kind := "MX host"
+			if t.smarthost != "" {
+				kind = "smarthost"
+			}
+			targets = slices.Replace(targets, i, i+1, d.addresses(ctx, d.dnsServers(), t, kind)...)
 		}
 		t := targets[i]
 		if !t.patient && t.err == nil && otherFamilyNext(targets, i) {

@@ -269,3 +269,26 @@ func TestMXProtocolLogRemoteIsAddress(t *testing.T) {
 		t.Errorf("remote end points %q; want %q", remotes, want)
 	}
 }
+
+// An MX host's addresses are looked up when its turn comes, as a
+// smarthost's are: the first host taking the mail, the others are never
+// asked about (each session asked for all of them before).
+func TestMXHostsResolvedWhenTheirTurnComes(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{})
+	_, port, _ := net.SplitHostPort(up.Addr())
+	dns := dnstest.NewServer(t, dnstest.Zone{
+		MX: map[string][]string{"lazy.test": {"10 mx1.lazy.test.", "20 mx2.lazy.test."}},
+		A:  map[string][]string{"mx1.lazy.test": {"127.0.0.1"}, "mx2.lazy.test": {"127.0.0.1"}},
+	})
+	r := start(t, withDNS(dns), mxConnector(port, "{mode: none}"))
+	r.waitDone(r.put("first MX host", "bob@lazy.test"))
+	if n := len(up.Messages()); n != 1 {
+		t.Fatalf("got %d messages, want 1", n)
+	}
+	if n := dns.Asked("mx2.lazy.test"); n != 0 {
+		t.Errorf("mx2.lazy.test was looked up %d times; the first MX host took the mail", n)
+	}
+	if n := dns.Asked("mx1.lazy.test"); n == 0 {
+		t.Error("mx1.lazy.test was never looked up")
+	}
+}

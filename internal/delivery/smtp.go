@@ -374,8 +374,8 @@ type target struct {
 	// smarthost is the smarthost this target is, or is an address of,
 	// as configured (host:port); "" for an MX host.
 	smarthost string
-	// resolve marks a smarthost given by name, to be resolved into
-	// its addresses when its turn comes (see connect).
+	// resolve marks an MX host, or a smarthost given by name, to be
+	// resolved into its addresses when its turn comes (see connect).
 	resolve bool
 	// within, when set, bounds the TCP connect (see fallbackDelay);
 	// patient marks an address that was slow to connect and now gets
@@ -422,12 +422,12 @@ func (d *Deliverer) targets(ctx context.Context, hop route.Hop) ([]target, *repl
 		return nil, perm, err
 	}
 	// Each address is its own target, with its own health, so that one
-	// that refuses the session sends delivery on to the host's next.
-	servers := d.dnsServers()
+	// that refuses the session sends delivery on to the host's next; a
+	// host's are looked up when its turn comes (see connect).
 	port := strconv.Itoa(sc.Port)
 	var out []target
 	for _, h := range hosts { // the MX preference order between hosts stays
-		out = append(out, d.addresses(ctx, servers, target{addr: net.JoinHostPort(h, port), name: h}, "MX host")...)
+		out = append(out, target{addr: net.JoinHostPort(h, port), name: h, resolve: true})
 	}
 	return out, nil, nil
 }

@@ -30,10 +30,11 @@ type Zone struct {
 
 // Server is a running DNS server.
 type Server struct {
-	addr string
-	mu   sync.Mutex
-	zone Zone
-	udp  *dns.Server
+	addr  string
+	mu    sync.Mutex
+	zone  Zone
+	udp   *dns.Server
+	asked map[string]int // queries per name, for tests of what is looked up
 }
 
 // NewServer starts a server on 127.0.0.1 (UDP and TCP on the same port).
@@ -63,10 +64,23 @@ func (s *Server) Set(z Zone) {
 	s.mu.Unlock()
 }
 
+// Asked reports how many queries (of any type) named name.
+func (s *Server) Asked(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.asked[strings.ToLower(name)]
+}
+
 // ServeDNS answers one query.
 func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	s.mu.Lock()
 	z := s.zone
+	for _, q := range req.Question {
+		if s.asked == nil {
+			s.asked = map[string]int{}
+		}
+		s.asked[strings.ToLower(strings.TrimSuffix(q.Name, "."))]++
+	}
 	s.mu.Unlock()
 	m := new(dns.Msg)
 	m.SetReply(req)
