@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/safeio"
@@ -27,7 +28,8 @@ import (
 // again into the database at the checkpoint. Smaller content, or a lone
 // one, stays in the database: there it costs less than a second fsync.
 // A segment file is removed, or kept to be used again, once nothing in
-// it is referred to.
+// it is referred to; the few contents left in an old one are moved out
+// (relocate.go) so that it can be.
 
 // segmentMin is the smallest content put in a segment, segmentAdders
 // the fewest Adds in progress for it to go there (variables for tests).
@@ -73,9 +75,15 @@ type segments struct {
 	next chan *os.File
 
 	// open are the active segment and those still written into.
-	open map[int64]*segment
-	live map[int64]int        // contents referred to, by segment
-	at   map[mail.ID]location // where each content referred to is
+	open  map[int64]*segment
+	live  map[int64]int        // contents referred to, by segment
+	bytes map[int64]int64      // and their octets
+	at    map[mail.ID]location // where each content referred to is
+	// sealed is when each segment still referred to stopped being
+	// written into (for those found at Open, when it was opened): its
+	// contents are moved out once few are left and it has been sealed
+	// for relocateAfter.
+	sealed map[int64]time.Time
 	// rd are files open for reading contents, by segment: a delivery
 	// finds its content without asking the database or opening a file.
 	rd map[int64]*readFile
@@ -152,11 +160,15 @@ func openSegments(dir string, at map[mail.ID]location) (*segments, error) {
 	if err := syncDir(filepath.Dir(dir)); err != nil {
 		return nil, fmt.Errorf("queue store: %w", err)
 	}
-	live := map[int64]int{}
+	live, bytes, sealed := map[int64]int{}, map[int64]int64{}, map[int64]time.Time{}
+	now := time.Now()
 	for _, l := range at {
 		live[l.seg]++
+		bytes[l.seg] += l.size
+		sealed[l.seg] = now
 	}
-	g := &segments{dir: dir, open: map[int64]*segment{}, live: live, at: at, rd: map[int64]*readFile{}}
+	g := &segments{dir: dir, open: map[int64]*segment{}, live: live, bytes: bytes, at: at,
+		sealed: sealed, rd: map[int64]*readFile{}}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("queue store: %w", err)
@@ -243,6 +255,7 @@ var handOver = func(next chan *os.File) *os.File { return <-next }
 func (g *segments) retire(sg *segment) {
 	sg.f.Close()
 	delete(g.open, sg.no)
+	g.sealed[sg.no] = time.Now()
 	g.dead = append(g.dead, sg.no)
 }
 
@@ -402,8 +415,21 @@ func (g *segments) committed(id mail.ID, e extent, l location) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.live[l.seg]++
+	g.bytes[l.seg] += l.size
 	g.at[id] = l
 	g.unref(e.seg)
+}
+
+// moved records that id's content, copied from from to to (in e), is
+// referred to there by a committed row, and no more where it was.
+func (g *segments) moved(id mail.ID, e extent, from, to location) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.live[to.seg]++
+	g.bytes[to.seg] += to.size
+	g.at[id] = to
+	g.unref(e.seg)
+	g.forget(from)
 }
 
 // read reads id's content into dst's space, if it is in a segment.
@@ -469,35 +495,53 @@ func (g *segments) deleted(id mail.ID) {
 	if !ok {
 		return
 	}
-	no := l.seg
 	delete(g.at, id)
+	g.forget(l)
+}
+
+// forget (mu held) takes a content at l off its segment's count, which
+// becomes a dead candidate with its last one.
+func (g *segments) forget(l location) {
+	no := l.seg
 	if g.live[no]--; g.live[no] <= 0 {
 		delete(g.live, no)
+		delete(g.bytes, no)
 		g.dead = append(g.dead, no)
+		return
 	}
+	g.bytes[no] -= l.size
 }
 
 // removeDead keeps up to maxFree dead segments to be used again and
 // removes the others; called after a durable commit, when live counts
 // every row there is. A candidate referred to again, or still being
 // written into, is dropped: deleted or unref names it again when its
-// last content goes. One still open by a reader (Windows refuses) is
-// left for the next Open.
+// last content goes. One being read from waits for the next call: its
+// contents may have just moved (relocate), and a reader that looked
+// them up before must find them there, not written over by a reuse.
+// One still open by a reader otherwise (Windows refuses) is left for
+// the next Open.
 func (g *segments) removeDead() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	busy := g.dead[:0]
 	for _, no := range g.dead {
 		if g.live[no] > 0 || g.open[no] != nil || slices.Contains(g.free, no) {
 			continue
 		}
+		if r := g.rd[no]; r != nil && r.users > 0 {
+			busy = append(busy, no)
+			continue
+		}
 		g.closeReader(no)
+		delete(g.sealed, no)
 		if len(g.free) < maxFree {
 			g.free = append(g.free, no)
 			continue
 		}
 		os.Remove(g.path(no))
 	}
-	g.dead = g.dead[:0]
+	g.dead = busy
 }
 
 // dropFree removes the free segments, at Close.
@@ -545,8 +589,9 @@ func readSegment(dir string, l location, dst []byte) ([]byte, error) {
 	return readAt(f, l, dst)
 }
 
-// readAt reads the content at l from f, a segment, into dst's space.
-func readAt(f *os.File, l location, dst []byte) ([]byte, error) {
+// readAt reads the content at l from f, a segment, into dst's space (a
+// variable for tests, which hold a read halfway).
+var readAt = func(f *os.File, l location, dst []byte) ([]byte, error) {
 	data := slices.Grow(dst[:0], int(l.size))[:l.size]
 	if _, err := f.ReadAt(data, l.off); err != nil {
 		if errors.Is(err, io.EOF) {

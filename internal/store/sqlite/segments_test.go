@@ -640,15 +640,23 @@ func TestStreamRefused(t *testing.T) {
 // A model of the store's life: random batches of adds (some small
 // enough for the database, some spanning a segment's end), deletes and
 // reopens, with small segments so that they fill, rotate, die and are
-// recycled often. After every step each content still referred to reads
-// back as it was added, from disk, and the files on disk stay bounded.
-// Ops go straight to commit, as the writer would batch them, so the
-// batches are the test's.
+// recycled often, and the contents left in sparse ones moved out. After
+// every step each content still referred to reads back as it was added,
+// from disk, and the files on disk stay bounded. Ops go straight to
+// commit, as the writer would batch them, so the batches are the test's.
 func TestSegmentsModel(t *testing.T) {
 	for seed := range 12 {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			segmentsFrom(t, 1000, 30000)
+			relocateAtOnce(t)
+			old := relocateBelow
+			relocateBelow = 2
+			t.Cleanup(func() { relocateBelow = old })
 			rng := rand.New(rand.NewPCG(uint64(seed), 1))
+			// Apart, so the steps are those the model took before it
+			// relocated.
+			relocations := rand.New(rand.NewPCG(uint64(seed), 3))
+			moved := 0
 			dir := t.TempDir()
 			s := openDir(t, dir)
 			defer func() { s.Close() }()
@@ -709,10 +717,22 @@ func TestSegmentsModel(t *testing.T) {
 					s = openDir(t, dir)
 				}
 				check(step)
+				if relocations.IntN(3) == 0 {
+					n, err := s.relocate(ctx)
+					if err != nil {
+						t.Fatalf("step %d: relocate: %v", step, err)
+					}
+					moved += n
+					check(step)
+				}
 				if files := segmentFiles(t, dir); len(files) > 4+maxFree+len(want) {
 					t.Fatalf("step %d: %d segment files for %d contents: %v", step, len(files), len(want), files)
 				}
 			}
+			if moved == 0 {
+				t.Error("no content was moved: the model did not exercise relocation")
+			}
+			t.Logf("%d contents moved", moved)
 		})
 	}
 }

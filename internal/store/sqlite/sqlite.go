@@ -6,7 +6,9 @@
 // up to 1 MiB in the database or, while sessions add in parallel,
 // written by the session into segment files (segments.go), larger in a
 // file of its own; a file is fsynced before the transaction that refers
-// to it commits.
+// to it commits. The contents left in old, mostly emptied segments are
+// moved to the active one (relocate.go), so that the disk holds about
+// the queue rather than every segment a waiting message keeps.
 package sqlite
 
 import (
@@ -66,6 +68,11 @@ type Store struct {
 
 	onCommit atomic.Pointer[func(time.Duration)]
 
+	// relocating serialises the passes that move contents out of sparse
+	// segments; relocated is closed when their goroutine has stopped.
+	relocating sync.Mutex
+	relocated  chan struct{}
+
 	// Writer goroutine only: prepared statements and the connection's
 	// current synchronous setting.
 	stmts  map[string]*sql.Stmt
@@ -100,6 +107,7 @@ const (
 	opUpdate
 	opDelete
 	opSync // nothing: commits the lazy deletes before it (not durable: it writes nothing)
+	opMove // points a content's row at its copy, if the row still refers to where it was copied from
 )
 
 // op is one write waiting for the next group commit.
@@ -115,6 +123,8 @@ type op struct {
 	// it up.
 	ext extent
 	crc uint32
+	// from is where an opMove's content was copied from.
+	from location
 	// lazy marks a delete whose commit need not wait for the disk: if a
 	// crash loses it, the message is delivered once more (at least once),
 	// never lost. Deletes of contents kept in files stay durable, so the
@@ -193,6 +203,7 @@ func Open(dir string, o Options) (*Store, error) {
 	s := &Store{
 		dir: dir, bodyDir: bodyDir, segDir: filepath.Join(dir, "segments"), db: db, w: w,
 		ops: make(chan *op, 4096), done: make(chan struct{}), closed: make(chan struct{}),
+		relocated: make(chan struct{}),
 	}
 	s.small.size, s.whole.size = 16<<10, 128<<10
 	s.cache.release = func(bp *[]byte) { s.putBuf(bp, *bp) }
@@ -237,6 +248,7 @@ func Open(dir string, o Options) (*Store, error) {
 		s.presizeLog(ctx)
 	}
 	go s.writer()
+	go s.relocator()
 	return s, nil
 }
 
@@ -608,6 +620,7 @@ func (s *Store) Close() error {
 		s.closing.Unlock()
 	})
 	<-s.done
+	<-s.relocated
 	s.seg.close()
 	err := s.closeDB()
 	// Closing the last connection checkpointed the WAL and deleted it:

@@ -149,12 +149,16 @@ func (s *Store) commit(ctx context.Context, batch []*op) []error {
 }
 
 // settle tells the segments what became of a batch: the contents it
-// wrote there are referred to now, or given up; its deletes took
-// contents away. After a commit that synced the log, live counts every
+// wrote there are referred to now, or given up; its moves took contents
+// from one segment to another; its deletes took contents away. After a commit that synced the log, live counts every
 // row there is, and the dead segments can go.
 func (s *Store) settle(batch []*op, errs []error, committed, synced bool) {
 	for i, o := range batch {
 		switch {
+		case o.kind == opMove && committed && errs[i] == nil:
+			s.seg.moved(o.id, o.ext, o.from, o.location())
+		case o.kind == opMove:
+			s.seg.release(o.ext)
 		case o.segmented() && committed:
 			s.seg.committed(o.id, o.ext, o.location())
 		case o.segmented():
@@ -202,11 +206,12 @@ const (
 	sqlUpdMsg   = "UPDATE messages SET meta = ? WHERE id = ?"
 	sqlDelMsg   = "DELETE FROM messages WHERE id = ?"
 	sqlDelBody  = "DELETE FROM bodies WHERE id = ?"
+	sqlMove     = "UPDATE bodies SET seg = ?, off = ? WHERE id = ? AND seg = ? AND off = ?"
 )
 
 // writerStatements are prepared at Open.
 var writerStatements = []string{sqlBegin, sqlCommit, sqlRollback,
-	sqlInsMsg, sqlInsBody, sqlUpdMsg, sqlDelMsg, sqlDelBody}
+	sqlInsMsg, sqlInsBody, sqlUpdMsg, sqlDelMsg, sqlDelBody, sqlMove}
 
 // setSynchronous switches the writer's connection between a commit that
 // waits for the disk (FULL) and one that does not (NORMAL). Never from a
@@ -269,6 +274,14 @@ func (s *Store) exec(ctx context.Context, o *op) (int64, error) {
 			return changed, err
 		}
 		_, err = run(sqlDelBody, string(o.id))
+	case opMove:
+		// Only a row still where the copy was made from: one deleted
+		// meanwhile stays deleted.
+		var n int64
+		to := o.location()
+		if n, err = run(sqlMove, to.seg, to.off, string(o.id), o.from.seg, o.from.off); err == nil && n == 0 {
+			return changed, queue.ErrNotFound
+		}
 	}
 	return changed, err
 }
