@@ -27,8 +27,9 @@ import (
 // row refers to, as a content given up while arriving: a segment holding
 // nothing else is removed at the next Open. The active segment rather
 // than files of their own: the checksum and lazy deletes stay, one
-// fdatasync covers many contents, and its space is on disk already, so
-// relocation needs no more of a disk that is full.
+// fdatasync covers many contents and no directory entry is made, and
+// its space is on disk already (a rotation takes a segment kept for
+// reuse first), so relocation asks little of a disk that is nearly full.
 
 // relocateAfter is how long a segment must have been sealed before its
 // contents are moved: until then most of them are being delivered (a

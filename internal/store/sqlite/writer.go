@@ -150,8 +150,9 @@ func (s *Store) commit(ctx context.Context, batch []*op) []error {
 
 // settle tells the segments what became of a batch: the contents it
 // wrote there are referred to now, or given up; its moves took contents
-// from one segment to another; its deletes took contents away. After a commit that synced the log, live counts every
-// row there is, and the dead segments can go.
+// from one segment to another; its deletes took contents away. After a
+// commit that synced the log, live counts every row there is, and the
+// dead segments can go.
 func (s *Store) settle(batch []*op, errs []error, committed, synced bool) {
 	for i, o := range batch {
 		switch {
