@@ -20,7 +20,8 @@ import (
 // written in two days: 111 MiB in 14 files for 640 KiB of live content,
 // in the review's measure. So the few contents left in an old segment are
 // moved to the active one: each is copied there (read back against its
-// checksum) and the segment synced, then one durable commit points its
+// checksum), then one durable commit, whose batch the writer syncs the
+// segment for first, points its
 // row at the copy, if the row still points where it was copied from; the
 // old segment then dies as if they had been delivered. A crash before
 // that commit leaves the rows where they were, and the copies space no
@@ -45,8 +46,8 @@ var relocateBelow int64 = 10
 const relocateEvery = time.Minute
 
 // relocatePass bounds the octets moved in one pass, relocateGroup those
-// moved by one commit: a batch of adds that meets them waits for no
-// more than the rows, their copies being synced already.
+// moved by one commit: a batch of adds that meets them waits for at most
+// that much more to be synced.
 const relocatePass, relocateGroup = 64 << 20, 4 << 20
 
 // moving is a content to be moved, and where it is.
@@ -172,20 +173,11 @@ func (s *Store) copyOut(ms []moving) ([]*op, error) {
 		}
 		ops = append(ops, &op{kind: opMove, id: m.id, size: m.l.size, ext: e, crc: m.l.crc, from: m.l})
 	}
-	// Synced here rather than by the writer, whose fdatasync then finds
-	// these pages clean: the adds committed with the moves do not wait
-	// for them.
-	var synced []*segment
-	for _, o := range ops {
-		if slices.Contains(synced, o.ext.seg) {
-			continue
-		}
-		if err := syncFile(o.ext.seg.f); err != nil {
-			s.seg.markFailed(o.ext.seg)
-			return giveUp(mapErr(fmt.Errorf("queue store: sync content segment: %w", err)))
-		}
-		synced = append(synced, o.ext.seg)
-	}
+	// Not synced here: the writer syncs the segments of the batch the
+	// moves commit in, as it does for adds, and only one goroutine may.
+	// A failed writeback is reported once per open file: synced here
+	// too, the writer's fdatasync could return 0 after this one had the
+	// error, and commit an add whose pages were lost.
 	return ops, nil
 }
 
