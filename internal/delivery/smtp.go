@@ -192,7 +192,8 @@ func (d *Deliverer) send(ctx context.Context, c *link, hop route.Hop, l *queue.L
 	env := &smtpclient.Envelope{
 		From: l.Env.From, Rcpts: l.Env.Rcpts, Size: l.Env.Size,
 		Body8Bit: l.Env.Body == mail.Body8BitMIME, SMTPUTF8: l.Env.SMTPUTF8,
-		Ret: l.Env.Ret, EnvID: l.Env.EnvID,
+		SMTPUTF8Asked: l.Env.SMTPUTF8Asked,
+		Ret:           l.Env.Ret, EnvID: l.Env.EnvID,
 	}
 	var r io.Reader = body
 	if hop.Connector.RewriteSender {

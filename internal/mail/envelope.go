@@ -55,16 +55,24 @@ type Origin struct {
 // Envelope is everything about a message except its content: who sent it,
 // to whom, and how it arrived.
 type Envelope struct {
-	ID       ID
-	From     Address
-	Rcpts    []Recipient
-	Ret      Ret
-	EnvID    string // DSN ENVID (RFC 3461 §4.4)
+	ID    ID
+	From  Address
+	Rcpts []Recipient
+	Ret   Ret
+	EnvID string // DSN ENVID (RFC 3461 §4.4)
+	// SMTPUTF8 says the message needs SMTPUTF8 at the next hop (RFC 6531
+	// §3.4): the client asked for it and an envelope address or the
+	// header section is not ASCII. Records written before this field
+	// meant "needed" hold the client's request here, which errs only
+	// towards needing it.
 	SMTPUTF8 bool
-	Body     Body
-	Size     int64     // octets of the stored message, added headers included
-	Received time.Time // when the 250 was given
-	Origin   Origin
+	// SMTPUTF8Asked says the client sent SMTPUTF8, which a next hop that
+	// offers the extension gets too, needed or not.
+	SMTPUTF8Asked bool `json:",omitempty"`
+	Body          Body
+	Size          int64     // octets of the stored message, added headers included
+	Received      time.Time // when the 250 was given
+	Origin        Origin
 	// MessageID is the message's Message-ID field, as tracking shows it.
 	MessageID string
 	// Via names the send connector the message must leave through

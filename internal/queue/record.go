@@ -42,6 +42,9 @@ func appendRecord(dst []byte, r *record) (_ []byte, ok bool) {
 	dst = jsonw.String(dst, e.EnvID)
 	dst = append(dst, `,"SMTPUTF8":`...)
 	dst = strconv.AppendBool(dst, e.SMTPUTF8)
+	if e.SMTPUTF8Asked {
+		dst = append(dst, `,"SMTPUTF8Asked":true`...)
+	}
 	dst = append(dst, `,"Body":`...)
 	dst = jsonw.String(dst, string(e.Body))
 	dst = append(dst, `,"Size":`...)

@@ -19,7 +19,7 @@ func (c *Client) mailParams(env *Envelope) string {
 	if env.Body8Bit && c.Supports("8BITMIME") {
 		b.WriteString(" BODY=8BITMIME")
 	}
-	if env.SMTPUTF8 { // RFC 6531 §3.4; Send checked it is offered
+	if env.SMTPUTF8 || env.SMTPUTF8Asked && c.Supports("SMTPUTF8") { // RFC 6531 §3.4; Send checked it is offered when needed
 		b.WriteString(" SMTPUTF8")
 	}
 	if c.Supports("DSN") {

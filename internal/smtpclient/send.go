@@ -15,11 +15,14 @@ import (
 type Envelope struct {
 	From     mail.Address
 	Rcpts    []mail.Recipient
-	Size     int64    // octets of the body; SIZE= when the server offers SIZE (RFC 1870)
-	Body8Bit bool     // BODY=8BITMIME when offered (RFC 6152)
-	SMTPUTF8 bool     // the message needs SMTPUTF8 (RFC 6531)
-	Ret      mail.Ret // RET= when the server offers DSN (RFC 3461 §4.3)
-	EnvID    string   // ENVID= when the server offers DSN (RFC 3461 §4.4)
+	Size     int64 // octets of the body; SIZE= when the server offers SIZE (RFC 1870)
+	Body8Bit bool  // BODY=8BITMIME when offered (RFC 6152)
+	SMTPUTF8 bool  // the message needs SMTPUTF8 (RFC 6531 §3.4)
+	// SMTPUTF8Asked: the client asked for SMTPUTF8; passed on when the
+	// server offers it, even for a message that does not need it.
+	SMTPUTF8Asked bool
+	Ret           mail.Ret // RET= when the server offers DSN (RFC 3461 §4.3)
+	EnvID         string   // ENVID= when the server offers DSN (RFC 3461 §4.4)
 }
 
 // Result is what the server answered to one message.

@@ -89,10 +89,24 @@ func (s *session) store(env *mail.Envelope, dr *dataReader) error {
 	if env.MessageID == "" {
 		env.MessageID = "<" + string(env.ID) + "@" + s.rc.FQDN + ">"
 	}
-	proto := protocol(s.esmtp, s.tls != nil, s.policy.User != nil, env.SMTPUTF8)
+	env.SMTPUTF8 = env.SMTPUTF8Asked && (h.utf8 || !envelopeASCII(env))
+	proto := protocol(s.esmtp, s.tls != nil, s.policy.User != nil, env.SMTPUTF8Asked)
 	trace := traceFields(env, s.rc.FQDN, proto, h)
 	body := io.MultiReader(bytes.NewReader(trace), bytes.NewReader(h.raw), bytes.NewReader(h.rest), dr)
 	return s.srv.spool.Put(context.Background(), env, body)
+}
+
+// envelopeASCII reports whether every envelope address is ASCII.
+func envelopeASCII(env *mail.Envelope) bool {
+	if !env.From.IsASCII() {
+		return false
+	}
+	for _, rc := range env.Rcpts {
+		if !rc.Addr.IsASCII() {
+			return false
+		}
+	}
+	return true
 }
 
 // dataIOError ends a session whose DATA stopped early. After a timeout

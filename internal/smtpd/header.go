@@ -16,6 +16,9 @@ type header struct {
 	hasDate      bool
 	messageID    string // the Message-ID field's value
 	none         bool   // the message starts without any header field
+	// utf8: a header field has octets outside ASCII, which only SMTPUTF8
+	// carries (RFC 6532 §3, RFC 6531 §3.4).
+	utf8 bool
 }
 
 // readHeader reads the header section from d, at most max octets of it
@@ -75,6 +78,7 @@ func (h *header) scan() {
 				h.none = true
 				return
 			}
+			h.utf8 = h.utf8 || !isASCII(line)
 			continue
 		}
 		name, _, ok := bytes.Cut(line, []byte(":"))
@@ -85,6 +89,7 @@ func (h *header) scan() {
 			return
 		}
 		first = false
+		h.utf8 = h.utf8 || !isASCII(line)
 		switch {
 		case bytes.EqualFold(name, []byte("Message-ID")):
 			if !h.hasMessageID { // the first, as readers of the message take it
@@ -95,6 +100,15 @@ func (h *header) scan() {
 			h.hasDate = true
 		}
 	}
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // validFieldName is RFC 5322 §3.6.8 ftext: printable ASCII except ':'.

@@ -47,7 +47,7 @@ func (s *session) mail(arg string) bool {
 				return s.reply(reply.ParamNotImpl.With("BODY must be 7BIT or 8BITMIME"))
 			}
 		case "SMTPUTF8": // RFC 6531
-			tx.env.SMTPUTF8 = true
+			tx.env.SMTPUTF8Asked = true
 		case "RET": // RFC 3461 §4.3
 			switch r := mail.Ret(strings.ToUpper(val)); r {
 			case mail.RetFull, mail.RetHeaders:
@@ -65,7 +65,7 @@ func (s *session) mail(arg string) bool {
 			return s.reply(reply.ParamNotImpl.Withf("MAIL FROM parameter %s is not supported", key))
 		}
 	}
-	if !from.IsASCII() && !tx.env.SMTPUTF8 {
+	if !from.IsASCII() && !tx.env.SMTPUTF8Asked {
 		return s.reply(reply.SMTPUTF8Needed)
 	}
 	if err := policy.Mail(s.cfg, &s.policy, from, size); err != nil {
@@ -120,7 +120,7 @@ func (s *session) rcpt(arg string) bool {
 			return s.reply(reply.ParamNotImpl.Withf("RCPT TO parameter %s is not supported", key))
 		}
 	}
-	if !to.IsASCII() && !s.tx.env.SMTPUTF8 {
+	if !to.IsASCII() && !s.tx.env.SMTPUTF8Asked {
 		return s.reply(reply.SMTPUTF8Needed)
 	}
 	if _, dup := s.tx.rcpts[to]; dup {
