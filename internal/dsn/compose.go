@@ -37,15 +37,23 @@ func Compose(r *Report, now time.Time, newID func() string) ([]byte, error) {
 	}
 	orig := crlf(r.Original)
 	head := headerSection(orig)
+	// The RFC 6533 types only for a sender whose address is not ASCII,
+	// who can be reached over SMTPUTF8 alone: a notice in them needs
+	// SMTPUTF8 itself (RFC 6533 §6), and would bounce at a next hop
+	// without it, unseen, being from <>. Many clients (and Python's email
+	// package) do not know them either. An ASCII sender gets the plain
+	// form, which can say everything the global one says (RFC 6533 §3,
+	// §6.3): UTF-8 addresses as utf-8-addr-xtext, the original's header
+	// with its UTF-8 values as RFC 2047 words.
+	global := !r.From.IsASCII()
+	info := readOriginal(head, global)
 	attach := head
+	if !global && !isASCII(head) {
+		attach = plainHeaders(head)
+	}
 	if r.ReturnsFull() {
 		attach = orig
 	}
-	// The RFC 6533 types only when something is not ASCII: many clients
-	// (and Python's email package) do not know them, and an SMTPUTF8
-	// message with ASCII addresses and header needs none of their range.
-	global := needsGlobal(r, head)
-	info := readOriginal(head, global)
 
 	text := explanation(r, info, now)
 	status, err := deliveryStatus(r, global)
@@ -145,18 +153,44 @@ func originalType(full, global bool) (string, string) {
 	return "text/rfc822-headers", "Original message header"
 }
 
-// needsGlobal reports whether anything that goes into the notice is not
-// ASCII, so the RFC 6533 types must carry it.
-func needsGlobal(r *Report, head []byte) bool {
-	if !r.From.IsASCII() || !isASCII(head) {
-		return true
-	}
-	for _, rc := range r.Recipients {
-		if !rc.Final.IsASCII() {
-			return true
+// plainHeaders makes a UTF-8 header section (RFC 6532) fit
+// text/rfc822-headers, which is ASCII: each field with octets outside
+// ASCII has its value written as RFC 2047 words, the form every reader
+// decodes for display, folded between words. The part is there for a
+// person to recognise the message; an address inside such a value is
+// encoded whole, which RFC 2047 §5 does not let a parser take for an
+// address, and nothing parses it as one. ASCII fields stay as they are.
+func plainHeaders(head []byte) []byte {
+	var fields []string
+	for line := range bytes.Lines(head) {
+		if (line[0] == ' ' || line[0] == '\t') && len(fields) > 0 {
+			fields[len(fields)-1] += string(line)
+			continue
 		}
+		fields = append(fields, string(line))
 	}
-	return false
+	var b strings.Builder
+	for _, f := range fields {
+		if isASCII([]byte(f)) {
+			b.WriteString(f)
+			continue
+		}
+		name, value, ok := strings.Cut(f, ":")
+		if !ok || strings.ContainsAny(name, " \t") {
+			b.WriteString(clean(strings.TrimRight(f, "\r\n"), false) + "\r\n")
+			continue
+		}
+		line := name + ":"
+		for i, w := range strings.Fields(encodeWord(value)) {
+			if i > 0 && len(line)+1+len(w) > 78 {
+				b.WriteString(line + "\r\n")
+				line = ""
+			}
+			line += " " + w
+		}
+		b.WriteString(line + "\r\n")
+	}
+	return []byte(b.String())
 }
 
 // header builds a go-message header with the fields in the order given

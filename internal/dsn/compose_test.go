@@ -122,6 +122,23 @@ func goldenCases() []struct {
 	utf8.Recipients[0].Original = "utf-8;δοκιμή@παράδειγμα.δοκιμή"
 	utf8.Recipients[0].Diagnostic = "550 5.1.1 <δοκιμή@παράδειγμα.δοκιμή>: mailbox unavailable"
 
+	// An SMTPUTF8 message from an ASCII sender, refused before it left
+	// (RFC 6531 §3.4): a plain notice (RFC 6533 §3, §6.3), which any
+	// next hop takes, with the header's UTF-8 as RFC 2047 words.
+	utf8Plain := report()
+	utf8Plain.Original = []byte("From: Jörg <erp@contoso.com>\r\nTo: δοκιμή@παράδειγμα.δοκιμή\r\n" +
+		"Subject: Grüße aus Köln, eine recht lange Betreffzeile, die gefaltet werden muss\r\nMessage-ID: <k1@contoso.com>\r\n\r\nHallo!\r\n")
+	utf8Plain.Recipients[0].Final = "δοκιμή@παράδειγμα.δοκιμή"
+	utf8Plain.Recipients[0].Original = "utf-8;δοκιμή@παράδειγμα.δοκιμή"
+	utf8Plain.Recipients[0].Status = [3]int{5, 6, 7}
+	utf8Plain.Recipients[0].RemoteMTA = ""
+	utf8Plain.Recipients[0].Diagnostic = "553 5.6.7 The message needs SMTPUTF8 (internationalised addresses or headers) and the next hop does not offer it"
+	// RET=FULL cannot return it as message/rfc822: the header goes.
+	utf8PlainFull := report()
+	utf8PlainFull.Return = mail.RetFull
+	utf8PlainFull.Original = utf8Plain.Original
+	utf8PlainFull.Recipients = utf8Plain.Recipients
+
 	// RFC 3461 §6.2: above MaxReturn, the header only, and the text says why.
 	tooLarge := report()
 	tooLarge.Return = mail.RetFull
@@ -152,6 +169,8 @@ func goldenCases() []struct {
 		{"ret-full", full},
 		{"ret-full-too-large", tooLarge},
 		{"smtputf8", utf8},
+		{"smtputf8-ascii-sender", utf8Plain},
+		{"smtputf8-ascii-sender-ret-full", utf8PlainFull},
 		{"relayed", delivered},
 		{"removed-by-admin", removed},
 	}
@@ -216,6 +235,9 @@ func TestRoundTrip(t *testing.T) {
 				t.Errorf("Parse(Compose(r)):\n got %s\nwant %s", g, want)
 			}
 			wantOrig := headerSection(crlf(tc.r.Original))
+			if tc.r.From.IsASCII() && !isASCII(wantOrig) {
+				wantOrig = plainHeaders(wantOrig)
+			}
 			if tc.r.ReturnsFull() {
 				wantOrig = crlf(tc.r.Original)
 			}
@@ -339,7 +361,7 @@ func TestPythonReadsNotice(t *testing.T) {
 			}
 			for i, rc := range tc.r.Recipients {
 				g := got.Recipients[i]
-				if g.Final != "rfc822; "+string(rc.Final) || g.Action != string(rc.Action) || g.Status != statusString(rc.Status) {
+				if strings.Join(strings.Fields(g.Final), " ") != addressField(rc.Final, false) || g.Action != string(rc.Action) || g.Status != statusString(rc.Status) {
 					t.Errorf("Python reads recipient %d as %+v, want %s %s %s", i, g, rc.Final, rc.Action, statusString(rc.Status))
 				}
 				if want := strings.ReplaceAll(rc.Diagnostic, "\n", " "); !strings.HasSuffix(strings.Join(strings.Fields(g.Diagnostic), " "), want) {
@@ -478,14 +500,14 @@ func TestComposeDetails(t *testing.T) {
 			t.Errorf("%d boundary lines, want 3 (two parts and the end)", n)
 		}
 	})
-	t.Run("8-bit header without SMTPUTF8 uses the global types", func(t *testing.T) {
+	t.Run("8-bit header to an ASCII sender is made ASCII", func(t *testing.T) {
 		r := report()
 		r.Original = []byte("Subject: caf\xe9\r\n\r\n")
 		b, err := Compose(r, now, fixedID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Contains(b, []byte("Content-Type: message/global-headers")) || !bytes.Contains(b, []byte("Subject: Undeliverable: caf?\r\n")) {
+		if !isASCII(b) || !bytes.Contains(b, []byte("Content-Type: text/rfc822-headers")) || !bytes.Contains(b, []byte("Subject: Undeliverable: caf?\r\n")) {
 			t.Errorf("8-bit header:\n%s", b)
 		}
 	})

@@ -155,6 +155,10 @@ func originalRecipient(orcpt string, global bool) string {
 		typ, addr = "rfc822", orcpt
 	}
 	typ, addr = strings.TrimSpace(typ), strings.TrimSpace(addr)
+	if !global && strings.EqualFold(typ, "utf-8") {
+		// RFC 6533 §3: utf-8-addr-xtext in a plain report.
+		return "utf-8; " + embedUnicode(decodeEmbedded(decodeXtext(addr, true)))
+	}
 	return clean(typ, false) + "; " + clean(decodeXtext(addr, global), global)
 }
 

@@ -82,10 +82,10 @@ type Report struct {
 	// Original holds less of it (the queue reads only the header section
 	// of an original that will not be returned); 0: len(Original).
 	OriginalSize int64
-	// UTF8 is set when the original used SMTPUTF8. Compose uses the RFC
-	// 6533 types when an address or the original header section is not
-	// ASCII, whatever UTF8 says. Parse sets it for
-	// message/global-delivery-status.
+	// UTF8 is set when the notice is in the RFC 6533 global form and so
+	// needs SMTPUTF8 to its recipient. Compose uses that form when From is
+	// not ASCII, whatever UTF8 says, and the plain form otherwise. Parse
+	// sets it for message/global-delivery-status.
 	UTF8 bool
 	// Postmaster is an optional contact shown in the text, e.g.
 	// "postmaster@contoso.com" or a help desk URL.
@@ -107,8 +107,14 @@ const MaxReturn = 50000
 // is about failures, RFC 3461 §4.3; a success or delay notice returns
 // the header section, §6.2), and the original is at most MaxReturn
 // octets.
+//
+// An original whose header section is not ASCII goes whole only to a
+// sender whose address is not ASCII either (message/global, RFC 6533
+// §6.3): message/rfc822 holds an ASCII header, and a notice to an ASCII
+// sender is plain (see Compose); it returns the header section, encoded.
 func (r *Report) ReturnsFull() bool {
-	return r.Return == mail.RetFull && r.kind() == kindFailure && r.originalSize() <= MaxReturn
+	return r.Return == mail.RetFull && r.kind() == kindFailure && r.originalSize() <= MaxReturn &&
+		(!r.From.IsASCII() || isASCII(headerSection(crlf(r.Original))))
 }
 
 // tooLarge reports whether the whole original was asked for and is

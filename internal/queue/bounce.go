@@ -27,7 +27,18 @@ func (q *Queue) bounce(ctx context.Context, m *Message, idx []int, delayed bool)
 		return nil
 	}
 	if m.Env.From.IsNull() {
-		q.log.Info("not bouncing a message from <>", "msg", m.ID, "rcpts", len(idx))
+		if delayed {
+			q.log.Info("not bouncing a message from <>", "msg", m.ID, "rcpts", len(idx))
+			return nil
+		}
+		// A notice that fails for good is the end of the story: its
+		// recipient, the sender of the message it reports on (About,
+		// when it is Sluice's), never hears what became of that message.
+		for _, i := range idx {
+			r := m.Rcpts[i]
+			q.log.Error("notice cannot be delivered; its sender will not be told",
+				"msg", m.ID, "about", string(m.Env.About), "sender", r.Addr.String(), "err", r.LastError)
+		}
 		return nil
 	}
 	q.mu.Lock()
@@ -86,7 +97,10 @@ func (q *Queue) notify(ctx context.Context, m *Message, recips []dsn.Recipient, 
 		Recipients:   recips,
 		Return:       m.Env.Ret,
 		OriginalSize: m.Size,
-		UTF8:         m.Env.SMTPUTF8,
+		// The global form only for a sender reachable over SMTPUTF8
+		// alone; an ASCII one gets the plain form, which any next hop
+		// takes (dsn.Compose).
+		UTF8: !m.Env.From.IsASCII(),
 	}
 	original, err := q.original(ctx, m, rep.ReturnsFull())
 	if err != nil {
@@ -105,7 +119,7 @@ func (q *Queue) notify(ctx context.Context, m *Message, recips []dsn.Recipient, 
 		From:      mail.Null,
 		Rcpts:     []mail.Recipient{{Addr: m.Env.From, Notify: mail.NotifyNever}},
 		Body:      mail.Body8BitMIME,
-		SMTPUTF8:  m.Env.SMTPUTF8,
+		SMTPUTF8:  rep.UTF8, // RFC 6533 §6: the global form needs it; the plain form is ASCII
 		Received:  now,
 		Origin:    mail.Origin{Connector: "(delivery status notification)"},
 		About:     m.ID,
