@@ -14,6 +14,10 @@ import (
 type Error struct {
 	Command string // "MAIL FROM", "RCPT TO", "DATA", "AUTH LOGIN", "EHLO", "greeting", ...
 	Reply   reply.Reply
+	// Local marks a refusal Send made itself, before sending the message,
+	// in words of its own: no server said it, and a notice must not
+	// present it as the remote MTA's (RFC 3464 §2.3.5-2.3.6).
+	Local bool
 }
 
 // Error is "RCPT TO: 550 5.1.1 no such user".

@@ -53,7 +53,8 @@ var errNoRcpts = errors.New("smtpclient: Send: the envelope has no recipients")
 // The error is an *Error when MAIL was refused, or when the message cannot
 // go to this server as it is (553 5.6.7 when it needs SMTPUTF8 and the
 // server does not offer it; 552 5.3.4 when it is larger than the SIZE the
-// server declared); nothing is sent then. Any other error means the
+// server declared; Local is set, and a '*' note in the transcript says
+// why); nothing is sent then. Any other error means the
 // connection is gone; Result, never nil, then holds what was answered
 // before. Whether the connection can carry another message is Err's to
 // say: a server may hang up after a refusal (with a 421, or without a
@@ -67,7 +68,9 @@ func (c *Client) Send(ctx context.Context, env *Envelope, body io.Reader) (res *
 		return res, errNoRcpts
 	}
 	if r, ok := c.check(env); !ok {
-		return res, &Error{Command: "MAIL FROM", Reply: r}
+		// The conversation shows nothing of the message: it says why.
+		c.trace('*', "message not sent: "+r.Error())
+		return res, &Error{Command: "MAIL FROM", Reply: r, Local: true}
 	}
 	defer c.watch(ctx, "mail transaction")(&err)
 	var t txn

@@ -244,7 +244,7 @@ func TestSendRefusedLocally(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := smtptest.NewServer(t, tt.o)
-			c, _ := dial(t, srv.Addr())
+			c, tr := dial(t, srv.Addr())
 			before := len(srv.Commands())
 			_, err := c.Send(context.Background(), tt.env, strings.NewReader(testBody))
 			var se *Error
@@ -253,6 +253,12 @@ func TestSendRefusedLocally(t *testing.T) {
 			}
 			if se.Temporary() {
 				t.Error("Temporary() = true for a 5xx")
+			}
+			if !se.Local {
+				t.Error("Local = false for a refusal the server never made")
+			}
+			if note := "* message not sent: " + se.Reply.Error(); !strings.Contains(tr.String(), note) {
+				t.Errorf("transcript lacks %q:\n%s", note, tr)
 			}
 			if cmds := srv.Commands(); len(cmds) != before {
 				t.Errorf("sent %q, want nothing", cmds[before:])
