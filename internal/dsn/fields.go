@@ -94,7 +94,7 @@ func deliveryStatus(r *Report, global bool) ([]byte, error) {
 			w.add("Remote-MTA", mtaField(rc.RemoteMTA, global)) // §2.3.5
 		}
 		if rc.Diagnostic != "" {
-			w.add("Diagnostic-Code", diagnosticField(rc.Diagnostic, global)) // §2.3.6
+			w.add("Diagnostic-Code", diagnosticField(rc.Diagnostic, rc.RemoteMTA != "", global)) // §2.3.6
 		}
 		if !rc.LastAttempt.IsZero() {
 			w.add("Last-Attempt-Date", formatDate(rc.LastAttempt)) // §2.3.7
@@ -244,10 +244,12 @@ func parseMTA(v string) string {
 }
 
 // diagnosticField is the value of Diagnostic-Code (RFC 3464 §2.3.6): the
-// reply's lines on one field, which field() folds. Text that is not an SMTP
-// reply gets Sluice's own type, as Postfix writes "X-Postfix; connect to
-// ...: Connection refused".
-func diagnosticField(d string, global bool) string {
+// reply's lines on one field, which field() folds. Type smtp is the
+// remote MTA's reply (§2.3.6), so only a reply with a remote MTA that
+// gave it has it; any other text, and a reply in Sluice's own words (a
+// message it did not send, an administrator's removal), gets Sluice's own
+// type, as Postfix writes "X-Postfix; connect to ...: Connection refused".
+func diagnosticField(d string, remote, global bool) string {
 	lines := strings.Split(strings.ReplaceAll(d, "\r", ""), "\n")
 	var parts []string
 	for _, l := range lines {
@@ -256,7 +258,7 @@ func diagnosticField(d string, global bool) string {
 		}
 	}
 	text := strings.Join(parts, " ")
-	if isSMTPReply(text) {
+	if remote && isSMTPReply(text) {
 		return "smtp; " + text
 	}
 	return "X-Sluice; " + text

@@ -40,10 +40,12 @@ type Recipient struct {
 	RemoteMTA string
 	// Diagnostic is what went wrong: the upstream's exact reply,
 	// "550 5.1.1 <carol@fabrikam.example>: no such user", lines of a
-	// multi-line reply separated by "\n". An SMTP reply is written as
-	// Diagnostic-Code: smtp; ..., any other text (a connection error) as
-	// Diagnostic-Code: X-Sluice; ... as Postfix does with X-Postfix. The
-	// field is one folded line, so Parse returns the lines joined by " ".
+	// multi-line reply separated by "\n". An SMTP reply with a RemoteMTA
+	// is written as Diagnostic-Code: smtp; ..., any other text (a
+	// connection error, a reply in Sluice's own words: a message it did
+	// not send) as Diagnostic-Code: X-Sluice; ... as Postfix does with
+	// X-Postfix. The field is one folded line, so Parse returns the lines
+	// joined by " ".
 	Diagnostic     string
 	LastAttempt    time.Time // Last-Attempt-Date
 	WillRetryUntil time.Time // Will-Retry-Until, for ActionDelayed

@@ -149,7 +149,7 @@ func recipientText(t *textBuilder, r *Report, g []*Recipient, now time.Time) {
 	if d := strings.TrimSpace(strings.ReplaceAll(rc.Diagnostic, "\r", "")); d != "" {
 		label := "Error"
 		switch {
-		case rc.Removed:
+		case rc.Removed || rc.RemoteMTA == "" && isSMTPReply(d):
 			label = "Reason" // Sluice's own words, though shaped as a reply: no server said them
 		case isSMTPReply(d):
 			label = "Reply"
