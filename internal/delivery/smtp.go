@@ -186,7 +186,7 @@ func (d *Deliverer) send(ctx context.Context, c *link, hop route.Hop, l *queue.L
 		// Nothing of the message went out: the session's conversation
 		// has nothing to say about it.
 		r := reply.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: unreadable(err).Error()}
-		return repeat(queue.Outcome{Reply: r, Host: "local"}, len(l.Rcpts)), false, true, false, false
+		return repeat(queue.Outcome{Reply: r, Local: true}, len(l.Rcpts)), false, true, false, false
 	}
 	defer body.Close()
 	env := &smtpclient.Envelope{
@@ -219,8 +219,12 @@ func (d *Deliverer) send(ctx context.Context, c *link, hop route.Hop, l *queue.L
 			o.Reply = rcptRefusal(res.Rcpts[i]) // this recipient was refused
 		case res != nil && res.Data.Code != 0:
 			o.Reply, o.Delivered = res.Data, res.Data.Code/100 == 2
+		case errors.As(err, &se) && se.Local:
+			// Sluice's refusal (SIZE, SMTPUTF8): no "host said", no
+			// Remote-MTA in the notice.
+			o.Host, o.Reply, o.Local = "", se.Reply, true
 		case errors.As(err, &se):
-			o.Reply = se.Reply // MAIL FROM refused, or SMTPUTF8 not offered
+			o.Reply = se.Reply // MAIL FROM refused
 		case err != nil:
 			// Sluice's words, not the upstream's: the queue would
 			// show "host said: 451 ...".
@@ -314,7 +318,7 @@ func needsTLS(outs []queue.Outcome, hop route.Hop) {
 		// Sluice's words, not the upstream's: no "host said".
 		outs[i].Reply = reply.Reply{Code: 451, Enhanced: [3]int{4, 7, 0},
 			Text: fmt.Sprintf("%s requires TLS, and %s: it answered %s", outs[i].Host, why, r.Error())}
-		outs[i].Host = ""
+		outs[i].Host, outs[i].Local = "", true
 	}
 }
 
@@ -359,11 +363,19 @@ func (d *Deliverer) logOutcome(hop route.Hop, host string, l *queue.Lease, outs 
 		switch {
 		case o.Delivered:
 			what = "message delivered"
+		case o.Local && o.Reply.Permanent():
+			level, what = slog.LevelWarn, "message not sent"
+		case o.Local:
+			what = "message not sent"
 		case o.Reply.Permanent():
 			level, what = slog.LevelWarn, "recipient refused by next hop"
 		}
-		d.log.Log(context.Background(), level, what, "session", o.Session, "msg", l.ID, "queue", hop.Key, "host", host,
-			"rcpts", len(to), "to", strings.Join(to, ","), "reply", o.Reply.Error())
+		attrs := []any{"session", o.Session, "msg", l.ID, "queue", hop.Key}
+		if !o.Local { // no host said it
+			attrs = append(attrs, "host", host)
+		}
+		attrs = append(attrs, "rcpts", len(to), "to", strings.Join(to, ","), "reply", o.Reply.Error())
+		d.log.Log(context.Background(), level, what, attrs...)
 	}
 }
 

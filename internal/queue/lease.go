@@ -131,6 +131,11 @@ type Outcome struct {
 	// §4.5.3.1.10): it goes in a new transaction at once, and it was no
 	// failed attempt.
 	Again bool
+	// Local: Sluice refused the message itself before any of it went to
+	// the upstream (too large for its SIZE, SMTPUTF8 not offered, TLS
+	// required, content unreadable). Reply is then Sluice's and Host is
+	// empty: no host said it.
+	Local bool
 }
 
 // Handoff is what a delivery was in the terms of RFC 3461 §5.2, which
