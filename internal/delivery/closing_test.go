@@ -160,30 +160,39 @@ func mails(up *smtptest.Server) int {
 	return n
 }
 
-// An upstream that ends a kept connection with 421 (its idle timeout)
-// answers the next command on it with that 421 — MAIL, or RSET when the
-// connection waited: the message goes at once on a new connection, and
-// the queue never goes into Retry (10 minutes here). Only a 421 on a new
-// connection is the upstream refusing.
-func TestKeptConnectionClosedWith421SendsOnNewConnection(t *testing.T) {
-	up := smtptest.NewServer(t, smtptest.Options{CloseAfter: 1, CloseReply: "421 4.4.2 smtptest idle timeout, closing connection"})
-	r := start(t, "", onceFabrikam(up.Addr(), "    max_connections: 1\n"))
-	for i := range 3 {
-		r.put(fmt.Sprintf("kept %d", i), "bob@fabrikam.com")
-		if i == 0 {
-			r.q.SuspendQueue("Fabrikam")
-		}
-	}
-	r.q.ResumeQueue("Fabrikam")
-	waitFor(t, "3 messages", func() bool { return len(up.Messages()) == 3 })
-	if per := up.MessagesPerSession(); len(per) != 3 {
-		t.Errorf("messages per session %v; want one each on three connections", per)
-	}
-	if lines := r.logLines("next hop failed; queue in retry"); len(lines) != 0 {
-		t.Errorf("the queue went into Retry: %s", lines[0])
-	}
-	if lines := r.logLines("delivery deferred"); len(lines) != 0 {
-		t.Errorf("a message was deferred: %s", lines[0])
+// An upstream that ends a kept connection, with a 421 (its idle timeout,
+// answering the next command on it: MAIL, or RSET when the connection
+// waited) or without a word: nothing of the next message reached it, so
+// it goes at once on a new connection instead of waiting out the retry
+// interval (10 minutes here), and the queue never goes into Retry. Only a
+// 421 on a new connection is the upstream refusing.
+func TestKeptConnectionEndedSendsOnNewConnection(t *testing.T) {
+	for _, tc := range []struct{ name, close string }{
+		{"421", "421 4.4.2 smtptest idle timeout, closing connection"},
+		{"closed without a word", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := smtptest.NewServer(t, smtptest.Options{CloseAfter: 1, CloseReply: tc.close})
+			r := start(t, "", onceFabrikam(up.Addr(), "    max_connections: 1\n"))
+			for i := range 3 {
+				r.put(fmt.Sprintf("kept %d", i), "bob@fabrikam.com")
+				if i == 0 {
+					r.q.SuspendQueue("Fabrikam")
+				}
+			}
+			r.q.ResumeQueue("Fabrikam")
+			waitFor(t, "3 messages", func() bool { return len(up.Messages()) == 3 })
+			if per := up.MessagesPerSession(); len(per) != 3 {
+				t.Errorf("messages per session %v; want one each on three connections", per)
+			}
+			if lines := r.logLines("next hop failed; queue in retry"); len(lines) != 0 {
+				t.Errorf("the queue went into Retry: %s", lines[0])
+			}
+			if lines := r.logLines("delivery deferred"); len(lines) != 0 {
+				t.Errorf("a message was deferred: %s", lines[0])
+			}
+			waitFor(t, "the queue emptied", func() bool { return len(r.q.Queues()) == 0 })
+		})
 	}
 }
 

@@ -239,29 +239,6 @@ func TestConnectionReuse(t *testing.T) {
 	}
 }
 
-// An upstream that ends each connection after one message, without a
-// 421: the next message on the kept connection finds it gone before any
-// reply, and goes at once on a new connection instead of waiting out the
-// retry interval (10 minutes here).
-func TestKeptConnectionLostSendsOnNewConnection(t *testing.T) {
-	up := smtptest.NewServer(t, smtptest.Options{CloseAfter: 1})
-	r := start(t, "", onceFabrikam(up.Addr(), "    max_connections: 1\n"))
-	for i := range 3 {
-		r.put(fmt.Sprintf("kept %d", i), "bob@fabrikam.com")
-		if i == 0 {
-			r.q.SuspendQueue("Fabrikam")
-		}
-	}
-	r.q.ResumeQueue("Fabrikam")
-	waitFor(t, "3 messages", func() bool { return len(up.Messages()) == 3 })
-	if per := up.MessagesPerSession(); len(per) != 3 {
-		t.Errorf("messages per session %v; want one each on three connections", per)
-	}
-	if qs := r.q.Queues(); len(qs) != 0 {
-		t.Errorf("queues left: %+v", qs)
-	}
-}
-
 func TestPermanentFailureAtDataBouncesAll(t *testing.T) {
 	up := smtptest.NewServer(t, smtptest.Options{DataReply: "554 5.6.0 message content rejected"})
 	r := start(t, "", smarthost("Fabrikam", up.Addr(), "    tls: {mode: none}\n"))

@@ -42,51 +42,64 @@ func mxConnector(port, tls string) string {
 `, port, tls)
 }
 
-// An address of an MX host that takes the TCP connection but refuses the
-// session does not hide the host's other addresses (RFC 5321 §5.1): Go's
-// dialer, given the host's name, went on to the next address only when
-// a TCP connect failed, so the mail waited while the host's second
-// address worked.
-func TestMXHostSecondAddress(t *testing.T) {
-	cert := certtest.NewWith(t, certtest.Options{RSA: true}, "mx.multi.test")
-	cases := []struct {
+// An address of an MX host, or of a smarthost given by name
+// (smtp.office365.com, an Exchange DAG's name), that takes the TCP
+// connection but refuses the session does not hide the host's other
+// addresses (RFC 5321 §5.1): Go's dialer, given the host's name, went on
+// to the next address only when a TCP connect failed, so the mail waited
+// (the whole hop in Retry) while the host's second address worked.
+func TestSecondAddress(t *testing.T) {
+	cert := certtest.NewWith(t, certtest.Options{RSA: true}, "multi.test", "mx.multi.test", "relay.multi.test")
+	refusals := []struct {
 		name string
 		bad  smtptest.Options
 		want string // in the failure logged for 127.0.0.2
 	}{
 		{"421 greeting", smtptest.Options{Greeting: "421 4.3.2 busy"}, "421 4.3.2 busy"},
 		{"drop before the greeting", smtptest.Options{DropAt: "connect"}, "greeting: EOF"},
-		{"TLS handshake failure", smtptest.Options{TLS: cert, TLSMaxVersion: tls.VersionTLS10}, "TLS handshake with mx.multi.test failed"},
+		{"TLS handshake failure", smtptest.Options{TLS: cert, TLSMaxVersion: tls.VersionTLS10}, "TLS handshake with %s failed"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			bad, good, port := pair(t, tc.bad, smtptest.Options{TLS: cert})
-			dns := dnstest.NewServer(t, dnstest.Zone{
-				MX: map[string][]string{"multi.test": {"10 mx.multi.test."}},
-				A:  map[string][]string{"mx.multi.test": {"127.0.0.2", "127.0.0.3"}},
+	hops := []struct {
+		name, host, to string
+		connector      func(port string) string
+	}{
+		{"MX host", "mx.multi.test", "bob@multi.test", func(port string) string { return mxConnector(port, "{mode: required}") }},
+		{"smarthost", "relay.multi.test", "bob@fabrikam.com", func(port string) string {
+			return smarthosts("relay.multi.test:"+port, "{mode: required}")
+		}},
+	}
+	for _, hop := range hops {
+		for _, tc := range refusals {
+			t.Run(hop.name+"/"+tc.name, func(t *testing.T) {
+				bad, good, port := pair(t, tc.bad, smtptest.Options{TLS: cert})
+				dns := dnstest.NewServer(t, dnstest.Zone{
+					MX: map[string][]string{"multi.test": {"10 mx.multi.test."}},
+					A:  map[string][]string{hop.host: {"127.0.0.2", "127.0.0.3"}},
+				})
+				r := start(t, withDNS(dns), hop.connector(port))
+				if mi, ok := r.outcome(r.put("second address", hop.to)); ok {
+					t.Fatalf("not delivered in the first attempt: %+v", mi.Recipients)
+				}
+				if n := len(good.Messages()); n != 1 {
+					t.Errorf("127.0.0.3 got %d messages, want 1", n)
+				}
+				if n := bad.Sessions(); n != 1 {
+					t.Errorf("127.0.0.2 had %d connections, want 1", n)
+				}
+				host := hop.host + " [127.0.0.2:" + port + "]"
+				want := strings.ReplaceAll(tc.want, "%s", hop.host)
+				failed := r.logLines("cannot use upstream host; trying the next")
+				if len(failed) != 1 || !strings.Contains(failed[0], fmt.Sprintf("host=%q", host)) || !strings.Contains(failed[0], want) {
+					t.Errorf("want one failure of %s with %q logged:\n%s", host, want, r.logs)
+				}
+				// Logged just after the queue recorded it.
+				waitFor(t, "the delivery logged", func() bool { return len(r.logLines("message delivered")) > 0 })
+				delivered := r.logLines("message delivered")
+				if len(delivered) != 1 || !strings.Contains(delivered[0], fmt.Sprintf("host=\"%s [127.0.0.3:%s]\"", hop.host, port)) {
+					t.Errorf("delivery log %q; want it through %s [127.0.0.3:%s]", delivered, hop.host, port)
+				}
 			})
-			r := start(t, ", dns_servers: [\""+dns.Addr()+"\"]", mxConnector(port, "{mode: required}"))
-			if mi, ok := r.outcome(r.put("second address", "bob@multi.test")); ok {
-				t.Fatalf("not delivered: %+v", mi.Recipients)
-			}
-			if n := len(good.Messages()); n != 1 {
-				t.Errorf("127.0.0.3 got %d messages, want 1", n)
-			}
-			if n := bad.Sessions(); n != 1 {
-				t.Errorf("127.0.0.2 had %d connections, want 1", n)
-			}
-			host := "mx.multi.test [127.0.0.2:" + port + "]"
-			failed := r.logLines("cannot use upstream host; trying the next")
-			if len(failed) != 1 || !strings.Contains(failed[0], fmt.Sprintf("host=%q", host)) || !strings.Contains(failed[0], tc.want) {
-				t.Errorf("want one failure of %s with %q logged:\n%s", host, tc.want, r.logs)
-			}
-			// Logged just after the queue recorded it.
-			waitFor(t, "the delivery logged", func() bool { return len(r.logLines("message delivered")) > 0 })
-			delivered := r.logLines("message delivered")
-			if len(delivered) != 1 || !strings.Contains(delivered[0], fmt.Sprintf("host=\"mx.multi.test [127.0.0.3:%s]\"", port)) {
-				t.Errorf("delivery log %q; want it through mx.multi.test [127.0.0.3:%s]", delivered, port)
-			}
-		})
+		}
 	}
 }
 

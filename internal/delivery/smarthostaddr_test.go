@@ -1,7 +1,6 @@
 package delivery_test
 
 import (
-	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
@@ -28,49 +27,6 @@ func smarthosts(list, tls string) string {
 
 // withDNS is the node setting that sends lookups to dns.
 func withDNS(dns *dnstest.Server) string { return ", dns_servers: [\"" + dns.Addr() + "\"]" }
-
-// A smarthost whose name has several addresses (smtp.office365.com, an
-// Exchange DAG's name) is tried address by address, as an MX host is: an
-// address that takes the TCP connection and refuses the session sent
-// the whole hop into Retry, because Go's dialer, given the name, goes on
-// to the next address only when a TCP connect fails.
-func TestSmarthostSecondAddress(t *testing.T) {
-	cert := certtest.NewWith(t, certtest.Options{RSA: true}, "relay.multi.test")
-	cases := []struct {
-		name string
-		bad  smtptest.Options
-		want string // in the failure logged for 127.0.0.2
-	}{
-		{"421 greeting", smtptest.Options{Greeting: "421 4.3.2 busy"}, "421 4.3.2 busy"},
-		{"drop before the greeting", smtptest.Options{DropAt: "connect"}, "greeting: EOF"},
-		{"TLS handshake failure", smtptest.Options{TLS: cert, TLSMaxVersion: tls.VersionTLS10}, "TLS handshake with relay.multi.test failed"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			bad, good, port := pair(t, tc.bad, smtptest.Options{TLS: cert})
-			dns := dnstest.NewServer(t, dnstest.Zone{A: map[string][]string{"relay.multi.test": {"127.0.0.2", "127.0.0.3"}}})
-			r := start(t, withDNS(dns), smarthosts("relay.multi.test:"+port, "{mode: required}"))
-			if mi, ok := r.outcome(r.put("second address", "bob@fabrikam.com")); ok {
-				t.Fatalf("not delivered in the first attempt: %+v", mi.Recipients)
-			}
-			if n := len(good.Messages()); n != 1 {
-				t.Errorf("127.0.0.3 got %d messages, want 1", n)
-			}
-			if n := bad.Sessions(); n != 1 {
-				t.Errorf("127.0.0.2 had %d connections, want 1", n)
-			}
-			host := "relay.multi.test [127.0.0.2:" + port + "]"
-			failed := r.logLines("cannot use upstream host; trying the next")
-			if len(failed) != 1 || !strings.Contains(failed[0], fmt.Sprintf("host=%q", host)) || !strings.Contains(failed[0], tc.want) {
-				t.Errorf("want one failure of %s with %q logged:\n%s", host, tc.want, r.logs)
-			}
-			waitFor(t, "the delivery logged", func() bool { return len(r.logLines("message delivered")) > 0 })
-			if d := r.logLines("message delivered"); !strings.Contains(d[0], fmt.Sprintf("host=\"relay.multi.test [127.0.0.3:%s]\"", port)) {
-				t.Errorf("delivery log %q; want it through relay.multi.test [127.0.0.3:%s]", d, port)
-			}
-		})
-	}
-}
 
 // Connecting to a smarthost's address, TLS verification still checks
 // the smarthost's name (or tls.server_name): an address is in no
