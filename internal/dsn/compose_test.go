@@ -139,6 +139,13 @@ func goldenCases() []struct {
 	utf8PlainFull.Original = utf8Plain.Original
 	utf8PlainFull.Recipients = utf8Plain.Recipients
 
+	// Larger than the next hop's SIZE, refused before it left: Sluice's
+	// words, and advice that names the limit.
+	tooBigForHop := report()
+	tooBigForHop.Recipients[0].Status = [3]int{5, 3, 4}
+	tooBigForHop.Recipients[0].RemoteMTA = ""
+	tooBigForHop.Recipients[0].Diagnostic = "552 5.3.4 Message size exceeds fixed maximum message size of the next hop (20480000 octets, the limit is 10485760)"
+
 	// RFC 3461 §6.2: above MaxReturn, the header only, and the text says why.
 	tooLarge := report()
 	tooLarge.Return = mail.RetFull
@@ -171,6 +178,7 @@ func goldenCases() []struct {
 		{"smtputf8", utf8},
 		{"smtputf8-ascii-sender", utf8Plain},
 		{"smtputf8-ascii-sender-ret-full", utf8PlainFull},
+		{"too-big-for-next-hop", tooBigForHop},
 		{"relayed", delivered},
 		{"removed-by-admin", removed},
 	}

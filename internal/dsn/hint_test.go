@@ -67,3 +67,46 @@ func TestExpiryHintSaysHowLong(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnRefusalHint: a refusal Sluice made itself (no Remote-MTA) is
+// explained as what it is, not as a receiving server's refusal.
+func TestOwnRefusalHint(t *testing.T) {
+	tests := []struct {
+		name       string
+		status     [3]int
+		remote     string
+		diag       string
+		want, lack []string
+	}{
+		{"too big for the next hop", [3]int{5, 3, 4}, "",
+			"552 5.3.4 Message size exceeds fixed maximum message size of the next hop (20480000 octets, the limit is 10485760)",
+			[]string{"accepts messages up to 10485760 octets; this one is 20480000", "Send it again smaller"}, []string{"receiving"}},
+		{"too big, no sizes", [3]int{5, 3, 4}, "", "552 5.3.4 Message too big",
+			[]string{"next", "Send it again smaller"}, []string{"receiving"}},
+		{"SMTPUTF8 not offered", [3]int{5, 6, 7}, "",
+			"553 5.6.7 The message needs SMTPUTF8 (internationalised addresses or headers) and the next hop does not offer it",
+			[]string{"non-ASCII (internationalised)", "does not accept such mail (SMTPUTF8)", "Use ASCII addresses"}, []string{"receiving", "refused the content"}},
+		{"the upstream's own 5.3.4 stays", [3]int{5, 3, 4}, "mx.fabrikam.example [192.0.2.25]",
+			"552 5.3.4 Message size exceeds fixed maximum message size",
+			[]string{"larger than the receiving side accepts"}, nil},
+		{"the upstream's own 5.6.7 stays", [3]int{5, 6, 7}, "mx.fabrikam.example [192.0.2.25]",
+			"553 5.6.7 SMTPUTF8 not supported",
+			[]string{"receiving server refused the content"}, nil},
+	}
+	for _, tc := range tests {
+		r := report()
+		rc := &r.Recipients[0]
+		rc.Status, rc.RemoteMTA, rc.Diagnostic = tc.status, tc.remote, tc.diag
+		got := recipientHint(r, rc, now)
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: hint %q does not say %q", tc.name, got, w)
+			}
+		}
+		for _, l := range tc.lack {
+			if strings.Contains(got, l) {
+				t.Errorf("%s: hint %q says %q", tc.name, got, l)
+			}
+		}
+	}
+}

@@ -2,6 +2,7 @@ package dsn
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -149,7 +150,7 @@ func recipientText(t *textBuilder, r *Report, g []*Recipient, now time.Time) {
 	if d := strings.TrimSpace(strings.ReplaceAll(rc.Diagnostic, "\r", "")); d != "" {
 		label := "Error"
 		switch {
-		case rc.Removed || rc.RemoteMTA == "" && isSMTPReply(d):
+		case rc.Removed || own(rc):
 			label = "Reason" // Sluice's own words, though shaped as a reply: no server said them
 		case isSMTPReply(d):
 			label = "Reply"
@@ -204,12 +205,45 @@ func recipientHint(r *Report, rc *Recipient, now time.Time) string {
 		}
 		return h
 	}
+	if h := ownHint(st, rc.Diagnostic); own(rc) && h != "" {
+		return h
+	}
 	h, local := hint(st, rc.Diagnostic, waited)
 	if local {
 		h = ours + h
 	}
 	return h
 }
+
+// own reports a reply in Sluice's own words: shaped as one, but no remote
+// MTA gave it (Sluice refused the message before sending it).
+func own(rc *Recipient) bool {
+	return rc.RemoteMTA == "" && isSMTPReply(strings.TrimSpace(rc.Diagnostic))
+}
+
+// ownHint is the advice for the refusals Sluice makes itself before
+// sending (smtpclient's check), which hint would explain as a receiving
+// server's; "" for the others.
+func ownHint(st [3]int, diag string) string {
+	switch {
+	case st[1] == 3 && st[2] == 4:
+		next := "The mail server it had to pass next accepts smaller messages than this one."
+		if m := sizesRE.FindStringSubmatch(diag); m != nil {
+			next = "The mail server it had to pass next accepts messages up to " + m[2] + " octets; this one is " + m[1] + "."
+		}
+		return next + " Send it again smaller (without large attachments; share a link instead), or ask your " +
+			"mail administrator whether that limit can be raised."
+	case st[1] == 6 && st[2] == 7:
+		return "The message's addresses or header contain non-ASCII (internationalised) text, and the next mail " +
+			"server on its way does not accept such mail (SMTPUTF8). Use ASCII addresses and header, or ask " +
+			"your mail administrator whether the next hop can take SMTPUTF8."
+	}
+	return ""
+}
+
+// sizesRE finds the sizes in smtpclient's own 552 5.3.4: "(N octets, the
+// limit is M)".
+var sizesRE = regexp.MustCompile(`\((\d+) octets, the limit is (\d+)\)`)
 
 // removedHint is the advice for a recipient an administrator removed:
 // the sender can do nothing about a refusal that never happened, only
