@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sluice-relay/sluice/internal/config"
@@ -192,6 +193,11 @@ func (d *Deliverer) open(ctx context.Context, sc *config.SendConnector, t target
 	}
 	if sc.Auth.Mechanism != "" {
 		if err := d.auth(ctx, c, sc); err != nil {
+			if se := (*smtpclient.Error)(nil); errors.As(err, &se) && se.Local {
+				// smtpclient did not send the credentials: the host's
+				// offer is the finding, in Sluice's words.
+				err = notOffered(se.Reply, t, strings.ToUpper(sc.Auth.Mechanism), c.AuthMechanisms())
+			}
 			return fail(err)
 		}
 	}
@@ -314,10 +320,20 @@ func (d *Deliverer) hostFailed(hop route.Hop, targets []target, i int, o queue.O
 	}
 }
 
-// isSMTP reports whether err carries a reply the upstream sent.
+// isSMTP reports whether err carries a reply the upstream sent, not one
+// smtpclient made itself.
 func isSMTP(err error) bool {
 	var se *smtpclient.Error
-	return errors.As(err, &se)
+	return errors.As(err, &se) && !se.Local
+}
+
+// notOffered is the refusal r (smtpclient's 504 5.5.4) of an AUTH
+// mechanism the upstream does not offer, naming the host and its offer.
+func notOffered(r reply.Reply, t target, mech string, offered []string) reply.Reply {
+	if len(offered) == 0 {
+		return r.Withf("%s does not offer AUTH %s; it offers no AUTH mechanism (some offer it only after STARTTLS: check the send connector's tls.mode)", t, mech)
+	}
+	return r.Withf("%s does not offer AUTH %s; it offers: %s", t, mech, strings.Join(offered, " "))
 }
 
 // closing reports whether err is the upstream's 421: its service is not

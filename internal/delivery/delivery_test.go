@@ -701,3 +701,21 @@ func (r *relay) tlsOutcome(up *smtptest.Server, id mail.ID, wantErr string, want
 		r.t.Fatalf("upstream got %+v; want one message with TLS=%v; bounces %q", msgs, wantTLS, r.bounces())
 	}
 }
+
+// An upstream that does not offer the connector's AUTH mechanism gets no
+// credentials; the last error is Sluice's finding about it, naming the
+// host and what it offers, not words the host said.
+func TestAuthNotOfferedIsSluicesFinding(t *testing.T) {
+	cert := certtest.New(t, "localhost")
+	up := smtptest.NewServer(t, smtptest.Options{TLS: cert, Auth: []string{"LOGIN"}, RequireAuth: true,
+		Users: map[string]string{"relay@fabrikam.com": "pw"}})
+	port := up.Addr()[strings.LastIndex(up.Addr(), ":")+1:]
+	r := start(t, "", smarthost("Fabrikam", "localhost:"+port, fmt.Sprintf(
+		"    tls: {mode: verify, ca_file: %s}\n    auth: {mechanism: PLAIN, username: relay@fabrikam.com, password: pw}\n", cert.CAFile)))
+	r.put("plain not offered", "bob@fabrikam.com")
+	qi := r.waitQueue("Fabrikam", "the AUTH failure", func(q queue.QueueInfo) bool { return q.LastError != "" })
+	if !strings.HasPrefix(qi.LastError, "504 5.5.4 localhost") || !strings.Contains(qi.LastError, " does not offer AUTH PLAIN; it offers: LOGIN") ||
+		strings.Contains(qi.LastError, "said:") {
+		t.Errorf("last error %q; want Sluice's 504 5.5.4 naming the host and what it offers, without \"said:\"", qi.LastError)
+	}
+}

@@ -29,7 +29,8 @@ const maxCommandLine = 512
 // response), LOGIN (user name and password each after a 334 challenge, as
 // .NET and Exchange do it) or XOAUTH2 (Google's and Microsoft's OAuth2
 // bearer scheme). A mechanism the server does not offer is refused locally
-// with 504 5.5.4, without sending the credentials; the server's refusal is
+// with 504 5.5.4 (Local set, and a '*' note in the transcript), without
+// sending the credentials; the server's refusal is
 // an *Error with its reply as it was, e.g. Microsoft's "535 5.7.139
 // Authentication unsuccessful, basic authentication is disabled". In the
 // transcript every payload is "***", and so is any of the credentials
@@ -45,7 +46,9 @@ func (c *Client) Auth(ctx context.Context, mech string, cred Credentials) (err e
 		return fmt.Errorf("smtpclient: %s: mechanism not supported; use PLAIN, LOGIN or XOAUTH2", cmd)
 	}
 	if offered := c.AuthMechanisms(); !slices.Contains(offered, mech) {
-		return &Error{Command: cmd, Reply: notOffered(mech, offered)}
+		r := notOffered(mech, offered)
+		c.trace('*', "credentials not sent: "+r.Error())
+		return &Error{Command: cmd, Reply: r, Local: true}
 	}
 	defer c.watch(ctx, cmd)(&err)
 	b64 := base64.StdEncoding.EncodeToString
