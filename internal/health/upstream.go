@@ -154,6 +154,11 @@ func authFinding(subject, lastErr string, sc *config.SendConnector) (Finding, bo
 	switch {
 	case r.code == 0:
 		return Finding{}, false
+	case r.code == 504 && strings.Contains(r.text, "does not offer auth "):
+		// Sluice's own finding (delivery words it, no "said:"): the
+		// credentials were never sent.
+		f.Problem = "the upstream does not offer the AUTH mechanism the send connector logs in with: " + lastErr
+		f.Fix = "set the send connector's auth.mechanism to one the upstream offers (the last error lists them; sluice test connect HOST:PORT shows them too) and reload; if it offers none, it may offer AUTH only after STARTTLS: set tls.mode to required or verify"
 	case strings.Contains(r.text, "smtpclientauthentication is disabled"):
 		// Microsoft: SMTP AUTH must be on for the mailbox even with OAuth2.
 		f.Fix = fmt.Sprintf("Microsoft 365 has SMTP AUTH (authenticated client submission) turned off for %s or the whole tenant, which OAuth2 needs too: in Exchange Online PowerShell run Set-CASMailbox -Identity %s -SmtpClientAuthenticationDisabled $false (or, tenant-wide, Set-TransportConfig -SmtpClientAuthenticationDisabled $false)", mailbox, mailbox)
