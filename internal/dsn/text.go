@@ -30,7 +30,9 @@ func explanation(r *Report, orig original, now time.Time) string {
 		case removed && !slices.ContainsFunc(r.Recipients, refused):
 			t.para("An administrator of " + r.ReportingMTA + " removed your message from the queue before it " +
 				"was delivered to the recipients below. No receiving server refused it.")
-		case removed:
+		case removed || slices.ContainsFunc(r.Recipients, func(rc Recipient) bool { return own(&rc) }):
+			// Not every entry is a server's refusal: an administrator
+			// removed it, or Sluice did not send it.
 			t.para("Your message could not be delivered to the recipients below. Each entry says why, and what " +
 				"you can do about it.")
 		default:
