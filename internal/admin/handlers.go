@@ -374,7 +374,7 @@ func (s *Server) testSend(w http.ResponseWriter, r *http.Request) {
 		from.String(), strings.Join(to, ", "), subject, env.Received.Format(time.RFC1123Z), env.MessageID)
 	fmt.Fprintf(&b, "This is a test message sent with 'sluice test send' from %s.\r\nQueued as %s at %s.\r\n",
 		cfg.Node.Hostname, env.ID, env.Received.UTC().Format(time.RFC3339))
-	env.SMTPUTF8 = !isASCII(b.Bytes())
+	env.SMTPUTF8 = !mail.ASCII(b.Bytes())
 	if err := s.o.Queue.Put(r.Context(), env, &b); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "cannot queue the test message: "+err.Error())
 		return
@@ -389,15 +389,6 @@ func (s *Server) testSend(w http.ResponseWriter, r *http.Request) {
 
 func connectorNames(cfg *config.Config) string {
 	return strings.Join(cfg.SendConnectorNames(), ", ")
-}
-
-func isASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 // reload reads the config file again and applies it (POST /api/v1/reload),

@@ -164,6 +164,19 @@ func (d *Deliverer) connectFrom(s *run, hop route.Hop, targets []target, from in
 	}
 }
 
+// addressesASCII reports whether from and every recipient are ASCII.
+func addressesASCII(from mail.Address, rcpts []mail.Recipient) bool {
+	if !from.IsASCII() {
+		return false
+	}
+	for _, rc := range rcpts {
+		if !rc.Addr.IsASCII() {
+			return false
+		}
+	}
+	return true
+}
+
 // unreadable is the error for a message whose content the queue could
 // not give (damaged, cut short, or its file gone).
 func unreadable(err error) error {
@@ -191,7 +204,12 @@ func (d *Deliverer) send(ctx context.Context, c *link, hop route.Hop, l *queue.L
 	defer body.Close()
 	env := &smtpclient.Envelope{
 		From: l.Env.From, Rcpts: l.Env.Rcpts, Size: l.Env.Size,
-		Body8Bit: l.Env.Body == mail.Body8BitMIME, SMTPUTF8: l.Env.SMTPUTF8,
+		// A client that asked for SMTPUTF8 may send 8-bit content it did
+		// not declare (RFC 6531 §3.1 implies 8BITMIME); and an address
+		// of this attempt may be UTF-8 that the message's flag does not
+		// know of (a redirect), or an older record's.
+		Body8Bit:      l.Env.Body == mail.Body8BitMIME || l.Env.SMTPUTF8Asked,
+		SMTPUTF8:      l.Env.SMTPUTF8 || !addressesASCII(l.Env.From, l.Env.Rcpts),
 		SMTPUTF8Asked: l.Env.SMTPUTF8Asked,
 		Ret:           l.Env.Ret, EnvID: l.Env.EnvID,
 	}

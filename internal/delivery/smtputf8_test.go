@@ -109,3 +109,16 @@ func isASCII(b []byte) bool {
 	}
 	return true
 }
+
+// A UTF-8 address the message's flag does not know of (an operator's
+// redirect to jörg@, a record written before the flag meant "needs")
+// still makes the attempt need SMTPUTF8: RCPT TO:<jörg@…> without it is
+// a protocol error at any upstream.
+func TestUTF8AddressNeedsSMTPUTF8WhateverTheFlag(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{})
+	r := start(t, "", onceFabrikam(up.Addr(), ""))
+	r.waitDone(r.putUTF8(false, false, "Subject: x\r\n", "jörg@fabrikam.com"))
+	if _, ok := up.WaitMessages(t, 1)[0].Params["SMTPUTF8"]; !ok {
+		t.Error("a UTF-8 recipient went without SMTPUTF8")
+	}
+}

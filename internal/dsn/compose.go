@@ -12,6 +12,8 @@ import (
 	"github.com/emersion/go-message"
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
+
+	"github.com/sluice-relay/sluice/internal/mail"
 )
 
 // MessageID is the Message-ID field Compose gives a notice made with id
@@ -48,7 +50,7 @@ func Compose(r *Report, now time.Time, newID func() string) ([]byte, error) {
 	global := !r.From.IsASCII()
 	info := readOriginal(head, global)
 	attach := head
-	if !global && !isASCII(head) {
+	if !global && !mail.ASCII(head) {
 		attach = plainHeaders(head)
 	}
 	if r.ReturnsFull() {
@@ -171,7 +173,7 @@ func plainHeaders(head []byte) []byte {
 	}
 	var b strings.Builder
 	for _, f := range fields {
-		if isASCII([]byte(f)) {
+		if mail.ASCII([]byte(f)) {
 			b.WriteString(f)
 			continue
 		}
@@ -237,7 +239,7 @@ func textEncoding(s string, global bool) string {
 		long = long || len(l) > 998
 	}
 	switch {
-	case isASCII([]byte(s)):
+	case mail.ASCII([]byte(s)):
 		return "7bit"
 	case global && utf8.ValidString(s) && !long:
 		return "8bit"
@@ -248,19 +250,10 @@ func textEncoding(s string, global bool) string {
 // bitness is the identity encoding that describes b (RFC 2045 §6.2):
 // message/* parts may not be encoded further (RFC 2046 §5.2.1).
 func bitness(b []byte) string {
-	if isASCII(b) {
+	if mail.ASCII(b) {
 		return "7bit"
 	}
 	return "8bit"
-}
-
-func isASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
 }
 
 // encodeWord encodes a non-ASCII Subject as RFC 2047 words, which every
@@ -382,7 +375,7 @@ func readOriginal(head []byte, global bool) original {
 		o.subject = strings.Join(strings.Fields(clean(h.Get("Subject"), true)), " ")
 	}
 	// A UTF-8 Message-ID (RFC 6532 §3.2) may only go into a UTF-8 notice.
-	if id, err := h.MessageID(); err == nil && id != "" && (global || isASCII([]byte(id))) &&
+	if id, err := h.MessageID(); err == nil && id != "" && (global || mail.ASCII([]byte(id))) &&
 		utf8.ValidString(id) && !strings.ContainsAny(id, "<> \t") {
 		o.messageID = "<" + clean(id, true) + ">"
 	}

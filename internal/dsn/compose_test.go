@@ -243,7 +243,7 @@ func TestRoundTrip(t *testing.T) {
 				t.Errorf("Parse(Compose(r)):\n got %s\nwant %s", g, want)
 			}
 			wantOrig := headerSection(crlf(tc.r.Original))
-			if tc.r.From.IsASCII() && !isASCII(wantOrig) {
+			if tc.r.From.IsASCII() && !mail.ASCII(wantOrig) {
 				wantOrig = plainHeaders(wantOrig)
 			}
 			if tc.r.ReturnsFull() {
@@ -515,7 +515,7 @@ func TestComposeDetails(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !isASCII(b) || !bytes.Contains(b, []byte("Content-Type: text/rfc822-headers")) || !bytes.Contains(b, []byte("Subject: Undeliverable: caf?\r\n")) {
+		if !mail.ASCII(b) || !bytes.Contains(b, []byte("Content-Type: text/rfc822-headers")) || !bytes.Contains(b, []byte("Subject: Undeliverable: caf?\r\n")) {
 			t.Errorf("8-bit header:\n%s", b)
 		}
 	})

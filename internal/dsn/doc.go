@@ -16,9 +16,11 @@
 //     the notice reports a failure, and the original is at most MaxReturn
 //     octets (Report.ReturnsFull); the text says when it was too large.
 //
-// An original with a UTF-8 address or 8-bit header fields gets the RFC 6533
-// types instead: message/global-delivery-status, message/global-headers and
-// message/global, so UTF-8 addresses appear as they are.
+// A notice to a sender whose address is not ASCII gets the RFC 6533 types
+// instead: message/global-delivery-status, message/global-headers and
+// message/global, so UTF-8 addresses appear as they are. One to an ASCII
+// sender stays plain, so that it passes any upstream: UTF-8 recipients as
+// utf-8-addr-xtext, a UTF-8 header in RFC 2047 words (RFC 6533 §3, §6).
 //
 // The package owns the format only. Which recipients to report, when (the
 // queue's retry, delay and expiry rules), NOTIFY and never bouncing <> are

@@ -116,7 +116,7 @@ const MaxReturn = 50000
 // sender is plain (see Compose); it returns the header section, encoded.
 func (r *Report) ReturnsFull() bool {
 	return r.Return == mail.RetFull && r.kind() == kindFailure && r.originalSize() <= MaxReturn &&
-		(!r.From.IsASCII() || isASCII(headerSection(crlf(r.Original))))
+		(!r.From.IsASCII() || mail.ASCII(headerSection(crlf(r.Original))))
 }
 
 // tooLarge reports whether the whole original was asked for and is

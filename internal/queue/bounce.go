@@ -31,11 +31,17 @@ func (q *Queue) bounce(ctx context.Context, m *Message, idx []int, delayed bool)
 			q.log.Info("not bouncing a message from <>", "msg", m.ID, "rcpts", len(idx))
 			return nil
 		}
-		// A notice that fails for good is the end of the story: its
-		// recipient, the sender of the message it reports on (About,
-		// when it is Sluice's), never hears what became of that message.
+		// A notice of Sluice's (About) that fails for good is the end of
+		// the story: its recipient, the sender of the message it
+		// reports on, never hears what became of that message. Other
+		// mail from <> (a bounce or receipt a client relayed) is no
+		// notice of ours.
 		for _, i := range idx {
 			r := m.Rcpts[i]
+			if m.Env.About == "" {
+				q.log.Warn("not bouncing a message from <>", "msg", m.ID, "to", r.Addr.String(), "err", r.LastError)
+				continue
+			}
 			q.log.Error("notice cannot be delivered; its sender will not be told",
 				"msg", m.ID, "about", string(m.Env.About), "sender", r.Addr.String(), "err", r.LastError)
 		}

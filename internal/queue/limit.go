@@ -72,8 +72,9 @@ func (q *Queue) sessions(key string, maxConns int, now time.Time) int {
 // greeting, EHLO, STARTTLS, AUTH or the first MAIL of a new connection,
 // or a connection refused or dropped) while working other sessions to it
 // were connected: the hop gets no more sessions at once than that for
-// now (at least one), and the queue stays out of Retry. The lease goes back untouched: not counted as an
-// attempt, no error recorded, due again at once for a session that works.
+// now (at least one), and the queue stays out of Retry. The lease goes
+// back untouched: not counted as an attempt, no error recorded, due
+// again at once for a session that works.
 // HopBusy returns the hop's session limit now.
 func (q *Queue) HopBusy(key string, l *Lease, working int) int {
 	now := q.now()

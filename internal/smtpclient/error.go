@@ -15,8 +15,9 @@ type Error struct {
 	Command string // "MAIL FROM", "RCPT TO", "DATA", "AUTH LOGIN", "EHLO", "greeting", ...
 	Reply   reply.Reply
 	// Local marks a refusal Send or Auth made itself, before sending the
-	// message or the credentials, in words of its own: no server said it, and a notice must not
-	// present it as the remote MTA's (RFC 3464 §2.3.5-2.3.6).
+	// message or the credentials, in words of its own: no server said
+	// it, and a notice must not present it as the remote MTA's (RFC 3464
+	// §2.3.5-2.3.6).
 	Local bool
 }
 

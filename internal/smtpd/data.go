@@ -89,9 +89,10 @@ func (s *session) store(env *mail.Envelope, dr *dataReader) error {
 	if env.MessageID == "" {
 		env.MessageID = "<" + string(env.ID) + "@" + s.rc.FQDN + ">"
 	}
-	env.SMTPUTF8 = env.SMTPUTF8Asked && (h.utf8 || !envelopeASCII(env))
 	proto := protocol(s.esmtp, s.tls != nil, s.policy.User != nil, env.SMTPUTF8Asked)
 	trace := traceFields(env, s.rc.FQDN, proto, h)
+	// The trace fields too: a UTF-8 EHLO name or login goes into them.
+	env.SMTPUTF8 = env.SMTPUTF8Asked && (h.utf8 || !envelopeASCII(env) || !mail.ASCII(trace))
 	body := io.MultiReader(bytes.NewReader(trace), bytes.NewReader(h.raw), bytes.NewReader(h.rest), dr)
 	return s.srv.spool.Put(context.Background(), env, body)
 }

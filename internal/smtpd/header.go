@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 
+	"github.com/sluice-relay/sluice/internal/mail"
 	"github.com/sluice-relay/sluice/internal/reply"
 )
 
@@ -68,6 +69,8 @@ func max0(i int) int {
 // field ("name: value"), folded continuation included, means the client
 // sent no header section.
 func (h *header) scan() {
+	// All of raw, as stored and relayed, malformed lines included.
+	defer func() { h.utf8 = !h.none && !mail.ASCII(h.raw) }()
 	first := true
 	for line := range bytes.Lines(h.raw) {
 		if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
@@ -78,7 +81,6 @@ func (h *header) scan() {
 				h.none = true
 				return
 			}
-			h.utf8 = h.utf8 || !isASCII(line)
 			continue
 		}
 		name, _, ok := bytes.Cut(line, []byte(":"))
@@ -89,7 +91,6 @@ func (h *header) scan() {
 			return
 		}
 		first = false
-		h.utf8 = h.utf8 || !isASCII(line)
 		switch {
 		case bytes.EqualFold(name, []byte("Message-ID")):
 			if !h.hasMessageID { // the first, as readers of the message take it
@@ -100,15 +101,6 @@ func (h *header) scan() {
 			h.hasDate = true
 		}
 	}
-}
-
-func isASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 // validFieldName is RFC 5322 §3.6.8 ftext: printable ASCII except ':'.

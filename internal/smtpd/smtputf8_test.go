@@ -13,28 +13,39 @@ func TestSMTPUTF8Needed(t *testing.T) {
 	cases := []struct {
 		name, mail, rcpt, data string
 		asked, needs           bool
+		ehlo                   string // "": client.test
 	}{
 		{"ASCII throughout", "MAIL FROM:<a@fabrikam.example> SMTPUTF8", "RCPT TO:<b@contoso.com>",
-			"Subject: x\r\n\r\nascii\r\n.", true, false},
+			"Subject: x\r\n\r\nascii\r\n.", true, false, ""},
 		{"UTF-8 in the body only", "MAIL FROM:<a@fabrikam.example> SMTPUTF8 BODY=8BITMIME", "RCPT TO:<b@contoso.com>",
-			"Subject: x\r\n\r\nGrüße\r\n.", true, false},
+			"Subject: x\r\n\r\nGrüße\r\n.", true, false, ""},
 		{"UTF-8 in the header", "MAIL FROM:<a@fabrikam.example> SMTPUTF8", "RCPT TO:<b@contoso.com>",
-			"Subject: x\r\nFrom: Jörg <a@fabrikam.example>\r\n\r\nascii\r\n.", true, true},
+			"Subject: x\r\nFrom: Jörg <a@fabrikam.example>\r\n\r\nascii\r\n.", true, true, ""},
 		{"UTF-8 in a folded header line", "MAIL FROM:<a@fabrikam.example> SMTPUTF8", "RCPT TO:<b@contoso.com>",
-			"Subject: x\r\n Grüße\r\n\r\nascii\r\n.", true, true},
+			"Subject: x\r\n Grüße\r\n\r\nascii\r\n.", true, true, ""},
 		{"UTF-8 sender", "MAIL FROM:<jörg@fabrikam.example> SMTPUTF8", "RCPT TO:<b@contoso.com>",
-			"Subject: x\r\n\r\nascii\r\n.", true, true},
+			"Subject: x\r\n\r\nascii\r\n.", true, true, ""},
 		{"UTF-8 recipient", "MAIL FROM:<a@fabrikam.example> SMTPUTF8", "RCPT TO:<jörg@contoso.com>",
-			"Subject: x\r\n\r\nascii\r\n.", true, true},
+			"Subject: x\r\n\r\nascii\r\n.", true, true, ""},
 		{"8-bit header without SMTPUTF8 stays as it was", "MAIL FROM:<a@fabrikam.example>", "RCPT TO:<b@contoso.com>",
-			"Subject: Grüße\r\n\r\nascii\r\n.", false, false},
+			"Subject: Grüße\r\n\r\nascii\r\n.", false, false, ""},
+		// What Sluice stores and relays as header: its Received field
+		// (with the EHLO name) and lines after one that is no field.
+		{"UTF-8 EHLO name in the Received field", "MAIL FROM:<a@fabrikam.example> SMTPUTF8", "RCPT TO:<b@contoso.com>",
+			"Subject: x\r\n\r\nascii\r\n.", true, true, "drücker.contoso.com"},
+		{"UTF-8 after a line that is no field", "MAIL FROM:<a@fabrikam.example> SMTPUTF8", "RCPT TO:<b@contoso.com>",
+			"Subject: x\r\nno colon here\r\nX-Name: Grüße\r\n\r\nascii\r\n.", true, true, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, spool, port := startServer(t, anonConfig)
 			c := dial(t, port)
 			c.expect("", "220")
-			c.expect("EHLO client.test", "250")
+			ehlo := tc.ehlo
+			if ehlo == "" {
+				ehlo = "client.test"
+			}
+			c.expect("EHLO "+ehlo, "250")
 			c.expect(tc.mail, "250")
 			c.expect(tc.rcpt, "250")
 			c.expect("DATA", "354")

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"unicode/utf8"
+
+	"github.com/sluice-relay/sluice/internal/mail"
 )
 
 // Case-insensitive search: the query's addresses are lower-cased once
@@ -24,7 +26,7 @@ func foldNeedle(s string) []byte {
 	e.Encode(s) // a string always encodes
 	b := bytes.TrimSuffix(enc.Bytes(), []byte("\n"))
 	b = b[1 : len(b)-1] // the quotes
-	if !isASCII(b) {
+	if !mail.ASCII(b) {
 		var best []byte
 		for len(b) > 0 {
 			i := 0
@@ -42,15 +44,6 @@ func foldNeedle(s string) []byte {
 		b = best
 	}
 	return lowerASCII(nil, b)
-}
-
-func isASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
 }
 
 // lowerASCII writes src with ASCII letters in lower case into dst's
