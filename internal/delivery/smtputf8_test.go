@@ -73,7 +73,7 @@ func TestSMTPUTF8ToUpstreamWithout(t *testing.T) {
 		if rep.UTF8 || len(rep.Recipients) != 1 || rep.Recipients[0].Status != [3]int{5, 6, 7} {
 			t.Errorf("notice global %v, recipients %+v; want a plain report of 5.6.7", rep.UTF8, rep.Recipients)
 		}
-		if !isASCII(n.Data) {
+		if !mail.ASCII(n.Data) {
 			t.Errorf("notice to an ASCII sender is not ASCII:\n%s", n.Data)
 		}
 		if len(r.logLines("notice cannot be delivered; its sender will not be told")) != 0 {
@@ -101,13 +101,20 @@ func TestLostNoticeIsAnError(t *testing.T) {
 	}
 }
 
-func isASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= 0x80 {
-			return false
-		}
+// Mail from <> that a client relayed (a bounce or a read receipt of
+// another system's) is no notice of Sluice's: its failing for good is a
+// warning, not the Error for a sender who will not be told.
+func TestRelayedNullSenderMailIsNoLostNotice(t *testing.T) {
+	up := smtptest.NewServer(t, smtptest.Options{Replies: map[string]string{"gone@fabrikam.com": "550 5.1.1 no such user"}})
+	r := start(t, "", onceFabrikam(up.Addr(), ""))
+	r.waitDone(r.putNotify("", mail.NotifyDefault, "a bounce relayed", "", "gone@fabrikam.com"))
+	waitFor(t, "the failure logged", func() bool { return len(r.logLines("not bouncing a message from <>")) == 1 })
+	if l := r.logLines("not bouncing a message from <>")[0]; !strings.Contains(l, "level=WARN") {
+		t.Errorf("want a warning: %s", l)
 	}
-	return true
+	if lines := r.logLines("notice cannot be delivered; its sender will not be told"); len(lines) != 0 {
+		t.Errorf("relayed mail from <> logged as a lost notice: %s", lines[0])
+	}
 }
 
 // A UTF-8 address the message's flag does not know of (an operator's
