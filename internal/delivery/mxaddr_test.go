@@ -148,33 +148,55 @@ func onPort(t *testing.T, ip, port string, o smtptest.Options) *smtptest.Server 
 }
 
 // A host with many addresses that all refuse costs a few tries, not one
-// per address (each could be a connect timeout): the next MX host gets
-// its turn within the attempt.
-func TestMXHostAddressesCapped(t *testing.T) {
-	good := smtptest.NewServer(t, smtptest.Options{Addr: "127.0.0.9:0"})
-	_, port, _ := net.SplitHostPort(good.Addr())
-	var busy []*smtptest.Server
-	var addrs []string
-	for i := 2; i <= 7; i++ {
-		ip := fmt.Sprintf("127.0.0.%d", i)
-		busy = append(busy, onPort(t, ip, port, smtptest.Options{Greeting: "421 4.3.2 busy"}))
-		addrs = append(addrs, ip)
+// per address (each could be a connect timeout): the next MX host, or
+// the next smarthost, gets its turn within the attempt.
+func TestHostAddressesCapped(t *testing.T) {
+	cases := []struct {
+		name, first, next, to string
+		zone                  func(addrs []string) dnstest.Zone
+		connector             func(port string) string
+	}{
+		{"MX host", "mx1.many.test", "mx2.many.test", "bob@many.test",
+			func(addrs []string) dnstest.Zone {
+				return dnstest.Zone{
+					MX: map[string][]string{"many.test": {"10 mx1.many.test.", "20 mx2.many.test."}},
+					A:  map[string][]string{"mx1.many.test": addrs, "mx2.many.test": {"127.0.0.9"}},
+				}
+			},
+			func(port string) string { return mxConnector(port, "{mode: none}") }},
+		{"smarthost", "dag.many.test", "backup.many.test", "bob@fabrikam.com",
+			func(addrs []string) dnstest.Zone {
+				return dnstest.Zone{A: map[string][]string{"dag.many.test": addrs, "backup.many.test": {"127.0.0.9"}}}
+			},
+			func(port string) string {
+				return smarthosts(fmt.Sprintf("\"dag.many.test:%s\", \"backup.many.test:%s\"", port, port), "{mode: none}")
+			}},
 	}
-	dns := dnstest.NewServer(t, dnstest.Zone{
-		MX: map[string][]string{"many.test": {"10 mx1.many.test.", "20 mx2.many.test."}},
-		A:  map[string][]string{"mx1.many.test": addrs, "mx2.many.test": {"127.0.0.9"}},
-	})
-	r := start(t, ", dns_servers: [\""+dns.Addr()+"\"]", mxConnector(port, "{mode: none}"))
-	r.waitDone(r.put("many addresses", "bob@many.test"))
-	if n := len(good.Messages()); n != 1 {
-		t.Fatalf("mx2 got %d messages, want 1; bounces %v", n, r.bounces())
-	}
-	tried := 0
-	for _, s := range busy {
-		tried += s.Sessions()
-	}
-	if tried != 3 {
-		t.Errorf("%d of mx1's 6 addresses tried, want 3", tried)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			good := smtptest.NewServer(t, smtptest.Options{Addr: "127.0.0.9:0"})
+			_, port, _ := net.SplitHostPort(good.Addr())
+			var busy []*smtptest.Server
+			var addrs []string
+			for i := 2; i <= 7; i++ {
+				ip := fmt.Sprintf("127.0.0.%d", i)
+				busy = append(busy, onPort(t, ip, port, smtptest.Options{Greeting: "421 4.3.2 busy"}))
+				addrs = append(addrs, ip)
+			}
+			dns := dnstest.NewServer(t, tc.zone(addrs))
+			r := start(t, withDNS(dns), tc.connector(port))
+			r.waitDone(r.put("many addresses", tc.to))
+			if n := len(good.Messages()); n != 1 {
+				t.Fatalf("%s got %d messages, want 1; bounces %v", tc.next, n, r.bounces())
+			}
+			tried := 0
+			for _, s := range busy {
+				tried += s.Sessions()
+			}
+			if tried != 3 {
+				t.Errorf("%d of %s's 6 addresses tried, want 3", tried, tc.first)
+			}
+		})
 	}
 }
 

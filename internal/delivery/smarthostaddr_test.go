@@ -89,33 +89,6 @@ func TestSmarthostWithoutAddress(t *testing.T) {
 	}
 }
 
-// A smarthost with many addresses that all refuse costs a few tries, not
-// one per address: the next smarthost gets its turn within the attempt.
-func TestSmarthostAddressesCapped(t *testing.T) {
-	good := smtptest.NewServer(t, smtptest.Options{Addr: "127.0.0.9:0"})
-	_, port, _ := net.SplitHostPort(good.Addr())
-	var busy []*smtptest.Server
-	var addrs []string
-	for i := 2; i <= 7; i++ {
-		ip := fmt.Sprintf("127.0.0.%d", i)
-		busy = append(busy, onPort(t, ip, port, smtptest.Options{Greeting: "421 4.3.2 busy"}))
-		addrs = append(addrs, ip)
-	}
-	dns := dnstest.NewServer(t, dnstest.Zone{A: map[string][]string{"dag.many.test": addrs, "backup.many.test": {"127.0.0.9"}}})
-	r := start(t, withDNS(dns), smarthosts(fmt.Sprintf("\"dag.many.test:%s\", \"backup.many.test:%s\"", port, port), "{mode: none}"))
-	r.waitDone(r.put("many addresses", "bob@fabrikam.com"))
-	if n := len(good.Messages()); n != 1 {
-		t.Fatalf("backup.many.test got %d messages, want 1; bounces %v", n, r.bounces())
-	}
-	tried := 0
-	for _, s := range busy {
-		tried += s.Sessions()
-	}
-	if tried != 3 {
-		t.Errorf("%d of dag.many.test's 6 addresses tried, want 3", tried)
-	}
-}
-
 // hostHealth returns the health delivery keeps for host ("host:port"),
 // or nil.
 func hostHealth(d *delivery.Deliverer, host string) *delivery.HostHealth {
