@@ -43,9 +43,15 @@ CREATE TABLE IF NOT EXISTS messages (id TEXT PRIMARY KEY, meta BLOB NOT NULL) WI
 CREATE TABLE IF NOT EXISTS bodies (id TEXT PRIMARY KEY, size INTEGER NOT NULL, data BLOB, in_file INTEGER NOT NULL DEFAULT 0);
 `
 
-// segmentColumns are added to a store made before contents went to
-// segments; its rows with data keep it there.
-var segmentColumns = []string{"seg INTEGER", "off INTEGER", "crc INTEGER"}
+// addedColumns are added to a store made before they were: seg, off and
+// crc before contents went to segments (its rows with data keep it
+// there); messages.size before a record carried its content's size, so
+// that a start need not look up every content (Load reads the older
+// rows' size from bodies).
+var addedColumns = []struct{ table, column string }{
+	{"bodies", "seg INTEGER"}, {"bodies", "off INTEGER"}, {"bodies", "crc INTEGER"},
+	{"messages", "size INTEGER"},
+}
 
 // Store is a queue.Store in one SQLite file.
 type Store struct {
@@ -584,31 +590,87 @@ func (r *pooledReader) Close() error {
 }
 
 // Load implements queue.Store. Lazy deletes are committed first, so it
-// sees none of the messages deleted before it.
+// sees none of the messages deleted before it. Rows are read ahead of
+// fn, on another goroutine: a start with a large queue spends about as
+// long in SQLite as in decoding the records, and the two overlap.
 func (s *Store) Load(ctx context.Context, fn func(id mail.ID, meta []byte, size int64) error) error {
 	if err := s.submit(ctx, &op{kind: opSync, err: make(chan error, 1)}); err != nil {
 		return err
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT m.id, m.meta, coalesce(b.size, 0) FROM messages m LEFT JOIN bodies b ON b.id = m.id ORDER BY m.id")
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []loaded, 4)
+	var scanErr error
+	go func() {
+		defer close(batches)
+		scanErr = s.scan(ctx, batches)
+	}()
+	var err error
+	for b := range batches {
+		for i := 0; i < len(b) && err == nil; i++ {
+			if b[i].size > inlineMax {
+				s.files.Store(b[i].id, true)
+			}
+			err = fn(b[i].id, b[i].meta, b[i].size)
+		}
+		if err != nil {
+			cancel()
+			for range batches { // let the scan see the cancel and end
+			}
+			return err
+		}
+	}
+	return scanErr
+}
+
+// loaded is one message row as Load hands it to its callback.
+type loaded struct {
+	id   mail.ID
+	meta []byte
+	size int64
+}
+
+// loadBatch is how many rows the scan hands over at a time.
+const loadBatch = 256
+
+// scan reads every message row for Load, in batches. A row written
+// before messages.size existed takes its size from its content's row.
+func (s *Store) scan(ctx context.Context, out chan<- []loaded) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT m.id, m.meta,
+		coalesce(m.size, (SELECT b.size FROM bodies b WHERE b.id = m.id), 0)
+		FROM messages m ORDER BY m.id`)
 	if err != nil {
 		return fmt.Errorf("queue store: load: %w", err)
 	}
 	defer rows.Close()
+	b := make([]loaded, 0, loadBatch)
 	for rows.Next() {
 		var id string
-		var meta []byte
-		var size int64
-		if err := rows.Scan(&id, &meta, &size); err != nil {
+		var l loaded
+		if err := rows.Scan(&id, &l.meta, &l.size); err != nil {
 			return fmt.Errorf("queue store: load: %w", err)
 		}
-		if size > inlineMax {
-			s.files.Store(mail.ID(id), true)
-		}
-		if err := fn(mail.ID(id), meta, size); err != nil {
-			return err
+		l.id = mail.ID(id)
+		if b = append(b, l); len(b) == loadBatch {
+			select {
+			case out <- b:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			b = make([]loaded, 0, loadBatch)
 		}
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("queue store: load: %w", err)
+	}
+	if len(b) > 0 {
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // Close implements queue.Store: pending writes are committed first.
@@ -713,25 +775,27 @@ func migrate(ctx context.Context, w *sql.Conn) error {
 		return err
 	}
 	has := map[string]bool{}
-	rows, err := w.QueryContext(ctx, "SELECT name FROM pragma_table_info('bodies')")
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			rows.Close()
+	for _, table := range []string{"bodies", "messages"} {
+		rows, err := w.QueryContext(ctx, "SELECT name FROM pragma_table_info('"+table+"')")
+		if err != nil {
 			return err
 		}
-		has[name] = true
+		for rows.Next() {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				rows.Close()
+				return err
+			}
+			has[table+"."+name] = true
+		}
+		rows.Close()
 	}
-	rows.Close()
-	for _, col := range segmentColumns {
-		name, _, _ := strings.Cut(col, " ")
-		if has[name] {
+	for _, c := range addedColumns {
+		name, _, _ := strings.Cut(c.column, " ")
+		if has[c.table+"."+name] {
 			continue
 		}
-		if _, err := w.ExecContext(ctx, "ALTER TABLE bodies ADD COLUMN "+col); err != nil {
+		if _, err := w.ExecContext(ctx, "ALTER TABLE "+c.table+" ADD COLUMN "+c.column); err != nil {
 			return err
 		}
 	}

@@ -202,7 +202,7 @@ const (
 	sqlBegin    = "BEGIN IMMEDIATE"
 	sqlCommit   = "COMMIT"
 	sqlRollback = "ROLLBACK"
-	sqlInsMsg   = "INSERT INTO messages (id, meta) VALUES (?, ?)"
+	sqlInsMsg   = "INSERT INTO messages (id, meta, size) VALUES (?, ?, ?)"
 	sqlInsBody  = "INSERT INTO bodies (id, size, data, in_file, seg, off, crc) VALUES (?, ?, ?, ?, ?, ?, ?)"
 	sqlUpdMsg   = "UPDATE messages SET meta = ? WHERE id = ?"
 	sqlDelMsg   = "DELETE FROM messages WHERE id = ?"
@@ -253,7 +253,7 @@ func (s *Store) exec(ctx context.Context, o *op) (int64, error) {
 	var err error
 	switch o.kind {
 	case opAdd:
-		if _, err = run(sqlInsMsg, string(o.id), o.meta); err != nil {
+		if _, err = run(sqlInsMsg, string(o.id), o.meta, o.size); err != nil {
 			return changed, err
 		}
 		switch {
