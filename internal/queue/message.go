@@ -89,8 +89,11 @@ func (m *Message) encode() []byte {
 
 func decode(id mail.ID, b []byte, size int64) (*Message, error) {
 	var r record
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("queue: record of %s is damaged: %w", id, err)
+	if !decodeRecord(b, &r) {
+		r = record{} // partly filled
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("queue: record of %s is damaged: %w", id, err)
+		}
 	}
 	if r.V != recordVersion {
 		return nil, fmt.Errorf("queue: record of %s has version %d; this Sluice reads version %d", id, r.V, recordVersion)
