@@ -45,7 +45,7 @@ var keySalt = []byte("sluice application credential key v1")
 func NewKey(passphrase string) (*Key, error) {
 	passphrase = strings.TrimRight(passphrase, "\r\n")
 	if len(passphrase) < 12 {
-		return nil, errors.New("the application credential key is shorter than 12 characters; use a long random passphrase (e.g. openssl rand -base64 32)")
+		return nil, errors.New("the application credential key is shorter than 12 characters; use a long random passphrase (sluice secret new-key prints one)")
 	}
 	raw := argon2.IDKey([]byte(passphrase), keySalt, 2, 19*1024, 1, 32)
 	block, err := aes.NewCipher(raw)

@@ -62,8 +62,13 @@ func TestDamaged(t *testing.T) {
 }
 
 func TestShortKey(t *testing.T) {
-	if _, err := NewKey("short"); err == nil {
+	_, err := NewKey("short")
+	if err == nil {
 		t.Fatal("a 5-character key was accepted")
+	}
+	// The advice works on every OS Sluice runs on, Windows included.
+	if !strings.Contains(err.Error(), "sluice secret new-key") {
+		t.Errorf("error %q does not say how to make a key", err)
 	}
 }
 
