@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/sluice-relay/sluice/internal/mail"
@@ -27,8 +28,8 @@ func TestLoadSizeOfOlderRows(t *testing.T) {
 		"CREATE TABLE bodies (id TEXT PRIMARY KEY, size INTEGER NOT NULL, data BLOB, in_file INTEGER NOT NULL DEFAULT 0)",
 		"INSERT INTO messages VALUES ('" + string(old) + "', x'6d')",
 		"INSERT INTO bodies (id, size, data) VALUES ('" + string(old) + "', 7000, x'" + fmt.Sprintf("%x", body(7)) + "')",
-		// A record whose content row is missing loads with size 0, as
-		// before; reading its content says what is wrong.
+		// An older record whose content row is missing loads with size
+		// 0, as before; reading its content says what is wrong.
 		"INSERT INTO messages VALUES ('" + string(gone) + "', x'6d')",
 	} {
 		if _, err := db.Exec(q); err != nil {
@@ -89,4 +90,53 @@ func TestLoadStopsAtCallbackError(t *testing.T) {
 		t.Errorf("Load again = %v with %d messages, want all 3000", err, n)
 	}
 	addContent(t, s, mail.NewID(), body(1))
+}
+
+// A Load cancelled part way never reports success for a partial load,
+// and leaves the store whole for the next.
+func TestLoadCancelled(t *testing.T) {
+	s := openDir(t, t.TempDir())
+	defer s.Close()
+	for i := range 1000 {
+		addContent(t, s, mail.NewID(), body(i)[:100])
+	}
+	for _, at := range []int{1, 255, 256, 257, 700, 999} {
+		ctx, cancel := context.WithCancel(context.Background())
+		n := 0
+		err := s.Load(ctx, func(mail.ID, []byte, int64) error {
+			if n++; n == at {
+				cancel()
+			}
+			return nil
+		})
+		cancel()
+		if err == nil && n != 1000 || err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled at %d: Load = %v after %d of 1000", at, err, n)
+		}
+	}
+	n := 0
+	if err := s.Load(context.Background(), func(mail.ID, []byte, int64) error { n++; return nil }); err != nil || n != 1000 {
+		t.Errorf("Load after the cancels = %v with %d messages, want all 1000", err, n)
+	}
+}
+
+// A row that cannot be read ends Load with an error, not a quiet partial
+// load: the queue would start without the messages after it.
+func TestLoadScanError(t *testing.T) {
+	s := openDir(t, t.TempDir())
+	defer s.Close()
+	var ids []mail.ID
+	for i := range 1000 {
+		id := mail.NewID()
+		addContent(t, s, id, body(i)[:100])
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	if _, err := s.db.Exec("UPDATE messages SET size = 'x' WHERE id = ?", string(ids[600])); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if err := s.Load(context.Background(), func(mail.ID, []byte, int64) error { n++; return nil }); err == nil {
+		t.Errorf("Load = nil after %d of 1000 with row 600 unreadable", n)
+	}
 }
