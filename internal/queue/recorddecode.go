@@ -105,15 +105,7 @@ func (d *recordDecoder) envelope(e *mail.Envelope) {
 		e.Rcpts = d.recipients()
 	}
 	if d.key("Ret") {
-		switch s := d.strBytes(); string(s) {
-		case "":
-		case string(mail.RetFull):
-			e.Ret = mail.RetFull
-		case string(mail.RetHeaders):
-			e.Ret = mail.RetHeaders
-		default:
-			e.Ret = mail.Ret(s)
-		}
+		e.Ret = oneOf(d.strBytes(), mail.RetFull, mail.RetHeaders)
 	}
 	if d.key("EnvID") {
 		e.EnvID = d.str()
@@ -125,15 +117,7 @@ func (d *recordDecoder) envelope(e *mail.Envelope) {
 		e.SMTPUTF8Asked = d.bool()
 	}
 	if d.key("Body") {
-		switch s := d.strBytes(); string(s) {
-		case "":
-		case string(mail.Body7Bit):
-			e.Body = mail.Body7Bit
-		case string(mail.Body8BitMIME):
-			e.Body = mail.Body8BitMIME
-		default:
-			e.Body = mail.Body(s)
-		}
+		e.Body = oneOf(d.strBytes(), mail.Body7Bit, mail.Body8BitMIME)
 	}
 	if d.key("Size") {
 		e.Size = d.int(64)
@@ -217,21 +201,7 @@ func (d *recordDecoder) rcpts() []Rcpt {
 		rc := &rs[len(rs)-1]
 		d.recipient(&rc.Recipient)
 		if d.key("status") {
-			switch s := d.strBytes(); string(s) {
-			case "":
-			case string(StatusQueued):
-				rc.Status = StatusQueued
-			case string(StatusDelivered):
-				rc.Status = StatusDelivered
-			case string(StatusFailed):
-				rc.Status = StatusFailed
-			case string(StatusExpired):
-				rc.Status = StatusExpired
-			case string(StatusRemoved):
-				rc.Status = StatusRemoved
-			default:
-				rc.Status = Status(s)
-			}
+			rc.Status = oneOf(d.strBytes(), StatusQueued, StatusDelivered, StatusFailed, StatusExpired, StatusRemoved)
 		}
 		if d.key("attempts") {
 			rc.Attempts = int(d.int(strconv.IntSize))
@@ -467,4 +437,16 @@ func hex4(b []byte) rune {
 		r = r<<4 | rune(c)
 	}
 	return r
+}
+
+// oneOf is s as the one of known it spells, which costs no new string
+// (every queued message has a status, a body type, most a Ret), or else
+// s itself.
+func oneOf[T ~string](s []byte, known ...T) T {
+	for _, k := range known {
+		if string(s) == string(k) {
+			return k
+		}
+	}
+	return T(s)
 }
