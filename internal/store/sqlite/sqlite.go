@@ -644,6 +644,15 @@ func (s *Store) scan(ctx context.Context, out chan<- []loaded) error {
 	}
 	defer rows.Close()
 	b := make([]loaded, 0, loadBatch)
+	send := func() error {
+		select {
+		case out <- b:
+			b = make([]loaded, 0, loadBatch)
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for rows.Next() {
 		var id string
 		var l loaded
@@ -652,25 +661,18 @@ func (s *Store) scan(ctx context.Context, out chan<- []loaded) error {
 		}
 		l.id = mail.ID(id)
 		if b = append(b, l); len(b) == loadBatch {
-			select {
-			case out <- b:
-			case <-ctx.Done():
-				return ctx.Err()
+			if err := send(); err != nil {
+				return err
 			}
-			b = make([]loaded, 0, loadBatch)
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("queue store: load: %w", err)
 	}
-	if len(b) > 0 {
-		select {
-		case out <- b:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if len(b) == 0 {
+		return nil
 	}
-	return nil
+	return send()
 }
 
 // Close implements queue.Store: pending writes are committed first.
